@@ -1,0 +1,73 @@
+# eks-bluegreen: every entry point sets up what it needs itself.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+SAM_VENV := .venv-sam
+SAM_STAMP := $(SAM_VENV)/.installed
+NODE_STAMP := node_modules/.installed
+export PYTHONPATH := $(CURDIR)/layers/bluegreen:$(CURDIR)
+export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
+
+.PHONY: help venv test unit lint typecheck validate demo bench build local push invoke lock clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s $$'\t'
+
+$(STAMP): requirements-dev.txt layers/bluegreen/requirements.txt
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	@touch $@
+
+venv: $(STAMP) ## create/update the project virtualenv (.venv)
+
+$(SAM_STAMP): requirements-sam.txt
+	@test -x $(SAM_VENV)/bin/python || $(PYTHON) -m venv $(SAM_VENV)
+	$(SAM_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-sam.txt
+	@touch $@
+
+$(NODE_STAMP): package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+lint: $(STAMP) ## ruff (lint + format check) and mypy
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+
+validate: $(STAMP) $(SAM_STAMP) $(NODE_STAMP) ## sam validate --lint, cfn-lint, ASL validation, layer installs for the Lambda platform
+	bash scripts/validate.sh
+
+unit: $(STAMP) ## the pytest suite only
+	$(PY) -m pytest -q
+
+test: lint validate unit ## every test: lint, template/ASL validation, the pytest suite
+
+demo: $(STAMP) ## the whole flow, locally, on the embedded emulators
+	$(PY) -m local.demo
+
+bench: $(STAMP) ## benchmarks, printed as tables
+	$(PY) -m bench
+
+build: $(SAM_STAMP) ## sam build
+	$(SAM_VENV)/bin/sam build
+
+local: $(STAMP) ## run the local stack (moto, cluster emulator, API endpoint) until Ctrl-C
+	$(PY) -m local.stack $(ARGS)
+
+push: $(STAMP) ## simulate an ECR push into the running local stack: make push TAG=dev [BROKEN=1]
+	$(VENV)/bin/bluegreen push $(TAG) $(if $(BROKEN),--broken,)
+
+invoke: $(STAMP) ## invoke a handler against the running local stack: make invoke FN=ecr_push EVENT=events/x.json
+	$(PY) -m local.invoke $(FN) $(EVENT)
+
+lock: ## regenerate requirements-dev.txt from requirements-dev.in
+	rm -rf $(VENV) && $(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet -r requirements-dev.in
+	{ echo "# Every package of the development environment, pinned exactly (pip freeze of"; \
+	  echo "# requirements-dev.in). Regenerate with: make lock"; $(VENV)/bin/pip freeze; } > requirements-dev.txt
+	touch $(STAMP)
+
+clean: ## remove virtualenvs and build output
+	rm -rf $(VENV) $(SAM_VENV) node_modules .aws-sam .local-stack

@@ -1,0 +1,172 @@
+"""Typed configuration, read from the environment in exactly one place.
+
+One stack serves one application; every name of the cluster side (namespace,
+Deployments, Services, ConfigMap) is configuration, with the original system's
+names as defaults. Handlers call ``load_settings()`` at cold start; nothing
+below a handler reads ``os.environ``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+from bluegreen.errors import InvalidInput
+from bluegreen.models import Colour, Digest, Hook, Role
+
+DEFAULT_HOOKS = (Hook(name="cache-flush", command=("wp", "cache", "flush", "--allow-root")),)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything a function needs to know about its application and stack."""
+
+    application: str = "wp-platform"
+    region: str = "us-west-2"
+    cluster_name: str = "wp-platform"
+    namespace: str = "wp-platform"
+    registry: str = "123456789012.dkr.ecr.us-west-2.amazonaws.com"
+    repository: str = "rezfusion-cloud"
+    configmap_name: str = "canary-env"
+    configmap_key: str = "canaryEnv"
+    container_name: str = "web"
+    deployment_name_pattern: str = "{colour}-deployment"
+    canary_service_name: str = "canary-service"
+    production_service_name: str = "production-service"
+    auto_deploy_tags: tuple[str, ...] = ("dev",)
+    hooks: tuple[Hook, ...] = DEFAULT_HOOKS
+    ledger_table: str = "bluegreen-ledger"
+    idempotency_table: str = "bluegreen-idempotency"
+    state_machine_arn: str = ""
+    event_bus_name: str = "default"
+    event_source: str = "eks-bluegreen"
+    lock_lease_seconds: int = 900
+    bake_seconds: int = 0
+    health_url: str = ""
+    alarm_names: tuple[str, ...] = ()
+    kube_api_url: str = ""
+    kubeconfig: str = ""
+    kube_context: str = ""
+    extra: Mapping[str, str] = field(default_factory=dict)
+
+    def deployment_name(self, colour: Colour) -> str:
+        """Name of the Deployment serving ``colour``."""
+        return self.deployment_name_pattern.format(colour=colour.value)
+
+    def service_name(self, role: Role) -> str:
+        """Name of the Service that routes ``role`` traffic."""
+        return self.canary_service_name if role is Role.CANARY else self.production_service_name
+
+    @property
+    def image_repository(self) -> str:
+        """``<registry>/<repository>``: what an image reference starts with."""
+        return f"{self.registry}/{self.repository}"
+
+    def image_ref(self, digest: Digest) -> str:
+        """The pinned image reference ``<registry>/<repo>@sha256:<hex>``."""
+        return f"{self.image_repository}@{digest}"
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str]) -> Settings:
+        """Build settings from environment variables (names as in template.yaml)."""
+        defaults = cls()
+
+        def text(name: str, default: str) -> str:
+            value = environ.get(name, "").strip()
+            return value or default
+
+        def number(name: str, default: int) -> int:
+            raw = environ.get(name, "").strip()
+            if not raw:
+                return default
+            try:
+                return int(raw)
+            except ValueError:
+                raise InvalidInput(name, f"must be a whole number, got {raw!r}") from None
+
+        def words(name: str, default: tuple[str, ...]) -> tuple[str, ...]:
+            raw = environ.get(name)
+            if raw is None:
+                return default
+            return tuple(w.strip() for w in raw.split(",") if w.strip())
+
+        region = text("AWS_REGION", text("AWS_DEFAULT_REGION", defaults.region))
+        return cls(
+            application=text("APP_NAME", defaults.application),
+            region=region,
+            cluster_name=text("CLUSTER_NAME", defaults.cluster_name),
+            namespace=text("NAMESPACE", defaults.namespace),
+            registry=text("REGISTRY", defaults.registry),
+            repository=text("REPOSITORY_NAME", defaults.repository),
+            configmap_name=text("CONFIGMAP_NAME", defaults.configmap_name),
+            configmap_key=text("CONFIGMAP_KEY", defaults.configmap_key),
+            container_name=text("CONTAINER_NAME", defaults.container_name),
+            deployment_name_pattern=text(
+                "DEPLOYMENT_NAME_PATTERN", defaults.deployment_name_pattern
+            ),
+            canary_service_name=text("CANARY_SERVICE_NAME", defaults.canary_service_name),
+            production_service_name=text(
+                "PRODUCTION_SERVICE_NAME", defaults.production_service_name
+            ),
+            auto_deploy_tags=words("AUTO_DEPLOY_TAGS", defaults.auto_deploy_tags),
+            hooks=parse_hooks(environ["HOOKS"]) if environ.get("HOOKS") else defaults.hooks,
+            ledger_table=text("LEDGER_TABLE_NAME", defaults.ledger_table),
+            idempotency_table=text("IDEMPOTENCY_TABLE_NAME", defaults.idempotency_table),
+            state_machine_arn=text("STATE_MACHINE_ARN", defaults.state_machine_arn),
+            event_bus_name=text("EVENT_BUS_NAME", defaults.event_bus_name),
+            event_source=text("EVENT_SOURCE", defaults.event_source),
+            lock_lease_seconds=number("LOCK_LEASE_SECONDS", defaults.lock_lease_seconds),
+            bake_seconds=number("BAKE_SECONDS", defaults.bake_seconds),
+            health_url=text("HEALTH_URL", defaults.health_url),
+            alarm_names=words("ALARM_NAMES", defaults.alarm_names),
+            kube_api_url=text("KUBE_API_URL", defaults.kube_api_url),
+            kubeconfig=text("KUBECONFIG", defaults.kubeconfig),
+            kube_context=text("KUBE_CONTEXT", defaults.kube_context),
+        )
+
+
+def parse_hooks(raw: str) -> tuple[Hook, ...]:
+    """Parse the ``HOOKS`` parameter: a JSON list of hook objects.
+
+    Each item: ``{"name": "cache-flush", "command": "wp cache flush --allow-root"
+    | ["wp", ...], "onFailure": "rollback" | "continue", "timeoutSeconds": 300}``.
+    """
+    try:
+        items = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise InvalidInput("HOOKS", f"is not valid JSON: {exc.msg}") from None
+    if not isinstance(items, list):
+        raise InvalidInput("HOOKS", "must be a JSON list of hook objects")
+    hooks = []
+    for index, item in enumerate(items):
+        where = f"HOOKS[{index}]"
+        if not isinstance(item, dict):
+            raise InvalidInput(where, "must be an object with 'name' and 'command'")
+        name, command = item.get("name"), item.get("command")
+        if not isinstance(name, str) or not name:
+            raise InvalidInput(f"{where}.name", "must be a non-empty string")
+        if isinstance(command, str):
+            command = command.split()
+        if not isinstance(command, list) or not command or not all(
+            isinstance(part, str) for part in command
+        ):
+            raise InvalidInput(f"{where}.command", "must be a string or a list of strings")
+        on_failure = item.get("onFailure", "rollback")
+        if on_failure not in ("rollback", "continue"):
+            raise InvalidInput(f"{where}.onFailure", "must be 'rollback' or 'continue'")
+        timeout = item.get("timeoutSeconds", 300)
+        if not isinstance(timeout, int) or isinstance(timeout, bool) or timeout <= 0:
+            raise InvalidInput(f"{where}.timeoutSeconds", "must be a positive whole number")
+        hooks.append(
+            Hook(name=name, command=tuple(command), on_failure=on_failure, timeout_seconds=timeout)
+        )
+    return tuple(hooks)
+
+
+@lru_cache(maxsize=1)
+def load_settings() -> Settings:
+    """The process's settings, read once from ``os.environ``."""
+    return Settings.from_env(os.environ)

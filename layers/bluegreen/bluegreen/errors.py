@@ -1,0 +1,56 @@
+"""Domain errors.
+
+Each error's class name is what Step Functions shows as the task's Error, and what
+the API maps to a status code, so names are part of the public contract.
+"""
+
+from __future__ import annotations
+
+
+class BlueGreenError(Exception):
+    """Base of every error the product raises on purpose."""
+
+    @property
+    def name(self) -> str:
+        return type(self).__name__
+
+
+class InvalidInput(BlueGreenError):
+    """A request or flow input is malformed; ``field`` names the culprit."""
+
+    def __init__(self, field: str, problem: str) -> None:
+        super().__init__(f"{field}: {problem}")
+        self.field = field
+        self.problem = problem
+
+
+class UnknownImage(BlueGreenError):
+    """A tag or digest that neither the ledger nor the repository knows."""
+
+
+class NotFound(BlueGreenError):
+    """A ledger record (deployment, image) that does not exist."""
+
+
+class LockHeld(BlueGreenError):
+    """Another deployment of this application holds the lock."""
+
+
+class LockTimeout(BlueGreenError):
+    """The lock could not be taken within the bound."""
+
+
+class NoHealthyDigest(BlueGreenError):
+    """Nothing safe to roll back to; the cluster was left as it is."""
+
+
+class ClusterUnavailable(BlueGreenError):
+    """The Kubernetes API could not be reached or refused our credentials."""
+
+
+class ClusterConflict(BlueGreenError):
+    """A write lost a resourceVersion race more times than it retries."""
+
+
+class ClusterObjectMissing(BlueGreenError):
+    """A Deployment, Service or ConfigMap the configuration names does not exist."""

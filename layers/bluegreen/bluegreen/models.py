@@ -1,0 +1,229 @@
+"""Domain types of a blue/green + canary release.
+
+Plain dataclasses and enums only: this module is imported by every function at
+cold start, so it must stay free of boto3, pydantic and the Kubernetes client.
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from bluegreen.errors import InvalidInput
+
+_HEX64 = re.compile(r"[0-9a-f]{64}")
+
+
+@dataclass(frozen=True, order=True)
+class Digest:
+    """An image content digest, always sha256.
+
+    Accepts ``sha256:<64 hex>`` and bare ``<64 hex>`` (what the original
+    ``imageTag`` field carried); ``str()`` gives the canonical ``sha256:`` form.
+    """
+
+    hex: str
+
+    @classmethod
+    def parse(cls, value: object, *, field_name: str = "digest") -> Digest:
+        """Parse a digest, raising ``InvalidInput`` with a message that says what is wrong."""
+        if not isinstance(value, str):
+            raise InvalidInput(
+                field_name, f"must be a string, got {type(value).__name__}"
+            )
+        text = value.strip()
+        algorithm, sep, rest = text.partition(":")
+        if sep:
+            if algorithm != "sha256":
+                raise InvalidInput(
+                    field_name,
+                    f"{value!r} uses algorithm {algorithm!r}; only sha256 digests are accepted",
+                )
+            text = rest
+        if not _HEX64.fullmatch(text):
+            raise InvalidInput(
+                field_name,
+                f"{value!r} is not a sha256 digest: expected 64 lowercase hex characters, "
+                f"optionally prefixed with 'sha256:' (got {len(text)} characters)",
+            )
+        return cls(text)
+
+    @classmethod
+    def looks_like(cls, value: str) -> bool:
+        """True when ``value`` has the shape of a digest (so it is not a tag)."""
+        return value.startswith("sha256:") or bool(_HEX64.fullmatch(value))
+
+    @property
+    def short(self) -> str:
+        """First 12 hex characters, as people quote digests."""
+        return self.hex[:12]
+
+    def __str__(self) -> str:
+        return f"sha256:{self.hex}"
+
+
+class Colour(enum.StrEnum):
+    """The two colours; constants of the original system."""
+
+    BLUE = "blue"
+    GREEN = "green"
+
+    @property
+    def other(self) -> Colour:
+        return Colour.GREEN if self is Colour.BLUE else Colour.BLUE
+
+    @classmethod
+    def parse(cls, value: object, *, field_name: str = "selector") -> Colour:
+        if isinstance(value, str):
+            try:
+                return cls(value)
+            except ValueError:
+                pass
+        raise InvalidInput(field_name, f"{value!r} is not a colour: expected 'blue' or 'green'")
+
+
+INITIAL_CANARY = Colour.BLUE
+"""The canary colour when the ConfigMap has no ``canaryEnv`` key (original system)."""
+
+
+class Role(enum.StrEnum):
+    """What a colour serves: the canary or production."""
+
+    CANARY = "canary"
+    PRODUCTION = "production"
+
+    @classmethod
+    def parse(cls, value: object, *, field_name: str = "service") -> Role:
+        if isinstance(value, str):
+            try:
+                return cls(value)
+            except ValueError:
+                pass
+        raise InvalidInput(
+            field_name, f"{value!r} is not a service: expected 'canary' or 'production'"
+        )
+
+
+class Verdict(enum.StrEnum):
+    """Health verdict of a digest for the application."""
+
+    UNKNOWN = "unknown"
+    HEALTHY = "healthy"
+    FAILED = "failed"
+
+
+class Outcome(enum.StrEnum):
+    """Where a deployment ended (or that it has not ended yet)."""
+
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    ROLLED_BACK = "rolled_back"
+    FAILED = "failed"
+    SUPERSEDED = "superseded"
+
+
+@dataclass(frozen=True)
+class ImageRecord:
+    """One digest pushed to the application's repository."""
+
+    repository: str
+    digest: Digest
+    tags: frozenset[str]
+    pushed_at: datetime
+    event_id: str = ""
+    verdict: Verdict = Verdict.UNKNOWN
+    verdict_reason: str = ""
+
+
+@dataclass(frozen=True)
+class Roles:
+    """Which colour is the canary; the other one is production."""
+
+    canary: Colour
+
+    @property
+    def production(self) -> Colour:
+        return self.canary.other
+
+    def colour_of(self, role: Role) -> Colour:
+        return self.canary if role is Role.CANARY else self.production
+
+
+@dataclass(frozen=True)
+class CanaryEnv:
+    """The ``canaryEnv`` value of the ConfigMap, with the version it was read at."""
+
+    selector: Colour
+    image: str
+    resource_version: str | None = None
+    present: bool = True
+
+
+@dataclass(frozen=True)
+class RolloutState:
+    """A colour's Deployment as the rollout controller reports it."""
+
+    colour: Colour
+    image: str
+    desired: int
+    updated: int
+    ready: int
+    available: int
+    generation: int
+    observed_generation: int
+    complete: bool
+    stalled: bool
+    message: str = ""
+    progress_deadline_seconds: int = 600
+
+    @property
+    def digest(self) -> Digest | None:
+        _, _, hex_part = self.image.partition("@sha256:")
+        return Digest(hex_part) if _HEX64.fullmatch(hex_part) else None
+
+
+@dataclass(frozen=True)
+class Hook:
+    """A post-deploy hook: a Job built from the colour's pod template."""
+
+    name: str
+    command: tuple[str, ...]
+    on_failure: str = "rollback"  # "rollback" | "continue"
+    timeout_seconds: int = 300
+
+
+@dataclass(frozen=True)
+class HookRun:
+    """A hook Job as it stands: running, succeeded or failed, with its log tail."""
+
+    job_name: str
+    finished: bool
+    succeeded: bool
+    log_tail: str = ""
+    reason: str = ""
+
+
+@dataclass
+class Deployment:
+    """One deployment (or rollback) of the application, as the ledger records it."""
+
+    id: str
+    application: str
+    action: str  # "deploy" | "rollback"
+    role: Role
+    colour: Colour | None
+    to_digest: Digest | None
+    from_digest: Digest | None
+    trigger: str
+    actor: str
+    started_at: datetime
+    outcome: Outcome = Outcome.RUNNING
+    execution_arn: str = ""
+    source_ip: str = ""
+    tag: str = ""
+    finished_at: datetime | None = None
+    reason: str = ""
+    rolled_back_to: Digest | None = None
+    hook_logs: dict[str, str] = field(default_factory=dict)

@@ -1,0 +1,152 @@
+"""The ports the domain logic receives: what it needs from the ledger, the
+cluster, Step Functions and EventBridge, and nothing about how they are reached.
+
+Adapters (``bluegreen.ledger``, ``bluegreen.cluster``, ``bluegreen.flow``,
+``bluegreen.notify``) implement these; tests may hand in in-memory fakes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Protocol
+
+from bluegreen.models import (
+    CanaryEnv,
+    Colour,
+    Deployment,
+    Digest,
+    Hook,
+    HookRun,
+    ImageRecord,
+    Outcome,
+    Role,
+    RolloutState,
+    Verdict,
+)
+
+
+class Ledger(Protocol):
+    """The DynamoDB ledger of images, verdicts, deployments and the lock."""
+
+    # images -------------------------------------------------------------
+    def record_push(
+        self, digest: Digest, tag: str | None, pushed_at: datetime, event_id: str
+    ) -> ImageRecord:
+        """Record a push; a second tag for the same digest merges tags. Idempotent."""
+        ...
+
+    def image(self, digest: Digest) -> ImageRecord | None: ...
+
+    def digest_for_tag(self, tag: str) -> Digest | None:
+        """The digest the tag points at now (the newest push of that tag)."""
+        ...
+
+    def images(
+        self, limit: int = 50, cursor: str | None = None
+    ) -> tuple[list[ImageRecord], str | None]:
+        """Images newest-first with an opaque cursor for the next page (None at the end)."""
+        ...
+
+    # verdicts -----------------------------------------------------------
+    def set_verdict(self, digest: Digest, verdict: Verdict, reason: str = "") -> None: ...
+
+    def verdict(self, digest: Digest) -> Verdict: ...
+
+    def last_healthy(self, exclude: Sequence[Digest] = ()) -> Digest | None:
+        """The most recently judged healthy digest not in ``exclude`` and not failed."""
+        ...
+
+    # deployments ----------------------------------------------------------
+    def put_deployment(self, deployment: Deployment) -> None:
+        """Create the record; a second put with the same id is a no-op."""
+        ...
+
+    def update_deployment(self, deployment_id: str, **changes: object) -> Deployment:
+        """Change fields of a recorded deployment and return it as it is now."""
+        ...
+
+    def finish_deployment(
+        self,
+        deployment_id: str,
+        outcome: Outcome,
+        reason: str = "",
+        rolled_back_to: Digest | None = None,
+    ) -> Deployment: ...
+
+    def deployment(self, deployment_id: str) -> Deployment | None: ...
+
+    def deployments(
+        self, limit: int = 50, cursor: str | None = None
+    ) -> tuple[list[Deployment], str | None]: ...
+
+    # lock -----------------------------------------------------------------
+    def acquire_lock(self, holder: str, lease_seconds: int) -> bool:
+        """Take the per-application lease (conditional write); True when held by ``holder``."""
+        ...
+
+    def release_lock(self, holder: str) -> None:
+        """Release the lease if ``holder`` owns it; otherwise do nothing."""
+        ...
+
+    def lock_holder(self) -> str | None:
+        """Who holds an unexpired lease, if anyone."""
+        ...
+
+
+class Cluster(Protocol):
+    """The application's namespace in the Kubernetes cluster."""
+
+    def canary_env(self) -> CanaryEnv:
+        """The ``canaryEnv`` key of the ConfigMap (the initial canary when missing)."""
+        ...
+
+    def deployment_image(self, colour: Colour) -> str:
+        """The image of the configured container of that colour's Deployment."""
+        ...
+
+    def set_deployment_image(self, colour: Colour, image: str) -> bool:
+        """Patch the container's image; False (nothing written) when already so."""
+        ...
+
+    def rollout(self, colour: Colour) -> RolloutState: ...
+
+    def service_selectors(self) -> dict[Role, Colour | None]:
+        """``spec.selector.app`` of the canary and production Services."""
+        ...
+
+    def switch_roles(self, canary: Colour, image: str | None = None) -> bool:
+        """Make ``canary`` the canary: ConfigMap and both Services, conflict-safe.
+
+        ``image`` replaces ``canaryEnv.image`` when given. Returns False when
+        everything already said so (nothing written).
+        """
+        ...
+
+    def set_canary_image(self, image: str) -> bool:
+        """Set ``canaryEnv.image`` (resourceVersion-guarded); False when already so."""
+        ...
+
+    def start_hook(self, colour: Colour, hook: Hook, run_id: str) -> str:
+        """Create the hook's Job from that colour's pod template; returns the Job name."""
+        ...
+
+    def hook_run(self, job_name: str, log_lines: int = 50) -> HookRun: ...
+
+
+class FlowStarter(Protocol):
+    """Starts and reads executions of the deploy state machine."""
+
+    def start(self, name: str, flow_input: dict[str, object]) -> str:
+        """Start an execution; a duplicate ``name`` returns the existing ARN."""
+        ...
+
+    def describe(self, execution_arn: str) -> dict[str, object]:
+        """Status, start/stop dates, error and cause of an execution."""
+        ...
+
+
+class Notifier(Protocol):
+    """Publishes deployment events (EventBridge) for anyone to subscribe to."""
+
+    def publish(self, detail_type: str, detail: dict[str, object]) -> None: ...
