@@ -71,7 +71,11 @@ class Settings:
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> Settings:
-        """Build settings from environment variables (names as in template.yaml)."""
+        """Build settings from environment variables (names as in template.yaml).
+
+        Every variable of ours is prefixed ``BG_`` so that generic names of the
+        host (a container's ``NAMESPACE``, say) never leak into the settings.
+        """
         defaults = cls()
 
         def text(name: str, default: str) -> str:
@@ -95,41 +99,41 @@ class Settings:
 
         region = text("AWS_REGION", text("AWS_DEFAULT_REGION", defaults.region))
         return cls(
-            application=text("APP_NAME", defaults.application),
+            application=text("BG_APP_NAME", defaults.application),
             region=region,
-            cluster_name=text("CLUSTER_NAME", defaults.cluster_name),
-            namespace=text("NAMESPACE", defaults.namespace),
-            registry=text("REGISTRY", defaults.registry),
-            repository=text("REPOSITORY_NAME", defaults.repository),
-            configmap_name=text("CONFIGMAP_NAME", defaults.configmap_name),
-            configmap_key=text("CONFIGMAP_KEY", defaults.configmap_key),
-            container_name=text("CONTAINER_NAME", defaults.container_name),
+            cluster_name=text("BG_CLUSTER_NAME", defaults.cluster_name),
+            namespace=text("BG_NAMESPACE", defaults.namespace),
+            registry=text("BG_REGISTRY", defaults.registry),
+            repository=text("BG_REPOSITORY_NAME", defaults.repository),
+            configmap_name=text("BG_CONFIGMAP_NAME", defaults.configmap_name),
+            configmap_key=text("BG_CONFIGMAP_KEY", defaults.configmap_key),
+            container_name=text("BG_CONTAINER_NAME", defaults.container_name),
             deployment_name_pattern=text(
-                "DEPLOYMENT_NAME_PATTERN", defaults.deployment_name_pattern
+                "BG_DEPLOYMENT_NAME_PATTERN", defaults.deployment_name_pattern
             ),
-            canary_service_name=text("CANARY_SERVICE_NAME", defaults.canary_service_name),
+            canary_service_name=text("BG_CANARY_SERVICE_NAME", defaults.canary_service_name),
             production_service_name=text(
-                "PRODUCTION_SERVICE_NAME", defaults.production_service_name
+                "BG_PRODUCTION_SERVICE_NAME", defaults.production_service_name
             ),
-            auto_deploy_tags=words("AUTO_DEPLOY_TAGS", defaults.auto_deploy_tags),
-            hooks=parse_hooks(environ["HOOKS"]) if environ.get("HOOKS") else defaults.hooks,
-            ledger_table=text("LEDGER_TABLE_NAME", defaults.ledger_table),
-            idempotency_table=text("IDEMPOTENCY_TABLE_NAME", defaults.idempotency_table),
-            state_machine_arn=text("STATE_MACHINE_ARN", defaults.state_machine_arn),
-            event_bus_name=text("EVENT_BUS_NAME", defaults.event_bus_name),
-            event_source=text("EVENT_SOURCE", defaults.event_source),
-            lock_lease_seconds=number("LOCK_LEASE_SECONDS", defaults.lock_lease_seconds),
-            bake_seconds=number("BAKE_SECONDS", defaults.bake_seconds),
-            health_url=text("HEALTH_URL", defaults.health_url),
-            alarm_names=words("ALARM_NAMES", defaults.alarm_names),
-            kube_api_url=text("KUBE_API_URL", defaults.kube_api_url),
+            auto_deploy_tags=words("BG_AUTO_DEPLOY_TAGS", defaults.auto_deploy_tags),
+            hooks=parse_hooks(environ["BG_HOOKS"]) if environ.get("BG_HOOKS") else defaults.hooks,
+            ledger_table=text("BG_LEDGER_TABLE_NAME", defaults.ledger_table),
+            idempotency_table=text("BG_IDEMPOTENCY_TABLE_NAME", defaults.idempotency_table),
+            state_machine_arn=text("BG_STATE_MACHINE_ARN", defaults.state_machine_arn),
+            event_bus_name=text("BG_EVENT_BUS_NAME", defaults.event_bus_name),
+            event_source=text("BG_EVENT_SOURCE", defaults.event_source),
+            lock_lease_seconds=number("BG_LOCK_LEASE_SECONDS", defaults.lock_lease_seconds),
+            bake_seconds=number("BG_BAKE_SECONDS", defaults.bake_seconds),
+            health_url=text("BG_HEALTH_URL", defaults.health_url),
+            alarm_names=words("BG_ALARM_NAMES", defaults.alarm_names),
+            kube_api_url=text("BG_KUBE_API_URL", defaults.kube_api_url),
             kubeconfig=text("KUBECONFIG", defaults.kubeconfig),
-            kube_context=text("KUBE_CONTEXT", defaults.kube_context),
+            kube_context=text("BG_KUBE_CONTEXT", defaults.kube_context),
         )
 
 
 def parse_hooks(raw: str) -> tuple[Hook, ...]:
-    """Parse the ``HOOKS`` parameter: a JSON list of hook objects.
+    """Parse the ``BG_HOOKS`` variable: a JSON list of hook objects.
 
     Each item: ``{"name": "cache-flush", "command": "wp cache flush --allow-root"
     | ["wp", ...], "onFailure": "rollback" | "continue", "timeoutSeconds": 300}``.
@@ -137,12 +141,12 @@ def parse_hooks(raw: str) -> tuple[Hook, ...]:
     try:
         items = json.loads(raw)
     except json.JSONDecodeError as exc:
-        raise InvalidInput("HOOKS", f"is not valid JSON: {exc.msg}") from None
+        raise InvalidInput("BG_HOOKS", f"is not valid JSON: {exc.msg}") from None
     if not isinstance(items, list):
-        raise InvalidInput("HOOKS", "must be a JSON list of hook objects")
+        raise InvalidInput("BG_HOOKS", "must be a JSON list of hook objects")
     hooks = []
     for index, item in enumerate(items):
-        where = f"HOOKS[{index}]"
+        where = f"BG_HOOKS[{index}]"
         if not isinstance(item, dict):
             raise InvalidInput(where, "must be an object with 'name' and 'command'")
         name, command = item.get("name"), item.get("command")
@@ -150,8 +154,10 @@ def parse_hooks(raw: str) -> tuple[Hook, ...]:
             raise InvalidInput(f"{where}.name", "must be a non-empty string")
         if isinstance(command, str):
             command = command.split()
-        if not isinstance(command, list) or not command or not all(
-            isinstance(part, str) for part in command
+        if (
+            not isinstance(command, list)
+            or not command
+            or not all(isinstance(part, str) for part in command)
         ):
             raise InvalidInput(f"{where}.command", "must be a string or a list of strings")
         on_failure = item.get("onFailure", "rollback")

@@ -30,9 +30,7 @@ class Digest:
     def parse(cls, value: object, *, field_name: str = "digest") -> Digest:
         """Parse a digest, raising ``InvalidInput`` with a message that says what is wrong."""
         if not isinstance(value, str):
-            raise InvalidInput(
-                field_name, f"must be a string, got {type(value).__name__}"
-            )
+            raise InvalidInput(field_name, f"must be a string, got {type(value).__name__}")
         text = value.strip()
         algorithm, sep, rest = text.partition(":")
         if sep:
