@@ -1,0 +1,167 @@
+"""Least privilege: each role may do what its code does, on the one resource it does it
+to, and nothing else. A permission added, widened or lost breaks one of these tests."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tests.template.cfn import as_list, load_template, policies, statements
+
+# SAM policy templates allowed, with the one action each grants and the template
+# argument that names its single resource.
+POLICY_TEMPLATES = {
+    "StepFunctionsExecutionPolicy": ("states:StartExecution", "StateMachineName"),
+    "EventBridgePutEventsPolicy": ("events:PutEvents", "EventBusName"),
+    "LambdaInvokePolicy": ("lambda:InvokeFunction", "FunctionName"),
+}
+# Statements whose Resource must be "*", and why AWS requires it.
+UNSCOPABLE = {
+    "VendedLogDelivery": "CloudWatch Logs' log-delivery actions accept no resource ARN",
+}
+LEDGER = [{"Fn::GetAtt": ["LedgerTable", "Arn"]}, {"Fn::Sub": "${LedgerTable.Arn}/index/*"}]
+LEDGER_ACTIONS = {
+    "dynamodb:GetItem",
+    "dynamodb:BatchGetItem",
+    "dynamodb:Query",
+    "dynamodb:PutItem",
+    "dynamodb:UpdateItem",
+    "dynamodb:DeleteItem",
+    "dynamodb:BatchWriteItem",
+    "dynamodb:ConditionCheckItem",
+    "dynamodb:DescribeTable",
+}
+CLUSTER = {
+    "Fn::Sub": "arn:${AWS::Partition}:eks:${AWS::Region}:${AWS::AccountId}:cluster/${ClusterName}"
+}
+
+
+def grants(resource: dict[str, Any]) -> dict[str, list[Any]]:
+    """Every action the resource's policies grant, with the resources it is granted on."""
+    granted: dict[str, list[Any]] = {}
+    for policy in policies(resource):
+        assert isinstance(policy, dict), f"managed policy {policy!r}: not scoped to a resource"
+        if "Statement" in policy:
+            continue
+        ((name, arguments),) = policy.items()
+        assert name in POLICY_TEMPLATES, f"policy template {name} is not reviewed for scope"
+        action, argument = POLICY_TEMPLATES[name]
+        granted.setdefault(action, []).append(arguments[argument])
+    for statement in statements(resource):
+        assert statement["Effect"] == "Allow"
+        for action in as_list(statement["Action"]):
+            granted.setdefault(action, []).extend(as_list(statement["Resource"]))
+    return granted
+
+
+@pytest.fixture(scope="module")
+def resources() -> dict[str, Any]:
+    return dict(load_template()["Resources"])
+
+
+def test_ecr_push_records_pushes_and_starts_the_flow_nothing_more(
+    resources: dict[str, Any],
+) -> None:
+    # GIVEN / WHEN the ecr_push role's grants
+    granted = grants(resources["EcrPushFunction"])
+
+    # THEN it reads and writes the two tables and starts the one state machine; it never
+    # reaches the cluster or the repository
+    assert set(granted) == LEDGER_ACTIONS | {"states:StartExecution"}
+    for action in LEDGER_ACTIONS - {
+        "dynamodb:GetItem",
+        "dynamodb:PutItem",
+        "dynamodb:UpdateItem",
+        "dynamodb:DeleteItem",
+    }:
+        assert granted[action] == LEDGER, action
+    for action in (
+        "dynamodb:GetItem",
+        "dynamodb:PutItem",
+        "dynamodb:UpdateItem",
+        "dynamodb:DeleteItem",
+    ):
+        assert granted[action] == [*LEDGER, {"Fn::GetAtt": ["IdempotencyTable", "Arn"]}], action
+    assert granted["states:StartExecution"] == [{"Fn::GetAtt": ["DeployStateMachine", "Name"]}]
+
+
+def test_deploy_steps_reach_the_ledger_the_one_cluster_alarms_and_the_bus(
+    resources: dict[str, Any],
+) -> None:
+    # GIVEN / WHEN the deploy_steps role's grants
+    granted = grants(resources["DeployStepsFunction"])
+
+    # THEN exactly these, each on its one resource
+    assert set(granted) == LEDGER_ACTIONS | {
+        "eks:DescribeCluster",
+        "cloudwatch:DescribeAlarms",
+        "events:PutEvents",
+    }
+    assert all(granted[action] == LEDGER for action in LEDGER_ACTIONS)
+    assert granted["eks:DescribeCluster"] == [CLUSTER]
+    assert granted["events:PutEvents"] == [{"Ref": "EventBusName"}]
+    # alarm names are a free-form list: this account's alarms in this region, never "*"
+    assert granted["cloudwatch:DescribeAlarms"] == [
+        {"Fn::Sub": "arn:${AWS::Partition}:cloudwatch:${AWS::Region}:${AWS::AccountId}:alarm:*"}
+    ]
+
+
+def test_services_api_reaches_the_ledger_the_flow_the_repository_and_the_cluster(
+    resources: dict[str, Any],
+) -> None:
+    # GIVEN / WHEN the services_api role's grants
+    granted = grants(resources["ServicesApiFunction"])
+
+    # THEN exactly these, each on its one resource
+    assert set(granted) == LEDGER_ACTIONS | {
+        "states:StartExecution",
+        "states:DescribeExecution",
+        "ecr:DescribeImages",
+        "eks:DescribeCluster",
+    }
+    assert all(granted[action] == LEDGER for action in LEDGER_ACTIONS)
+    assert granted["states:StartExecution"] == [{"Ref": "DeployStateMachine"}]
+    assert granted["states:DescribeExecution"] == [
+        {
+            "Fn::Sub": "arn:${AWS::Partition}:states:${AWS::Region}:${AWS::AccountId}"
+            ":execution:${DeployStateMachine.Name}:*"
+        }
+    ]
+    assert granted["ecr:DescribeImages"] == [
+        {
+            "Fn::Sub": "arn:${AWS::Partition}:ecr:${AWS::Region}:${AWS::AccountId}"
+            ":repository/${RepositoryName}"
+        }
+    ]
+    assert granted["eks:DescribeCluster"] == [CLUSTER]
+
+
+def test_the_flow_invokes_only_the_deploy_steps(resources: dict[str, Any]) -> None:
+    # GIVEN / WHEN the state machine role's grants
+    granted = grants(resources["DeployStateMachine"])
+
+    # THEN it invokes the one function; the rest is log delivery, which AWS cannot scope
+    assert granted.pop("lambda:InvokeFunction") == [{"Ref": "DeployStepsFunction"}]
+    assert all(action.startswith("logs:") for action in granted)
+    assert all(targets == ["*"] for targets in granted.values())
+
+
+@pytest.mark.parametrize(
+    "name", ["EcrPushFunction", "DeployStepsFunction", "ServicesApiFunction", "DeployStateMachine"]
+)
+def test_no_wildcard_resource_or_action_without_a_reason_aws_imposes(
+    resources: dict[str, Any], name: str
+) -> None:
+    # GIVEN every inline statement of the role
+    for statement in statements(resources[name]):
+        actions = as_list(statement["Action"])
+        targets = as_list(statement["Resource"])
+
+        # THEN no action is a wildcard, and "*" appears only where AWS requires it
+        assert not any(action == "*" or action.endswith(":*") for action in actions), actions
+        if "*" in targets:
+            assert statement.get("Sid") in UNSCOPABLE, f"{name}: Resource '*' in {statement}"
+            assert targets == ["*"]
+        # and no statement can read the ledger wholesale
+        assert "dynamodb:Scan" not in actions, "the ledger is read through its keys only"
