@@ -1,0 +1,194 @@
+"""Fixtures of the cluster adapter's tests: the cluster emulator, and a scripted API server.
+
+The emulator (``local.cluster``) is the real thing for behaviour. The scripted
+server answers whatever a test tells it to (a 401, a 403, a Status body) and
+records the headers it received, for what the emulator does not model.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from bluegreen.cluster import KubernetesCluster
+from bluegreen.config import Settings
+from bluegreen.kube_client import api_client_for
+
+if TYPE_CHECKING:
+    from local.cluster import ClusterEmulator
+
+NAMESPACE = "wp-platform"
+TIMEOUT = (1.0, 1.0)
+"""Short enough that a hung request fails the test fast, long enough for two busy cores."""
+
+
+@pytest.fixture
+def emulator() -> Iterator[ClusterEmulator]:
+    """The default seed (namespace wp-platform, blue canary, green production), instant time."""
+    from local.cluster import Clock, ClusterEmulator
+
+    with ClusterEmulator(seed="default", clock=Clock.instant()) as emu:
+        yield emu
+
+
+@pytest.fixture
+def settings(emulator: ClusterEmulator) -> Settings:
+    """Settings of the default stack, pointed at the emulator."""
+    return Settings(kube_api_url=emulator.url)
+
+
+@pytest.fixture
+def make_cluster(settings: Settings) -> Callable[..., KubernetesCluster]:
+    """A fresh adapter (its own ApiClient) on the emulator, with quick backoff for tests."""
+
+    def make(target: Settings | None = None, **options: Any) -> KubernetesCluster:
+        chosen = target or settings
+        options.setdefault("timeout", TIMEOUT)
+        options.setdefault("backoff_seconds", 0.002)
+        return KubernetesCluster(chosen, api_client_for(chosen), **options)
+
+    return make
+
+
+@pytest.fixture
+def cluster(make_cluster: Callable[..., KubernetesCluster]) -> KubernetesCluster:
+    """The adapter under test, on the emulator."""
+    return make_cluster()
+
+
+class RequestLog:
+    """The emulator's requests from a point on: what the adapter sent, for counting."""
+
+    def __init__(self, emu: ClusterEmulator) -> None:
+        self._emu = emu
+        self._start = len(emu.requests)
+
+    def all(self) -> list[tuple[str, str]]:
+        return [
+            (str(r.method), str(r.path).split("?")[0]) for r in self._emu.requests[self._start :]
+        ]
+
+    def writes(self) -> list[tuple[str, str]]:
+        return [(m, p) for m, p in self.all() if m not in {"GET", "HEAD"}]
+
+
+@pytest.fixture
+def request_log(emulator: ClusterEmulator) -> Callable[[], RequestLog]:
+    """``request_log()`` starts counting the emulator's requests from now."""
+    return lambda: RequestLog(emulator)
+
+
+def intercept(
+    cluster: KubernetesCluster,
+    after: Callable[[str, str], bool],
+    action: Callable[[], object],
+    times: int = 1,
+) -> list[tuple[str, str]]:
+    """Run ``action`` right after the adapter's requests that ``after(method, url)`` selects.
+
+    This is how a test changes an object between the adapter's read and its write,
+    as another writer would. Returns the list of requests seen, for assertions.
+    """
+    rest = cluster.api_client.rest_client
+    original = rest.request
+    seen: list[tuple[str, str]] = []
+    remaining = [times]
+
+    def request(method: str, url: str, *args: Any, **kwargs: Any) -> Any:
+        response = original(method, url, *args, **kwargs)
+        seen.append((method, url))
+        if remaining[0] > 0 and after(method, url):
+            remaining[0] -= 1
+            action()
+        return response
+
+    rest.request = request
+    return seen
+
+
+# a scripted API server ------------------------------------------------------------------
+
+
+@dataclass
+class ScriptedApi:
+    """An HTTP server on 127.0.0.1 answering every request with ``status`` and ``body``."""
+
+    status: int = 200
+    body: dict[str, Any] = field(default_factory=dict)
+    headers: list[dict[str, str]] = field(default_factory=list)
+    url: str = ""
+
+
+@pytest.fixture
+def scripted_api() -> Iterator[ScriptedApi]:
+    """A server to script answers the emulator never gives (401, 403)."""
+    script = ScriptedApi()
+
+    class Handler(BaseHTTPRequestHandler):
+        def _answer(self) -> None:
+            script.headers.append({k.lower(): v for k, v in self.headers.items()})
+            length = int(self.headers.get("content-length") or 0)
+            if length:
+                self.rfile.read(length)
+            payload = json.dumps(script.body).encode()
+            self.send_response(script.status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
+
+        do_GET = do_PUT = do_PATCH = do_POST = do_DELETE = _answer
+
+        def log_message(self, format: str, *args: Any) -> None:
+            return
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
+    thread.start()
+    script.url = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        yield script
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def stored(emulator: ClusterEmulator, resource: str, name: str) -> dict[str, Any]:
+    """The emulator's copy of an object of the namespace, which must exist."""
+    found = emulator.get(resource, NAMESPACE, name)
+    assert found is not None, f"{resource}/{name} does not exist"
+    return found
+
+
+def configmap(canary_env: str | None, resource_version: str = "7") -> dict[str, Any]:
+    """A ConfigMap body as the API server sends it, with ``canaryEnv`` if given."""
+    data = {} if canary_env is None else {"canaryEnv": canary_env}
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {
+            "name": "canary-env",
+            "namespace": NAMESPACE,
+            "resourceVersion": resource_version,
+        },
+        "data": data,
+    }
+
+
+def status(code: int, reason: str, message: str) -> dict[str, Any]:
+    """A Kubernetes ``Status`` failure body."""
+    return {
+        "kind": "Status",
+        "apiVersion": "v1",
+        "metadata": {},
+        "status": "Failure",
+        "message": message,
+        "reason": reason,
+        "code": code,
+    }

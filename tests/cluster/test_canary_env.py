@@ -1,0 +1,178 @@
+"""canaryEnv: read (present, missing, malformed) and the image write, on the emulator."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from bluegreen.cluster import CanaryEnvMalformed, KubernetesCluster
+from bluegreen.config import Settings
+from bluegreen.errors import ClusterObjectMissing
+from bluegreen.models import Colour
+from local.cluster import ClusterEmulator
+from tests.cluster.conftest import NAMESPACE, RequestLog, stored
+
+SEED_IMAGE = (
+    "123456789012.dkr.ecr.us-west-2.amazonaws.com/rezfusion-cloud@sha256:"
+    "1274e8bc4d963536e88265781170e72a2939caae25127cd9d400ab124393f946"
+)
+NEW_IMAGE = "123456789012.dkr.ecr.us-west-2.amazonaws.com/rezfusion-cloud@sha256:" + "c" * 64
+
+
+def set_canary_env(emulator: ClusterEmulator, raw: str | None) -> None:
+    """Change the ConfigMap's canaryEnv behind the adapter's back (None removes the key)."""
+
+    def change(configmap: dict[str, Any]) -> None:
+        data = configmap.setdefault("data", {})
+        if raw is None:
+            data.pop("canaryEnv", None)
+        else:
+            data["canaryEnv"] = raw
+
+    emulator.mutate("configmaps", NAMESPACE, "canary-env", change)
+
+
+def stored_canary_env(emulator: ClusterEmulator) -> dict[str, Any]:
+    value: dict[str, Any] = json.loads(
+        stored(emulator, "configmaps", "canary-env")["data"]["canaryEnv"]
+    )
+    return value
+
+
+def test_present_canary_env_is_read_with_its_resource_version(
+    cluster: KubernetesCluster, emulator: ClusterEmulator
+) -> None:
+    # GIVEN the default seed (blue is the canary)
+    # WHEN canaryEnv is read
+    env = cluster.canary_env()
+
+    # THEN it says what the ConfigMap says, at the ConfigMap's resourceVersion
+    configmap = stored(emulator, "configmaps", "canary-env")
+    assert env.selector is Colour.BLUE
+    assert env.image == SEED_IMAGE
+    assert env.present
+    assert env.resource_version == configmap["metadata"]["resourceVersion"]
+
+
+def test_missing_key_means_the_initial_canary(
+    cluster: KubernetesCluster, emulator: ClusterEmulator
+) -> None:
+    # GIVEN a ConfigMap without the canaryEnv key (a namespace set up before any switch)
+    set_canary_env(emulator, None)
+
+    # WHEN canaryEnv is read
+    env = cluster.canary_env()
+
+    # THEN blue is the canary, as in the original system, and the absence is visible
+    assert env.selector is Colour.BLUE
+    assert not env.present
+    assert env.image == ""
+
+
+@pytest.mark.parametrize(
+    ("raw", "problem"),
+    [
+        ('{"selector": "blue", ', "not valid JSON"),
+        ('["blue"]', "must be a JSON object"),
+        ('{"selector": "purple", "image": "x"}', "'purple'"),
+        ('{"image": "x"}', "selector None"),
+        ('{"selector": ["blue"], "image": "x"}', "selector ['blue']"),
+        ('{"selector": "green", "image": 7}', "image 7"),
+    ],
+)
+def test_malformed_canary_env_is_a_named_error_that_says_what_is_wrong(
+    cluster: KubernetesCluster,
+    emulator: ClusterEmulator,
+    request_log: Callable[[], RequestLog],
+    raw: str,
+    problem: str,
+) -> None:
+    # GIVEN a canaryEnv somebody broke by hand
+    set_canary_env(emulator, raw)
+    log = request_log()
+
+    # WHEN it is read, or a switch is attempted over it
+    with pytest.raises(CanaryEnvMalformed) as read_error:
+        cluster.canary_env()
+    with pytest.raises(CanaryEnvMalformed):
+        cluster.switch_roles(Colour.GREEN)
+
+    # THEN the error names the ConfigMap, the key and the problem, and nothing was written
+    message = str(read_error.value)
+    assert 'ConfigMap "canary-env"' in message
+    assert "'canaryEnv'" in message
+    assert problem in message
+    assert log.writes() == []
+    assert stored(emulator, "configmaps", "canary-env")["data"]["canaryEnv"] == raw
+
+
+def test_missing_configmap_is_named(
+    make_cluster: Callable[..., KubernetesCluster], settings: Settings
+) -> None:
+    # GIVEN settings naming a ConfigMap that does not exist
+    cluster = make_cluster(Settings(kube_api_url=settings.kube_api_url, configmap_name="absent"))
+
+    # WHEN canaryEnv is read
+    # THEN the error names the object that is missing
+    with pytest.raises(ClusterObjectMissing, match='ConfigMap "absent" in namespace "wp-platform"'):
+        cluster.canary_env()
+
+
+def test_set_canary_image_replaces_only_the_image(
+    cluster: KubernetesCluster, emulator: ClusterEmulator
+) -> None:
+    # GIVEN blue is the canary, running the seed image
+    # WHEN the canary's image is recorded as a new one
+    changed = cluster.set_canary_image(NEW_IMAGE)
+
+    # THEN the ConfigMap says the new image, still with blue as the canary
+    assert changed
+    assert stored_canary_env(emulator) == {"selector": "blue", "image": NEW_IMAGE}
+
+
+def test_set_canary_image_already_so_writes_nothing(
+    cluster: KubernetesCluster, request_log: Callable[[], RequestLog]
+) -> None:
+    # GIVEN canaryEnv already names the image
+    log = request_log()
+
+    # WHEN the same image is set
+    changed = cluster.set_canary_image(SEED_IMAGE)
+
+    # THEN nothing changed and nothing was written
+    assert not changed
+    assert log.writes() == []
+
+
+def test_set_canary_image_creates_a_missing_key_with_the_initial_canary(
+    cluster: KubernetesCluster, emulator: ClusterEmulator
+) -> None:
+    # GIVEN a ConfigMap without canaryEnv
+    set_canary_env(emulator, None)
+
+    # WHEN an image is set
+    cluster.set_canary_image(NEW_IMAGE)
+
+    # THEN the key exists, with blue (the initial canary) and the image
+    assert stored_canary_env(emulator) == {"selector": "blue", "image": NEW_IMAGE}
+    assert cluster.canary_env().present
+
+
+def test_set_canary_image_keeps_keys_it_does_not_own(
+    cluster: KubernetesCluster, emulator: ClusterEmulator
+) -> None:
+    # GIVEN a canaryEnv carrying an extra key some other tool reads
+    set_canary_env(emulator, '{"selector":"green","image":"old","note":"keep me"}')
+
+    # WHEN the image is set
+    cluster.set_canary_image(NEW_IMAGE)
+
+    # THEN the extra key survived
+    assert stored_canary_env(emulator) == {
+        "selector": "green",
+        "image": NEW_IMAGE,
+        "note": "keep me",
+    }
