@@ -9,15 +9,17 @@ SAM_STAMP := $(SAM_VENV)/.installed
 NODE_STAMP := node_modules/.installed
 export PYTHONPATH := $(CURDIR)/layers/bluegreen:$(CURDIR)
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
+export SAM_CLI_TELEMETRY := 0
 
 .PHONY: help venv test unit lint typecheck validate demo bench build local push invoke lock clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s $$'\t'
 
-$(STAMP): requirements-dev.txt layers/bluegreen/requirements.txt
+$(STAMP): requirements-dev.txt layers/bluegreen/requirements.txt pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps -e .
 	@touch $@
 
 venv: $(STAMP) ## create/update the project virtualenv (.venv)

@@ -1,0 +1,152 @@
+"""The HTTP client of the services API, SigV4-signed for API Gateway's IAM auth.
+
+Requests are signed with botocore's ``SigV4Auth`` for service ``execute-api``
+using the standard credential chain (environment, profile, SSO, instance role).
+The local stack accepts signed and unsigned requests alike: it reads the caller's
+identity from the signature's access key, as API Gateway does.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import urllib.error
+import urllib.parse
+import urllib.request
+from dataclasses import dataclass
+from typing import Any
+
+from bluegreen_cli import __version__
+from bluegreen_cli.errors import EXIT_UNAVAILABLE, ApiError, CliError
+
+_EXECUTE_API_HOST = re.compile(r"^[a-z0-9]+\.execute-api\.([a-z0-9-]+)\.amazonaws\.com(\.cn)?$")
+
+
+def region_of_endpoint(url: str) -> str | None:
+    """The region an ``execute-api`` URL names in its host, if it is one."""
+    host = urllib.parse.urlsplit(url).hostname or ""
+    match = _EXECUTE_API_HOST.match(host)
+    return match.group(1) if match else None
+
+
+@dataclass
+class Response:
+    """A decoded API answer."""
+
+    status: int
+    body: Any
+
+
+class Signer:
+    """Adds SigV4 headers for ``execute-api`` from the standard credential chain."""
+
+    def __init__(
+        self, region: str | None, profile: str | None = None, *, local_user: str | None = None
+    ) -> None:
+        import botocore.session  # imported here: plain --help stays fast
+
+        session = botocore.session.Session(profile=profile)
+        self._credentials = session.get_credentials()
+        self.region = region or session.get_config_variable("region")
+        if self._credentials is None and local_user:
+            from botocore.credentials import Credentials
+
+            # The local stack believes any access key and reports it as an IAM user:
+            # without real credentials, who is at the keyboard is the honest identity.
+            self._credentials = Credentials(local_user, "local-stack-only")
+        if self._credentials is None:
+            raise CliError(
+                "no AWS credentials found to sign the request: configure the standard "
+                "credential chain (AWS_PROFILE, aws configure, SSO) or pass --no-sign "
+                "for the local stack"
+            )
+        if not self.region:
+            raise CliError("no AWS region: pass --region or set AWS_REGION")
+
+    def headers(
+        self, method: str, url: str, body: bytes | None, headers: dict[str, str]
+    ) -> dict[str, str]:
+        """The request's headers with ``Authorization``, ``X-Amz-Date`` (and token) added."""
+        from botocore.auth import SigV4Auth
+        from botocore.awsrequest import AWSRequest
+
+        request = AWSRequest(method=method, url=url, data=body or b"", headers=dict(headers))
+        SigV4Auth(self._credentials.get_frozen_credentials(), "execute-api", self.region).add_auth(
+            request
+        )
+        return {key: str(value) for key, value in request.headers.items()}
+
+
+class ApiClient:
+    """Calls one services API stage; every failure becomes a one-line ``CliError``."""
+
+    def __init__(self, endpoint: str, signer: Signer | None, timeout: float = 30.0) -> None:
+        scheme = urllib.parse.urlsplit(endpoint).scheme
+        if scheme not in ("http", "https"):
+            raise CliError(f"endpoint {endpoint!r} is not an http(s) URL")
+        self.endpoint = endpoint.rstrip("/")
+        self.signer = signer
+        self.timeout = timeout
+
+    def url(self, path: str, query: dict[str, object] | None = None) -> str:
+        """The absolute URL of ``path`` with the non-empty ``query`` parameters."""
+        url = self.endpoint + "/" + path.lstrip("/")
+        params = {k: str(v) for k, v in (query or {}).items() if v is not None and v != ""}
+        if params:
+            url += "?" + urllib.parse.urlencode(sorted(params.items()))
+        return url
+
+    def get(self, path: str, query: dict[str, object] | None = None) -> Any:
+        """GET and return the decoded body (raises on an error status)."""
+        return self.call("GET", path, query=query).body
+
+    def post(self, path: str, payload: object | None = None) -> Any:
+        """POST a JSON body and return the decoded answer (raises on an error status)."""
+        return self.call("POST", path, payload=payload if payload is not None else {}).body
+
+    def call(
+        self,
+        method: str,
+        path: str,
+        *,
+        query: dict[str, object] | None = None,
+        payload: object | None = None,
+    ) -> Response:
+        """Send one request; 4xx/5xx raise ``ApiError``, no answer raises ``CliError`` (3)."""
+        url = self.url(path, query)
+        body = None if payload is None else json.dumps(payload).encode()
+        headers = {"Accept": "application/json", "User-Agent": f"bluegreen-cli/{__version__}"}
+        if body is not None:
+            headers["Content-Type"] = "application/json"
+        if self.signer is not None:
+            headers = self.signer.headers(method, url, body, headers)
+        request = urllib.request.Request(url, data=body, headers=headers, method=method)  # noqa: S310
+        try:
+            with urllib.request.urlopen(request, timeout=self.timeout) as answer:  # noqa: S310
+                return Response(answer.status, _decode(answer.read()))
+        except urllib.error.HTTPError as exc:
+            raise _api_error(exc.code, _decode(exc.read())) from None
+        except (urllib.error.URLError, TimeoutError, ConnectionError) as exc:
+            reason = getattr(exc, "reason", exc)
+            raise CliError(
+                f"cannot reach the API at {self.endpoint}: {reason}", EXIT_UNAVAILABLE
+            ) from None
+
+
+def _decode(raw: bytes) -> Any:
+    if not raw:
+        return None
+    try:
+        return json.loads(raw)
+    except ValueError:
+        return raw.decode("utf-8", "replace")
+
+
+def _api_error(status: int, body: Any) -> ApiError:
+    """Read the API's ``{"error", "detail"}`` (or API Gateway's ``{"message"}``) body."""
+    if isinstance(body, dict):
+        error = body.get("error") or body.get("message") or body.get("Message")
+        detail = body.get("detail") or ""
+        return ApiError(status, str(error or f"status {status}"), str(detail), body)
+    text = str(body or "").strip().splitlines()
+    return ApiError(status, text[0] if text else f"status {status}", "", body)

@@ -1,0 +1,282 @@
+"""One function per subcommand: call the API, print a table (or the JSON), return the exit code."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any, TextIO
+
+from bluegreen_cli.api import ApiClient
+from bluegreen_cli.deployments import execution_of, progress_of, record_of, watch
+from bluegreen_cli.errors import EXIT_FAILED, EXIT_OK, CliError
+from bluegreen_cli.local_stack import LocalStackInfo
+from bluegreen_cli.tables import pairs, short_digest, table
+
+
+@dataclass
+class Context:
+    """What every command receives: the client, the options and where to print."""
+
+    client: ApiClient
+    args: argparse.Namespace
+    out: TextIO
+    err: TextIO
+    local: LocalStackInfo | None = None
+
+    @property
+    def as_json(self) -> bool:
+        return bool(getattr(self.args, "json", False))
+
+    def emit(self, body: Any, text: str) -> None:
+        """Print the API's answer as JSON with ``--json``, else the human rendering."""
+        if self.as_json:
+            self.out.write(json.dumps(body, indent=2, sort_keys=True, default=str) + "\n")
+        else:
+            self.out.write(text.rstrip("\n") + "\n")
+
+
+# -- status / switch ---------------------------------------------------------
+
+
+def status(ctx: Context) -> int:
+    """``GET /services``: which colour is which, what each runs, how ready it is."""
+    body = ctx.client.get("/services")
+    ctx.emit(body, render_status(body))
+    return EXIT_OK
+
+
+def switch(ctx: Context) -> int:
+    """``POST /services {"selector": colour}``: make that colour the canary."""
+    body = ctx.client.post("/services", {"selector": ctx.args.colour})
+    if isinstance(body, dict) and body.get("changed") is False:
+        text = f"{ctx.args.colour} was already the canary: nothing changed"
+    elif isinstance(body, dict):
+        text = f"canary: {body.get('canary')}  production: {body.get('production')}"
+    else:
+        text = str(body)
+    ctx.emit(body, text)
+    return EXIT_OK
+
+
+def render_status(body: Any) -> str:
+    """The services view: one row per colour, then the ConfigMap and any disagreement."""
+    if not isinstance(body, dict):
+        return str(body)
+    colours = _mapping(body.get("colours"))
+    rows = []
+    for name, info in sorted(colours.items()):
+        info = info if isinstance(info, dict) else {}
+        replicas = _mapping(info.get("replicas"))
+        rows.append(
+            (
+                name,
+                info.get("role"),
+                short_digest(info.get("digest") or info.get("image")),
+                f"{replicas.get('ready', '?')}/{replicas.get('desired', '?')}",
+                info.get("rollout"),
+                info.get("message"),
+            )
+        )
+    headers = ("colour", "role", "digest", "ready", "rollout", "message")
+    lines = [table(headers, rows)]
+    canary_env = _mapping(body.get("canaryEnv"))
+    services = _mapping(body.get("services"))
+    facts: list[tuple[str, object]] = [
+        ("canary", body.get("canary")),
+        ("production", body.get("production")),
+        (
+            "canaryEnv",
+            f"selector={canary_env.get('selector')} image={short_digest(canary_env.get('image'))}"
+            + ("" if canary_env.get("present", True) else " (key missing: initial canary)"),
+        ),
+        ("services", " ".join(f"{k}->{v}" for k, v in sorted(services.items()))),
+    ]
+    disagreements = body.get("disagreements") or []
+    if body.get("inAgreement") is False or disagreements:
+        facts.append(("DISAGREEMENT", "; ".join(str(d) for d in disagreements) or "yes"))
+    lines.append(pairs(facts))
+    return "\n\n".join(lines)
+
+
+# -- deploy / rollback / promote -------------------------------------------------
+
+
+def deploy(ctx: Context) -> int:
+    """``POST /services {"imageTag", "service"}``: start the deploy flow."""
+    payload: dict[str, object] = {"imageTag": ctx.args.image, "service": ctx.args.service}
+    if getattr(ctx.args, "reason", None):
+        payload["reason"] = ctx.args.reason
+    return _started(ctx, ctx.client.post("/services", payload))
+
+
+def rollback(ctx: Context) -> int:
+    """``POST /rollback {"service"}``: roll the colour back to its last healthy digest."""
+    return _started(ctx, ctx.client.post("/rollback", {"service": ctx.args.service}))
+
+
+def promote(ctx: Context) -> int:
+    """``POST /promote``: put what the canary runs on production."""
+    return _started(ctx, ctx.client.post("/promote", {}))
+
+
+def _started(ctx: Context, body: Any) -> int:
+    """Report a 202 answer; with ``--wait`` follow the deployment to its end."""
+    deployment_id = body.get("deploymentId") if isinstance(body, dict) else None
+    if not getattr(ctx.args, "wait", False) or not deployment_id:
+        ctx.emit(body, render_started(body))
+        return EXIT_OK
+    return follow(ctx, str(deployment_id), render_started(body))
+
+
+def follow(ctx: Context, deployment_id: str, heading: str) -> int:
+    """Print ``heading`` (not with ``--json``), then watch the deployment to its end."""
+    if not ctx.as_json:
+        ctx.out.write(heading + "\n\n")
+        ctx.out.flush()
+    final = watch(ctx.client, deployment_id, interval=ctx.args.interval, out=ctx.err)
+    return _finished(ctx, final)
+
+
+def render_started(body: Any) -> str:
+    """The deployment id, execution and console link of a started flow."""
+    if not isinstance(body, dict):
+        return str(body)
+    keys = ("deploymentId", "action", "service", "digest", "executionArn", "consoleUrl")
+    items = [(k, body[k]) for k in keys if body.get(k)]
+    items += [(k, v) for k, v in body.items() if k not in keys and not isinstance(v, dict | list)]
+    return pairs(items)
+
+
+# -- history / deployments / show / watch ----------------------------------------
+
+
+def history(ctx: Context) -> int:
+    """``GET /images``: every pushed digest, newest first, with its verdict."""
+    body = ctx.client.get("/images", {"limit": ctx.args.limit, "cursor": ctx.args.cursor})
+    rows = []
+    for item in _items(body, "images"):
+        running = item.get("runningOn")
+        where = (
+            "?"
+            if running is None
+            else ",".join(
+                f"{p.get('colour')}({p.get('role')})" for p in running if isinstance(p, dict)
+            )
+        )
+        verdict = item.get("verdict")
+        reason = str(item.get("verdictReason") or "")
+        if verdict == "failed" and reason:
+            verdict = f"failed: {reason[:60]}" + ("..." if len(reason) > 60 else "")
+        rows.append(
+            (
+                short_digest(item.get("digest")),
+                item.get("tags"),
+                item.get("pushedAt"),
+                verdict,
+                where,
+            )
+        )
+    text = table(("digest", "tags", "pushed", "verdict", "running on"), rows)
+    if isinstance(body, dict) and body.get("clusterError"):
+        text += f"\n\n(cluster not asked: {body['clusterError']})"
+    ctx.emit(body, text + _next_page(body))
+    return EXIT_OK
+
+
+def deployments(ctx: Context) -> int:
+    """``GET /deployments``: deployments newest first."""
+    body = ctx.client.get("/deployments", {"limit": ctx.args.limit, "cursor": ctx.args.cursor})
+    rows = [
+        (
+            item.get("id"),
+            item.get("action"),
+            item.get("service"),
+            item.get("colour"),
+            short_digest(item.get("fromDigest")),
+            short_digest(item.get("toDigest")),
+            item.get("outcome"),
+            item.get("trigger"),
+            item.get("actor"),
+            item.get("startedAt"),
+        )
+        for item in _items(body, "deployments")
+    ]
+    headers = (
+        "id",
+        "action",
+        "service",
+        "colour",
+        "from",
+        "to",
+        "outcome",
+        "trigger",
+        "actor",
+        "started",
+    )
+    ctx.emit(body, table(headers, rows) + _next_page(body))
+    return EXIT_OK
+
+
+def show(ctx: Context) -> int:
+    """``GET /deployments/{id}``: the record and the live execution."""
+    body = ctx.client.get(f"/deployments/{ctx.args.id}")
+    ctx.emit(body, render_deployment(body))
+    return EXIT_OK
+
+
+def watch_command(ctx: Context) -> int:
+    """Follow a deployment until its execution ends; exit 1 unless it succeeded."""
+    final = watch(
+        ctx.client, ctx.args.id, interval=ctx.args.interval, timeout=ctx.args.max_wait, out=ctx.err
+    )
+    return _finished(ctx, final)
+
+
+def _finished(ctx: Context, body: Any) -> int:
+    ctx.emit(body, render_deployment(body))
+    progress = progress_of(body)
+    if progress.succeeded:
+        return EXIT_OK
+    if ctx.as_json:
+        return EXIT_FAILED
+    what = progress.outcome or progress.status.lower()
+    reason = f" ({progress.error}: {progress.cause})" if progress.error else ""
+    ident = body.get("id", "") if isinstance(body, dict) else ""
+    raise CliError(f"deployment {ident} ended {what}{reason}", EXIT_FAILED)
+
+
+def render_deployment(body: Any) -> str:
+    """A deployment's record and its execution as aligned ``key  value`` lines."""
+    record, execution = record_of(body), execution_of(body)
+    items: list[tuple[str, object]] = [("id", body.get("id") if isinstance(body, dict) else "")]
+    items += [
+        (key, short_digest(value) if key.endswith(("Digest", "To")) else value)
+        for key, value in record.items()
+        if key != "id" and not isinstance(value, dict | list)
+    ]
+    items += [(f"execution.{k}", v) for k, v in execution.items() if not isinstance(v, dict | list)]
+    if not record:
+        items.append(("record", "not written yet (the flow has not reached it)"))
+    if isinstance(body, dict) and body.get("consoleUrl"):
+        items.append(("console", body["consoleUrl"]))
+    return pairs(items)
+
+
+def _mapping(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _items(body: Any, key: str) -> list[dict[str, Any]]:
+    items: Iterable[Any] = (
+        body.get(key) or body.get("items") or []
+        if isinstance(body, dict)
+        else (body if isinstance(body, list) else [])
+    )
+    return [item for item in items if isinstance(item, dict)]
+
+
+def _next_page(body: Any) -> str:
+    cursor = body.get("cursor") or body.get("nextCursor") if isinstance(body, dict) else None
+    return f"\n\nmore: --cursor {cursor}" if cursor else ""

@@ -1,0 +1,311 @@
+"""``bluegreen``: argument parsing, endpoint and signing set-up, one-line errors."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Callable, Sequence
+from typing import TextIO
+
+from bluegreen_cli import __version__, commands
+from bluegreen_cli.api import ApiClient, Signer, region_of_endpoint
+from bluegreen_cli.errors import (
+    EXIT_CODES_HELP,
+    EXIT_OK,
+    EXIT_UNAVAILABLE,
+    EXIT_USAGE,
+    CliError,
+)
+from bluegreen_cli.local_stack import LocalStackInfo, find_running
+from bluegreen_cli.push import FAULT_MODES, push
+from bluegreen_cli.tables import pairs
+
+ENDPOINT_ENV = "BLUEGREEN_ENDPOINT"
+
+DESCRIPTION = """\
+Operate eks-bluegreen: switch the canary colour, deploy digests, roll back,
+and read the ledger. Talks to the services API of a deployed stack (signed with
+SigV4 for API Gateway's IAM auth, standard AWS credential chain and region) or
+to the local stack started with `make local`.
+
+endpoint: --endpoint URL, else $BLUEGREEN_ENDPOINT, else the running local stack.
+"""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse whose errors are one line with exit code 2, like every other error."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise CliError(f"{message} (see: {self.prog} --help)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The whole command line; every subcommand has ``--help``."""
+    root = _Parser(
+        prog="bluegreen",
+        description=DESCRIPTION,
+        epilog=EXIT_CODES_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    _add_common_options(root, suppress=False)
+    root.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = root.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub.required = True
+
+    def command(name: str, help_text: str, run: Callable[..., int]) -> argparse.ArgumentParser:
+        parser = sub.add_parser(
+            name,
+            help=help_text,
+            description=help_text,
+            epilog=EXIT_CODES_HELP,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+        _add_common_options(parser, suppress=True)
+        parser.set_defaults(run=run)
+        return parser
+
+    def waiting(parser: argparse.ArgumentParser) -> None:
+        parser.add_argument(
+            "--wait",
+            action="store_true",
+            help="follow the deployment until it ends; exit 1 unless it succeeded",
+        )
+        parser.add_argument(
+            "--interval",
+            type=float,
+            default=1.0,
+            metavar="SECONDS",
+            help="polling interval while waiting (default 1)",
+        )
+
+    command(
+        "status",
+        "show which colour is the canary, what each colour runs and its rollout",
+        commands.status,
+    )
+
+    p = command(
+        "switch", "make a colour the canary (the other one becomes production)", commands.switch
+    )
+    p.add_argument("colour", choices=("blue", "green"))
+
+    p = command(
+        "deploy",
+        "deploy a digest (sha256:<hex> or 64 hex) or a known tag through the deploy flow",
+        commands.deploy,
+    )
+    p.add_argument("image", metavar="DIGEST|TAG")
+    p.add_argument(
+        "--service",
+        choices=("canary", "production"),
+        default="canary",
+        help="which role's colour to deploy to (default canary)",
+    )
+    waiting(p)
+
+    p = command("rollback", "roll a colour back to its last healthy digest", commands.rollback)
+    p.add_argument(
+        "--service",
+        choices=("canary", "production"),
+        default="canary",
+        help="which role's colour to roll back (default canary)",
+    )
+    waiting(p)
+
+    p = command("promote", "put the canary's digest on production", commands.promote)
+    waiting(p)
+
+    for name, help_text, run in (
+        (
+            "history",
+            "images pushed to the repository, newest first, with verdicts",
+            commands.history,
+        ),
+        ("deployments", "deployments and rollbacks, newest first", commands.deployments),
+    ):
+        p = command(name, help_text, run)
+        p.add_argument("--limit", type=int, default=20, help="how many (default 20)")
+        p.add_argument("--cursor", help="the cursor printed at the end of the previous page")
+
+    p = command("show", "one deployment: its record and live execution status", commands.show)
+    p.add_argument("id", help="deployment id (the execution name)")
+
+    p = command(
+        "watch",
+        "follow a deployment until its execution ends; exit 1 unless it succeeded",
+        commands.watch_command,
+    )
+    p.add_argument("id", help="deployment id (the execution name)")
+    p.add_argument(
+        "--interval",
+        type=float,
+        default=1.0,
+        metavar="SECONDS",
+        help="polling interval (default 1)",
+    )
+    p.add_argument(
+        "--max-wait",
+        type=float,
+        default=1800.0,
+        metavar="SECONDS",
+        help="give up (exit 3) after this long (default 1800)",
+    )
+
+    p = command(
+        "push",
+        "local stack only: push a new image to the local ECR and deliver its "
+        "EventBridge event to ecr_push",
+        _push,
+    )
+    p.add_argument("tag", help="the image tag, e.g. dev (auto-deployed by default)")
+    p.add_argument(
+        "--broken",
+        action="store_true",
+        help="the image never becomes ready in the cluster emulator",
+    )
+    p.add_argument(
+        "--fault",
+        choices=FAULT_MODES,
+        default=FAULT_MODES[0],
+        help="how a broken image fails (default CrashLoopBackOff)",
+    )
+    waiting(p)
+    return root
+
+
+def _add_common_options(parser: argparse.ArgumentParser, *, suppress: bool) -> None:
+    """Options accepted before and after the subcommand.
+
+    The subcommand's copies default to SUPPRESS so that they never overwrite a
+    value given before the subcommand name.
+    """
+
+    def default(value: object) -> object:
+        return argparse.SUPPRESS if suppress else value
+
+    parser.add_argument(
+        "--endpoint",
+        default=default(None),
+        metavar="URL",
+        help=f"services API URL (stage URL, or the local stack); env {ENDPOINT_ENV}",
+    )
+    parser.add_argument("--region", default=default(None), help="AWS region for signing")
+    parser.add_argument("--profile", default=default(None), help="AWS profile for signing")
+    parser.add_argument(
+        "--no-sign",
+        action="store_true",
+        default=default(False),
+        help="send requests unsigned (the local stack accepts them)",
+    )
+    parser.add_argument(
+        "--json",
+        action="store_true",
+        default=default(False),
+        help="print the API's JSON answer instead of a table",
+    )
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=default(30.0),
+        metavar="SECONDS",
+        help="HTTP timeout per request (default 30)",
+    )
+
+
+def _push(ctx: commands.Context) -> int:
+    if ctx.local is None:
+        raise CliError(
+            "push works only against the local stack: start it with `make local` "
+            "(and do not pass --endpoint to another API)"
+        )
+    result = push(ctx.local, ctx.args.tag, broken=ctx.args.broken, fault=ctx.args.fault)
+    delivered = result.get("ecrPush")
+    items = [(k, v) for k, v in result.items() if k not in ("ecrPush", "executionArn")]
+    if isinstance(delivered, dict):
+        response = delivered.get("response") or delivered.get("error") or {}
+        if isinstance(response, dict):
+            items += [(f"ecr_push.{k}", v) for k, v in response.items() if k != "digest"]
+        if delivered.get("delivered") is False:
+            items.append(("ecr_push", delivered.get("reason", "not delivered")))
+    if not result.get("deploymentId"):
+        items.append(("deployment", "none started (the tag is not auto-deployed)"))
+    if ctx.args.wait and result.get("deploymentId"):
+        return commands.follow(ctx, str(result["deploymentId"]), pairs(items))
+    ctx.emit(result, pairs(items))
+    return EXIT_OK
+
+
+def resolve_endpoint(args: argparse.Namespace) -> tuple[str, LocalStackInfo | None]:
+    """``--endpoint``, else ``$BLUEGREEN_ENDPOINT``, else the running local stack."""
+    local = find_running()
+    explicit = args.endpoint or os.environ.get(ENDPOINT_ENV, "").strip()
+    if explicit:
+        is_local = local is not None and explicit.rstrip("/") == local.api_url.rstrip("/")
+        return explicit, local if is_local else None
+    if local is not None:
+        return local.api_url, local
+    raise CliError(
+        "no API endpoint: pass --endpoint URL (the stack's API URL output), set "
+        f"{ENDPOINT_ENV}, or start the local stack with `make local`"
+    )
+
+
+def make_signer(
+    args: argparse.Namespace, endpoint: str, local: LocalStackInfo | None
+) -> Signer | None:
+    """A SigV4 signer, unless ``--no-sign``; the local stack tolerates missing credentials."""
+    if args.no_sign:
+        return None
+    region = args.region or region_of_endpoint(endpoint) or (local.region if local else None)
+    local_user = _login_name() if local is not None else None
+    try:
+        return Signer(region, args.profile, local_user=local_user)
+    except CliError:
+        if local is not None:
+            return None
+        raise
+    except Exception as exc:  # botocore: unknown profile, broken config files
+        raise CliError(f"cannot load AWS credentials: {exc}") from None
+
+
+def _login_name() -> str:
+    import getpass
+
+    try:
+        name = getpass.getuser()
+    except (KeyError, OSError):
+        name = ""
+    return "".join(c for c in name if c.isalnum() or c in "-_.") or "local-operator"
+
+
+def main(
+    argv: Sequence[str] | None = None, out: TextIO | None = None, err: TextIO | None = None
+) -> int:
+    """Run the command line; returns the exit code (never raises for expected failures)."""
+    out = out or sys.stdout
+    err = err or sys.stderr
+    try:
+        args = build_parser().parse_args(argv)
+        endpoint, local = resolve_endpoint(args)
+        client = ApiClient(endpoint, make_signer(args, endpoint, local), timeout=args.timeout)
+        ctx = commands.Context(client=client, args=args, out=out, err=err, local=local)
+        code: int = args.run(ctx)
+        return code
+    except CliError as exc:
+        err.write(f"bluegreen: error: {exc.message}\n")
+        return exc.exit_code
+    except KeyboardInterrupt:
+        err.write("bluegreen: interrupted\n")
+        return 130
+    except BrokenPipeError:
+        return EXIT_OK
+    except Exception as exc:  # the promise is one line, never a traceback
+        err.write(f"bluegreen: error: unexpected {type(exc).__name__}: {exc}\n")
+        return EXIT_UNAVAILABLE
+
+
+if __name__ == "__main__":
+    sys.exit(main())
+
+__all__ = ["EXIT_USAGE", "build_parser", "main"]

@@ -1,0 +1,842 @@
+"""The local stack: the whole product on one machine, no AWS account, no Docker.
+
+``python -m local.stack`` (``make local``) runs, in this one process:
+
+- moto's server (AWS: DynamoDB ledger and idempotency tables from
+  ``template.yaml``, the ECR repository, the real ``deploy.asl.json`` on moto's
+  Step Functions interpreter with its Lambda tasks dispatched in-process);
+- the cluster emulator with the default seed, on a clock running ``--speed``
+  times faster than real time (Wait states are shortened by the same factor), so
+  a whole deploy takes seconds;
+- a local API Gateway endpoint in front of the real ``services_api`` handler,
+  plus the local-only ``POST /_local/events`` path that delivers an EventBridge
+  event to ``ecr_push`` when the template's rule matches it (``bluegreen push``).
+
+Every handler runs here with the ``BG_*`` environment a deployed function gets
+(values from the template's parameters' defaults) and ``AWS_ENDPOINT_URL``
+pointing at moto. ``.local-stack/stack.json`` records the pid, URLs and that
+environment for ``bluegreen``, ``make push`` and ``make invoke``; a second start
+while one runs refuses with the running one's endpoints. Ctrl-C stops it all.
+
+Tests start the same stack in-process on free ports: ``with LocalStack(
+StackOptions.ephemeral(tmp_path)) as stack: ...``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import logging
+import os
+import signal
+import socket
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+import warnings
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import asdict, dataclass, field, replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+STATE_DIR = ROOT / ".local-stack"
+STATE_FILE = "stack.json"
+ACCOUNT = "123456789012"
+"""moto's default account: what ARNs and the ECR registry host name carry."""
+
+
+class StackError(Exception):
+    """The stack cannot start as asked (port taken, already running); said in one line."""
+
+
+class StackAlreadyRunning(StackError):
+    """Another local stack (this project, same state folder) is alive."""
+
+
+# -- the state file -------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StackState:
+    """What a running stack publishes in ``.local-stack/stack.json``."""
+
+    pid: int
+    started_at: str
+    api_url: str
+    moto_url: str
+    cluster_url: str
+    region: str
+    account: str
+    repository: str
+    registry: str
+    namespace: str
+    state_machine_arn: str
+    kubeconfig: str
+    environment: dict[str, str] = field(default_factory=dict)
+
+    def to_json(self) -> str:
+        """The state file's text."""
+        return json.dumps(asdict(self), indent=2, sort_keys=True) + "\n"
+
+    @classmethod
+    def from_json(cls, text: str) -> StackState:
+        """Parse a state file; raises ``ValueError`` when it is not one."""
+        data = json.loads(text)
+        if not isinstance(data, dict):
+            raise ValueError("not a JSON object")
+        known = {name for name in cls.__dataclass_fields__}
+        try:
+            return cls(**{k: v for k, v in data.items() if k in known})
+        except TypeError as exc:
+            raise ValueError(str(exc)) from None
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def running_stack(state_dir: Path = STATE_DIR) -> StackState | None:
+    """The stack recorded in ``state_dir`` if its process is alive, else None."""
+    return running_stack_at(state_dir / STATE_FILE)
+
+
+def running_stack_at(state_file: Path) -> StackState | None:
+    """The stack a state file names if its process is alive, else None."""
+    try:
+        state = StackState.from_json(state_file.read_text())
+    except (OSError, ValueError):
+        return None
+    return state if _alive(state.pid) else None
+
+
+# -- options ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StackOptions:
+    """Ports, speed and where the state goes. Port 0 picks a free port."""
+
+    host: str = "127.0.0.1"
+    api_port: int = 3000
+    moto_port: int = 5000
+    cluster_port: int = 8001
+    speed: float = 60.0
+    """How much faster than real time the cluster's clock and the flow's waits run."""
+    state_dir: Path = STATE_DIR
+    write_state: bool = True
+    access_log: bool = True
+    seed: Path | None = None
+    """Kubernetes manifests to seed the emulator with; None: its default seed."""
+    log_level: str = "WARNING"
+    """The handlers' Powertools log level (their JSON logs go to standard output)."""
+    overrides: Mapping[str, str] = field(default_factory=dict)
+    """Extra environment for the handlers (``BG_*`` settings), after the template's."""
+
+    @classmethod
+    def ephemeral(cls, state_dir: Path, **changes: Any) -> StackOptions:
+        """Free ports, a private state folder and no access log: for tests."""
+        base = cls(api_port=0, moto_port=0, cluster_port=0, state_dir=state_dir, access_log=False)
+        return replace(base, **changes)
+
+
+def template_environment(template: Mapping[str, Any], function: str) -> dict[str, str]:
+    """The environment the template gives ``function`` (its ``CodeUri`` folder name).
+
+    Globals first, then the function's own variables; ``!Ref`` to a parameter
+    takes the parameter's default; anything only AWS can resolve (ARNs, table
+    names of created resources) is left out for the stack to fill in.
+    """
+    parameters = template.get("Parameters") or {}
+
+    def resolve(value: Any) -> str | None:
+        if isinstance(value, bool):
+            return "true" if value else "false"
+        if isinstance(value, str | int | float):
+            return str(value)
+        if isinstance(value, dict) and set(value) == {"Ref"}:
+            parameter = parameters.get(value["Ref"])
+            if isinstance(parameter, dict) and "Default" in parameter:
+                default = parameter["Default"]
+                if isinstance(default, list):
+                    return ",".join(str(item) for item in default)
+                return str(default)
+        return None
+
+    variables: dict[str, Any] = {}
+    globals_ = ((template.get("Globals") or {}).get("Function") or {}).get("Environment") or {}
+    variables.update(globals_.get("Variables") or {})
+    for resource in (template.get("Resources") or {}).values():
+        if not isinstance(resource, dict) or resource.get("Type") != "AWS::Serverless::Function":
+            continue
+        properties = resource.get("Properties") or {}
+        if str(properties.get("CodeUri", "")).rstrip("/").rsplit("/", 1)[-1] != function:
+            continue
+        variables.update((properties.get("Environment") or {}).get("Variables") or {})
+    resolved = {name: resolve(value) for name, value in variables.items()}
+    return {name: value for name, value in resolved.items() if value is not None}
+
+
+def event_rule_patterns(template: Mapping[str, Any], function: str) -> list[dict[str, Any]]:
+    """The EventBridge patterns that deliver to ``function``, parameters resolved."""
+    parameters = template.get("Parameters") or {}
+
+    def resolve(value: Any) -> Any:
+        if isinstance(value, dict):
+            if set(value) == {"Ref"} and isinstance(parameters.get(value["Ref"]), dict):
+                return parameters[value["Ref"]].get("Default")
+            return {k: resolve(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [resolve(item) for item in value]
+        return value
+
+    patterns = []
+    for resource in (template.get("Resources") or {}).values():
+        if not isinstance(resource, dict) or resource.get("Type") != "AWS::Serverless::Function":
+            continue
+        properties = resource.get("Properties") or {}
+        if str(properties.get("CodeUri", "")).rstrip("/").rsplit("/", 1)[-1] != function:
+            continue
+        for event in (properties.get("Events") or {}).values():
+            if isinstance(event, dict) and event.get("Type") in (
+                "EventBridgeRule",
+                "CloudWatchEvent",
+            ):
+                pattern = (event.get("Properties") or {}).get("Pattern")
+                if isinstance(pattern, dict):
+                    patterns.append(resolve(pattern))
+    return patterns
+
+
+def pattern_matches(pattern: Mapping[str, Any], event: Mapping[str, Any]) -> bool:
+    """EventBridge matching for the pattern forms the template uses (values, nesting)."""
+    for key, wanted in pattern.items():
+        value = event.get(key) if isinstance(event, Mapping) else None
+        if isinstance(wanted, Mapping):
+            if not isinstance(value, Mapping) or not pattern_matches(wanted, value):
+                return False
+        elif isinstance(wanted, list):
+            candidates = value if isinstance(value, list) else [value]
+            if not any(candidate in wanted for candidate in candidates):
+                return False
+        elif value != wanted:
+            return False
+    return True
+
+
+# -- the stack ----------------------------------------------------------------------
+
+
+class LocalStack:
+    """moto + the cluster emulator + the API endpoint, started and stopped together."""
+
+    def __init__(self, options: StackOptions | None = None) -> None:
+        self.options = options or StackOptions()
+        self.state: StackState | None = None
+        self._exits = contextlib.ExitStack()
+        self._saved_environ: dict[str, str | None] = {}
+        self._handler_locks: dict[str, threading.Lock] = {}
+        self._template: dict[str, Any] = {}
+        self.cluster: Any = None
+        self.api: Any = None
+        self.moto: Any = None
+
+    # lifecycle --------------------------------------------------------------
+
+    def __enter__(self) -> LocalStack:
+        return self.start()
+
+    def __exit__(self, *_exc: object) -> None:
+        self.stop()
+
+    def start(self) -> LocalStack:
+        """Start everything; on any failure, stop what was started and raise."""
+        options = self.options
+        running = running_stack(options.state_dir)
+        if running is not None and _answers(running.api_url):
+            raise StackAlreadyRunning(
+                f"a local stack is already running (pid {running.pid}): API {running.api_url}, "
+                f"moto {running.moto_url}, cluster {running.cluster_url}. Stop it with Ctrl-C "
+                f"in its terminal (or kill {running.pid}) before starting another."
+            )
+        for name, port in (
+            ("--api-port", options.api_port),
+            ("--moto-port", options.moto_port),
+            ("--cluster-port", options.cluster_port),
+        ):
+            _check_port_free(options.host, port, name)
+        try:
+            self._start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _start(self) -> None:
+        from local.aws import load_template
+
+        self._template = load_template()
+        moto_url = self._start_moto()
+        cluster_url = self._start_cluster()
+        environment = self._environment(moto_url, cluster_url)
+        self._apply_environment(environment)
+        machine_arn = self._create_aws_resources(environment)
+        environment["BG_STATE_MACHINE_ARN"] = machine_arn
+        self._apply_environment(environment)
+        self._exits.callback(_fresh_handler_modules())
+        _cold_start()
+        api_url = self._start_api(environment)
+        kubeconfig = self._write_kubeconfig(cluster_url)
+        self.state = StackState(
+            pid=os.getpid(),
+            started_at=datetime.now(UTC).isoformat(timespec="seconds"),
+            api_url=api_url,
+            moto_url=moto_url,
+            cluster_url=cluster_url,
+            region=environment["AWS_REGION"],
+            account=ACCOUNT,
+            repository=environment["BG_REPOSITORY_NAME"],
+            registry=environment["BG_REGISTRY"],
+            namespace=environment["BG_NAMESPACE"],
+            state_machine_arn=machine_arn,
+            kubeconfig=str(kubeconfig) if kubeconfig else "",
+            environment=environment,
+        )
+        if self.options.write_state:
+            self.options.state_dir.mkdir(parents=True, exist_ok=True)
+            path = self.options.state_dir / STATE_FILE
+            path.write_text(self.state.to_json())
+            self._exits.callback(_remove_state, path, os.getpid())
+
+    def stop(self) -> None:
+        """Stop everything started, restore the process environment; safe to call twice."""
+        try:
+            self._exits.close()
+        finally:
+            self._exits = contextlib.ExitStack()
+            for name, value in self._saved_environ.items():
+                if value is None:
+                    os.environ.pop(name, None)
+                else:
+                    os.environ[name] = value
+            self._saved_environ = {}
+            _cold_start()
+
+    # pieces ---------------------------------------------------------------------
+
+    def _start_moto(self) -> str:
+        from moto.core.config import default_user_config
+        from moto.server import ThreadedMotoServer
+
+        # werkzeug logs every request moto serves; the API's access log is the useful one.
+        werkzeug = logging.getLogger("werkzeug")
+        level = werkzeug.level
+        werkzeug.setLevel(logging.ERROR)
+        self._exits.callback(werkzeug.setLevel, level)
+
+        server = ThreadedMotoServer(
+            ip_address=self.options.host, port=self.options.moto_port, verbose=False
+        )
+        server.start()
+        self.moto = server
+        self._exits.callback(server.stop)
+        previous = default_user_config.get("stepfunctions", {}).get("execute_state_machine", False)
+        default_user_config["stepfunctions"] = {"execute_state_machine": True}
+
+        def restore() -> None:
+            default_user_config["stepfunctions"] = {"execute_state_machine": previous}
+
+        self._exits.callback(restore)
+        host, port = server.get_host_and_port()
+        return f"http://{host}:{port}"
+
+    def _start_cluster(self) -> str:
+        from local.cluster import Clock, ClusterEmulator
+
+        kwargs: dict[str, Any] = {
+            "clock": Clock.scaled(self.options.speed),
+            "host": self.options.host,
+            "port": self.options.cluster_port,
+        }
+        if self.options.seed is not None:
+            kwargs["seed"] = self.options.seed
+        emulator = ClusterEmulator(**kwargs)
+        emulator.start()
+        self.cluster = emulator
+        self._exits.callback(emulator.stop)
+        return str(emulator.url).rstrip("/")
+
+    def _environment(self, moto_url: str, cluster_url: str) -> dict[str, str]:
+        """The handlers' environment: template values, then what only this stack knows."""
+        from bluegreen.config import Settings
+
+        environment: dict[str, str] = {}
+        for function in ("ecr_push", "services_api", "deploy_steps"):
+            environment.update(template_environment(self._template, function))
+        environment.update(
+            {
+                "AWS_ENDPOINT_URL": moto_url,
+                # moto's Step Functions interpreter invokes Lambda at localhost:$MOTO_PORT.
+                "MOTO_PORT": moto_url.rsplit(":", 1)[-1],
+                # The seed's images name this region's registry: the host's region is not used.
+                "AWS_REGION": Settings().region,
+                "AWS_ACCESS_KEY_ID": "testing",
+                "AWS_SECRET_ACCESS_KEY": "testing",
+                "BG_KUBE_API_URL": cluster_url,
+                "POWERTOOLS_TRACE_DISABLED": "true",
+                "POWERTOOLS_METRICS_DISABLED": "true",
+                "POWERTOOLS_LOG_LEVEL": self.options.log_level,
+            }
+        )
+        environment["AWS_DEFAULT_REGION"] = environment["AWS_REGION"]
+        defaults = Settings()
+        environment.setdefault("BG_REPOSITORY_NAME", defaults.repository)
+        environment.setdefault("BG_NAMESPACE", defaults.namespace)
+        environment.setdefault("BG_LEDGER_TABLE_NAME", defaults.ledger_table)
+        environment.setdefault("BG_IDEMPOTENCY_TABLE_NAME", defaults.idempotency_table)
+        environment["BG_REGISTRY"] = f"{ACCOUNT}.dkr.ecr.{environment['AWS_REGION']}.amazonaws.com"
+        environment.update(self.options.overrides)
+        return environment
+
+    def _apply_environment(self, environment: Mapping[str, str]) -> None:
+        for name, value in environment.items():
+            self._saved_environ.setdefault(name, os.environ.get(name))
+            os.environ[name] = value
+        # A profile of the host would make boto3 look for files instead of the keys above.
+        for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN"):
+            if name in os.environ and name not in environment:
+                self._saved_environ.setdefault(name, os.environ.get(name))
+                os.environ.pop(name)
+
+    def _create_aws_resources(self, environment: Mapping[str, str]) -> str:
+        """Tables, the ECR repository (with the seed's images), the deploy state machine."""
+        import boto3
+
+        from local.aws import create_tables
+        from local.lambdas import dispatch_lambdas_in_process
+        from local.stepfunctions import create_deploy_state_machine, shortened_waits
+
+        def client(service: str) -> Any:
+            return boto3.client(
+                service,
+                endpoint_url=environment["AWS_ENDPOINT_URL"],
+                region_name=environment["AWS_REGION"],
+                aws_access_key_id="testing",
+                aws_secret_access_key="testing",  # noqa: S106 - moto accepts any key
+            )
+
+        create_tables(
+            client("dynamodb"),
+            names={
+                "LedgerTable": environment["BG_LEDGER_TABLE_NAME"],
+                "IdempotencyTable": environment["BG_IDEMPOTENCY_TABLE_NAME"],
+            },
+        )
+        ecr = client("ecr")
+        with contextlib.suppress(ecr.exceptions.RepositoryAlreadyExistsException):
+            ecr.create_repository(repositoryName=environment["BG_REPOSITORY_NAME"])
+        self._register_seed_images(ecr, environment)
+        machine = create_deploy_state_machine(
+            lambda_client=client("lambda"),
+            stepfunctions_client=client("stepfunctions"),
+            iam_client=client("iam"),
+        )
+        handlers = {name: _deploy_steps_handler for name in machine.function_names}
+        self._exits.enter_context(dispatch_lambdas_in_process(handlers))
+        self._exits.enter_context(shortened_waits(1.0 / self.options.speed))
+        return machine.arn
+
+    def _register_seed_images(self, ecr: Any, environment: Mapping[str, str]) -> None:
+        """Put the digests the seeded Deployments run into ECR, as if pushed before.
+
+        So that ``deploy <digest>`` of what already runs is accepted, as it would
+        be on a cluster fed from that repository.
+        """
+        prefix = f"{environment['BG_REGISTRY']}/{environment['BG_REPOSITORY_NAME']}@sha256:"
+        url = (
+            f"{environment['BG_KUBE_API_URL']}/apis/apps/v1/namespaces/"
+            f"{environment['BG_NAMESPACE']}/deployments"
+        )
+        with urllib.request.urlopen(url, timeout=10) as answer:
+            deployments = json.load(answer).get("items") or []
+        digests = {
+            container["image"][len(prefix) - len("sha256:") :]
+            for item in deployments
+            for container in item["spec"]["template"]["spec"].get("containers", [])
+            if str(container.get("image", "")).startswith(prefix)
+        }
+        for digest in sorted(digests):
+            manifest = json.dumps(
+                {
+                    "schemaVersion": 2,
+                    "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
+                    "config": {
+                        "mediaType": "application/vnd.docker.container.image.v1+json",
+                        "size": 7023,
+                        "digest": digest,
+                    },
+                    "layers": [],
+                }
+            )
+            with contextlib.suppress(ecr.exceptions.ImageAlreadyExistsException):
+                ecr.put_image(
+                    repositoryName=environment["BG_REPOSITORY_NAME"],
+                    imageManifest=manifest,
+                    imageManifestMediaType="application/vnd.docker.distribution.manifest.v2+json",
+                    imageDigest=digest,
+                )
+
+    def _start_api(self, environment: Mapping[str, str]) -> str:
+        from local.apigw import LocalApiGateway, Stage, routes_from_template
+        from local.invoke import LocalLambdaContext
+
+        region = environment["AWS_REGION"]
+
+        def context(request_id: str) -> LocalLambdaContext:
+            return LocalLambdaContext(
+                function_name="services-api", aws_request_id=request_id, region=region
+            )
+
+        api = LocalApiGateway(
+            handler=_services_api_handler,
+            routes=routes_from_template(),
+            stage=Stage(account=ACCOUNT, region=region, stage=self._stage_name()),
+            host=self.options.host,
+            port=self.options.api_port,
+            control_paths={"/_local/events": self._deliver_event},
+            access_log=_log if self.options.access_log else None,
+            context_factory=context,
+        )
+        api.start()
+        self.api = api
+        self._exits.callback(api.stop)
+        return api.url
+
+    def _stage_name(self) -> str:
+        """The API's stage: the default of the template's ``ApiStageName`` parameter."""
+        parameter = (self._template.get("Parameters") or {}).get("ApiStageName")
+        default = parameter.get("Default") if isinstance(parameter, dict) else None
+        return str(default) if default else "Prod"
+
+    def _write_kubeconfig(self, cluster_url: str) -> Path | None:
+        if not self.options.write_state:
+            return None
+        self.options.state_dir.mkdir(parents=True, exist_ok=True)
+        path = self.options.state_dir / "kubeconfig"
+        self._exits.callback(path.unlink, missing_ok=True)
+        namespace = os.environ.get("BG_NAMESPACE", "wp-platform")
+        path.write_text(
+            json.dumps(
+                {
+                    "apiVersion": "v1",
+                    "kind": "Config",
+                    "clusters": [{"name": "local", "cluster": {"server": cluster_url}}],
+                    "users": [{"name": "local", "user": {}}],
+                    "contexts": [
+                        {
+                            "name": "local",
+                            "context": {
+                                "cluster": "local",
+                                "user": "local",
+                                "namespace": namespace,
+                            },
+                        }
+                    ],
+                    "current-context": "local",
+                },
+                indent=2,
+            )
+        )
+        return path
+
+    # the local-only event path ------------------------------------------------------
+
+    def _deliver_event(self, body: bytes) -> tuple[int, Any]:
+        """``POST /_local/events``: what EventBridge does with an event put on the bus."""
+        try:
+            event = json.loads(body or b"null")
+        except ValueError as exc:
+            return 400, {"error": "InvalidInput", "detail": f"the body is not JSON: {exc}"}
+        if not isinstance(event, dict):
+            return 400, {"error": "InvalidInput", "detail": "the body must be one event object"}
+        patterns = event_rule_patterns(self._template, "ecr_push")
+        if patterns and not any(pattern_matches(p, event) for p in patterns):
+            return 200, {
+                "delivered": False,
+                "function": "ecr_push",
+                "reason": "no rule of the template matches this event",
+            }
+        from local.invoke import LocalLambdaContext
+
+        handler = self._locked("ecr_push", _ecr_push_handler)
+        context = LocalLambdaContext(function_name="ecr-push", region=os.environ["AWS_REGION"])
+        try:
+            response = handler(event, context)
+        except Exception as exc:
+            return 200, {
+                "delivered": True,
+                "function": "ecr_push",
+                "error": {"errorType": type(exc).__name__, "errorMessage": str(exc)},
+            }
+        answer: dict[str, Any] = {"delivered": True, "function": "ecr_push", "response": response}
+        answer.update(self._auto_deployment(event))
+        return 200, answer
+
+    def _auto_deployment(self, event: Mapping[str, Any]) -> dict[str, str]:
+        """The deployment the push started, if it started one (the name is derived)."""
+        import boto3
+
+        from bluegreen.config import load_settings
+        from bluegreen.flow import execution_arn, execution_name
+        from bluegreen.models import Digest
+
+        detail = event.get("detail")
+        if not isinstance(detail, Mapping):
+            return {}
+        try:
+            digest = Digest.parse(detail.get("image-digest"))
+        except Exception:
+            return {}
+        settings = load_settings()
+        name = execution_name(settings.application, "deploy", digest.hex)
+        arn = execution_arn(settings.state_machine_arn, name)
+        client = boto3.client("stepfunctions", region_name=settings.region)
+        try:
+            client.describe_execution(executionArn=arn)
+        except client.exceptions.ExecutionDoesNotExist:
+            return {}
+        return {"deploymentId": name, "executionArn": arn}
+
+    def _locked(self, name: str, handler: Callable[[Any, Any], Any]) -> Callable[[Any, Any], Any]:
+        """One warm instance per function: invocations of one function never interleave."""
+        lock = self._handler_locks.setdefault(name, threading.Lock())
+
+        def call(event: Any, context: Any) -> Any:
+            with lock:
+                return handler(event, context)
+
+        return call
+
+    # what people see ------------------------------------------------------------------
+
+    def banner(self) -> str:
+        """Endpoints, the kubectl line and the environment for the CLI / AWS CLI."""
+        if self.state is None:
+            return "the local stack is not running"
+        state = self.state
+        kubectl = f"{ROOT / '.venv' / 'bin' / 'kubectl'}"
+        rel_kubectl = ".venv/bin/kubectl" if Path(kubectl).exists() else "kubectl"
+        lines = [
+            f"eks-bluegreen local stack (pid {state.pid}, clock x{self.options.speed:g})",
+            "",
+            f"  API (services_api)  {state.api_url}    e.g. curl {state.api_url}/services",
+            f"  moto (AWS)          {state.moto_url}",
+            f"  cluster emulator    {state.cluster_url}",
+            f"  state machine       {state.state_machine_arn}",
+            "",
+            "kubectl:",
+            f"  {rel_kubectl} --server={state.cluster_url} -n {state.namespace} "
+            "get deploy,svc,cm,pods,rs",
+        ]
+        if state.kubeconfig:
+            lines.append(f"  KUBECONFIG={state.kubeconfig} {rel_kubectl} get deploy,svc,cm")
+        lines += [
+            "",
+            "CLI (reads .local-stack/ by itself):",
+            "  .venv/bin/bluegreen status       make push TAG=dev [BROKEN=1]",
+            "  make invoke FN=ecr_push EVENT=events/ecr_push/tagged_push.json",
+            "",
+            "environment for the AWS CLI or another shell:",
+            f"  export AWS_ENDPOINT_URL={state.moto_url} AWS_REGION={state.region} "
+            "AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing",
+            f"  export BLUEGREEN_ENDPOINT={state.api_url}",
+            f"  aws dynamodb scan --table-name {state.environment.get('BG_LEDGER_TABLE_NAME')}",
+            "",
+            "Ctrl-C stops everything.",
+        ]
+        return "\n".join(lines)
+
+
+# -- handlers, imported on first use -------------------------------------------------
+
+
+def _services_api_handler(event: Any, context: Any) -> Any:
+    from functions.services_api.app import lambda_handler
+
+    return lambda_handler(event, context)
+
+
+def _ecr_push_handler(event: Any, context: Any) -> Any:
+    from functions.ecr_push.app import lambda_handler
+
+    return lambda_handler(event, context)
+
+
+def _deploy_steps_handler(event: Any, context: Any) -> Any:
+    from functions.deploy_steps.app import lambda_handler
+
+    return lambda_handler(event, context)
+
+
+def _cold_start() -> None:
+    """Forget every cached setting and client, as a new Lambda instance would.
+
+    Handlers cache their settings and AWS/Kubernetes clients (``lru_cache``
+    factories); a stack started on new ports, or after tests that used other
+    endpoints, must not reuse them.
+    """
+    for name, module in list(sys.modules.items()):
+        if module is None or not name.startswith(("functions.", "bluegreen")):
+            continue
+        for value in list(vars(module).values()):
+            clear = getattr(value, "cache_clear", None)
+            if callable(clear) and getattr(value, "__module__", None) == name:
+                clear()
+
+
+def _fresh_handler_modules() -> Callable[[], None]:
+    """Make the next import of ``functions.*`` run the modules again (a Lambda cold start).
+
+    Handler modules read their settings at import time; ones imported before
+    the stack set its environment would talk to other endpoints. Returns the
+    undo, which puts the previously imported modules back.
+    """
+    saved = {name: module for name, module in sys.modules.items() if name.startswith("functions.")}
+    for name in saved:
+        del sys.modules[name]
+
+    def restore() -> None:
+        for name in [n for n in sys.modules if n.startswith("functions.")]:
+            del sys.modules[name]
+        sys.modules.update(saved)
+
+    return restore
+
+
+def _answers(url: str) -> bool:
+    """Whether something serves HTTP at ``url`` (a reused pid is not a running stack)."""
+    try:
+        urllib.request.urlopen(url + "/_local/ping", timeout=2).close()
+    except urllib.error.HTTPError:
+        return True
+    except OSError:
+        return False
+    return True
+
+
+def _check_port_free(host: str, port: int, option: str) -> None:
+    if port == 0:
+        return
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError:
+            raise StackError(
+                f"port {port} on {host} is in use: pick another with {option} <port>"
+            ) from None
+
+
+def _remove_state(path: Path, pid: int) -> None:
+    # Only our own file: a second stack that failed to start must not delete the first's.
+    with contextlib.suppress(OSError, ValueError):
+        if StackState.from_json(path.read_text()).pid == pid:
+            path.unlink()
+
+
+def _log(line: str) -> None:
+    sys.stderr.write(f"{time.strftime('%H:%M:%S')} {line}\n")
+    sys.stderr.flush()
+
+
+@contextlib.contextmanager
+def local_stack(options: StackOptions) -> Iterator[LocalStack]:
+    """``with local_stack(StackOptions.ephemeral(tmp)) as stack:`` (a test fixture's body)."""
+    stack = LocalStack(options)
+    stack.start()
+    try:
+        yield stack
+    finally:
+        stack.stop()
+
+
+# -- command line -------------------------------------------------------------------
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the stack until Ctrl-C (or SIGTERM)."""
+    parser = argparse.ArgumentParser(
+        prog="python -m local.stack",
+        description="Run eks-bluegreen locally: moto, the cluster emulator and the API.",
+    )
+    defaults = StackOptions()
+    parser.add_argument("--host", default=defaults.host, help="address to bind (loopback)")
+    parser.add_argument("--api-port", type=int, default=defaults.api_port)
+    parser.add_argument("--moto-port", type=int, default=defaults.moto_port)
+    parser.add_argument("--cluster-port", type=int, default=defaults.cluster_port)
+    parser.add_argument(
+        "--speed",
+        type=float,
+        default=defaults.speed,
+        help="how much faster than real time the cluster and the flow's waits run",
+    )
+    parser.add_argument("--seed", type=Path, help="Kubernetes manifests (file or folder)")
+    parser.add_argument("--quiet", action="store_true", help="no access log")
+    parser.add_argument(
+        "--log-level",
+        default=defaults.log_level,
+        choices=("DEBUG", "INFO", "WARNING", "ERROR"),
+        help="the handlers' log level (default WARNING: failures only)",
+    )
+    args = parser.parse_args(argv)
+    if args.speed <= 0:
+        parser.error("--speed must be positive")
+    options = replace(
+        defaults,
+        host=args.host,
+        api_port=args.api_port,
+        moto_port=args.moto_port,
+        cluster_port=args.cluster_port,
+        speed=args.speed,
+        seed=args.seed,
+        access_log=not args.quiet,
+        log_level=args.log_level,
+    )
+    # Handlers publish no metrics locally; Powertools warns about that on every call.
+    warnings.filterwarnings("ignore", message="No application metrics to publish")
+    stop = threading.Event()
+
+    def on_signal(_signum: int, _frame: object) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    stack = LocalStack(options)
+    try:
+        stack.start()
+    except StackError as exc:
+        sys.stderr.write(f"local stack: {exc}\n")
+        return 2
+    try:
+        print(stack.banner(), flush=True)
+        while not stop.wait(0.5):
+            pass
+        print("\nstopping the local stack...", flush=True)
+    finally:
+        stack.stop()
+    print("stopped.", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,549 @@
+"""The ``bluegreen`` command line against a fake services API."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from tests.cli.conftest import FakeApi, Run, Seen
+
+HEX_A = "a" * 64
+HEX_B = "b" * 64
+REPO = "123456789012.dkr.ecr.us-west-2.amazonaws.com/rezfusion-cloud"
+
+STATUS = {
+    "canary": "blue",
+    "production": "green",
+    "colours": {
+        "blue": {
+            "colour": "blue",
+            "role": "canary",
+            "image": f"{REPO}@sha256:{HEX_A}",
+            "digest": f"sha256:{HEX_A}",
+            "replicas": {"desired": 2, "updated": 2, "ready": 2, "available": 2},
+            "rollout": "complete",
+            "message": "",
+        },
+        "green": {
+            "colour": "green",
+            "role": "production",
+            "image": f"{REPO}@sha256:{HEX_B}",
+            "digest": f"sha256:{HEX_B}",
+            "replicas": {"desired": 2, "updated": 1, "ready": 1, "available": 1},
+            "rollout": "progressing",
+            "message": "",
+        },
+    },
+    "canaryEnv": {"selector": "blue", "image": f"{REPO}@sha256:{HEX_A}", "present": True},
+    "services": {"canary": "blue", "production": "green"},
+    "inAgreement": True,
+    "disagreements": [],
+}
+
+STARTED = {
+    "deploymentId": "wp-platform-deploy-abc",
+    "executionArn": "arn:aws:states:us-west-2:123456789012:execution:deploy:wp-platform-deploy-abc",
+    "consoleUrl": "https://console.aws.amazon.com/states/home",
+    "action": "deploy",
+    "service": "production",
+    "digest": f"sha256:{HEX_A}",
+}
+
+
+def deployment(status: str, outcome: str, error: str | None = None) -> dict[str, object]:
+    return {
+        "id": "wp-platform-deploy-abc",
+        "executionArn": STARTED["executionArn"],
+        "consoleUrl": STARTED["consoleUrl"],
+        "record": {
+            "id": "wp-platform-deploy-abc",
+            "application": "wp-platform",
+            "action": "deploy",
+            "service": "canary",
+            "colour": "blue",
+            "toDigest": f"sha256:{HEX_A}",
+            "fromDigest": f"sha256:{HEX_B}",
+            "trigger": "api",
+            "actor": "arn:aws:iam::1:user/x",
+            "startedAt": "2026-11-27T06:00:00Z",
+            "outcome": outcome,
+        },
+        "execution": {
+            "status": status,
+            "error": error,
+            "cause": "rollout stalled" if error else None,
+        },
+    }
+
+
+def test_status_prints_a_table_of_both_colours(api: FakeApi, bluegreen: Callable[..., Run]) -> None:
+    # GIVEN an API reporting blue as canary, green half rolled out
+    api.routes[("GET", "/services")] = (200, STATUS)
+    # WHEN status is asked for
+    run = bluegreen("--endpoint", api.url, "status")
+    # THEN one row per colour with role, short digest, ready/desired and rollout state
+    assert run.code == 0, run.err
+    rows = {
+        line.split()[0]: line.split()
+        for line in run.out.splitlines()
+        if line[:5] in ("blue ", "green")
+    }
+    assert rows["blue"][:5] == ["blue", "canary", f"sha256:{HEX_A[:12]}", "2/2", "complete"]
+    assert rows["green"][:5] == [
+        "green",
+        "production",
+        f"sha256:{HEX_B[:12]}",
+        "1/2",
+        "progressing",
+    ]
+    assert "DISAGREEMENT" not in run.out
+
+
+def test_status_flags_a_disagreement(api: FakeApi, bluegreen: Callable[..., Run]) -> None:
+    # GIVEN the ConfigMap and the Services disagree
+    body = {**STATUS, "inAgreement": False, "disagreements": ["canary Service selects green"]}
+    api.routes[("GET", "/services")] = (200, body)
+    # WHEN status is printed
+    run = bluegreen("--endpoint", api.url, "status")
+    # THEN the disagreement is shown
+    assert "DISAGREEMENT  canary Service selects green" in run.out
+
+
+@pytest.mark.parametrize("where", ["before", "after"])
+def test_json_gives_the_api_answer_unchanged(
+    api: FakeApi, bluegreen: Callable[..., Run], where: str
+) -> None:
+    # GIVEN the services answer
+    api.routes[("GET", "/services")] = (200, STATUS)
+    # WHEN --json is given before or after the subcommand
+    args = ["--json", "status"] if where == "before" else ["status", "--json"]
+    run = bluegreen("--endpoint", api.url, *args)
+    # THEN stdout is exactly the API's JSON
+    assert run.code == 0
+    assert run.json == STATUS
+
+
+def test_switch_sends_the_selector(api: FakeApi, bluegreen: Callable[..., Run]) -> None:
+    # GIVEN an API that switches
+    api.routes[("POST", "/services")] = (
+        200,
+        {"changed": True, "canary": "green", "production": "blue"},
+    )
+    # WHEN green is made the canary
+    run = bluegreen("--endpoint", api.url, "switch", "green")
+    # THEN the body is the original system's {"selector": ...} and the new roles are printed
+    assert run.code == 0
+    assert api.seen[-1].body == {"selector": "green"}
+    assert "canary: green  production: blue" in run.out
+
+
+def test_switch_rejects_an_unknown_colour_without_calling(
+    api: FakeApi, bluegreen: Callable[..., Run]
+) -> None:
+    # WHEN a colour that does not exist is given
+    run = bluegreen("--endpoint", api.url, "switch", "purple")
+    # THEN usage error, one line, nothing sent
+    assert run.code == 2
+    assert run.err.count("\n") == 1
+    assert run.err.startswith("bluegreen: error: argument colour: invalid choice: 'purple'")
+    assert api.seen == []
+
+
+def test_deploy_posts_image_and_service(api: FakeApi, bluegreen: Callable[..., Run]) -> None:
+    # GIVEN the API starts a flow
+    api.routes[("POST", "/services")] = (202, STARTED)
+    # WHEN a digest is deployed to production
+    run = bluegreen("--endpoint", api.url, "deploy", HEX_A, "--service", "production")
+    # THEN the request carries imageTag + service and the deployment id is printed
+    assert run.code == 0
+    assert api.seen[-1].body == {"imageTag": HEX_A, "service": "production"}
+    assert "deploymentId  wp-platform-deploy-abc" in run.out
+
+
+def test_deploy_wait_follows_to_success(api: FakeApi, bluegreen: Callable[..., Run]) -> None:
+    # GIVEN a deployment that runs, then succeeds
+    api.routes[("POST", "/services")] = (202, STARTED)
+    api.routes[("GET", "/deployments/wp-platform-deploy-abc")] = [
+        (200, deployment("RUNNING", "running")),
+        (200, deployment("SUCCEEDED", "succeeded")),
+    ]
+    # WHEN deploy --wait runs
+    run = bluegreen("--endpoint", api.url, "deploy", "dev", "--wait", "--interval", "0.01")
+    # THEN progress lines on stderr, exit 0
+    assert run.code == 0, run.err
+    assert "RUNNING (running)" in run.err
+    assert "SUCCEEDED (succeeded)" in run.err
+    assert "outcome" in run.out
+
+
+def test_deploy_wait_exits_1_when_rolled_back(api: FakeApi, bluegreen: Callable[..., Run]) -> None:
+    # GIVEN a deployment whose execution fails after rolling back
+    api.routes[("POST", "/services")] = (202, STARTED)
+    api.routes[("GET", "/deployments/wp-platform-deploy-abc")] = [
+        (200, deployment("RUNNING", "running")),
+        (200, deployment("FAILED", "rolled_back", "RolloutFailed")),
+    ]
+    # WHEN deploy --wait runs
+    run = bluegreen("--endpoint", api.url, "deploy", HEX_A, "--wait", "--interval", "0.01")
+    # THEN exit 1 with one line saying how it ended and why
+    assert run.code == 1
+    last = run.err.strip().splitlines()[-1]
+    assert last == (
+        "bluegreen: error: deployment wp-platform-deploy-abc ended rolled_back "
+        "(RolloutFailed: rollout stalled)"
+    )
+
+
+def test_watch_json_exit_code_follows_the_outcome(
+    api: FakeApi, bluegreen: Callable[..., Run]
+) -> None:
+    # GIVEN a deployment that already failed
+    api.routes[("GET", "/deployments/wp-platform-deploy-abc")] = (
+        200,
+        deployment("FAILED", "failed", "NoHealthyDigest"),
+    )
+    # WHEN a script watches it with --json
+    run = bluegreen("--endpoint", api.url, "--json", "watch", "wp-platform-deploy-abc")
+    # THEN the final answer is on stdout and the exit code says it failed
+    assert run.code == 1
+    assert run.json["execution"]["error"] == "NoHealthyDigest"
+
+
+def test_rollback_and_promote_post_their_bodies(
+    api: FakeApi, bluegreen: Callable[..., Run]
+) -> None:
+    # GIVEN the API accepts both
+    api.routes[("POST", "/rollback")] = (202, {**STARTED, "action": "rollback"})
+    api.routes[("POST", "/promote")] = (202, STARTED)
+    # WHEN each is run
+    first = bluegreen("--endpoint", api.url, "rollback", "--service", "production")
+    second = bluegreen("--endpoint", api.url, "promote")
+    # THEN the bodies are the API's contract
+    assert (first.code, second.code) == (0, 0)
+    assert [s.body for s in api.seen] == [{"service": "production"}, {}]
+
+
+def test_history_pages_with_limit_and_cursor(api: FakeApi, bluegreen: Callable[..., Run]) -> None:
+    # GIVEN one page of images with a next cursor
+    page = {
+        "images": [
+            {
+                "digest": f"sha256:{HEX_A}",
+                "repository": "rezfusion-cloud",
+                "tags": ["dev", "v2"],
+                "pushedAt": "2026-11-27T06:00:00Z",
+                "verdict": "failed",
+                "verdictReason": "rollout stalled",
+                "runningOn": [{"colour": "blue", "role": "canary"}],
+            }
+        ],
+        "nextCursor": "opaque123",
+    }
+    api.routes[("GET", "/images")] = (200, page)
+    # WHEN the history is asked with a limit and a cursor
+    run = bluegreen("--endpoint", api.url, "history", "--limit", "1", "--cursor", "c0")
+    # THEN both are sent, and the row and the next cursor are printed
+    assert run.code == 0
+    assert api.seen[-1].path == "/images?cursor=c0&limit=1"
+    row = next(line for line in run.out.splitlines() if line.startswith("sha256:"))
+    assert "dev,v2" in row
+    assert "failed: rollout stalled" in row
+    assert "blue(canary)" in row
+    assert run.out.rstrip().endswith("more: --cursor opaque123")
+
+
+def test_deployments_lists_rows(api: FakeApi, bluegreen: Callable[..., Run]) -> None:
+    # GIVEN one deployment
+    record = deployment("SUCCEEDED", "succeeded")["record"]
+    api.routes[("GET", "/deployments")] = (200, {"deployments": [record], "nextCursor": None})
+    # WHEN listed
+    run = bluegreen("--endpoint", api.url, "deployments")
+    # THEN one row with its outcome
+    assert run.code == 0
+    assert [line.split()[0] for line in run.out.splitlines()[2:]] == ["wp-platform-deploy-abc"]
+    assert "succeeded" in run.out
+
+
+def test_show_prints_record_and_execution(api: FakeApi, bluegreen: Callable[..., Run]) -> None:
+    # GIVEN a failed deployment
+    api.routes[("GET", "/deployments/d1")] = (
+        200,
+        deployment("FAILED", "rolled_back", "HookFailed"),
+    )
+    # WHEN shown
+    run = bluegreen("--endpoint", api.url, "show", "d1")
+    # THEN record fields and the execution's error are there
+    assert run.code == 0
+    assert "execution.error   HookFailed" in run.out
+    assert f"toDigest          sha256:{HEX_A[:12]}" in run.out
+
+
+@pytest.mark.parametrize(
+    ("status", "code"), [(400, 2), (404, 2), (409, 2), (422, 2), (502, 3), (503, 3)]
+)
+def test_api_errors_are_one_line_with_their_exit_code(
+    api: FakeApi, bluegreen: Callable[..., Run], status: int, code: int
+) -> None:
+    # GIVEN an API that refuses or fails
+    api.routes[("POST", "/services")] = (
+        status,
+        {"error": "InvalidInput", "detail": "imageTag: bad"},
+    )
+    # WHEN a deploy is asked
+    run = bluegreen("--endpoint", api.url, "deploy", "nope")
+    # THEN the exit code scripts rely on, and the API's error in one line
+    assert run.code == code
+    assert run.err == f"bluegreen: error: HTTP {status}: InvalidInput: imageTag: bad\n"
+    assert run.out == ""
+
+
+def test_gateway_403_message_is_reported(api: FakeApi, bluegreen: Callable[..., Run]) -> None:
+    # WHEN a path the API does not serve answers API Gateway's own 403
+    run = bluegreen("--endpoint", api.url, "show", "x")
+    # THEN its message is shown
+    assert run.code == 2
+    assert run.err == "bluegreen: error: HTTP 403: Missing Authentication Token\n"
+
+
+def test_unreachable_api_exits_3(bluegreen: Callable[..., Run]) -> None:
+    # GIVEN a port nobody listens on
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    # WHEN the CLI calls it
+    run = bluegreen("--endpoint", f"http://127.0.0.1:{port}", "status")
+    # THEN exit 3, one line, no traceback
+    assert run.code == 3
+    assert run.err.startswith(f"bluegreen: error: cannot reach the API at http://127.0.0.1:{port}")
+    assert run.err.count("\n") == 1
+
+
+def test_no_endpoint_is_a_usage_error(bluegreen: Callable[..., Run]) -> None:
+    # WHEN no endpoint is known at all
+    run = bluegreen("status")
+    # THEN it says how to give one
+    assert run.code == 2
+    assert "pass --endpoint URL" in run.err
+    assert "make local" in run.err
+
+
+def test_endpoint_from_the_environment(
+    api: FakeApi, bluegreen: Callable[..., Run], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN BLUEGREEN_ENDPOINT
+    api.routes[("GET", "/services")] = (200, STATUS)
+    monkeypatch.setenv("BLUEGREEN_ENDPOINT", api.url)
+    # WHEN status runs without --endpoint
+    run = bluegreen("status")
+    # THEN the variable's endpoint is used
+    assert run.code == 0
+    assert len(api.seen) == 1
+
+
+def test_endpoint_from_the_running_local_stack(
+    api: FakeApi, bluegreen: Callable[..., Run], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # GIVEN a local stack state file naming a live process (this one)
+    state = tmp_path / "stack.json"
+    state.write_text(
+        json.dumps(
+            {
+                "pid": os.getpid(),
+                "api_url": api.url,
+                "moto_url": "http://127.0.0.1:1",
+                "cluster_url": "http://127.0.0.1:2",
+                "region": "us-west-2",
+                "account": "123456789012",
+                "repository": "rezfusion-cloud",
+                "registry": "r",
+                "namespace": "wp-platform",
+            }
+        )
+    )
+    monkeypatch.setenv("BLUEGREEN_LOCAL_STATE", str(state))
+    api.routes[("GET", "/services")] = (200, STATUS)
+    # WHEN status runs with no endpoint given
+    run = bluegreen("status")
+    # THEN it talks to the stack's API
+    assert run.code == 0
+    assert len(api.seen) == 1
+
+
+def test_a_dead_stack_is_not_used(
+    bluegreen: Callable[..., Run], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # GIVEN a state file whose process is gone
+    state = tmp_path / "stack.json"
+    state.write_text(
+        json.dumps(
+            {
+                "pid": 2**22 + 12345,
+                "api_url": "http://127.0.0.1:9",
+                "moto_url": "m",
+                "cluster_url": "c",
+                "region": "us-west-2",
+                "account": "1",
+                "repository": "r",
+                "registry": "r",
+                "namespace": "n",
+            }
+        )
+    )
+    monkeypatch.setenv("BLUEGREEN_LOCAL_STATE", str(state))
+    # WHEN status runs
+    run = bluegreen("status")
+    # THEN it is as if no stack ran
+    assert run.code == 2
+    assert "make local" in run.err
+
+
+def test_requests_are_sigv4_signed_for_execute_api(
+    api: FakeApi, bluegreen: Callable[..., Run]
+) -> None:
+    # GIVEN credentials in the environment (tests/conftest.py: key "testing", a session token)
+    api.routes[("POST", "/services")] = (202, STARTED)
+    # WHEN a request is sent with a region
+    run = bluegreen("--endpoint", api.url, "--region", "eu-west-1", "deploy", HEX_A)
+    # THEN it carries a SigV4 Authorization for execute-api in that region, and the token
+    assert run.code == 0
+    headers = {k.lower(): v for k, v in api.seen[-1].headers.items()}
+    authorization = headers["authorization"]
+    assert authorization.startswith("AWS4-HMAC-SHA256 Credential=testing/")
+    assert "/eu-west-1/execute-api/aws4_request" in authorization
+    assert "SignedHeaders=" in authorization
+    assert "Signature=" in authorization
+    assert headers["x-amz-security-token"] == "testing"
+    assert len(headers["x-amz-date"]) == 16
+
+
+def test_region_comes_from_an_execute_api_host() -> None:
+    # GIVEN a real stage URL
+    from bluegreen_cli.api import region_of_endpoint
+
+    # THEN its region is the host's
+    assert region_of_endpoint("https://a1b2c3.execute-api.ap-southeast-2.amazonaws.com/Prod") == (
+        "ap-southeast-2"
+    )
+    assert region_of_endpoint("http://127.0.0.1:3000") is None
+
+
+def test_no_sign_sends_no_authorization(api: FakeApi, bluegreen: Callable[..., Run]) -> None:
+    api.routes[("GET", "/services")] = (200, STATUS)
+    # WHEN --no-sign is given
+    run = bluegreen("--endpoint", api.url, "--no-sign", "status")
+    # THEN no Authorization header is sent
+    assert run.code == 0
+    assert "authorization" not in {k.lower() for k in api.seen[-1].headers}
+
+
+def test_missing_credentials_for_a_remote_api_is_one_line(
+    api: FakeApi, bluegreen: Callable[..., Run], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # GIVEN no credentials anywhere
+    for name in (
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_SESSION_TOKEN",
+        "AWS_SECURITY_TOKEN",
+    ):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    # WHEN a signed call is needed
+    run = bluegreen("--endpoint", api.url, "status")
+    # THEN a one-line usage error says what to do, nothing is sent
+    assert run.code == 2
+    assert run.err.startswith("bluegreen: error: no AWS credentials found")
+    assert api.seen == []
+
+
+def test_push_needs_the_local_stack(api: FakeApi, bluegreen: Callable[..., Run]) -> None:
+    # WHEN push targets a remote API
+    run = bluegreen("--endpoint", api.url, "push", "dev")
+    # THEN it refuses: pushes are simulated only locally
+    assert run.code == 2
+    assert "push works only against the local stack" in run.err
+
+
+def test_every_subcommand_has_help(
+    bluegreen: Callable[..., Run], capsys: pytest.CaptureFixture[str]
+) -> None:
+    # WHEN --help is asked of each subcommand
+    for command in (
+        "status",
+        "switch",
+        "deploy",
+        "rollback",
+        "promote",
+        "history",
+        "deployments",
+        "show",
+        "watch",
+        "push",
+    ):
+        with pytest.raises(SystemExit) as exit_info:
+            bluegreen(command, "--help")
+        # THEN it prints usage with the exit codes and exits 0
+        assert exit_info.value.code == 0
+        text = capsys.readouterr().out
+        assert text.startswith(f"usage: bluegreen {command}")
+        assert "exit codes:" in text
+
+
+def test_a_request_seen_by_the_fake_is_json(api: FakeApi) -> None:
+    # The fake itself: an unknown route answers like API Gateway does.
+    assert api.answer(Seen("GET", "/nope", {}, None)) == (
+        403,
+        {"message": "Missing Authentication Token"},
+    )
+
+
+def test_local_stack_without_credentials_signs_as_the_login_user(
+    api: FakeApi, bluegreen: Callable[..., Run], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # GIVEN a running local stack and no AWS credentials at all
+    state = tmp_path / "stack.json"
+    state.write_text(
+        json.dumps(
+            {
+                "pid": os.getpid(),
+                "api_url": api.url,
+                "moto_url": "http://127.0.0.1:1",
+                "cluster_url": "http://127.0.0.1:2",
+                "region": "us-west-2",
+                "account": "123456789012",
+                "repository": "r",
+                "registry": "r",
+                "namespace": "n",
+            }
+        )
+    )
+    monkeypatch.setenv("BLUEGREEN_LOCAL_STATE", str(state))
+    for name in (
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_SESSION_TOKEN",
+        "AWS_SECURITY_TOKEN",
+    ):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    monkeypatch.setenv("USER", "alice")
+    monkeypatch.setenv("LOGNAME", "alice")
+    api.routes[("POST", "/services")] = (
+        200,
+        {"changed": True, "canary": "green", "production": "blue"},
+    )
+    # WHEN the canary is switched
+    run = bluegreen("switch", "green")
+    # THEN the request is signed with the login name as access key: the stack's caller
+    assert run.code == 0, run.err
+    headers = {k.lower(): v for k, v in api.seen[-1].headers.items()}
+    assert headers["authorization"].startswith("AWS4-HMAC-SHA256 Credential=alice/")
