@@ -1,0 +1,208 @@
+"""ECR pushes: which ECR Image Action events are pushes of ours, and recording them.
+
+``image_push`` decides, from an event's envelope and detail, whether it is a
+successful push of a well-formed digest to the application's repository; any
+other event becomes an ``IgnoredEvent`` with a reason code, never an exception.
+
+``record_image_push`` records one push in the ledger and then calls the
+``on_recorded`` seam. Wrapped by ``idempotent_recorder`` it runs once per push
+event, even when EventBridge delivers the event twice: the second delivery gets
+the stored result back and ``on_recorded`` is not called again. That is where
+the auto-deploy plugs in (see ``OnRecorded``), so a duplicate delivery can
+never start a second deployment.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, Protocol, cast
+
+from bluegreen.errors import InvalidInput
+from bluegreen.models import Digest, ImageRecord, Verdict
+
+if TYPE_CHECKING:  # typing only: importing these costs cold-start time before any push
+    from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig
+    from aws_lambda_powertools.utilities.idempotency.persistence.base import (
+        BasePersistenceLayer,
+    )
+
+    from bluegreen.ports import Ledger
+
+ECR_SOURCE = "aws.ecr"
+IMAGE_ACTION = "ECR Image Action"
+
+IDEMPOTENCY_KEY = "[repository, digest.hex, tag, event_id]"
+"""What makes two deliveries the same push: the event id and what it says was pushed."""
+
+IDEMPOTENCY_WINDOW_SECONDS = 24 * 3600
+"""EventBridge retries a delivery for up to 24 hours; duplicates within it are one push."""
+
+OnRecorded = Callable[[ImageRecord, "str | None"], None]
+"""Called once per recorded push with the record and the pushed tag (None if untagged).
+
+The seam for the auto-deploy: the deploy flow passes a function that starts a
+deployment when the tag matches the auto-deploy policy. It runs inside the
+idempotent section, so it runs once per push; if it raises, the push is not
+marked done and the retried delivery records (harmlessly, again) and retries it.
+"""
+
+
+@dataclass(frozen=True)
+class ImagePush:
+    """A successful push of a digest (with its tag, if any) to the application's repository."""
+
+    repository: str
+    digest: Digest
+    tag: str | None
+    pushed_at: datetime
+    event_id: str
+
+
+@dataclass(frozen=True)
+class IgnoredEvent:
+    """An event that is not a push to record, with a reason code and what showed it."""
+
+    reason: str
+    facts: dict[str, str] = field(default_factory=dict)
+
+
+def image_push(
+    *,
+    event_id: str,
+    source: str,
+    detail_type: str,
+    time: str,
+    detail: Mapping[str, Any],
+    repository: str,
+) -> ImagePush | IgnoredEvent:
+    """The push an ECR Image Action event reports, or why the event is not one to record.
+
+    Reasons: ``not-an-ecr-image-action``, ``other-repository``, ``not-a-push``
+    (e.g. DELETE), ``push-failed``, ``malformed-digest``, ``malformed-tag``,
+    ``malformed-event`` (no id or an unreadable time).
+    """
+    facts = {
+        "event_id": str(event_id),
+        "repository": str(detail.get("repository-name", "")),
+        "action": str(detail.get("action-type", "")),
+        "result": str(detail.get("result", "")),
+    }
+    if source != ECR_SOURCE or detail_type != IMAGE_ACTION:
+        return IgnoredEvent(
+            "not-an-ecr-image-action", {**facts, "source": source, "detail_type": detail_type}
+        )
+    if detail.get("repository-name") != repository:
+        return IgnoredEvent("other-repository", {**facts, "expected": repository})
+    if detail.get("action-type") != "PUSH":
+        return IgnoredEvent("not-a-push", facts)
+    if detail.get("result") != "SUCCESS":
+        return IgnoredEvent("push-failed", facts)
+    try:
+        digest = Digest.parse(detail.get("image-digest"), field_name="image-digest")
+    except InvalidInput as exc:
+        return IgnoredEvent("malformed-digest", {**facts, "problem": exc.problem})
+    raw_tag = detail.get("image-tag")
+    if raw_tag is not None and not isinstance(raw_tag, str):
+        return IgnoredEvent("malformed-tag", {**facts, "problem": "image-tag is not a string"})
+    tag = raw_tag.strip() if raw_tag else None
+    try:
+        pushed_at = datetime.fromisoformat(time)
+    except (TypeError, ValueError):
+        return IgnoredEvent("malformed-event", {**facts, "problem": f"time {time!r} is unreadable"})
+    if not event_id:
+        return IgnoredEvent("malformed-event", {**facts, "problem": "the event has no id"})
+    if pushed_at.tzinfo is None:
+        pushed_at = pushed_at.replace(tzinfo=UTC)
+    return ImagePush(
+        repository=repository,
+        digest=digest,
+        tag=tag or None,
+        pushed_at=pushed_at.astimezone(UTC),
+        event_id=event_id,
+    )
+
+
+def record_image_push(
+    *, push: ImagePush, ledger: Ledger, on_recorded: OnRecorded | None = None
+) -> ImageRecord:
+    """Record ``push`` in the ledger (tags merge), then hand the record to ``on_recorded``."""
+    record = ledger.record_push(push.digest, push.tag, push.pushed_at, push.event_id)
+    if on_recorded is not None:
+        on_recorded(record, push.tag)
+    return record
+
+
+class RecordImagePush(Protocol):
+    """``record_image_push``'s signature (what ``idempotent_recorder`` returns)."""
+
+    def __call__(
+        self, *, push: ImagePush, ledger: Ledger, on_recorded: OnRecorded | None = None
+    ) -> ImageRecord: ...
+
+
+def idempotency_config() -> IdempotencyConfig:
+    """How duplicates are recognised: by ``IDEMPOTENCY_KEY``, within a day."""
+    from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig
+
+    return IdempotencyConfig(
+        event_key_jmespath=IDEMPOTENCY_KEY,
+        raise_on_no_idempotency_key=True,
+        expires_after_seconds=IDEMPOTENCY_WINDOW_SECONDS,
+    )
+
+
+def idempotent_recorder(
+    persistence_store: BasePersistenceLayer, config: IdempotencyConfig | None = None
+) -> RecordImagePush:
+    """``record_image_push`` under Powertools ``@idempotent_function``.
+
+    Applied here rather than at import because the persistence store needs the
+    idempotency table's name and a client, which only the handler knows
+    (nothing below a handler reads the environment) and which a cold start
+    should not pay for before the first event.
+    """
+    from aws_lambda_powertools.utilities.idempotency import idempotent_function
+    from aws_lambda_powertools.utilities.idempotency.serialization.custom_dict import (
+        CustomDictSerializer,
+    )
+
+    return cast(
+        RecordImagePush,
+        idempotent_function(
+            record_image_push,
+            data_keyword_argument="push",
+            persistence_store=persistence_store,
+            config=config or idempotency_config(),
+            output_serializer=CustomDictSerializer(
+                to_dict=image_record_to_dict, from_dict=image_record_from_dict
+            ),
+        ),
+    )
+
+
+def image_record_to_dict(record: ImageRecord) -> dict[str, Any]:
+    """An ``ImageRecord`` as JSON-ready data (the idempotency store keeps this)."""
+    return {
+        "repository": record.repository,
+        "digest": str(record.digest),
+        "tags": sorted(record.tags),
+        "pushed_at": record.pushed_at.isoformat(),
+        "event_id": record.event_id,
+        "verdict": record.verdict.value,
+        "verdict_reason": record.verdict_reason,
+    }
+
+
+def image_record_from_dict(data: Mapping[str, Any]) -> ImageRecord:
+    """The inverse of ``image_record_to_dict``."""
+    return ImageRecord(
+        repository=str(data["repository"]),
+        digest=Digest.parse(data["digest"]),
+        tags=frozenset(str(tag) for tag in data.get("tags", [])),
+        pushed_at=datetime.fromisoformat(str(data["pushed_at"])),
+        event_id=str(data.get("event_id", "")),
+        verdict=Verdict(data.get("verdict", Verdict.UNKNOWN.value)),
+        verdict_reason=str(data.get("verdict_reason", "")),
+    )

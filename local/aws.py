@@ -1,0 +1,124 @@
+"""AWS resources of the stack, built on moto from template.yaml's own definitions.
+
+Tests, the local stack and the demo create their DynamoDB tables here, from the
+``AWS::DynamoDB::Table`` resources of ``template.yaml`` (key schema, attribute
+definitions, GSIs, TTL), so that code tested locally and the deployed tables
+cannot drift apart.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from bluegreen.config import Settings
+
+ROOT = Path(__file__).resolve().parent.parent
+TEMPLATE = ROOT / "template.yaml"
+
+TABLE_NAMES: Mapping[str, str] = {
+    "LedgerTable": Settings().ledger_table,
+    "IdempotencyTable": Settings().idempotency_table,
+}
+"""Physical names used locally for the template's tables (the defaults of ``Settings``)."""
+
+
+class _CloudFormationLoader(yaml.SafeLoader):
+    """A safe YAML loader that reads CloudFormation short tags (``!Ref``, ``!Sub`` ...)."""
+
+
+def _intrinsic(loader: yaml.SafeLoader, tag_suffix: str, node: yaml.Node) -> dict[str, Any]:
+    name = "Ref" if tag_suffix == "Ref" else f"Fn::{tag_suffix}"
+    value: Any
+    if isinstance(node, yaml.ScalarNode):
+        value = loader.construct_scalar(node)
+        if tag_suffix == "GetAtt" and isinstance(value, str):
+            value = value.split(".", 1)
+    elif isinstance(node, yaml.SequenceNode):
+        value = loader.construct_sequence(node, deep=True)
+    else:
+        value = loader.construct_mapping(node, deep=True)  # type: ignore[arg-type]
+    return {name: value}
+
+
+_CloudFormationLoader.add_multi_constructor("!", _intrinsic)
+
+
+def load_template(path: Path | str = TEMPLATE) -> dict[str, Any]:
+    """template.yaml as plain data; intrinsic functions become ``{"Fn::X": ...}`` dicts."""
+    document = yaml.load(Path(path).read_text(), Loader=_CloudFormationLoader)  # noqa: S506
+    if not isinstance(document, dict):
+        raise ValueError(f"{path} is not a CloudFormation template")
+    return document
+
+
+def table_definitions(template: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """The properties of every ``AWS::DynamoDB::Table`` of the template, by logical id."""
+    resources = template.get("Resources", {})
+    return {
+        logical_id: dict(resource.get("Properties", {}))
+        for logical_id, resource in resources.items()
+        if isinstance(resource, dict) and resource.get("Type") == "AWS::DynamoDB::Table"
+    }
+
+
+def create_table_request(properties: Mapping[str, Any], table_name: str) -> dict[str, Any]:
+    """The ``CreateTable`` request for one template table (same keys, indexes, billing)."""
+    request: dict[str, Any] = {
+        "TableName": table_name,
+        "KeySchema": properties["KeySchema"],
+        "AttributeDefinitions": properties["AttributeDefinitions"],
+        "BillingMode": properties.get("BillingMode", "PROVISIONED"),
+    }
+    if request["BillingMode"] == "PROVISIONED":
+        request["ProvisionedThroughput"] = properties.get(
+            "ProvisionedThroughput", {"ReadCapacityUnits": 5, "WriteCapacityUnits": 5}
+        )
+    indexes = properties.get("GlobalSecondaryIndexes")
+    if indexes:
+        request["GlobalSecondaryIndexes"] = [
+            {
+                "IndexName": index["IndexName"],
+                "KeySchema": index["KeySchema"],
+                "Projection": index.get("Projection", {"ProjectionType": "ALL"}),
+                **(
+                    {"ProvisionedThroughput": index["ProvisionedThroughput"]}
+                    if "ProvisionedThroughput" in index
+                    else {}
+                ),
+            }
+            for index in indexes
+        ]
+    return request
+
+
+def create_tables(
+    dynamodb_client: Any,
+    template_path: Path | str = TEMPLATE,
+    names: Mapping[str, str] = TABLE_NAMES,
+) -> dict[str, str]:
+    """Create every DynamoDB table of the template; returns logical id -> table name.
+
+    A table whose ``TableName`` is a plain string keeps it; otherwise the name
+    comes from ``names`` (by logical id), else the logical id itself. Tables
+    that already exist are left as they are, so calling this twice is harmless.
+    """
+    created: dict[str, str] = {}
+    existing = set(dynamodb_client.list_tables().get("TableNames", []))
+    for logical_id, properties in table_definitions(load_template(template_path)).items():
+        given = properties.get("TableName")
+        table_name = given if isinstance(given, str) else names.get(logical_id, logical_id)
+        created[logical_id] = table_name
+        if table_name in existing:
+            continue
+        dynamodb_client.create_table(**create_table_request(properties, table_name))
+        ttl = properties.get("TimeToLiveSpecification")
+        if isinstance(ttl, dict) and ttl.get("Enabled") in (True, "true", "True"):
+            dynamodb_client.update_time_to_live(
+                TableName=table_name,
+                TimeToLiveSpecification={"Enabled": True, "AttributeName": ttl["AttributeName"]},
+            )
+    return created

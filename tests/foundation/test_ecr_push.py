@@ -1,0 +1,262 @@
+"""The ecr_push handler end to end: sample events in, ledger and idempotency table on moto."""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import json
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+from bluegreen.ledger import DynamoLedger
+from bluegreen.models import Digest, ImageRecord
+from functions.ecr_push import app
+from local.aws import create_tables
+from tests.events import load_event
+from tests.foundation.conftest import REGION
+
+ROOT = Path(__file__).resolve().parents[2]
+PUSHED = Digest.parse("sha256:7f5b2640fe6fb4f46592dfd3410c4a79dac4f89e4782432e0378abcd12345678")
+UNTAGGED = Digest.parse("sha256:3c1f8a0b9d2e4f6071829a3b4c5d6e7f8091a2b3c4d5e6f708192a3b4c5d6e7f")
+
+
+@pytest.fixture
+def lambda_context() -> SimpleNamespace:
+    return SimpleNamespace(
+        function_name="ecr-push",
+        memory_limit_in_mb=256,
+        invoked_function_arn="arn:aws:lambda:us-west-2:123456789012:function:ecr-push",
+        aws_request_id=str(uuid.uuid4()),
+        get_remaining_time_in_millis=lambda: 30_000,
+    )
+
+
+@pytest.fixture
+def stack(dynamodb: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[DynamoLedger, str]]:
+    """Fresh tables and application for one test, wired into the handler's settings."""
+    suffix = uuid.uuid4().hex[:8]
+    names = create_tables(
+        dynamodb,
+        names={"LedgerTable": f"ledger-{suffix}", "IdempotencyTable": f"idem-{suffix}"},
+    )
+    settings = dataclasses.replace(
+        app.SETTINGS,
+        application=f"app-{suffix}",
+        region=REGION,
+        ledger_table=names["LedgerTable"],
+        idempotency_table=names["IdempotencyTable"],
+    )
+    monkeypatch.setattr(app, "SETTINGS", settings)
+    app.recorder.cache_clear()
+    ledger = DynamoLedger(names["LedgerTable"], dynamodb, settings.application)
+    yield ledger, names["IdempotencyTable"]
+    app.recorder.cache_clear()
+
+
+def invoke(name: str, context: SimpleNamespace) -> dict[str, Any]:
+    result: dict[str, Any] = app.lambda_handler(load_event(f"ecr_push/{name}"), context)
+    return result
+
+
+@pytest.fixture
+def logs(monkeypatch: pytest.MonkeyPatch) -> io.StringIO:
+    """What the handler's Powertools logger writes, one JSON object per line."""
+    stream = io.StringIO()
+    monkeypatch.setattr(app.logger.registered_handler, "stream", stream)
+    return stream
+
+
+def log_lines(stream: io.StringIO) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in stream.getvalue().splitlines() if line.strip()]
+
+
+def test_a_tagged_push_is_recorded(
+    stack: tuple[DynamoLedger, str], lambda_context: SimpleNamespace
+) -> None:
+    ledger, _ = stack
+    # WHEN the tagged push event arrives
+    result = invoke("tagged_push.json", lambda_context)
+    # THEN the digest is in the ledger with its tag, push time and event id
+    assert result == {"recorded": True, "digest": str(PUSHED), "tags": ["dev"]}
+    image = ledger.image(PUSHED)
+    assert image is not None
+    assert image.tags == frozenset({"dev"})
+    assert image.repository == "rezfusion-cloud"
+    assert image.event_id == "13cde686-328b-6117-af20-0e5566167482"
+    assert image.pushed_at.isoformat() == "2026-11-16T01:54:34+00:00"
+    assert ledger.digest_for_tag("dev") == PUSHED
+
+
+def test_an_untagged_push_is_recorded(
+    stack: tuple[DynamoLedger, str], lambda_context: SimpleNamespace
+) -> None:
+    ledger, _ = stack
+    result = invoke("untagged_push.json", lambda_context)
+    assert result == {"recorded": True, "digest": str(UNTAGGED), "tags": []}
+    image = ledger.image(UNTAGGED)
+    assert image is not None
+    assert image.tags == frozenset()
+
+
+def test_a_second_tag_for_the_same_digest_merges(
+    stack: tuple[DynamoLedger, str], lambda_context: SimpleNamespace
+) -> None:
+    ledger, _ = stack
+    invoke("tagged_push.json", lambda_context)
+    result = invoke("second_tag_push.json", lambda_context)
+    assert result["tags"] == ["dev", "release-2026.11"]
+    images, _ = ledger.images()
+    assert [image.digest for image in images] == [PUSHED]
+
+
+def test_a_duplicate_delivery_is_one_record_and_one_seam_call(
+    stack: tuple[DynamoLedger, str],
+    lambda_context: SimpleNamespace,
+    dynamodb: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    ledger, idempotency_table = stack
+    # GIVEN an auto-deploy seam that counts its calls
+    calls: list[tuple[ImageRecord, str | None]] = []
+    monkeypatch.setattr(app, "AUTO_DEPLOY", lambda record, tag: calls.append((record, tag)))
+    # WHEN the same event is delivered twice
+    first = invoke("tagged_push.json", lambda_context)
+    second = invoke("tagged_push.json", lambda_context)
+    # THEN the second delivery returns the stored result, records nothing new,
+    # and the seam ran once with the record and its tag
+    assert second == first
+    assert len(ledger.images()[0]) == 1
+    assert [(record.digest, tag) for record, tag in calls] == [(PUSHED, "dev")]
+    idempotency_records = dynamodb.scan(TableName=idempotency_table, Select="COUNT")
+    assert idempotency_records["Count"] == 1
+
+
+@pytest.mark.filterwarnings("ignore:No application metrics to publish")
+def test_a_failing_seam_leaves_the_push_to_be_retried(
+    stack: tuple[DynamoLedger, str],
+    lambda_context: SimpleNamespace,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    ledger, _ = stack
+    # GIVEN an auto-deploy seam that fails once
+    attempts: list[str | None] = []
+
+    def flaky(record: ImageRecord, tag: str | None) -> None:
+        attempts.append(tag)
+        if len(attempts) == 1:
+            raise RuntimeError("state machine throttled")
+
+    monkeypatch.setattr(app, "AUTO_DEPLOY", flaky)
+    # WHEN the first delivery fails in the seam and the event is redelivered
+    with pytest.raises(RuntimeError):
+        invoke("tagged_push.json", lambda_context)
+    result = invoke("tagged_push.json", lambda_context)
+    # THEN the retry ran the seam again and the ledger holds one record
+    assert attempts == ["dev", "dev"]
+    assert result["recorded"] is True
+    assert len(ledger.images()[0]) == 1
+
+
+@pytest.mark.parametrize(
+    ("name", "reason"),
+    [
+        ("failed_push.json", "push-failed"),
+        ("delete_action.json", "not-a-push"),
+        ("other_repository.json", "other-repository"),
+        ("malformed_digest.json", "malformed-digest"),
+    ],
+)
+def test_events_that_are_not_our_pushes_are_ignored_with_one_log_line(
+    stack: tuple[DynamoLedger, str],
+    lambda_context: SimpleNamespace,
+    logs: io.StringIO,
+    name: str,
+    reason: str,
+) -> None:
+    ledger, _ = stack
+    # WHEN the event arrives
+    result = invoke(name, lambda_context)
+    # THEN nothing is recorded, and one structured line says why
+    assert result == {"recorded": False, "reason": reason}
+    assert ledger.images()[0] == []
+    ignored = [line for line in log_lines(logs) if line.get("reason")]
+    assert len(ignored) == 1
+    assert ignored[0]["message"] == "event ignored"
+    assert ignored[0]["reason"] == reason
+    assert ignored[0]["correlation_id"] == load_event(f"ecr_push/{name}")["id"]
+
+
+@pytest.mark.parametrize(
+    "event",
+    [
+        {},
+        {"id": "x", "detail": "not an object"},
+        {"id": "x", "source": "aws.s3", "detail-type": "Object Created", "detail": {}},
+        {
+            "id": "x",
+            "source": "aws.ecr",
+            "detail-type": "ECR Image Action",
+            "time": "yesterday",
+            "detail": {
+                "result": "SUCCESS",
+                "repository-name": "rezfusion-cloud",
+                "action-type": "PUSH",
+                "image-digest": str(PUSHED),
+            },
+        },
+    ],
+)
+def test_malformed_events_are_ignored_not_raised(
+    stack: tuple[DynamoLedger, str], lambda_context: SimpleNamespace, event: dict[str, Any]
+) -> None:
+    ledger, _ = stack
+    result = app.lambda_handler(event, lambda_context)
+    assert result["recorded"] is False
+    assert result["reason"] in {"malformed-event", "not-an-ecr-image-action"}
+    assert ledger.images()[0] == []
+
+
+def test_ecr_push_never_loads_the_kubernetes_client() -> None:
+    # GIVEN a fresh interpreter WHEN it imports the handler and records a push on moto
+    script = """
+import sys
+from moto import mock_aws
+import boto3
+from local.aws import create_tables
+with mock_aws():
+    create_tables(boto3.client("dynamodb", region_name="us-west-2"))
+    from functions.ecr_push import app
+    from tests.events import load_event
+    from types import SimpleNamespace
+    context = SimpleNamespace(function_name="f", memory_limit_in_mb=128, aws_request_id="r",
+        invoked_function_arn="arn:aws:lambda:us-west-2:123456789012:function:f",
+        get_remaining_time_in_millis=lambda: 30000)
+    result = app.lambda_handler(load_event("ecr_push/tagged_push.json"), context)
+    assert result["recorded"], result
+print("kubernetes" in sys.modules)
+"""
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=ROOT,
+        env={
+            "PYTHONPATH": f"{ROOT / 'layers' / 'bluegreen'}:{ROOT}",
+            "AWS_DEFAULT_REGION": "us-west-2",
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            "PATH": "/usr/bin:/bin",
+        },
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
+    # THEN it worked and the Kubernetes client was never imported
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.strip().splitlines()[-1] == "False"
