@@ -54,3 +54,20 @@ class ClusterConflict(BlueGreenError):
 
 class ClusterObjectMissing(BlueGreenError):
     """A Deployment, Service or ConfigMap the configuration names does not exist."""
+
+
+class RolloutFailed(BlueGreenError):
+    """A colour's rollout stalled (``ProgressDeadlineExceeded``) or ran past its bound."""
+
+
+class HookFailed(BlueGreenError):
+    """A post-deploy hook Job failed or timed out and its policy is ``rollback``."""
+
+
+class HealthCheckFailed(BlueGreenError):
+    """The bake-time health checks found the new digest unhealthy."""
+
+
+class NotPromotable(BlueGreenError):
+    """The canary runs nothing that may go to production (no pinned digest, judged
+    failed, or production already runs it)."""

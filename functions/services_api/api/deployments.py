@@ -1,0 +1,180 @@
+"""Deployments: history, the status of one, and the actions that start one
+(rollback, promotion)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from aws_lambda_powertools.event_handler.api_gateway import Router
+from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
+
+from bluegreen import history, services
+from bluegreen.models import Deployment, Role
+
+from . import dependencies
+from .caller import caller_of
+from .responses import (
+    BAD_REQUEST,
+    CLUSTER,
+    CONFLICT,
+    INVALID,
+    NOT_FOUND,
+    answer,
+)
+from .schemas import (
+    DeploymentBody,
+    DeploymentPageBody,
+    DeploymentStartedBody,
+    DeploymentStatusBody,
+    ExecutionBody,
+    PromoteRequest,
+    RollbackRequest,
+)
+from .services import record_start, started_body
+
+router = Router()  # type: ignore[no-untyped-call]
+
+
+def deployment_body(deployment: Deployment) -> DeploymentBody:
+    """The wire form of a ledger deployment record."""
+    return DeploymentBody(
+        id=deployment.id,
+        application=deployment.application,
+        action=deployment.action,
+        service=deployment.role.value,
+        colour=deployment.colour.value if deployment.colour else None,
+        to_digest=str(deployment.to_digest) if deployment.to_digest else None,
+        from_digest=str(deployment.from_digest) if deployment.from_digest else None,
+        trigger=deployment.trigger,
+        actor=deployment.actor,
+        source_ip=deployment.source_ip,
+        tag=deployment.tag,
+        started_at=deployment.started_at,
+        finished_at=deployment.finished_at,
+        outcome=deployment.outcome.value,
+        reason=deployment.reason,
+        rolled_back_to=str(deployment.rolled_back_to) if deployment.rolled_back_to else None,
+        execution_arn=deployment.execution_arn,
+    )
+
+
+def _when(value: object) -> str | None:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return str(value) if value else None
+
+
+def _text(value: object) -> str | None:
+    return str(value) if value else None
+
+
+def execution_body(execution: dict[str, object]) -> ExecutionBody:
+    """The wire form of ``FlowStarter.describe``'s answer (output left out: it can be large)."""
+    return ExecutionBody(
+        status=str(execution.get("status") or "UNKNOWN"),
+        start_date=_when(execution.get("startDate")),
+        stop_date=_when(execution.get("stopDate")),
+        error=_text(execution.get("error")),
+        cause=_text(execution.get("cause")),
+    )
+
+
+@router.get(
+    "/deployments",
+    summary="Deployments, rollbacks and canary switches, newest first",
+    tags=["deployments"],
+    responses={200: answer(DeploymentPageBody, "A page of deployments"), **BAD_REQUEST, **INVALID},
+)
+def get_deployments(
+    limit: Annotated[int, Query(ge=1, le=history.MAX_PAGE)] = 50,
+    cursor: Annotated[str | None, Query(max_length=2048)] = None,
+) -> DeploymentPageBody:
+    """A page of the ledger's deployments; pass ``nextCursor`` back as ``cursor``."""
+    page = history.deployment_history(dependencies.ledger(), limit, cursor)
+    return DeploymentPageBody(
+        deployments=[deployment_body(d) for d in page.deployments],
+        next_cursor=page.next_cursor,
+    )
+
+
+@router.get(
+    "/deployments/<id>",
+    summary="One deployment: the ledger's record and its execution's live status",
+    tags=["deployments"],
+    responses={
+        200: answer(DeploymentStatusBody, "The deployment"),
+        **BAD_REQUEST,
+        **NOT_FOUND,
+        **INVALID,
+        502: CLUSTER[502],
+    },
+)
+def get_deployment(
+    id: Annotated[str, Path(max_length=80, description="The deployment id (execution name)")],
+) -> DeploymentStatusBody:
+    """The record (if the flow wrote it yet) and the execution (if there is one)."""
+    deployment_id = id  # ``id`` is the path parameter's public name
+    settings = dependencies.settings()
+    view = history.deployment_status(
+        dependencies.ledger(), dependencies.flow(), settings.state_machine_arn, deployment_id
+    )
+    return DeploymentStatusBody(
+        id=view.deployment_id,
+        record=deployment_body(view.record) if view.record else None,
+        execution_arn=view.execution_arn,
+        execution=execution_body(view.execution) if view.execution else None,
+        console_url=(
+            services.console_url(settings.region, view.execution_arn) if view.execution else None
+        ),
+    )
+
+
+@router.post(
+    "/rollback",
+    summary="Roll a service back to the last digest judged healthy (through the deploy flow)",
+    tags=["deployments"],
+    status_code=202,
+    responses={
+        202: answer(DeploymentStartedBody, "The deploy flow's rollback was started"),
+        **BAD_REQUEST,
+        **INVALID,
+        502: CLUSTER[502],
+    },
+)
+def post_rollback(request: Annotated[RollbackRequest, Body(embed=False)]) -> DeploymentStartedBody:
+    """Start the flow's rollback action for the canary (default) or production."""
+    caller = caller_of(router.current_event.raw_event)
+    started = services.request_rollback(
+        dependencies.flow(), dependencies.settings(), caller, Role(request.service)
+    )
+    record_start(started, caller)
+    return started_body(started)
+
+
+@router.post(
+    "/promote",
+    summary="Deploy the canary's digest to production (through the deploy flow)",
+    tags=["deployments"],
+    status_code=202,
+    responses={
+        202: answer(DeploymentStartedBody, "The deploy flow was started for production"),
+        **BAD_REQUEST,
+        **CONFLICT,
+        **INVALID,
+        **CLUSTER,
+    },
+)
+def post_promote(request: Annotated[PromoteRequest, Body(embed=False)]) -> DeploymentStartedBody:
+    """Promote what the canary runs now, unless it is unpinned, failed, or already there."""
+    caller = caller_of(router.current_event.raw_event)
+    started = services.promote(
+        dependencies.cluster(),
+        dependencies.ledger(),
+        dependencies.flow(),
+        dependencies.settings(),
+        caller,
+        reason=request.reason,
+    )
+    record_start(started, caller)
+    return started_body(started)

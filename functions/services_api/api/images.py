@@ -1,0 +1,53 @@
+"""Images: every digest pushed, its tags and verdict, and where it runs now."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from aws_lambda_powertools.event_handler.api_gateway import Router
+from aws_lambda_powertools.event_handler.openapi.params import Query
+
+from bluegreen import history
+
+from . import dependencies
+from .responses import BAD_REQUEST, INVALID, answer
+from .schemas import ImageBody, ImagePageBody, Placement
+
+router = Router()  # type: ignore[no-untyped-call]
+
+
+def image_body(view: history.ImageView) -> ImageBody:
+    """The wire form of ``history.ImageView``."""
+    record = view.record
+    return ImageBody(
+        digest=str(record.digest),
+        repository=record.repository,
+        tags=sorted(record.tags),
+        pushed_at=record.pushed_at,
+        verdict=record.verdict.value,
+        verdict_reason=record.verdict_reason,
+        running_on=(
+            None
+            if view.running_on is None
+            else [Placement(colour=p.colour.value, role=p.role.value) for p in view.running_on]
+        ),
+    )
+
+
+@router.get(
+    "/images",
+    summary="Images pushed, newest first, with tags, verdict and the colours running them",
+    tags=["images"],
+    responses={200: answer(ImagePageBody, "A page of images"), **BAD_REQUEST, **INVALID},
+)
+def get_images(
+    limit: Annotated[int, Query(ge=1, le=history.MAX_PAGE)] = 50,
+    cursor: Annotated[str | None, Query(max_length=2048)] = None,
+) -> ImagePageBody:
+    """A page of the ledger's images; pass ``nextCursor`` back as ``cursor``."""
+    page = history.image_history(dependencies.ledger(), dependencies.cluster(), limit, cursor)
+    return ImagePageBody(
+        images=[image_body(view) for view in page.images],
+        next_cursor=page.next_cursor,
+        cluster_error=page.cluster_error,
+    )

@@ -1,0 +1,206 @@
+"""Request and response bodies of the services API, as pydantic models.
+
+The models are the API's contract: Powertools validates requests against them
+and the OpenAPI document (``docs/openapi.json``) is generated from them. Request
+models forbid unknown fields so a misspelt field is an error, not a silent no-op.
+Field names are camelCase on the wire, as in the original ``imageTag``.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.alias_generators import to_camel
+
+ColourName = Literal["blue", "green"]
+ServiceName = Literal["canary", "production"]
+
+
+class _Request(BaseModel):
+    model_config = ConfigDict(extra="forbid", alias_generator=to_camel, frozen=True)
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(
+        alias_generator=to_camel, serialize_by_alias=True, validate_by_name=True
+    )
+
+
+# requests -----------------------------------------------------------------
+
+
+class ServicesChange(_Request):
+    """``POST /services``: either ``selector`` alone, or ``imageTag`` with an optional service."""
+
+    selector: ColourName | None = Field(
+        default=None, description="Make this colour the canary and the other one production."
+    )
+    image_tag: str | None = Field(
+        default=None,
+        max_length=200,
+        description="A digest (`sha256:<64 hex>` or 64 hex) or a tag the ledger knows; "
+        "deployed through the deploy flow.",
+    )
+    service: ServiceName = Field(
+        default="canary",
+        description="With `imageTag`: deploy to the canary (default) or to production.",
+    )
+    reason: str = Field(default="", max_length=500, description="Free text kept in the record.")
+
+
+class RollbackRequest(_Request):
+    """``POST /rollback``: roll a service back to the last digest judged healthy."""
+
+    service: ServiceName = Field(default="canary")
+
+
+class PromoteRequest(_Request):
+    """``POST /promote``: deploy the canary's digest to production."""
+
+    reason: str = Field(default="", max_length=500)
+
+
+# responses ----------------------------------------------------------------
+
+
+class ErrorBody(_Body):
+    """Every error answer: the error's name and what is wrong."""
+
+    error: str = Field(examples=["InvalidInput"])
+    detail: str = Field(examples=["imageTag: 'abc' is not a sha256 digest"])
+
+
+class Replicas(_Body):
+    desired: int
+    updated: int
+    ready: int
+    available: int
+
+
+class ColourView(_Body):
+    colour: ColourName
+    role: ServiceName
+    image: str
+    digest: str | None
+    replicas: Replicas
+    rollout: Literal["complete", "progressing", "stalled"]
+    message: str = ""
+
+
+class CanaryEnvView(_Body):
+    selector: ColourName
+    image: str
+    present: bool = Field(description="False when the ConfigMap has no canaryEnv key yet.")
+
+
+class ServiceStatusBody(_Body):
+    """``GET /services``."""
+
+    canary: ColourName
+    production: ColourName
+    colours: dict[str, ColourView]
+    canary_env: CanaryEnvView
+    services: dict[str, ColourName | None] = Field(
+        description="The colour each Service selects now (`spec.selector.app`)."
+    )
+    in_agreement: bool
+    disagreements: list[str]
+
+
+class SwitchBody(_Body):
+    """``POST /services`` with ``selector``: the roles as they are now."""
+
+    changed: bool
+    canary: ColourName
+    production: ColourName
+    record_id: str | None = Field(
+        default=None, description="Id of the ledger record of the switch (when changed)."
+    )
+    recorded: bool = Field(
+        default=True,
+        description="False when the roles changed but the ledger could not record it "
+        "(the function logged the failure).",
+    )
+
+
+class DeploymentStartedBody(_Body):
+    """A deploy-flow execution was started: follow it with ``GET /deployments/{id}``."""
+
+    deployment_id: str
+    execution_arn: str
+    console_url: str
+    action: Literal["deploy", "rollback"]
+    service: ServiceName
+    digest: str | None = None
+
+
+class Placement(_Body):
+    colour: ColourName
+    role: ServiceName
+
+
+class ImageBody(_Body):
+    digest: str
+    repository: str
+    tags: list[str]
+    pushed_at: datetime
+    verdict: str
+    verdict_reason: str = ""
+    running_on: list[Placement] | None = Field(
+        description="Colours running this digest now; null when the cluster could not be asked."
+    )
+
+
+class ImagePageBody(_Body):
+    """``GET /images``."""
+
+    images: list[ImageBody]
+    next_cursor: str | None
+    cluster_error: str = ""
+
+
+class DeploymentBody(_Body):
+    id: str
+    application: str
+    action: str
+    service: ServiceName
+    colour: ColourName | None
+    to_digest: str | None
+    from_digest: str | None
+    trigger: str
+    actor: str
+    source_ip: str = ""
+    tag: str = ""
+    started_at: datetime
+    finished_at: datetime | None = None
+    outcome: str
+    reason: str = ""
+    rolled_back_to: str | None = None
+    execution_arn: str = ""
+
+
+class DeploymentPageBody(_Body):
+    """``GET /deployments``."""
+
+    deployments: list[DeploymentBody]
+    next_cursor: str | None
+
+
+class ExecutionBody(_Body):
+    status: str
+    start_date: str | None = None
+    stop_date: str | None = None
+    error: str | None = None
+    cause: str | None = None
+
+
+class DeploymentStatusBody(_Body):
+    """``GET /deployments/{id}``: the ledger's record and the live execution."""
+
+    id: str
+    record: DeploymentBody | None
+    execution_arn: str
+    execution: ExecutionBody | None
+    console_url: str | None

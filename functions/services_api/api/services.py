@@ -1,0 +1,195 @@
+"""``/services``: the roles of the two colours, switching them, deploying an image."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from aws_lambda_powertools.event_handler.api_gateway import Response, Router
+from aws_lambda_powertools.event_handler.openapi.params import Body
+from aws_lambda_powertools.metrics import MetricUnit
+
+from bluegreen import services
+from bluegreen.errors import InvalidInput
+from bluegreen.models import Colour, Role
+from bluegreen.observability import logger, metrics
+
+from . import dependencies
+from .caller import caller_of
+from .responses import (
+    BAD_REQUEST,
+    CLUSTER,
+    CONFLICT,
+    INVALID,
+    NOT_FOUND,
+    answer,
+)
+from .schemas import (
+    CanaryEnvView,
+    ColourView,
+    DeploymentStartedBody,
+    Replicas,
+    ServicesChange,
+    ServiceStatusBody,
+    SwitchBody,
+)
+
+router = Router()  # type: ignore[no-untyped-call]
+
+COMBINATIONS = (
+    'send either {"selector": "blue"|"green"} to make that colour the canary, or '
+    '{"imageTag": <digest or tag>} with an optional "service": "canary"|"production" '
+    "to deploy an image; not both, not neither"
+)
+
+
+def status_body(status: services.ServiceStatus) -> ServiceStatusBody:
+    """The wire form of ``services.ServiceStatus``."""
+    colours = {}
+    for colour, view in status.colours.items():
+        rollout = view.rollout
+        colours[colour.value] = ColourView(
+            colour=colour.value,
+            role=view.role.value,
+            image=rollout.image,
+            digest=str(rollout.digest) if rollout.digest else None,
+            replicas=Replicas(
+                desired=rollout.desired,
+                updated=rollout.updated,
+                ready=rollout.ready,
+                available=rollout.available,
+            ),
+            rollout=view.rollout_state,  # type: ignore[arg-type]
+            message=rollout.message,
+        )
+    env = status.canary_env
+    return ServiceStatusBody(
+        canary=status.canary.value,
+        production=status.production.value,
+        colours=colours,
+        canary_env=CanaryEnvView(selector=env.selector.value, image=env.image, present=env.present),
+        services={
+            role.value: (colour.value if colour else None)
+            for role, colour in status.selectors.items()
+        },
+        in_agreement=status.in_agreement,
+        disagreements=list(status.disagreements),
+    )
+
+
+def started_body(started: services.DeploymentStarted) -> DeploymentStartedBody:
+    """The wire form of ``services.DeploymentStarted``."""
+    return DeploymentStartedBody(
+        deployment_id=started.deployment_id,
+        execution_arn=started.execution_arn,
+        console_url=started.console_url,
+        action=started.action,  # type: ignore[arg-type]
+        service=started.role.value,
+        digest=str(started.digest) if started.digest else None,
+    )
+
+
+def record_start(started: services.DeploymentStarted, caller: services.Caller) -> None:
+    """Log (with the correlation id) and count a flow execution the API started."""
+    metrics.add_metric(name="DeploymentsRequested", unit=MetricUnit.Count, value=1)
+    logger.info(
+        f"{started.action} started",
+        extra={
+            "deployment_id": started.deployment_id,
+            "execution_arn": started.execution_arn,
+            "service": started.role.value,
+            "digest": str(started.digest) if started.digest else None,
+            "actor": caller.actor,
+            "source_ip": caller.source_ip,
+        },
+    )
+
+
+@router.get(
+    "/services",
+    summary="Canary and production: colours, digests, rollouts, the canaryEnv ConfigMap",
+    tags=["services"],
+    responses={200: answer(ServiceStatusBody, "The release state"), **INVALID, **CLUSTER},
+)
+def get_services() -> ServiceStatusBody:
+    """Read the release state; a ConfigMap/Service disagreement is flagged, not hidden."""
+    status = services.service_status(dependencies.cluster())
+    if not status.in_agreement:
+        logger.warning("roles disagree", extra={"disagreements": list(status.disagreements)})
+    return status_body(status)
+
+
+@router.post(
+    "/services",
+    summary="Switch the canary colour, or deploy an image to the canary or production",
+    tags=["services"],
+    responses={
+        200: answer(SwitchBody, "The canary colour is as asked (`changed`: whether it moved)"),
+        202: answer(DeploymentStartedBody, "The deploy flow was started for the image"),
+        **BAD_REQUEST,
+        **NOT_FOUND,
+        **CONFLICT,
+        **INVALID,
+        **CLUSTER,
+    },
+)
+def post_services(
+    change: Annotated[ServicesChange, Body(embed=False)],
+) -> Response[SwitchBody | DeploymentStartedBody]:
+    """``{"selector": ...}`` switches the roles; ``{"imageTag": ...}`` starts the deploy flow."""
+    has_selector, has_image = change.selector is not None, change.image_tag is not None
+    if has_selector == has_image:
+        raise InvalidInput("body", COMBINATIONS)
+    if has_selector and "service" in change.model_fields_set:
+        raise InvalidInput("service", f"goes with imageTag only; {COMBINATIONS}")
+    caller = caller_of(router.current_event.raw_event)
+    if change.selector is not None:
+        colour = Colour(change.selector)
+        switched = services.switch_canary(
+            dependencies.cluster(),
+            dependencies.ledger(),
+            dependencies.settings(),
+            caller,
+            colour,
+            reason=change.reason,
+        )
+        if switched.changed:
+            metrics.add_metric(name="CanarySwitches", unit=MetricUnit.Count, value=1)
+        if switched.record_error:
+            logger.error(
+                "canary switched but not recorded",
+                extra={"error": switched.record_error, "actor": caller.actor},
+            )
+        logger.info(
+            "canary switch" if switched.changed else "canary already so",
+            extra={
+                "canary": colour.value,
+                "changed": switched.changed,
+                "actor": caller.actor,
+                "source_ip": caller.source_ip,
+                "record_id": switched.record_id,
+            },
+        )
+        return Response(
+            status_code=200,
+            content_type="application/json",
+            body=SwitchBody(
+                changed=switched.changed,
+                canary=switched.canary.value,
+                production=switched.production.value,
+                record_id=switched.record_id,
+                recorded=not switched.record_error,
+            ),
+        )
+    assert change.image_tag is not None  # narrowed by the combination check above
+    started = services.request_deploy(
+        dependencies.ledger(),
+        dependencies.registry(),
+        dependencies.flow(),
+        dependencies.settings(),
+        caller,
+        change.image_tag,
+        Role(change.service),
+        reason=change.reason,
+    )
+    record_start(started, caller)
+    return Response(status_code=202, content_type="application/json", body=started_body(started))

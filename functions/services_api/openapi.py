@@ -1,0 +1,47 @@
+"""Print the services API's OpenAPI document, generated from the routes and models.
+
+``python -m functions.services_api.openapi > docs/openapi.json`` refreshes the
+committed copy; a test fails when the two differ.
+"""
+
+from __future__ import annotations
+
+import json
+
+from aws_lambda_powertools.event_handler.openapi.models import Server
+
+from functions.services_api.app import app
+
+TITLE = "eks-bluegreen services API"
+DESCRIPTION = (
+    "Switch the canary colour, deploy a digest to the canary or production through the "
+    "deploy flow, roll back, promote, and read images and deployments. Every call is "
+    "signed with SigV4 (API Gateway `AWS_IAM` authorization); errors answer "
+    '`{"error": ..., "detail": ...}`.'
+)
+
+
+def document() -> dict[str, object]:
+    """The OpenAPI document as data, with a stable key order."""
+    schema = app.get_openapi_json_schema(
+        title=TITLE,
+        version="1.0.0",
+        description=DESCRIPTION,
+        servers=[Server(url="/", description="The API's stage URL (stack output ServicesApiUrl)")],
+    )
+    document: dict[str, object] = json.loads(schema)
+    return document
+
+
+def render() -> str:
+    """The committed form of the document: sorted keys, two-space indent, final newline."""
+    return json.dumps(document(), indent=2, sort_keys=True) + "\n"
+
+
+def main() -> None:
+    """Write the document to standard output."""
+    print(render(), end="")
+
+
+if __name__ == "__main__":
+    main()

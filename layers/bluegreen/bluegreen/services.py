@@ -1,0 +1,425 @@
+"""What the services API does: read the roles, switch the canary, start deployments.
+
+Plain domain logic over the ports: the cluster (roles, rollouts, the switch), the
+ledger (tags, images, the lock, the record of switches), the deploy flow (every
+image change goes through it, never straight to the cluster) and the image
+registry (does a digest exist in the application's ECR repository). Nothing here
+reads the environment or knows about HTTP; the handler maps results and errors.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Protocol, cast
+
+from bluegreen.config import Settings
+from bluegreen.errors import InvalidInput, LockHeld, NotPromotable, UnknownImage
+from bluegreen.flow import execution_name
+from bluegreen.models import (
+    CanaryEnv,
+    Colour,
+    Deployment,
+    Digest,
+    Outcome,
+    Role,
+    RolloutState,
+    Verdict,
+)
+from bluegreen.ports import Cluster, FlowStarter, Ledger
+
+# Docker's grammar for a tag: what ECR accepts, so anything else cannot be a tag.
+_TAG = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")
+
+SWITCH_ACTION = "switch"
+"""``Deployment.action`` of a ledger record that tells who switched the canary colour."""
+
+
+class ImageRegistry(Protocol):
+    """The application's image repository (ECR), as far as the API needs it."""
+
+    def has_digest(self, digest: Digest) -> bool:
+        """True when the repository holds an image with that digest."""
+        ...
+
+
+class ReleaseSnapshot(Protocol):
+    """Everything about the roles and both colours, read at once."""
+
+    @property
+    def canary_env(self) -> CanaryEnv: ...
+
+    @property
+    def rollouts(self) -> dict[Colour, RolloutState]: ...
+
+    @property
+    def selectors(self) -> dict[Role, Colour | None]: ...
+
+
+class SnapshotReader(Protocol):
+    """A cluster adapter that reads a ``ReleaseSnapshot`` in fewer requests than one by one."""
+
+    def snapshot(self) -> ReleaseSnapshot: ...
+
+
+@dataclass(frozen=True)
+class Release:
+    """The roles and both colours as read from the cluster."""
+
+    canary_env: CanaryEnv
+    rollouts: dict[Colour, RolloutState]
+    selectors: dict[Role, Colour | None]
+
+
+def read_release(cluster: Cluster) -> Release:
+    """canaryEnv, both rollouts and both Service selectors.
+
+    Uses the adapter's ``snapshot()`` when it has one (``KubernetesCluster``
+    lists the Deployments in one request instead of reading them one by one).
+    """
+    if callable(getattr(cluster, "snapshot", None)):
+        snap = cast(SnapshotReader, cluster).snapshot()
+        return Release(snap.canary_env, dict(snap.rollouts), dict(snap.selectors))
+    return Release(
+        canary_env=cluster.canary_env(),
+        rollouts={colour: cluster.rollout(colour) for colour in Colour},
+        selectors=cluster.service_selectors(),
+    )
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who asked, from where, and the id of the request (the correlation id)."""
+
+    actor: str
+    source_ip: str = ""
+    request_id: str = ""
+
+    @property
+    def request_key(self) -> str:
+        """A key unique to this request, so each API call is its own deployment."""
+        return self.request_id or uuid.uuid4().hex
+
+
+@dataclass(frozen=True)
+class ColourStatus:
+    """One colour's Deployment: its role, what it runs and how its rollout stands."""
+
+    colour: Colour
+    role: Role
+    rollout: RolloutState
+
+    @property
+    def rollout_state(self) -> str:
+        """``complete``, ``stalled`` or ``progressing``, as a person reads it."""
+        if self.rollout.stalled:
+            return "stalled"
+        return "complete" if self.rollout.complete else "progressing"
+
+
+@dataclass(frozen=True)
+class ServiceStatus:
+    """Canary and production at a glance, with any disagreement spelled out."""
+
+    canary: Colour
+    canary_env: CanaryEnv
+    selectors: dict[Role, Colour | None]
+    colours: dict[Colour, ColourStatus]
+    disagreements: tuple[str, ...] = ()
+
+    @property
+    def production(self) -> Colour:
+        return self.canary.other
+
+    @property
+    def in_agreement(self) -> bool:
+        return not self.disagreements
+
+
+@dataclass(frozen=True)
+class SwitchResult:
+    """The outcome of ``switch_canary``: the roles as they are now and whether they changed."""
+
+    changed: bool
+    canary: Colour
+    record_id: str | None = None
+    record_error: str = ""
+
+    @property
+    def production(self) -> Colour:
+        return self.canary.other
+
+
+@dataclass(frozen=True)
+class DeploymentStarted:
+    """A deploy flow execution the API started (or found already started)."""
+
+    deployment_id: str
+    execution_arn: str
+    console_url: str
+    action: str
+    role: Role
+    digest: Digest | None = None
+    flow_input: dict[str, object] = field(default_factory=dict)
+
+
+def service_status(cluster: Cluster) -> ServiceStatus:
+    """Read the roles, both Services' selectors and both colours' rollouts.
+
+    The ConfigMap is the source of truth for the roles (that is what the old
+    system and the deploy flow read); any Service that says otherwise is
+    reported as a disagreement rather than silently trusted.
+    """
+    release = read_release(cluster)
+    env, selectors = release.canary_env, release.selectors
+    canary = env.selector
+    colours = {
+        colour: ColourStatus(
+            colour=colour,
+            role=Role.CANARY if colour is canary else Role.PRODUCTION,
+            rollout=release.rollouts[colour],
+        )
+        for colour in Colour
+    }
+    problems = []
+    for role in Role:
+        expected = canary if role is Role.CANARY else canary.other
+        actual = selectors.get(role)
+        if actual is not expected:
+            shown = actual.value if actual is not None else "nothing"
+            problems.append(
+                f"the {role.value} Service selects {shown} but canaryEnv.selector makes "
+                f"{expected.value} the {role.value}"
+            )
+    return ServiceStatus(
+        canary=canary,
+        canary_env=env,
+        selectors=dict(selectors),
+        colours=colours,
+        disagreements=tuple(problems),
+    )
+
+
+def switch_canary(
+    cluster: Cluster,
+    ledger: Ledger,
+    settings: Settings,
+    caller: Caller,
+    canary: Colour,
+    *,
+    now: datetime | None = None,
+    reason: str = "",
+) -> SwitchResult:
+    """Make ``canary`` the canary colour and the other one production.
+
+    Refused with ``LockHeld`` while a deployment holds the application's lock:
+    the flow decided which colour it deploys to when it started, and swapping
+    roles under it would send production traffic to an unproven image. The
+    cluster adapter changes the ConfigMap and both Services together
+    (resourceVersion-guarded, re-read and retried on a conflict); when they
+    already say so nothing is written, here or in the ledger.
+    """
+    holder = ledger.lock_holder()
+    if holder:
+        raise LockHeld(
+            f"deployment {holder} of {settings.application} holds the lock; "
+            "the canary colour can be switched once it has finished"
+        )
+    if not cluster.switch_roles(canary):
+        return SwitchResult(changed=False, canary=canary)
+    when = now or datetime.now(UTC)
+    record_id = execution_name(settings.application, SWITCH_ACTION, caller.request_key)
+    record = Deployment(
+        id=record_id,
+        application=settings.application,
+        action=SWITCH_ACTION,
+        role=Role.CANARY,
+        colour=canary,
+        to_digest=None,
+        from_digest=None,
+        trigger="api",
+        actor=caller.actor,
+        started_at=when,
+        outcome=Outcome.SUCCEEDED,
+        source_ip=caller.source_ip,
+        finished_at=when,
+        reason=reason or f"{canary.value} made the canary, {canary.other.value} production",
+    )
+    try:
+        ledger.put_deployment(record)
+    except Exception as exc:
+        # The roles have changed already; failing the request now would tell the caller
+        # the opposite. The answer says the record is missing and the handler logs it.
+        return SwitchResult(
+            changed=True, canary=canary, record_id=None, record_error=f"{type(exc).__name__}: {exc}"
+        )
+    return SwitchResult(changed=True, canary=canary, record_id=record_id)
+
+
+def resolve_image(ledger: Ledger, registry: ImageRegistry, value: str) -> tuple[Digest, str]:
+    """Turn what a caller sent as ``imageTag`` into a digest that is known to exist.
+
+    Accepts ``sha256:<64 hex>``, bare ``<64 hex>`` (the original field's content)
+    or a tag the ledger knows. Returns the digest and the tag it came from ("" for
+    a digest). The digest must be in the ledger or in the ECR repository, so a
+    typo is a 404 here rather than a rollout stuck on ``ImagePullBackOff``.
+    """
+    text = value.strip()
+    if not text:
+        raise InvalidInput("imageTag", "must not be empty: send a digest or a tag")
+    tag = ""
+    if ":" in text or Digest.looks_like(text):  # a tag never holds a colon
+        digest = Digest.parse(text, field_name="imageTag")
+    elif _TAG.fullmatch(text):
+        tag = text
+        found = ledger.digest_for_tag(tag)
+        if found is None:
+            raise UnknownImage(f"imageTag: no image tagged {tag!r} has been pushed")
+        digest = found
+    else:
+        raise InvalidInput(
+            "imageTag",
+            f"{value!r} is neither a digest (sha256:<64 hex> or 64 lowercase hex) nor an "
+            "image tag (letters, digits, '_', '.', '-', at most 128, not starting with '.' "
+            "or '-')",
+        )
+    if ledger.image(digest) is None and not registry.has_digest(digest):
+        raise UnknownImage(
+            f"imageTag: {digest} is neither in the ledger nor in the image repository"
+        )
+    return digest, tag
+
+
+def console_url(region: str, execution_arn: str) -> str:
+    """Link to the execution in the Step Functions console."""
+    return (
+        f"https://{region}.console.aws.amazon.com/states/home?region={region}"
+        f"#/v2/executions/details/{execution_arn}"
+    )
+
+
+def _start(
+    flow: FlowStarter,
+    settings: Settings,
+    *,
+    name: str,
+    flow_input: dict[str, object],
+    role: Role,
+    digest: Digest | None,
+) -> DeploymentStarted:
+    execution_arn = flow.start(name, flow_input)
+    return DeploymentStarted(
+        deployment_id=name,
+        execution_arn=execution_arn,
+        console_url=console_url(settings.region, execution_arn),
+        action=str(flow_input["action"]),
+        role=role,
+        digest=digest,
+        flow_input=flow_input,
+    )
+
+
+def _deploy_input(digest: Digest, role: Role, caller: Caller, reason: str) -> dict[str, object]:
+    flow_input: dict[str, object] = {
+        "action": "deploy",
+        "image": str(digest),
+        "service": role.value,
+        "trigger": "api",
+        "actor": caller.actor,
+    }
+    if caller.source_ip:
+        flow_input["sourceIp"] = caller.source_ip
+    if reason:
+        flow_input["reason"] = reason
+    return flow_input
+
+
+def request_deploy(
+    ledger: Ledger,
+    registry: ImageRegistry,
+    flow: FlowStarter,
+    settings: Settings,
+    caller: Caller,
+    image: str,
+    role: Role = Role.CANARY,
+    *,
+    reason: str = "",
+) -> DeploymentStarted:
+    """Start the deploy flow for an image on the canary (or production) colour.
+
+    The tag is resolved here so the flow deploys what the caller saw, even if the
+    tag moves before the flow runs. Each call is its own deployment: the
+    execution name carries the request id as well as the digest.
+    """
+    digest, tag = resolve_image(ledger, registry, image)
+    if tag and not reason:
+        reason = f"tag {tag}"
+    name = execution_name(settings.application, "deploy", f"{digest.hex}-{caller.request_key}")
+    return _start(
+        flow,
+        settings,
+        name=name,
+        flow_input=_deploy_input(digest, role, caller, reason),
+        role=role,
+        digest=digest,
+    )
+
+
+def request_rollback(
+    flow: FlowStarter, settings: Settings, caller: Caller, role: Role
+) -> DeploymentStarted:
+    """Start the flow's rollback of ``role`` to the last digest judged healthy."""
+    name = execution_name(settings.application, "rollback", f"{role.value}-{caller.request_key}")
+    flow_input: dict[str, object] = {
+        "action": "rollback",
+        "service": role.value,
+        "trigger": "api",
+        "actor": caller.actor,
+    }
+    return _start(flow, settings, name=name, flow_input=flow_input, role=role, digest=None)
+
+
+def promote(
+    cluster: Cluster,
+    ledger: Ledger,
+    flow: FlowStarter,
+    settings: Settings,
+    caller: Caller,
+    *,
+    reason: str = "",
+) -> DeploymentStarted:
+    """Deploy the digest the canary runs now to production, through the flow.
+
+    Refused (``NotPromotable``) when the canary runs no pinned digest, when the
+    ledger judged that digest failed, or when production already runs it.
+    """
+    canary = cluster.canary_env().selector
+    canary_state = cluster.rollout(canary)
+    digest = canary_state.digest
+    if digest is None:
+        raise NotPromotable(
+            f"the canary ({canary.value}) runs {canary_state.image!r}, not an image pinned "
+            "by digest; deploy a digest to the canary first"
+        )
+    if ledger.verdict(digest) is Verdict.FAILED:
+        raise NotPromotable(
+            f"the canary's digest {digest} was judged failed; it will not be promoted"
+        )
+    if cluster.rollout(canary.other).digest == digest:
+        raise NotPromotable(f"production ({canary.other.value}) already runs {digest}")
+    name = execution_name(settings.application, "promote", f"{digest.hex}-{caller.request_key}")
+    return _start(
+        flow,
+        settings,
+        name=name,
+        flow_input=_deploy_input(
+            digest,
+            Role.PRODUCTION,
+            caller,
+            reason or f"promote the canary's {digest.short} to production",
+        ),
+        role=Role.PRODUCTION,
+        digest=digest,
+    )

@@ -1,0 +1,60 @@
+"""Every client mistake gets a 4xx naming what is wrong, and changes nothing."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from local.cluster.emulator import ClusterEmulator
+from tests.api.conftest import Stack, call, event, versions
+
+CASES = [
+    ("error_malformed_json", 400, "MalformedJson", "not valid JSON"),
+    ("error_wrong_type", 422, "ValidationError", "selector"),
+    ("error_unknown_field", 422, "ValidationError", "colour: is not a field"),
+    ("error_selector_and_image", 400, "InvalidInput", "not both"),
+    ("error_neither", 400, "InvalidInput", "not neither"),
+    ("error_selector_with_service", 400, "InvalidInput", "service: goes with imageTag only"),
+    ("error_bad_digest", 400, "InvalidInput", "is not a sha256 digest"),
+    ("error_bad_algorithm", 400, "InvalidInput", "only sha256"),
+    ("error_unknown_tag", 404, "UnknownImage", "'never-pushed'"),
+    ("error_unknown_digest", 404, "UnknownImage", "deadbeef"),
+    ("error_unknown_colour", 422, "ValidationError", "selector: Input should be 'blue' or 'green'"),
+    ("error_unknown_service", 422, "ValidationError", "service"),
+    ("error_body_not_object", 422, "ValidationError", "body"),
+    ("error_no_body", 422, "ValidationError", "body"),
+    ("error_bad_limit", 422, "ValidationError", "limit"),
+    ("error_limit_not_number", 422, "ValidationError", "limit"),
+    ("error_bad_cursor", 400, "InvalidInput", "cursor"),
+    ("error_unknown_deployment", 404, "NotFound", "wp-platform-deploy-nosuch"),
+    ("error_unknown_route", 404, "RouteNotFound", "GET /colours"),
+    ("error_wrong_content_type", 415, "UnsupportedContentType", "application/json"),
+    ("error_body_not_base64", 400, "MalformedBody", "base64"),
+    ("error_body_not_utf8", 400, "MalformedBody", "UTF-8"),
+]
+
+
+@pytest.mark.parametrize(("name", "status", "error", "says"), CASES, ids=[c[0] for c in CASES])
+def test_client_mistakes_are_named_and_change_nothing(
+    stack: Stack,
+    ledger: Any,
+    emu: ClusterEmulator,
+    name: str,
+    status: int,
+    error: str,
+    says: str,
+) -> None:
+    # GIVEN the seeded ledger and a blue canary
+    before = versions(emu)
+    # WHEN a mistaken request arrives
+    answer = call(event(name))
+    # THEN the status and body say what is wrong
+    assert answer.status == status, answer.body
+    assert set(answer.body) == {"error", "detail"}
+    assert answer.body["error"] == error
+    assert says in answer.body["detail"]
+    # AND nothing was started, switched or recorded
+    assert stack.executions() == []
+    assert versions(emu) == before
+    assert ledger.deployments()[0] == []

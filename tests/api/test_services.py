@@ -1,0 +1,214 @@
+"""``GET /services`` and ``POST /services``: status, the canary switch, deploying an image."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from bluegreen.models import Colour
+from local.cluster.emulator import ClusterEmulator
+from tests.api.conftest import (
+    IN_ECR_ONLY,
+    KNOWN,
+    NAMESPACE,
+    OLDER,
+    Stack,
+    call,
+    event,
+    roles,
+    versions,
+)
+
+
+def test_status_shows_roles_digests_and_agreement(stack: Stack, emu: ClusterEmulator) -> None:
+    # GIVEN blue is the canary on OLDER, green production on KNOWN
+    # WHEN the status is read
+    answer = call(event("get_services"))
+    # THEN both roles, each colour's digest and readiness, and agreement are reported
+    assert answer.status == 200
+    assert answer.body["canary"] == "blue"
+    assert answer.body["production"] == "green"
+    assert answer.body["colours"]["blue"]["digest"] == str(OLDER)
+    assert answer.body["colours"]["green"]["digest"] == str(KNOWN)
+    assert answer.body["colours"]["blue"]["replicas"]["ready"] == 2
+    assert answer.body["colours"]["blue"]["rollout"] == "complete"
+    assert answer.body["canaryEnv"]["selector"] == "blue"
+    assert answer.body["inAgreement"] is True
+
+
+def test_status_flags_services_that_disagree_with_the_configmap(
+    stack: Stack, emu: ClusterEmulator
+) -> None:
+    # GIVEN someone pointed the production Service at blue by hand
+    def to_blue(service: dict[str, Any]) -> None:
+        service["spec"]["selector"]["app"] = "blue"
+
+    emu.mutate("services", NAMESPACE, "production-service", to_blue)
+    # WHEN the status is read
+    answer = call(event("get_services"))
+    # THEN the disagreement is reported, not hidden
+    assert answer.status == 200
+    assert answer.body["inAgreement"] is False
+    assert "production Service selects blue" in answer.body["disagreements"][0]
+
+
+def test_switch_makes_green_the_canary_and_records_who(
+    stack: Stack, ledger: Any, emu: ClusterEmulator
+) -> None:
+    # GIVEN blue is the canary
+    # WHEN alice asks for green
+    answer = call(event("switch_to_green"))
+    # THEN green is the canary, blue production, and the ledger says who and from where
+    assert answer.status == 200
+    assert answer.body == {
+        "changed": True,
+        "canary": "green",
+        "production": "blue",
+        "recordId": answer.body["recordId"],
+        "recorded": True,
+    }
+    assert roles(emu) == ("green", "green", "blue")
+    record = ledger.deployment(answer.body["recordId"])
+    assert record.action == "switch"
+    assert record.actor == "arn:aws:sts::123456789012:assumed-role/release-engineer/alice"
+    assert record.source_ip == "203.0.113.10"
+    assert record.colour is Colour.GREEN
+
+
+def test_switch_the_ledger_cannot_record_still_answers_what_happened(
+    stack: Stack, ledger: Any, emu: ClusterEmulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN the ledger refuses writes
+    def refuse(*_: object) -> None:
+        raise RuntimeError("table unavailable")
+
+    monkeypatch.setattr(ledger, "put_deployment", refuse)
+    # WHEN a switch is asked for
+    answer = call(event("switch_to_green"))
+    # THEN the switch happened and the answer says it is not recorded
+    assert answer.status == 200
+    assert answer.body["changed"] is True
+    assert answer.body["recorded"] is False
+    assert roles(emu) == ("green", "green", "blue")
+
+
+def test_switch_to_the_current_canary_changes_and_records_nothing(
+    stack: Stack, ledger: Any, emu: ClusterEmulator
+) -> None:
+    # GIVEN blue is already the canary
+    before = versions(emu)
+    # WHEN blue is asked for
+    answer = call(event("switch_to_blue"))
+    # THEN 200 with changed false, no write to the cluster, no record
+    assert answer.status == 200
+    assert answer.body["changed"] is False
+    assert answer.body["recordId"] is None
+    assert versions(emu) == before
+    assert ledger.deployments()[0] == []
+
+
+def test_switch_is_refused_while_a_deployment_holds_the_lock(
+    stack: Stack, ledger: Any, emu: ClusterEmulator
+) -> None:
+    # GIVEN a deployment holds the application's lock
+    assert ledger.acquire_lock("wp-platform-deploy-running", 600)
+    before = versions(emu)
+    # WHEN a switch is asked for
+    answer = call(event("switch_to_green"))
+    # THEN 409 naming the holder, and nothing changed
+    assert answer.status == 409
+    assert answer.body["error"] == "LockHeld"
+    assert "wp-platform-deploy-running" in answer.body["detail"]
+    assert versions(emu) == before
+    assert roles(emu) == ("blue", "blue", "green")
+
+
+def test_caller_without_user_arn_is_recorded_by_caller_id(
+    stack: Stack, ledger: Any, emu: ClusterEmulator
+) -> None:
+    # GIVEN an IAM user whose request context carries no userArn
+    # WHEN it switches the canary
+    answer = call(event("caller_without_user_arn"))
+    # THEN the record names the caller id API Gateway saw
+    assert answer.status == 200
+    assert ledger.deployment(answer.body["recordId"]).actor == "AIDAQEXAMPLEUSERID01"
+
+
+def _started(stack: Stack, answer: Any) -> dict[str, Any]:
+    assert answer.status == 202, answer.body
+    return stack.execution_input(answer.body["executionArn"])
+
+
+def test_deploy_bare_hex_digest_starts_the_flow_for_the_canary(
+    stack: Stack, ledger: Any, emu: ClusterEmulator
+) -> None:
+    # GIVEN KNOWN is in the ledger
+    # WHEN its bare hex is posted as imageTag (the original system's form)
+    answer = call(event("deploy_hex_digest"))
+    # THEN the flow starts with the contract's input, named by the deployment id
+    flow_input = _started(stack, answer)
+    assert flow_input == {
+        "action": "deploy",
+        "image": str(KNOWN),
+        "service": "canary",
+        "trigger": "api",
+        "actor": "arn:aws:sts::123456789012:assumed-role/release-engineer/alice",
+        "sourceIp": "203.0.113.10",
+    }
+    assert answer.body["digest"] == str(KNOWN)
+    assert answer.body["service"] == "canary"
+    assert answer.body["executionArn"].endswith(f":{answer.body['deploymentId']}")
+    assert answer.body["consoleUrl"].startswith("https://us-west-2.console.aws.amazon.com/states/")
+    # and the cluster is left to the flow: no write at all
+    assert all(r.method == "GET" for r in emu.requests)
+
+
+def test_deploy_sha256_digest_keeps_the_reason(
+    stack: Stack, ledger: Any, emu: ClusterEmulator
+) -> None:
+    answer = call(event("deploy_sha256_digest"))
+    flow_input = _started(stack, answer)
+    assert flow_input["image"] == str(KNOWN)
+    assert flow_input["reason"] == "hotfix 1.4.2"
+
+
+def test_deploy_tag_resolves_to_its_digest_now(
+    stack: Stack, ledger: Any, emu: ClusterEmulator
+) -> None:
+    # GIVEN release-1.4 points at KNOWN
+    # WHEN the tag is posted
+    answer = call(event("deploy_tag"))
+    # THEN the flow gets the digest, so a later move of the tag cannot change what deploys
+    flow_input = _started(stack, answer)
+    assert flow_input["image"] == str(KNOWN)
+    assert flow_input["reason"] == "tag release-1.4"
+
+
+def test_deploy_to_production(stack: Stack, ledger: Any, emu: ClusterEmulator) -> None:
+    answer = call(event("deploy_to_production"))
+    assert _started(stack, answer)["service"] == "production"
+    assert answer.body["service"] == "production"
+
+
+def test_deploy_digest_known_only_to_ecr(stack: Stack, ledger: Any, emu: ClusterEmulator) -> None:
+    # GIVEN a digest pushed before the ledger existed (in ECR, not in the ledger)
+    # WHEN it is posted
+    answer = call(event("deploy_hex_digest", body={"imageTag": str(IN_ECR_ONLY)}))
+    # THEN ecr:DescribeImages vouches for it and the flow starts
+    assert _started(stack, answer)["image"] == str(IN_ECR_ONLY)
+
+
+def test_each_request_is_its_own_deployment(
+    stack: Stack, ledger: Any, emu: ClusterEmulator
+) -> None:
+    # GIVEN two requests for the same digest with different request ids
+    first = event("deploy_hex_digest")
+    second = event("deploy_hex_digest")
+    second["requestContext"] = {**second["requestContext"], "requestId": "another-request"}
+    # WHEN both are posted, and the first is retried
+    a, b, again = call(first), call(second), call(first)
+    # THEN two executions exist; the retry answers with the first one
+    assert a.body["deploymentId"] != b.body["deploymentId"]
+    assert again.body["executionArn"] == a.body["executionArn"]
+    assert len(stack.executions()) == 2
