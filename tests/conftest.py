@@ -11,6 +11,8 @@ import socket
 
 import pytest
 
+pytest_plugins = ["local.cluster.testing"]
+
 _LOOPBACK_PREFIXES = ("127.", "::1", "localhost")
 _real_connect = socket.socket.connect
 _real_connect_ex = socket.socket.connect_ex

@@ -1,0 +1,1354 @@
+"""The controllers of a cluster: Deployments, ReplicaSets, pods (a kubelet), Jobs, GC, TTL.
+
+They run inside the store's lock, after every write and whenever the clock moves, and
+repeat until nothing changes, so an instant clock shows converged state to the next read.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import random
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from local.cluster.admission import default_pod_spec, random_suffix
+from local.cluster.clock import Clock
+from local.cluster.commands import Outcome, run_container
+from local.cluster.faults import Faults
+from local.cluster.resources import Registry, Resource
+from local.cluster.store import Store, clone
+from local.cluster.timefmt import parse, timestamp
+
+REVISION = "deployment.kubernetes.io/revision"
+_HASH_LABEL = "pod-template-hash"
+_HASH_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
+_BACKOFF_CAP = 300.0
+# On a scaled clock time always moves; re-run the controllers at most this often (real s).
+_SCALED_RESYNC = 0.02
+
+
+@dataclass
+class PodRun:
+    """What the kubelet knows about one pod: when things happen to it and how it ends."""
+
+    created: float
+    start_at: float
+    ready_at: float | None  # None: never ready (broken image, hanging)
+    finish_at: float | None  # None: runs until deleted (a server) or hangs (a Job)
+    fault: str | None
+    outcomes: dict[str, Outcome]
+    restart_policy: str
+
+
+def template_hash(template: dict[str, Any], collisions: int = 0) -> str:
+    """A stable ``pod-template-hash`` for a pod template, in the controller's alphabet."""
+    raw = json.dumps(template, sort_keys=True) + str(collisions)
+    number = int.from_bytes(hashlib.sha256(raw.encode()).digest()[:8], "big")
+    chars = []
+    for _ in range(10):
+        number, index = divmod(number, len(_HASH_ALPHABET))
+        chars.append(_HASH_ALPHABET[index])
+    return "".join(chars)
+
+
+def _without_hash(template: dict[str, Any]) -> dict[str, Any]:
+    clean = clone(template)
+    labels = clean.get("metadata", {}).get("labels")
+    if isinstance(labels, dict):
+        labels.pop(_HASH_LABEL, None)
+    return clean
+
+
+def _scaled(value: Any, total: int, round_up: bool) -> int:
+    if isinstance(value, str) and value.endswith("%"):
+        fraction = float(value[:-1]) * total / 100
+        return math.ceil(fraction) if round_up else math.floor(fraction)
+    return int(value or 0)
+
+
+def _owner_ref(owner: dict[str, Any], api_version: str, kind: str) -> dict[str, Any]:
+    return {
+        "apiVersion": api_version,
+        "kind": kind,
+        "name": owner["metadata"]["name"],
+        "uid": owner["metadata"]["uid"],
+        "controller": True,
+        "blockOwnerDeletion": True,
+    }
+
+
+def _owned_by(obj: dict[str, Any], uid: str) -> bool:
+    return any(
+        ref.get("uid") == uid and ref.get("controller")
+        for ref in obj["metadata"].get("ownerReferences") or []
+    )
+
+
+def _condition(conditions: list[dict[str, Any]], kind: str) -> dict[str, Any] | None:
+    return next((c for c in conditions if c.get("type") == kind), None)
+
+
+def _drop_zero(status: dict[str, Any], *keys: str) -> dict[str, Any]:
+    for key in keys:
+        if not status.get(key):
+            status.pop(key, None)
+    return status
+
+
+class Controllers:
+    """Reconciles every controller-managed kind against the clock."""
+
+    def __init__(
+        self,
+        store: Store,
+        registry: Registry,
+        clock: Clock,
+        faults: Faults,
+        rng: random.Random,
+        rollout_seconds: float,
+        job_seconds: float,
+    ) -> None:
+        self.store = store
+        self.registry = registry
+        self.clock = clock
+        self.faults = faults
+        self.rng = rng
+        self.rollout_seconds = rollout_seconds
+        self.job_seconds = job_seconds
+        self.runs: dict[str, PodRun] = {}
+        self.settling = False  # seeding: everything converges at once whatever the clock
+        self._settled: tuple[int, float] = (-1, 0.0)
+        self._settled_at = 0.0
+        self.errors: list[str] = []  # the last objects a controller could not handle
+        self._r = {
+            name: self._res(name)
+            for name in (
+                "deployments",
+                "replicasets",
+                "pods",
+                "jobs",
+                "namespaces",
+                "services",
+                "endpoints",
+                "events",
+            )
+        }
+
+    def _res(self, plural: str) -> Resource:
+        resource = self.registry.find(plural)
+        assert resource is not None
+        return resource
+
+    def _duration(self, seconds: float) -> float:
+        return 0.0 if self.settling else self.clock.duration(seconds)
+
+    # The loop ---------------------------------------------------------------------------
+
+    def reconcile(self) -> None:
+        """Run every controller until the cluster stops changing (bounded)."""
+        with self.store.lock:
+            settled = (self.store.revision, self.clock.now())
+            if settled == self._settled or (
+                self.clock.mode == "scaled"
+                and settled[0] == self._settled[0]
+                and time.monotonic() - self._settled_at < _SCALED_RESYNC
+            ):
+                return  # nothing was written and no time passed since the last pass
+            for _ in range(60):
+                before = self.store.revision
+                now = self.clock.now()
+                for plural, sync in (
+                    ("deployments", self._sync_deployment),
+                    ("replicasets", self._sync_replica_set),
+                    ("jobs", self._sync_job),
+                    ("pods", self._sync_pod),
+                ):
+                    for obj in list(self.store.items(self._r[plural])):
+                        self._guarded(sync, obj, now)
+                self._collect_garbage()
+                self._sync_endpoints()
+                if self.store.revision == before:
+                    break
+            self._settled = (self.store.revision, self.clock.now())
+            self._settled_at = time.monotonic()
+
+    def _guarded(
+        self, sync: Callable[[dict[str, Any], float], None], obj: dict[str, Any], now: float
+    ) -> None:
+        # Like a real controller, one object it cannot handle must not stop the others.
+        try:
+            sync(obj, now)
+        except (KeyError, TypeError, ValueError, AttributeError, IndexError) as error:
+            meta = obj.get("metadata", {})
+            self.errors.append(f"{meta.get('namespace')}/{meta.get('name')}: {error!r}")
+            del self.errors[:-20]
+
+    def next_event_in(self) -> float | None:
+        """Clock seconds until some pod changes state by itself (None if nothing is due)."""
+        now = self.clock.now()
+        due: list[float] = []
+        for run in self.runs.values():
+            for moment in (run.start_at, run.ready_at, run.finish_at):
+                if moment is not None and moment > now:
+                    due.append(moment - now)
+            if run.fault == "CrashLoopBackOff":
+                due.append(10.0)
+        return min(due) if due else None
+
+    def _write(self, plural: str, obj: dict[str, Any], *, new: bool = False) -> None:
+        self.store.put(self._r[plural], obj, new=new)
+
+    # Garbage collection --------------------------------------------------------------
+
+    def _collect_garbage(self) -> None:
+        live: set[str] = set()
+        for resource in self.registry.all():
+            for obj in self.store.items(resource):
+                live.add(obj["metadata"].get("uid", ""))
+        for resource in self.registry.all():
+            for obj in list(self.store.items(resource)):
+                refs = obj["metadata"].get("ownerReferences") or []
+                if refs and all(ref.get("uid") not in live for ref in refs):
+                    meta = obj["metadata"]
+                    self.store.remove(resource, meta.get("namespace", ""), meta["name"])
+                    self.runs.pop(meta.get("uid", ""), None)
+
+    # Events ------------------------------------------------------------------------------
+
+    def _event(
+        self,
+        obj: dict[str, Any],
+        kind: str,
+        reason: str,
+        message: str,
+        component: str,
+        warning: bool = False,
+    ) -> None:
+        """Record a core/v1 Event about ``obj``, as the controller or kubelet would."""
+        meta = obj["metadata"]
+        stamp = timestamp(self.clock.now())
+        event: dict[str, Any] = {
+            "apiVersion": "v1",
+            "kind": "Event",
+            "metadata": {
+                "name": f"{meta['name']}.{self.rng.getrandbits(64):016x}",
+                "namespace": meta.get("namespace", "default"),
+                "uid": str(uuid.uuid4()),
+                "creationTimestamp": stamp,
+            },
+            "involvedObject": {
+                "kind": kind,
+                "namespace": meta.get("namespace", "default"),
+                "name": meta["name"],
+                "uid": meta.get("uid", ""),
+                "apiVersion": obj.get("apiVersion", "v1"),
+                "resourceVersion": meta.get("resourceVersion", ""),
+            },
+            "reason": reason,
+            "message": message,
+            "source": {"component": component},
+            "firstTimestamp": stamp,
+            "lastTimestamp": stamp,
+            "count": 1,
+            "type": "Warning" if warning else "Normal",
+            "eventTime": None,
+            "reportingComponent": component,
+            "reportingInstance": "",
+        }
+        if kind == "Pod" and component == "kubelet":
+            event["source"]["host"] = obj["spec"].get("nodeName", "")
+            event["involvedObject"]["fieldPath"] = "spec.containers{{{}}}".format(
+                obj["spec"]["containers"][0]["name"]
+            )
+        self.store.put(self._r["events"], event, new=True)
+
+    # Endpoints --------------------------------------------------------------------------
+
+    def _sync_endpoints(self) -> None:
+        """Keep one Endpoints object per selector Service: its pods' addresses and ports."""
+        services = {
+            (s["metadata"]["namespace"], s["metadata"]["name"]): s
+            for s in self.store.items(self._r["services"])
+            if (s.get("spec") or {}).get("selector")
+        }
+        for endpoints in list(self.store.items(self._r["endpoints"])):
+            key = (endpoints["metadata"]["namespace"], endpoints["metadata"]["name"])
+            managed = (endpoints["metadata"].get("labels") or {}).get(
+                "endpoints.kubernetes.io/managed-by"
+            ) == "endpoint-controller"
+            if managed and key not in services:
+                self.store.remove(self._r["endpoints"], *key)
+        for (namespace, name), service in services.items():
+            subsets = self._subsets(service)
+            current = self.store.get(self._r["endpoints"], namespace, name)
+            if current is not None and current.get("subsets", []) == subsets:
+                continue
+            labels = dict(service["metadata"].get("labels") or {})
+            labels["endpoints.kubernetes.io/managed-by"] = "endpoint-controller"
+            endpoints = current or {
+                "apiVersion": "v1",
+                "kind": "Endpoints",
+                "metadata": {
+                    "name": name,
+                    "namespace": namespace,
+                    "uid": str(uuid.uuid4()),
+                    "creationTimestamp": timestamp(self.clock.now()),
+                },
+            }
+            endpoints["metadata"]["labels"] = labels
+            endpoints["metadata"]["annotations"] = {
+                "endpoints.kubernetes.io/last-change-trigger-time": timestamp(self.clock.now())
+            }
+            if subsets:
+                endpoints["subsets"] = subsets
+            else:
+                endpoints.pop("subsets", None)
+            self._write("endpoints", endpoints, new=current is None)
+
+    def _subsets(self, service: dict[str, Any]) -> list[dict[str, Any]]:
+        selector = service["spec"]["selector"]
+        namespace = service["metadata"]["namespace"]
+        pods = [
+            p
+            for p in self.store.items(self._r["pods"], namespace)
+            if all((p["metadata"].get("labels") or {}).get(k) == v for k, v in selector.items())
+            and p.get("status", {}).get("podIP")
+            and p.get("status", {}).get("phase") not in {"Succeeded", "Failed"}
+        ]
+        if not pods:
+            return []
+        ready: list[dict[str, Any]] = []
+        waiting: list[dict[str, Any]] = []
+        for pod in pods:
+            address = {
+                "ip": pod["status"]["podIP"],
+                "nodeName": pod["spec"].get("nodeName"),
+                "targetRef": {
+                    "kind": "Pod",
+                    "namespace": namespace,
+                    "name": pod["metadata"]["name"],
+                    "uid": pod["metadata"]["uid"],
+                },
+            }
+            (ready if self._is_ready(pod) else waiting).append(address)
+        ports = []
+        for port in service["spec"].get("ports") or []:
+            target = port.get("targetPort", port.get("port"))
+            if isinstance(target, str):
+                target = next(
+                    (
+                        p.get("containerPort")
+                        for c in pods[0]["spec"]["containers"]
+                        for p in c.get("ports") or []
+                        if p.get("name") == target
+                    ),
+                    port.get("port"),
+                )
+            entry = {"port": target, "protocol": port.get("protocol", "TCP")}
+            if port.get("name"):
+                entry = {"name": port["name"], **entry}
+            ports.append(entry)
+        subset: dict[str, Any] = {}
+        if ready:
+            subset["addresses"] = sorted(ready, key=lambda a: a["ip"])
+        if waiting:
+            subset["notReadyAddresses"] = sorted(waiting, key=lambda a: a["ip"])
+        subset["ports"] = ports
+        return [subset]
+
+    # Deployments ----------------------------------------------------------------------
+
+    def _replica_sets_of(self, deployment: dict[str, Any]) -> list[dict[str, Any]]:
+        meta = deployment["metadata"]
+        return [
+            rs
+            for rs in self.store.items(self._r["replicasets"], meta["namespace"])
+            if _owned_by(rs, meta["uid"])
+        ]
+
+    def _sync_deployment(self, deployment: dict[str, Any], now: float) -> None:
+        spec = deployment["spec"]
+        meta = deployment["metadata"]
+        replica_sets = self._replica_sets_of(deployment)
+        template = spec["template"]
+        new_rs = next(
+            (
+                rs
+                for rs in replica_sets
+                if _without_hash(rs["spec"]["template"]) == _without_hash(template)
+            ),
+            None,
+        )
+        old = [rs for rs in replica_sets if rs is not new_rs]
+        revisions = [
+            int(rs["metadata"].get("annotations", {}).get(REVISION, "0") or 0) for rs in old
+        ]
+        max_old = max(revisions, default=0)
+        status = clone(deployment.get("status") or {})
+        conditions: list[dict[str, Any]] = status.get("conditions") or []
+        stamp = timestamp(now)
+        if spec.get("paused"):
+            self._write_deployment_status(
+                deployment, replica_sets, new_rs, conditions, now, paused=True
+            )
+            return
+        if new_rs is None:
+            new_rs = self._create_replica_set(deployment, max_old + 1, replica_sets)
+            replica_sets.append(new_rs)
+            self._set_condition(
+                conditions,
+                "Progressing",
+                "True",
+                "NewReplicaSetCreated",
+                f'Created new replica set "{new_rs["metadata"]["name"]}"',
+                stamp,
+            )
+        else:
+            annotations = new_rs["metadata"].setdefault("annotations", {})
+            if int(annotations.get(REVISION, "0") or 0) <= max_old:
+                history = [annotations[REVISION]] if annotations.get(REVISION) else []
+                if annotations.get("deployment.kubernetes.io/revision-history"):
+                    history.insert(0, annotations["deployment.kubernetes.io/revision-history"])
+                annotations[REVISION] = str(max_old + 1)
+                if history:
+                    annotations["deployment.kubernetes.io/revision-history"] = ",".join(history)
+                self._write("replicasets", new_rs)
+                self._set_condition(
+                    conditions,
+                    "Progressing",
+                    "True",
+                    "FoundNewReplicaSet",
+                    f'Found new replica set "{new_rs["metadata"]["name"]}"',
+                    stamp,
+                )
+        revision = new_rs["metadata"]["annotations"][REVISION]
+        annotations = meta.setdefault("annotations", {})
+        if annotations.get(REVISION) != revision:
+            annotations[REVISION] = revision
+            self._write("deployments", deployment)
+        self._scale(deployment, new_rs, old)
+        self._trim_history(deployment, old)
+        self._write_deployment_status(
+            deployment, self._replica_sets_of(deployment), new_rs, conditions, now
+        )
+
+    def _create_replica_set(
+        self, deployment: dict[str, Any], revision: int, existing: list[dict[str, Any]]
+    ) -> dict[str, Any]:
+        meta = deployment["metadata"]
+        template = clone(deployment["spec"]["template"])
+        collisions = int((deployment.get("status") or {}).get("collisionCount", 0))
+        names = {rs["metadata"]["name"] for rs in existing}
+        pod_hash = template_hash(template, collisions)
+        while f"{meta['name']}-{pod_hash}" in names:
+            collisions += 1
+            pod_hash = template_hash(template, collisions)
+        template.setdefault("metadata", {}).setdefault("labels", {})[_HASH_LABEL] = pod_hash
+        selector = clone(deployment["spec"]["selector"])
+        selector.setdefault("matchLabels", {})[_HASH_LABEL] = pod_hash
+        replicas = int(deployment["spec"].get("replicas", 1))
+        surge = self._max_surge(deployment)
+        annotations = {
+            k: v
+            for k, v in (meta.get("annotations") or {}).items()
+            if k != REVISION and not k.startswith("kubectl.kubernetes.io/")
+        }
+        annotations.update(
+            {
+                "deployment.kubernetes.io/desired-replicas": str(replicas),
+                "deployment.kubernetes.io/max-replicas": str(replicas + surge),
+                REVISION: str(revision),
+            }
+        )
+        labels = dict(template["metadata"]["labels"])
+        replica_set: dict[str, Any] = {
+            "apiVersion": "apps/v1",
+            "kind": "ReplicaSet",
+            "metadata": {
+                "name": f"{meta['name']}-{pod_hash}",
+                "namespace": meta["namespace"],
+                "uid": str(uuid.uuid4()),
+                "generation": 1,
+                "creationTimestamp": timestamp(self.clock.now()),
+                "labels": labels,
+                "annotations": annotations,
+                "ownerReferences": [_owner_ref(deployment, "apps/v1", "Deployment")],
+            },
+            "spec": {
+                "replicas": 0,
+                "minReadySeconds": int(deployment["spec"].get("minReadySeconds", 0)),
+                "selector": selector,
+                "template": template,
+            },
+            "status": {"replicas": 0},
+        }
+        if not replica_set["spec"]["minReadySeconds"]:
+            replica_set["spec"].pop("minReadySeconds")
+        strategy = deployment["spec"].get("strategy", {}).get("type")
+        active = sum(int(rs["spec"].get("replicas", 0)) for rs in existing)
+        if strategy == "Recreate":
+            replica_set["spec"]["replicas"] = 0 if active else replicas
+        else:
+            replica_set["spec"]["replicas"] = max(min(replicas, replicas + surge - active), 0)
+        self._write("replicasets", replica_set, new=True)
+        if replica_set["spec"]["replicas"]:
+            self._event(
+                deployment,
+                "Deployment",
+                "ScalingReplicaSet",
+                f"Scaled up replica set {replica_set['metadata']['name']} from 0 to "
+                f"{replica_set['spec']['replicas']}",
+                "deployment-controller",
+            )
+        return replica_set
+
+    def _max_surge(self, deployment: dict[str, Any]) -> int:
+        spec = deployment["spec"]
+        if spec.get("strategy", {}).get("type") == "Recreate":
+            return 0
+        rolling = spec.get("strategy", {}).get("rollingUpdate") or {}
+        replicas = int(spec.get("replicas", 1))
+        return _scaled(rolling.get("maxSurge", "25%"), replicas, round_up=True)
+
+    def max_unavailable(self, deployment: dict[str, Any]) -> int:
+        """``maxUnavailable`` resolved against replicas (never 0 together with maxSurge)."""
+        spec = deployment["spec"]
+        replicas = int(spec.get("replicas", 1))
+        if spec.get("strategy", {}).get("type") == "Recreate":
+            return 0
+        rolling = spec.get("strategy", {}).get("rollingUpdate") or {}
+        unavailable = _scaled(rolling.get("maxUnavailable", "25%"), replicas, round_up=False)
+        if unavailable == 0 and self._max_surge(deployment) == 0:
+            unavailable = 1
+        return min(unavailable, replicas)
+
+    def _set_rs_replicas(
+        self, replica_set: dict[str, Any], replicas: int, deployment: dict[str, Any]
+    ) -> None:
+        desired = int(deployment["spec"].get("replicas", 1))
+        annotations = replica_set["metadata"].setdefault("annotations", {})
+        wanted = {
+            "deployment.kubernetes.io/desired-replicas": str(desired),
+            "deployment.kubernetes.io/max-replicas": str(desired + self._max_surge(deployment)),
+        }
+        if replica_set["spec"].get("replicas") == replicas and all(
+            annotations.get(k) == v for k, v in wanted.items()
+        ):
+            return
+        annotations.update(wanted)
+        before = int(replica_set["spec"].get("replicas", 0))
+        if before != replicas:
+            direction = "up" if replicas > before else "down"
+            self._event(
+                deployment,
+                "Deployment",
+                "ScalingReplicaSet",
+                f"Scaled {direction} replica set {replica_set['metadata']['name']} "
+                f"from {before} to {replicas}",
+                "deployment-controller",
+            )
+            replica_set["spec"]["replicas"] = replicas
+            replica_set["metadata"]["generation"] = (
+                int(replica_set["metadata"].get("generation", 1)) + 1
+            )
+        self._write("replicasets", replica_set)
+
+    def _scale(
+        self, deployment: dict[str, Any], new_rs: dict[str, Any], old: list[dict[str, Any]]
+    ) -> None:
+        spec = deployment["spec"]
+        replicas = int(spec.get("replicas", 1))
+        if spec.get("strategy", {}).get("type") == "Recreate":
+            for rs in old:
+                self._set_rs_replicas(rs, 0, deployment)
+            if any(rs.get("status", {}).get("replicas", 0) for rs in old):
+                return
+            self._set_rs_replicas(new_rs, replicas, deployment)
+            return
+        current = sum(int(rs["spec"].get("replicas", 0)) for rs in [new_rs, *old])
+        new_replicas = int(new_rs["spec"].get("replicas", 0))
+        if new_replicas > replicas:
+            self._set_rs_replicas(new_rs, replicas, deployment)
+        elif new_replicas < replicas:
+            room = replicas + self._max_surge(deployment) - current
+            if room > 0:
+                self._set_rs_replicas(
+                    new_rs, new_replicas + min(room, replicas - new_replicas), deployment
+                )
+        else:
+            self._set_rs_replicas(new_rs, replicas, deployment)
+        active_old = [rs for rs in old if int(rs["spec"].get("replicas", 0)) > 0]
+        if not active_old:
+            return
+        all_pods = sum(int(rs["spec"].get("replicas", 0)) for rs in [new_rs, *old])
+        min_available = replicas - self.max_unavailable(deployment)
+        new_status = new_rs.get("status") or {}
+        new_unavailable = int(new_rs["spec"].get("replicas", 0)) - int(
+            new_status.get("availableReplicas", 0)
+        )
+        budget = all_pods - min_available - max(new_unavailable, 0)
+        if budget <= 0:
+            return
+        ordered = sorted(active_old, key=lambda rs: rs["metadata"]["creationTimestamp"])
+        for rs in ordered:  # unhealthy old replicas first: they serve nobody
+            count = int(rs["spec"]["replicas"])
+            unhealthy = count - int((rs.get("status") or {}).get("availableReplicas", 0))
+            cut = min(max(unhealthy, 0), budget)
+            if cut:
+                self._set_rs_replicas(rs, count - cut, deployment)
+                budget -= cut
+        available = sum(
+            int((rs.get("status") or {}).get("availableReplicas", 0)) for rs in [new_rs, *old]
+        )
+        budget = min(budget, available - min_available)
+        for rs in ordered:
+            if budget <= 0:
+                break
+            count = int(rs["spec"]["replicas"])
+            cut = min(count, budget)
+            if cut:
+                self._set_rs_replicas(rs, count - cut, deployment)
+                budget -= cut
+
+    def _trim_history(self, deployment: dict[str, Any], old: list[dict[str, Any]]) -> None:
+        limit = deployment["spec"].get("revisionHistoryLimit")
+        if limit is None:
+            return
+        idle = [
+            rs
+            for rs in old
+            if not rs["spec"].get("replicas") and not (rs.get("status") or {}).get("replicas")
+        ]
+        idle.sort(key=lambda rs: int(rs["metadata"].get("annotations", {}).get(REVISION, "0")))
+        for rs in idle[: max(len(idle) - int(limit), 0)]:
+            self.store.remove(
+                self._r["replicasets"], rs["metadata"]["namespace"], rs["metadata"]["name"]
+            )
+
+    def _set_condition(
+        self,
+        conditions: list[dict[str, Any]],
+        kind: str,
+        status: str,
+        reason: str,
+        message: str,
+        stamp: str,
+    ) -> None:
+        current = _condition(conditions, kind)
+        if current and current.get("status") == status and current.get("reason") == reason:
+            return
+        fresh = {
+            "type": kind,
+            "status": status,
+            "lastUpdateTime": stamp,
+            "lastTransitionTime": stamp,
+            "reason": reason,
+            "message": message,
+        }
+        if current is not None:
+            if current.get("status") == status:
+                fresh["lastTransitionTime"] = current.get("lastTransitionTime", stamp)
+            conditions[conditions.index(current)] = fresh
+        else:
+            conditions.append(fresh)
+
+    def _write_deployment_status(
+        self,
+        deployment: dict[str, Any],
+        replica_sets: list[dict[str, Any]],
+        new_rs: dict[str, Any] | None,
+        conditions: list[dict[str, Any]],
+        now: float,
+        paused: bool = False,
+    ) -> None:
+        spec = deployment["spec"]
+        meta = deployment["metadata"]
+        replicas = int(spec.get("replicas", 1))
+        old_status = deployment.get("status") or {}
+        stored = self.store.get(self._r["deployments"], meta["namespace"], meta["name"])
+        previous = (stored or {}).get("status") or {}
+
+        def total(key: str, sets: list[dict[str, Any]]) -> int:
+            return sum(int((rs.get("status") or {}).get(key, 0)) for rs in sets)
+
+        available = total("availableReplicas", replica_sets)
+        spec_total = sum(int(rs["spec"].get("replicas", 0)) for rs in replica_sets)
+        status: dict[str, Any] = {
+            "observedGeneration": meta.get("generation", 1),
+            "replicas": total("replicas", replica_sets),
+            "updatedReplicas": total("replicas", [new_rs]) if new_rs else 0,
+            "readyReplicas": total("readyReplicas", replica_sets),
+            "availableReplicas": available,
+            "unavailableReplicas": max(spec_total - available, 0),
+        }
+        if old_status.get("collisionCount"):
+            status["collisionCount"] = old_status["collisionCount"]
+        stamp = timestamp(now)
+        conditions = clone(conditions)
+        if available >= replicas - self.max_unavailable(deployment):
+            self._set_condition(
+                conditions,
+                "Available",
+                "True",
+                "MinimumReplicasAvailable",
+                "Deployment has minimum availability.",
+                stamp,
+            )
+        else:
+            self._set_condition(
+                conditions,
+                "Available",
+                "False",
+                "MinimumReplicasUnavailable",
+                "Deployment does not have minimum availability.",
+                stamp,
+            )
+        rs_name = new_rs["metadata"]["name"] if new_rs else meta["name"]
+        what = f'ReplicaSet "{rs_name}"' if new_rs else f'Deployment "{rs_name}"'
+        progressing = _condition(conditions, "Progressing")
+        deadline = spec.get("progressDeadlineSeconds")
+        complete_before = (
+            progressing is not None
+            and progressing.get("reason") == "NewReplicaSetAvailable"
+            and status["replicas"] == status["updatedReplicas"]
+        )
+        if paused:
+            self._set_condition(
+                conditions,
+                "Progressing",
+                "Unknown",
+                "DeploymentPaused",
+                "Deployment is paused",
+                stamp,
+            )
+        elif deadline is not None and not complete_before:
+            complete = (
+                status["updatedReplicas"] == replicas
+                and status["replicas"] == replicas
+                and available == replicas
+            )
+            old_old = int(previous.get("replicas", 0)) - int(previous.get("updatedReplicas", 0))
+            new_old = status["replicas"] - status["updatedReplicas"]
+            moved = (
+                status["updatedReplicas"] > int(previous.get("updatedReplicas", 0))
+                or new_old < old_old
+                or status["readyReplicas"] > int(previous.get("readyReplicas", 0))
+                or available > int(previous.get("availableReplicas", 0))
+            )
+            if complete:
+                self._set_condition(
+                    conditions,
+                    "Progressing",
+                    "True",
+                    "NewReplicaSetAvailable",
+                    f"{what} has successfully progressed.",
+                    stamp,
+                )
+            elif moved:
+                fresh = {
+                    "type": "Progressing",
+                    "status": "True",
+                    "lastUpdateTime": stamp,
+                    "lastTransitionTime": stamp,
+                    "reason": "ReplicaSetUpdated",
+                    "message": f"{what} is progressing.",
+                }
+                if progressing is not None:
+                    if progressing.get("status") == "True":
+                        fresh["lastTransitionTime"] = progressing["lastTransitionTime"]
+                    conditions[conditions.index(progressing)] = fresh
+                else:
+                    conditions.append(fresh)
+            elif progressing is not None:
+                since = parse(progressing.get("lastUpdateTime")) or now
+                limit = self._duration(float(deadline))
+                timed_out = progressing.get("reason") == "ProgressDeadlineExceeded" or (
+                    now - since >= limit if limit == 0 else now - since > limit
+                )
+                if timed_out:
+                    self._set_condition(
+                        conditions,
+                        "Progressing",
+                        "False",
+                        "ProgressDeadlineExceeded",
+                        f"{what} has timed out progressing.",
+                        stamp,
+                    )
+        # The real controller lists Available before Progressing.
+        conditions.sort(key=lambda c: {"Available": 0, "Progressing": 1}.get(c["type"], 2))
+        status["conditions"] = conditions
+        _drop_zero(
+            status,
+            "replicas",
+            "updatedReplicas",
+            "readyReplicas",
+            "availableReplicas",
+            "unavailableReplicas",
+        )
+        if stored is not None and stored.get("status") != status:
+            stored["status"] = status
+            self._write("deployments", stored)
+
+    # ReplicaSets -----------------------------------------------------------------------
+
+    def _pods_of(self, owner: dict[str, Any]) -> list[dict[str, Any]]:
+        meta = owner["metadata"]
+        return [
+            pod
+            for pod in self.store.items(self._r["pods"], meta["namespace"])
+            if _owned_by(pod, meta["uid"])
+        ]
+
+    def _sync_replica_set(self, replica_set: dict[str, Any], now: float) -> None:
+        meta = replica_set["metadata"]
+        pods = [
+            p
+            for p in self._pods_of(replica_set)
+            if p.get("status", {}).get("phase") not in {"Succeeded", "Failed"}
+        ]
+        wanted = int(replica_set["spec"].get("replicas", 1))
+        for _ in range(wanted - len(pods)):
+            pods.append(
+                self._create_pod(
+                    replica_set, "ReplicaSet", "apps/v1", replica_set["spec"]["template"], now
+                )
+            )
+        if len(pods) > wanted:
+            # Delete pods that serve nobody first, then the newest.
+            ranked = sorted(
+                pods, key=lambda p: (self._is_ready(p), p["metadata"]["creationTimestamp"])
+            )
+            doomed = ranked[: len(pods) - wanted]
+            doomed.sort(
+                key=lambda p: (self._is_ready(p), -(parse(p["metadata"]["creationTimestamp"]) or 0))
+            )
+            for pod in doomed:
+                self.store.remove(self._r["pods"], meta["namespace"], pod["metadata"]["name"])
+                self._event(
+                    replica_set,
+                    "ReplicaSet",
+                    "SuccessfulDelete",
+                    f"Deleted pod: {pod['metadata']['name']}",
+                    "replicaset-controller",
+                )
+                self.runs.pop(pod["metadata"]["uid"], None)
+                pods.remove(pod)
+        min_ready = int(replica_set["spec"].get("minReadySeconds", 0))
+        ready = [p for p in pods if self._is_ready(p)]
+        available = [p for p in ready if self._ready_for(p, now) >= min_ready]
+        status: dict[str, Any] = {
+            "replicas": len(pods),
+            "fullyLabeledReplicas": len(pods),
+            "readyReplicas": len(ready),
+            "availableReplicas": len(available),
+            "observedGeneration": meta.get("generation", 1),
+        }
+        _drop_zero(status, "fullyLabeledReplicas", "readyReplicas", "availableReplicas")
+        if replica_set.get("status") != status:
+            replica_set["status"] = status
+            self._write("replicasets", replica_set)
+
+    def _is_ready(self, pod: dict[str, Any]) -> bool:
+        ready = _condition(pod.get("status", {}).get("conditions") or [], "Ready")
+        return bool(ready and ready.get("status") == "True")
+
+    def _ready_for(self, pod: dict[str, Any], now: float) -> float:
+        ready = _condition(pod.get("status", {}).get("conditions") or [], "Ready")
+        since = parse((ready or {}).get("lastTransitionTime")) or now
+        return float("inf") if self.clock.is_instant or self.settling else now - since
+
+    # Pods ------------------------------------------------------------------------------
+
+    def _create_pod(
+        self,
+        owner: dict[str, Any],
+        kind: str,
+        api_version: str,
+        template: dict[str, Any],
+        now: float,
+    ) -> dict[str, Any]:
+        meta = owner["metadata"]
+        name = f"{meta['name']}-{random_suffix(self.rng)}"
+        while self.store.get(self._r["pods"], meta["namespace"], name) is not None:
+            name = f"{meta['name']}-{random_suffix(self.rng)}"
+        spec = clone(template.get("spec") or {})
+        default_pod_spec(spec, template=False, job=kind == "Job")
+        spec["nodeName"] = "ip-10-0-1-17.us-west-2.compute.internal"
+        spec.setdefault(
+            "tolerations",
+            [
+                {
+                    "key": "node.kubernetes.io/not-ready",
+                    "operator": "Exists",
+                    "effect": "NoExecute",
+                    "tolerationSeconds": 300,
+                },
+                {
+                    "key": "node.kubernetes.io/unreachable",
+                    "operator": "Exists",
+                    "effect": "NoExecute",
+                    "tolerationSeconds": 300,
+                },
+            ],
+        )
+        pod_meta = clone(template.get("metadata") or {})
+        pod_meta.update(
+            {
+                "name": name,
+                "generateName": f"{meta['name']}-",
+                "namespace": meta["namespace"],
+                "uid": str(uuid.uuid4()),
+                "creationTimestamp": timestamp(now),
+                "generation": 1,
+                "ownerReferences": [_owner_ref(owner, api_version, kind)],
+            }
+        )
+        pod = {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": pod_meta,
+            "spec": spec,
+            "status": {"phase": "Pending", "qosClass": "BestEffort"},
+        }
+        self.runs[pod_meta["uid"]] = self._plan(pod, owner, kind, now)
+        self._write("pods", pod, new=True)
+        component = "job-controller" if kind == "Job" else "replicaset-controller"
+        self._event(owner, kind, "SuccessfulCreate", f"Created pod: {name}", component)
+        self._event(
+            pod,
+            "Pod",
+            "Scheduled",
+            f"Successfully assigned {meta['namespace']}/{name} to {spec['nodeName']}",
+            "default-scheduler",
+        )
+        return pod
+
+    def _plan(self, pod: dict[str, Any], owner: dict[str, Any], kind: str, now: float) -> PodRun:
+        spec = pod["spec"]
+        containers = spec.get("containers") or []
+        fault = next(
+            (f for f in (self.faults.image_fault(c.get("image", "")) for c in containers) if f),
+            None,
+        )
+        start = now + self._duration(0.0)
+        if kind == "Job":
+            outcomes = {c["name"]: run_container(spec, c) for c in containers}
+            command = " ".join(
+                " ".join(map(str, (c.get("command") or []) + (c.get("args") or [])))
+                for c in containers
+            )
+            job_fault = self.faults.job_fault(owner["metadata"]["name"], command)
+            run_for = self._duration(
+                self.job_seconds + max((o.sleep for o in outcomes.values()), default=0.0)
+            )
+            finish: float | None = start + run_for
+            if job_fault == "fail":
+                for outcome in outcomes.values():
+                    outcome.exit_code = outcome.exit_code or 1
+            if job_fault == "hang" or fault:
+                finish = None
+            return PodRun(
+                now, start, None, finish, fault, outcomes, spec.get("restartPolicy", "Never")
+            )
+        desired = (owner["metadata"].get("annotations") or {}).get(
+            "deployment.kubernetes.io/desired-replicas", owner["spec"].get("replicas", 1)
+        )
+        # Pods of a rollout get ready one after another, so the whole rollout takes
+        # about rollout_seconds.
+        replicas = max(int(desired), 1)
+        delay = self._duration(self.rollout_seconds / replicas)
+        ready = None if fault else now + delay
+        return PodRun(now, now + delay / 2, ready, None, fault, {}, "Always")
+
+    def _sync_pod(self, pod: dict[str, Any], now: float) -> None:
+        meta = pod["metadata"]
+        run = self.runs.get(meta["uid"])
+        if run is None:
+            # A pod created through the API (not by a controller) runs like a Job's pod
+            # when its restartPolicy says it ends, or serves forever otherwise.
+            policy = pod["spec"].get("restartPolicy", "Always")
+            run = self._plan(pod, pod, "Job" if policy != "Always" else "Pod", now)
+            if policy == "Always":
+                run.ready_at = None if run.fault else now + self._duration(0.0)
+            self.runs[meta["uid"]] = run
+        status = self._pod_status(pod, run, now)
+        if pod.get("status") != status:
+            self._kubelet_events(pod, pod.get("status") or {}, status)
+            pod["status"] = status
+            self._write("pods", pod)
+
+    def _kubelet_events(
+        self, pod: dict[str, Any], old: dict[str, Any], new: dict[str, Any]
+    ) -> None:
+        def state(status: dict[str, Any]) -> tuple[str, str]:
+            containers = status.get("containerStatuses") or [{}]
+            current = containers[0].get("state") or {}
+            waiting = current.get("waiting", {}).get("reason", "")
+            return (next(iter(current), ""), waiting)
+
+        before, after = state(old), state(new)
+        if before == after:
+            return
+        container = pod["spec"]["containers"][0]
+        name, image = container["name"], container.get("image", "")
+        meta = pod["metadata"]
+        if after[1] == "ImagePullBackOff":
+            self._event(pod, "Pod", "Pulling", f'Pulling image "{image}"', "kubelet")
+            self._event(
+                pod,
+                "Pod",
+                "Failed",
+                f'Failed to pull image "{image}": not found',
+                "kubelet",
+                warning=True,
+            )
+            self._event(pod, "Pod", "BackOff", f'Back-off pulling image "{image}"', "kubelet")
+            return
+        if (before[1] in {"", "ContainerCreating"} and after[0] in {"running", "terminated"}) or (
+            after[1] == "CrashLoopBackOff" and before[1] != "CrashLoopBackOff"
+        ):
+            self._event(
+                pod,
+                "Pod",
+                "Pulled",
+                f'Container image "{image}" already present on machine',
+                "kubelet",
+            )
+            self._event(pod, "Pod", "Created", f"Created container: {name}", "kubelet")
+            self._event(pod, "Pod", "Started", f"Started container {name}", "kubelet")
+        if after[1] == "CrashLoopBackOff" and before[1] != "CrashLoopBackOff":
+            self._event(
+                pod,
+                "Pod",
+                "BackOff",
+                f"Back-off restarting failed container {name} in pod "
+                f"{meta['name']}_{meta['namespace']}({meta['uid']})",
+                "kubelet",
+                warning=True,
+            )
+
+    def _pod_status(self, pod: dict[str, Any], run: PodRun, now: float) -> dict[str, Any]:
+        spec = pod["spec"]
+        uid = pod["metadata"]["uid"]
+        created = timestamp(run.created)
+        started = timestamp(run.start_at)
+        status: dict[str, Any] = {"phase": "Pending"}
+        containers = spec.get("containers") or []
+
+        def cid(name: str, attempt: int = 0) -> str:
+            digest = hashlib.sha256(f"{uid}/{name}/{attempt}".encode()).hexdigest()
+            return f"containerd://{digest}"
+
+        def image_id(image: str) -> str:
+            if "@" in image:
+                return image
+            digest = hashlib.sha256(image.encode()).hexdigest()
+            return f"{image.rsplit(':', 1)[0]}@sha256:{digest}"
+
+        statuses = []
+        ready_all = True
+        phase = "Running"
+        finished = run.finish_at is not None and now >= run.finish_at
+        for container in containers:
+            name = container["name"]
+            image = container.get("image", "")
+            entry: dict[str, Any] = {
+                "name": name,
+                "image": image,
+                "imageID": "",
+                "ready": False,
+                "restartCount": 0,
+                "started": False,
+            }
+            if now < run.start_at:
+                entry["state"] = {"waiting": {"reason": "ContainerCreating"}}
+                phase = "Pending"
+                ready_all = False
+            elif run.fault == "ImagePullBackOff":
+                entry["state"] = {
+                    "waiting": {
+                        "reason": "ImagePullBackOff",
+                        "message": f'Back-off pulling image "{image}": ErrImagePull: '
+                        f'failed to pull and unpack image "{image}": not found',
+                    }
+                }
+                phase = "Pending"
+                ready_all = False
+            elif run.fault == "CrashLoopBackOff":
+                elapsed = now - run.start_at
+                restarts, backoff, spent = 1, 10.0, 0.0
+                while not self.clock.is_instant and spent + backoff <= elapsed:
+                    spent += backoff
+                    restarts += 1
+                    backoff = min(backoff * 2, _BACKOFF_CAP)
+                entry.update(
+                    imageID=image_id(image),
+                    containerID=cid(name, restarts - 1),
+                    restartCount=restarts,
+                )
+                entry["state"] = {
+                    "waiting": {
+                        "reason": "CrashLoopBackOff",
+                        "message": f"back-off {int(backoff)}s restarting failed container={name} "
+                        f"pod={pod['metadata']['name']}_{pod['metadata']['namespace']}"
+                        f"({uid})",
+                    }
+                }
+                entry["lastState"] = {
+                    "terminated": {
+                        "exitCode": 1,
+                        "reason": "Error",
+                        "startedAt": started,
+                        "finishedAt": timestamp(run.start_at + spent),
+                        "containerID": cid(name, restarts - 1),
+                    }
+                }
+                ready_all = False
+            elif finished:
+                outcome = run.outcomes.get(name, Outcome())
+                code = outcome.exit_code
+                entry.update(imageID=image_id(image), containerID=cid(name))
+                entry["state"] = {
+                    "terminated": {
+                        "exitCode": code,
+                        "reason": "Completed" if code == 0 else "Error",
+                        "startedAt": started,
+                        "finishedAt": timestamp(run.finish_at or now),
+                        "containerID": cid(name),
+                    }
+                }
+                ready_all = False
+                phase = (
+                    "Succeeded"
+                    if all(o.exit_code == 0 for o in run.outcomes.values())
+                    else "Failed"
+                )
+            else:
+                is_ready = run.ready_at is not None and now >= run.ready_at
+                entry.update(
+                    imageID=image_id(image),
+                    containerID=cid(name),
+                    started=True,
+                    ready=is_ready if run.outcomes == {} else True,
+                )
+                entry["state"] = {"running": {"startedAt": started}}
+                if run.outcomes:
+                    entry["ready"] = True
+                ready_all = ready_all and entry["ready"]
+            entry.setdefault("lastState", {})
+            statuses.append(entry)
+        if run.fault == "ImagePullBackOff":
+            phase = "Pending"
+        status["phase"] = phase
+        ready_reason = (
+            None
+            if ready_all
+            else ("PodCompleted" if phase in {"Succeeded", "Failed"} else "ContainersNotReady")
+        )
+        ready_since = timestamp(run.ready_at) if run.ready_at and ready_all else started
+
+        def cond(kind: str, ok: bool, since: str, reason: str | None = None) -> dict[str, Any]:
+            entry: dict[str, Any] = {
+                "type": kind,
+                "status": "True" if ok else "False",
+                "lastProbeTime": None,
+                "lastTransitionTime": since,
+            }
+            if reason and not ok:
+                entry["reason"] = reason
+                if reason == "ContainersNotReady":
+                    names = ", ".join(c["name"] for c in containers)
+                    entry["message"] = f"containers with unready status: [{names}]"
+            return entry
+
+        running_started = now >= run.start_at and phase != "Pending"
+        status["conditions"] = [
+            cond("PodReadyToStartContainers", now >= run.start_at and not finished, started),
+            cond("Initialized", True, created),
+            cond("Ready", ready_all, ready_since, ready_reason),
+            cond("ContainersReady", ready_all, ready_since, ready_reason),
+            cond("PodScheduled", True, created),
+        ]
+        status["hostIP"] = "10.0.1.17"
+        status["hostIPs"] = [{"ip": "10.0.1.17"}]
+        if running_started or run.fault == "CrashLoopBackOff" or finished:
+            address = f"10.0.{int(uid[:2], 16) % 250}.{int(uid[2:4], 16) % 250 + 2}"
+            status["podIP"] = address
+            status["podIPs"] = [{"ip": address}]
+        status["startTime"] = created
+        status["containerStatuses"] = statuses
+        status["qosClass"] = "BestEffort"
+        return status
+
+    def pod_log(self, pod: dict[str, Any], container: str) -> str:
+        """What the container printed so far (the kubelet's log for ``kubectl logs``)."""
+        run = self.runs.get(pod["metadata"]["uid"])
+        if run is None:
+            return ""
+        now = self.clock.now()
+        if run.fault == "CrashLoopBackOff":
+            return "Error: the application exited with status 1\n"
+        if run.outcomes:
+            outcome = run.outcomes.get(container, Outcome())
+            if run.finish_at is not None and now >= run.finish_at:
+                return outcome.log
+            # While running, the output before the last command is visible already.
+            return outcome.log if run.finish_at is None else ""
+        if run.ready_at is not None and now >= run.ready_at:
+            return f"{timestamp(run.start_at)} listening on :8080\n"
+        return ""
+
+    def pod_finished(self, pod: dict[str, Any]) -> bool:
+        """Whether the pod's containers have all ended (a followed log stream then ends)."""
+        return pod.get("status", {}).get("phase") in {"Succeeded", "Failed"}
+
+    # Jobs ------------------------------------------------------------------------------
+
+    def _sync_job(self, job: dict[str, Any], now: float) -> None:
+        meta = job["metadata"]
+        spec = job["spec"]
+        status = clone(job.get("status") or {})
+        conditions: list[dict[str, Any]] = status.get("conditions") or []
+        finished = any(
+            c["type"] in {"Complete", "Failed"} and c["status"] == "True" for c in conditions
+        )
+        pods = self._pods_of(job)
+        if finished:
+            ttl = spec.get("ttlSecondsAfterFinished")
+            done_at = (
+                parse(status.get("completionTime"))
+                or parse(
+                    next(
+                        (
+                            c["lastTransitionTime"]
+                            for c in conditions
+                            if c["type"] in {"Complete", "Failed"}
+                        ),
+                        None,
+                    )
+                )
+                or now
+            )
+            if ttl is not None and now >= done_at + float(ttl):
+                self._delete_with_pods(job, pods)
+            return
+        if spec.get("suspend"):
+            return
+        stamp = timestamp(now)
+        status.setdefault("startTime", stamp)
+        succeeded = sum(1 for p in pods if p.get("status", {}).get("phase") == "Succeeded")
+        failed = sum(1 for p in pods if p.get("status", {}).get("phase") == "Failed")
+        active = [
+            p for p in pods if p.get("status", {}).get("phase") not in {"Succeeded", "Failed"}
+        ]
+        completions = int(spec.get("completions") or 1)
+        backoff_limit = int(spec.get("backoffLimit", 6))
+        deadline = spec.get("activeDeadlineSeconds")
+        started = parse(status["startTime"]) or now
+        outcome: tuple[str, str, str, str] | None = None
+        if succeeded >= completions:
+            outcome = (
+                "SuccessCriteriaMet",
+                "Complete",
+                "CompletionsReached",
+                "Reached expected number of succeeded pods",
+            )
+        elif failed > backoff_limit:
+            outcome = (
+                "FailureTarget",
+                "Failed",
+                "BackoffLimitExceeded",
+                "Job has reached the specified backoff limit",
+            )
+        elif (
+            deadline is not None
+            and now - started >= self._duration(float(deadline))
+            and (float(deadline) > 0 or active)
+            and not self.clock.is_instant
+        ):
+            outcome = (
+                "FailureTarget",
+                "Failed",
+                "DeadlineExceeded",
+                "Job was active longer than specified deadline",
+            )
+        if outcome is None and not active:
+            last_failure = max(
+                (
+                    parse(
+                        p.get("status", {})
+                        .get("containerStatuses", [{}])[0]
+                        .get("state", {})
+                        .get("terminated", {})
+                        .get("finishedAt")
+                    )
+                    or now
+                    for p in pods
+                    if p.get("status", {}).get("phase") == "Failed"
+                ),
+                default=None,
+            )
+            wait = self._duration(min(10.0 * 2 ** max(failed - 1, 0), 360.0)) if failed else 0
+            if last_failure is None or now >= last_failure + wait:
+                active.append(self._create_pod(job, "Job", "batch/v1", spec["template"], now))
+        if outcome is not None:
+            for pod in active:
+                self.store.remove(self._r["pods"], meta["namespace"], pod["metadata"]["name"])
+                self.runs.pop(pod["metadata"]["uid"], None)
+            active = []
+            for kind in outcome[:2]:
+                conditions.append(
+                    {
+                        "type": kind,
+                        "status": "True",
+                        "lastProbeTime": stamp,
+                        "lastTransitionTime": stamp,
+                        "reason": outcome[2],
+                        "message": outcome[3],
+                    }
+                )
+            if outcome[1] == "Complete":
+                self._event(job, "Job", "Completed", "Job completed", "job-controller")
+            else:
+                self._event(job, "Job", outcome[2], outcome[3], "job-controller", warning=True)
+            if outcome[1] == "Complete":
+                status["completionTime"] = stamp
+        ready = sum(1 for p in active if self._is_ready(p))
+        status.update(
+            {
+                "active": len(active),
+                "succeeded": succeeded,
+                "failed": failed,
+                "ready": ready,
+                "terminating": 0,
+                "uncountedTerminatedPods": {},
+            }
+        )
+        if conditions:
+            status["conditions"] = conditions
+        _drop_zero(status, "active", "succeeded", "failed")
+        if job.get("status") != status:
+            job["status"] = status
+            self._write("jobs", job)
+
+    def _delete_with_pods(self, job: dict[str, Any], pods: list[dict[str, Any]]) -> None:
+        meta = job["metadata"]
+        for pod in pods:
+            self.store.remove(self._r["pods"], meta["namespace"], pod["metadata"]["name"])
+            self.runs.pop(pod["metadata"]["uid"], None)
+        self.store.remove(self._r["jobs"], meta["namespace"], meta["name"])
+
+
+def on_every(callbacks: list[Callable[[], None]]) -> Callable[[], None]:
+    """One callback that runs several (the clock has a single listener list per emulator)."""
+
+    def run() -> None:
+        for callback in callbacks:
+            callback()
+
+    return run

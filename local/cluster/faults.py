@@ -1,0 +1,139 @@
+"""Fault injection: broken images, failing or hanging requests, failing or hanging Jobs."""
+
+from __future__ import annotations
+
+import re
+import threading
+from dataclasses import dataclass
+
+from local.cluster.errors import ApiError
+
+IMAGE_MODES = ("CrashLoopBackOff", "ImagePullBackOff")
+JOB_MODES = ("fail", "hang")
+_REQUEST_FAILURES = {
+    500: ("InternalError", "Internal error occurred: injected fault"),
+    503: ("ServiceUnavailable", "the server is currently unable to handle the request"),
+    429: (
+        "TooManyRequests",
+        "the server has received too many requests and has asked us to try again later",
+    ),
+}
+
+
+@dataclass
+class _RequestRule:
+    method: str
+    path: re.Pattern[str]
+    remaining: int
+    status: int = 0
+    seconds: float = 0.0
+
+    def matches(self, method: str, path: str) -> bool:
+        return (self.method in {"*", method}) and bool(self.path.search(path))
+
+
+class Faults:
+    """What is currently broken. Thread-safe; the server consults it on every request."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._images: dict[str, str] = {}
+        self._failures: list[_RequestRule] = []
+        self._hangs: list[_RequestRule] = []
+        self._jobs: list[tuple[str, str]] = []
+
+    def break_image(self, image: str, mode: str = "CrashLoopBackOff") -> None:
+        """Pods running ``image`` (a full image string or a ``sha256:`` digest) never get ready."""
+        if mode not in IMAGE_MODES:
+            raise ValueError(f"mode must be one of {', '.join(IMAGE_MODES)}, not {mode!r}")
+        if not image:
+            raise ValueError("image must be an image string or a sha256: digest")
+        with self._lock:
+            self._images[image] = mode
+
+    def repair_image(self, image: str) -> None:
+        """Undo ``break_image`` (new pods of that image start fine)."""
+        with self._lock:
+            self._images.pop(image, None)
+
+    def image_fault(self, image: str) -> str | None:
+        """The failure mode of ``image``, or None if it runs."""
+        with self._lock:
+            for broken, mode in self._images.items():
+                if (
+                    image == broken
+                    or image.endswith("@" + broken)
+                    or (broken.startswith("sha256:") and broken in image)
+                ):
+                    return mode
+        return None
+
+    def fail_requests(
+        self, method: str = "*", path: str = ".*", status: int = 500, count: int = 1
+    ) -> None:
+        """The next ``count`` requests matching ``method`` and the ``path`` regex fail."""
+        if status not in _REQUEST_FAILURES:
+            raise ValueError(f"status must be one of {sorted(_REQUEST_FAILURES)}, not {status}")
+        with self._lock:
+            self._failures.append(_RequestRule(method.upper(), re.compile(path), count, status))
+
+    def hang_requests(
+        self, method: str = "*", path: str = ".*", seconds: float = 5.0, count: int = 1
+    ) -> None:
+        """The next ``count`` matching requests stall ``seconds`` real seconds first."""
+        if seconds < 0:
+            raise ValueError("seconds must not be negative")
+        with self._lock:
+            self._hangs.append(
+                _RequestRule(method.upper(), re.compile(path), count, seconds=seconds)
+            )
+
+    def fail_jobs(self, match: str, mode: str = "fail") -> None:
+        """Jobs whose name or command contains ``match`` fail (or never finish)."""
+        if mode not in JOB_MODES:
+            raise ValueError(f"mode must be one of {', '.join(JOB_MODES)}, not {mode!r}")
+        with self._lock:
+            self._jobs.append((match, mode))
+
+    def job_fault(self, name: str, command: str) -> str | None:
+        """The injected outcome of a Job, or None if it runs normally."""
+        with self._lock:
+            for match, mode in self._jobs:
+                if match in name or match in command:
+                    return mode
+        return None
+
+    def clear(self) -> None:
+        """Repair everything."""
+        with self._lock:
+            self._images.clear()
+            self._failures.clear()
+            self._hangs.clear()
+            self._jobs.clear()
+
+    def _take(self, rules: list[_RequestRule], method: str, path: str) -> _RequestRule | None:
+        with self._lock:
+            for rule in rules:
+                if rule.matches(method, path) and rule.remaining > 0:
+                    rule.remaining -= 1
+                    if rule.remaining == 0:
+                        rules.remove(rule)
+                    return rule
+        return None
+
+    def hang_for(self, method: str, path: str) -> float:
+        """Seconds this request must stall (0 if none)."""
+        rule = self._take(self._hangs, method, path)
+        return rule.seconds if rule else 0.0
+
+    def failure_for(self, method: str, path: str) -> ApiError | None:
+        """The injected error for this request, if one is due."""
+        rule = self._take(self._failures, method, path)
+        if rule is None:
+            return None
+        reason, message = _REQUEST_FAILURES[rule.status]
+        if rule.status == 429:
+            return ApiError(
+                429, reason, message, {"retryAfterSeconds": 1}, headers={"Retry-After": "1"}
+            )
+        return ApiError(rule.status, reason, message)

@@ -1,0 +1,151 @@
+"""Fault injection: failing, throttled and hanging requests, changes behind a client's back."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import time
+
+import pytest
+import urllib3
+from kubernetes import client
+from kubernetes.client.rest import ApiException
+
+from local.cluster import ClusterEmulator
+from tests.emulator.conftest import NAMESPACE, Kube, http
+
+
+@pytest.mark.parametrize(
+    ("status", "reason"),
+    [(500, "InternalError"), (503, "ServiceUnavailable"), (429, "TooManyRequests")],
+)
+def test_the_next_matching_request_fails_then_service_resumes(
+    kube: Kube, status: int, reason: str
+) -> None:
+    # GIVEN one injected failure for PATCHes of the configmap
+    kube.emulator.faults.fail_requests(
+        method="PATCH", path=r"/configmaps/canary-env$", status=status, count=1
+    )
+    # WHEN the product patches twice
+    with pytest.raises(ApiException) as failed:
+        kube.core.patch_namespaced_config_map("canary-env", NAMESPACE, {"data": {"a": "1"}})
+    kube.core.patch_namespaced_config_map("canary-env", NAMESPACE, {"data": {"a": "2"}})
+    # THEN the first got a Status of that kind and changed nothing; the second went through
+    assert failed.value.status == status
+    assert json.loads(failed.value.body)["reason"] == reason
+    if status == 429:
+        assert failed.value.headers["Retry-After"] == "1"
+    assert kube.core.read_namespaced_config_map("canary-env", NAMESPACE).data["a"] == "2"
+
+
+def test_faults_only_hit_the_matching_method(kube: Kube) -> None:
+    kube.emulator.faults.fail_requests(method="PATCH", path="configmaps", status=503, count=1)
+    assert kube.core.read_namespaced_config_map("canary-env", NAMESPACE).data
+
+
+def test_a_hanging_request_outlasts_the_client_timeout(kube: Kube) -> None:
+    # GIVEN the next GET of the configmap hangs for 2 seconds
+    kube.emulator.faults.hang_requests(method="GET", path="canary-env", seconds=2.0, count=1)
+    # WHEN a client with a 0.3 s read timeout and no automatic retry asks
+    configuration = client.Configuration(host=kube.emulator.url)
+    configuration.retries = False
+    impatient = client.CoreV1Api(client.ApiClient(configuration))
+    started = time.monotonic()
+    with pytest.raises(urllib3.exceptions.ReadTimeoutError):
+        impatient.read_namespaced_config_map("canary-env", NAMESPACE, _request_timeout=(1, 0.3))
+    # THEN it gives up on time, and the next request is served normally
+    assert time.monotonic() - started < 1.5
+    assert kube.core.read_namespaced_config_map("canary-env", NAMESPACE).data
+
+
+def test_stop_does_not_wait_for_hanging_requests() -> None:
+    emulator = ClusterEmulator().start()
+    emulator.faults.hang_requests(seconds=30)
+    import threading
+
+    def ask() -> None:
+        with contextlib.suppress(OSError):
+            http(emulator, "GET", "/version", timeout=5)
+
+    threading.Thread(target=ask, daemon=True).start()
+    time.sleep(0.1)
+    started = time.monotonic()
+    emulator.stop()
+    assert time.monotonic() - started < 1.0
+
+
+def test_a_change_behind_the_back_makes_the_stale_write_conflict(kube: Kube) -> None:
+    # GIVEN the product read the configmap
+    read = kube.core.read_namespaced_config_map("canary-env", NAMESPACE)
+    # WHEN someone else changes it, then the product writes its stale copy
+    kube.emulator.mutate(
+        "configmaps", NAMESPACE, "canary-env", lambda obj: obj["data"].update(operator="manual")
+    )
+    with pytest.raises(ApiException) as stale:
+        kube.core.patch_namespaced_config_map(
+            "canary-env",
+            NAMESPACE,
+            {
+                "metadata": {"resourceVersion": read.metadata.resource_version},
+                "data": {"canaryEnv": "{}"},
+            },
+        )
+    # THEN 409; the retry on a fresh read wins and keeps the other change
+    assert stale.value.status == 409
+    fresh = kube.core.read_namespaced_config_map("canary-env", NAMESPACE)
+    kube.core.patch_namespaced_config_map(
+        "canary-env",
+        NAMESPACE,
+        {
+            "metadata": {"resourceVersion": fresh.metadata.resource_version},
+            "data": {"canaryEnv": "{}"},
+        },
+    )
+    final = kube.core.read_namespaced_config_map("canary-env", NAMESPACE).data
+    assert final == {"canaryEnv": "{}", "operator": "manual"}
+
+
+def test_control_path_injects_faults_and_moves_the_clock(kube: Kube) -> None:
+    emulator = kube.emulator
+    status, _, _ = http(
+        emulator,
+        "POST",
+        "/_emulator/faults/requests",
+        {"method": "GET", "path": "canary-env", "status": 503, "count": 1},
+    )
+    assert status == 200
+    assert http(emulator, "GET", f"/api/v1/namespaces/{NAMESPACE}/configmaps/canary-env")[0] == 503
+    before = emulator.clock.now()
+    assert http(emulator, "POST", "/_emulator/clock/advance", {"seconds": 60})[0] == 200
+    assert emulator.clock.now() == before + 60
+    status, _, body = http(
+        emulator,
+        "POST",
+        "/_emulator/faults/images",
+        {"image": "sha256:" + "f" * 64, "mode": "Sideways"},
+    )
+    assert status == 400
+    assert "mode must be one of" in json.loads(body)["error"]
+
+
+def test_control_path_breaks_an_image_like_a_broken_push(kube: Kube) -> None:
+    digest = "sha256:" + "9" * 64
+    http(
+        kube.emulator,
+        "POST",
+        "/_emulator/faults/images",
+        {"image": digest, "mode": "ImagePullBackOff"},
+    )
+    assert kube.emulator.faults.image_fault(f"repo@{digest}") == "ImagePullBackOff"
+    assert kube.emulator.faults.image_fault("repo@sha256:" + "8" * 64) is None
+
+
+def test_requests_are_recorded_for_benchmarks(kube: Kube) -> None:
+    kube.emulator.reset_requests()
+    kube.core.read_namespaced_config_map("canary-env", NAMESPACE)
+    kube.core.list_namespaced_pod(NAMESPACE, label_selector="app=blue")
+    assert [(r.method, r.path) for r in kube.emulator.requests] == [
+        ("GET", f"/api/v1/namespaces/{NAMESPACE}/configmaps/canary-env"),
+        ("GET", f"/api/v1/namespaces/{NAMESPACE}/pods"),
+    ]
+    assert kube.emulator.requests[1].query == {"labelSelector": "app=blue"}
