@@ -63,6 +63,9 @@ class ClusterHttpServer(ThreadingHTTPServer):
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # Headers and body go out in separate writes; with Nagle on, the body
+    # waits for the client's delayed ACK (~40 ms a request on keep-alive).
+    disable_nagle_algorithm = True
     server: ClusterHttpServer
     server_version = "eks-bluegreen-emulator"
     sys_version = ""
