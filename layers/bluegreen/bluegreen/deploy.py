@@ -1,0 +1,764 @@
+"""The steps of the deploy flow, one function per Task of ``statemachine/deploy.asl.json``.
+
+The state machine owns the control flow: waits, loops, retries, catches and
+the Map over hooks. Each step here does one short piece of work against its
+ports and returns plain JSON for the next state. Steps are idempotent so that a
+Retry after a throttled or dropped call repeats nothing harmful: the lock is
+re-entrant for its holder, records are keyed by the deployment id (= the
+execution name), and cluster writes are no-ops when the cluster already says so.
+
+State carried between steps (all JSON):
+
+``deployment``
+    ``{"id", "arn", "action", "service", "colour", "digest", "image",
+    "fromDigest", "fromImage", "trigger", "actor", "reason"}``.
+``rollout``
+    ``{"image", "complete", "message", "waitSeconds", "waited", "polls"}``:
+    the loop state of a Wait + Choice rollout loop.
+``error``
+    what a Catch put there: ``{"Error", "Cause"}``.
+
+A step raises a named ``BlueGreenError`` to send the flow down a Catch; the
+error's class name is the Task's Error and its message the Cause.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from bluegreen import notify
+from bluegreen.config import Settings
+from bluegreen.errors import (
+    HealthCheckFailed,
+    HookFailed,
+    InvalidInput,
+    LockTimeout,
+    RolloutFailed,
+    UnknownImage,
+)
+from bluegreen.health import HealthPolicy, HealthProbes, health_problems
+from bluegreen.models import (
+    Colour,
+    Deployment,
+    Digest,
+    Hook,
+    Outcome,
+    Role,
+    RolloutState,
+    Verdict,
+)
+from bluegreen.observability import logger
+from bluegreen.ports import Cluster, Ledger, Notifier
+
+Json = dict[str, Any]
+
+ACTIONS = ("deploy", "rollback")
+TRIGGERS = ("ecr-push", "api", "console")
+_DEPLOY_FIELDS = frozenset({"action", "image", "service", "trigger", "actor", "sourceIp", "reason"})
+_ROLLBACK_FIELDS = frozenset({"action", "service", "trigger", "actor", "sourceIp", "reason"})
+_TEXT_LIMIT = 1024
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class FlowTiming:
+    """Poll intervals and bounds of the flow's Wait loops, in seconds.
+
+    Bounds count the seconds the flow asked to wait, not the wall clock, so they
+    hold whatever the Wait states really took (tests shorten them).
+    """
+
+    lock_wait_first: int = 5
+    lock_wait_max: int = 60
+    rollout_poll_first: int = 2
+    rollout_poll_max: int = 15
+    rollout_margin: int = 60
+    hook_poll_first: int = 2
+    hook_poll_max: int = 15
+
+    @staticmethod
+    def backoff(first: int, cap: int, attempt: int) -> int:
+        """Wait before poll number ``attempt`` (0-based): doubling from ``first``, capped."""
+        return int(min(first * 2 ** min(attempt, 16), cap))
+
+
+@dataclass(frozen=True)
+class DeployPorts:
+    """Everything the steps touch, handed in by the handler (or a test)."""
+
+    settings: Settings
+    ledger: Ledger
+    cluster: Cluster
+    notifier: Notifier
+    probes: HealthProbes
+    now: Callable[[], datetime] = _utc_now
+    timing: FlowTiming = field(default_factory=FlowTiming)
+
+
+# --------------------------------------------------------------------------- input
+
+
+@dataclass(frozen=True)
+class FlowRequest:
+    """A validated flow input (the contract shared by ECR auto-deploy, API and console)."""
+
+    action: str
+    service: Role
+    trigger: str
+    actor: str
+    image: str = ""
+    source_ip: str = ""
+    reason: str = ""
+
+
+def _text(raw: Mapping[str, Any], name: str, default: str = "") -> str:
+    value = raw.get(name, default)
+    if value is None:
+        return default
+    if not isinstance(value, str):
+        raise InvalidInput(name, f"must be a string, got {type(value).__name__}")
+    value = value.strip()
+    if len(value) > _TEXT_LIMIT:
+        raise InvalidInput(name, f"must be at most {_TEXT_LIMIT} characters, got {len(value)}")
+    return value
+
+
+def parse_request(raw: object) -> FlowRequest:
+    """Validate a flow input; ``InvalidInput`` names the field and what is wrong with it."""
+    if not isinstance(raw, dict):
+        raise InvalidInput(
+            "input",
+            f'must be a JSON object like {{"action": "deploy", "image": "..."}}, '
+            f"got {type(raw).__name__}",
+        )
+    action = _text(raw, "action")
+    if action not in ACTIONS:
+        shown = repr(action) if action else "missing"
+        raise InvalidInput("action", f"{shown} is not an action: expected 'deploy' or 'rollback'")
+    allowed = _DEPLOY_FIELDS if action == "deploy" else _ROLLBACK_FIELDS
+    unknown = sorted(set(raw) - allowed)
+    if unknown:
+        raise InvalidInput(
+            unknown[0],
+            f"is not a field of a {action} input; allowed fields: {', '.join(sorted(allowed))}",
+        )
+    service = Role.parse(_text(raw, "service", Role.CANARY.value), field_name="service")
+    trigger = _text(raw, "trigger", "console") or "console"
+    if trigger not in TRIGGERS:
+        raise InvalidInput("trigger", f"{trigger!r} is not a trigger: expected one of {TRIGGERS}")
+    image = ""
+    if action == "deploy":
+        image = _text(raw, "image")
+        if not image:
+            raise InvalidInput("image", "is required: a sha256 digest or a tag known to the ledger")
+        if Digest.looks_like(image):
+            Digest.parse(image, field_name="image")
+    return FlowRequest(
+        action=action,
+        service=service,
+        trigger=trigger,
+        actor=_text(raw, "actor", "unknown") or "unknown",
+        image=image,
+        source_ip=_text(raw, "sourceIp"),
+        reason=_text(raw, "reason"),
+    )
+
+
+def resolve_image(ledger: Ledger, image: str) -> tuple[Digest, str]:
+    """The digest an input's ``image`` names, and the tag it was named by (if any)."""
+    if Digest.looks_like(image):
+        return Digest.parse(image, field_name="image"), ""
+    digest = ledger.digest_for_tag(image)
+    if digest is None:
+        raise UnknownImage(
+            f"image: no push of tag {image!r} is recorded in the ledger; "
+            "deploy by digest or push the tag first"
+        )
+    return digest, image
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def digest_of_image(image: str) -> Digest | None:
+    """The digest an image reference is pinned to (``None`` for a tag reference)."""
+    _, sep, hex_part = image.partition("@sha256:")
+    if not sep:
+        return None
+    try:
+        return Digest.parse(hex_part)
+    except InvalidInput:
+        return None
+
+
+def _digest_or_none(value: object) -> Digest | None:
+    return Digest.parse(value) if isinstance(value, str) and value else None
+
+
+def _hooks_json(hooks: tuple[Hook, ...]) -> list[Json]:
+    return [
+        {
+            "name": h.name,
+            "command": list(h.command),
+            "onFailure": h.on_failure,
+            "timeoutSeconds": h.timeout_seconds,
+        }
+        for h in hooks
+    ]
+
+
+def _hook_from_json(raw: Mapping[str, Any]) -> Hook:
+    return Hook(
+        name=str(raw["name"]),
+        command=tuple(str(part) for part in raw["command"]),
+        on_failure=str(raw.get("onFailure", "rollback")),
+        timeout_seconds=int(raw.get("timeoutSeconds", 300)),
+    )
+
+
+def _rollout_json(
+    state: RolloutState, image: str, *, waited: int, polls: int, timing: FlowTiming
+) -> Json:
+    return {
+        "image": image,
+        "complete": bool(state.complete and state.image == image),
+        "stalled": bool(state.stalled),
+        "message": state.message,
+        "deadlineSeconds": state.progress_deadline_seconds,
+        "waitSeconds": timing.backoff(timing.rollout_poll_first, timing.rollout_poll_max, polls),
+        "waited": waited,
+        "polls": polls,
+    }
+
+
+def _first_reading(cluster: Cluster, colour: Colour, image: str, timing: FlowTiming) -> Json:
+    """The rollout right after an apply; unreadable only means "poll again"."""
+    try:
+        return _rollout_json(cluster.rollout(colour), image, waited=0, polls=0, timing=timing)
+    except Exception:
+        # The image is applied: failing here would roll back a deploy that may be fine.
+        logger.exception("first rollout reading failed", extra={"colour": colour.value})
+        return {
+            "image": image,
+            "complete": False,
+            "stalled": False,
+            "message": "",
+            "deadlineSeconds": 600,
+            "waitSeconds": timing.rollout_poll_first,
+            "waited": 0,
+            "polls": 0,
+        }
+
+
+def _short(image: str) -> str:
+    """``…@sha256:abcdef012345`` for messages: the digest is what people recognise."""
+    repo, sep, digest = image.partition("@sha256:")
+    return f"{repo.rsplit('/', 1)[-1]}@sha256:{digest[:12]}" if sep else image
+
+
+def describe_colour(cluster: Cluster, colour: Colour) -> str:
+    """One line on what a colour runs now and how its rollout stands (best effort)."""
+    try:
+        state = cluster.rollout(colour)
+    except Exception as exc:  # the description must never hide the failure it explains
+        return f"{colour} could not be read ({type(exc).__name__}: {exc})"
+    status = "rolled out" if state.complete else ("stalled" if state.stalled else "rolling out")
+    return (
+        f"{colour} runs {_short(state.image)}, {status}, "
+        f"{state.available}/{state.desired} available"
+    )
+
+
+def _error_text(error: Mapping[str, Any] | None) -> tuple[str, str]:
+    """Error name and a readable message from a Catch's ``{"Error", "Cause"}``."""
+    if not error:
+        return "Unknown", ""
+    name = str(error.get("Error", "Unknown"))
+    cause = str(error.get("Cause", ""))
+    try:
+        parsed = json.loads(cause)
+    except ValueError:
+        return name, cause
+    if isinstance(parsed, dict) and "errorMessage" in parsed:
+        return name, str(parsed["errorMessage"])
+    return name, cause
+
+
+def _publish(ports: DeployPorts, detail_type: str, detail: Json) -> None:
+    # A subscriber outage must not undo a deployment: the ledger is the record.
+    try:
+        ports.notifier.publish(detail_type, detail)
+    except Exception:
+        logger.exception("notification failed", extra={"detail_type": detail_type})
+
+
+def _event_detail(ports: DeployPorts, deployment: Json, outcome: Outcome, reason: str) -> Json:
+    return {
+        "application": ports.settings.application,
+        "deploymentId": deployment.get("id"),
+        "executionArn": deployment.get("arn"),
+        "action": deployment.get("action"),
+        "service": deployment.get("service"),
+        "colour": deployment.get("colour"),
+        "digest": deployment.get("digest"),
+        "fromDigest": deployment.get("fromDigest"),
+        "trigger": deployment.get("trigger"),
+        "actor": deployment.get("actor"),
+        "outcome": outcome.value,
+        "reason": reason,
+    }
+
+
+# --------------------------------------------------------------------------- steps
+
+
+def begin(event: Json, ports: DeployPorts) -> Json:
+    """Validate the input, take the lock, resolve the colour, record, and apply the image.
+
+    Returns ``status``: ``locked`` (wait ``waitSeconds`` and call again),
+    ``superseded`` (recorded, lock released: the flow succeeds), ``rollback``
+    (a manual rollback: go to the rollback path) or ``applied`` (with the first
+    rollout reading, so an instant rollout needs no extra poll).
+    """
+    settings, ledger, cluster, timing = ports.settings, ports.ledger, ports.cluster, ports.timing
+    request = parse_request(event.get("input"))
+    execution = event.get("execution") or {}
+    deployment_id = str(execution.get("name", ""))
+    execution_arn = str(execution.get("arn", ""))
+    digest, tag = resolve_image(ledger, request.image) if request.action == "deploy" else (None, "")
+
+    state = event.get("state")
+    previous: Json = state if isinstance(state, dict) else {}
+    attempt = int(previous.get("lockAttempt", 0)) if previous.get("status") == "locked" else 0
+    waited = int(previous.get("lockWaited", 0)) if previous.get("status") == "locked" else 0
+    if not ledger.acquire_lock(deployment_id, settings.lock_lease_seconds):
+        holder = ledger.lock_holder() or "another deployment"
+        # A holder that died keeps the lock until its lease expires: wait at least that long.
+        if waited >= settings.lock_lease_seconds + timing.lock_wait_max:
+            raise LockTimeout(
+                f"the {settings.application} deployment lock is still held by {holder} after "
+                f"waiting {waited}s over {attempt} attempts; nothing was changed"
+            )
+        wait = timing.backoff(timing.lock_wait_first, timing.lock_wait_max, attempt)
+        return {
+            "status": "locked",
+            "holder": holder,
+            "lockAttempt": attempt + 1,
+            "lockWaited": waited + wait,
+            "waitSeconds": wait,
+        }
+
+    recorded = ledger.deployment(deployment_id)
+    if recorded is not None and recorded.colour is not None:
+        # A retried Begin: the first attempt may already have applied the image, so
+        # what ran before is what the record says, not what the cluster says now.
+        colour, from_digest = recorded.colour, recorded.from_digest
+        from_image = settings.image_ref(from_digest) if from_digest else ""
+    else:
+        colour = cluster.canary_env().selector
+        if request.service is Role.PRODUCTION:
+            colour = colour.other
+        from_image = cluster.deployment_image(colour)
+        from_digest = digest_of_image(from_image)
+    image = settings.image_ref(digest) if digest else ""
+    deployment: Json = {
+        "id": deployment_id,
+        "arn": execution_arn,
+        "action": request.action,
+        "service": request.service.value,
+        "colour": colour.value,
+        "digest": str(digest) if digest else None,
+        "image": image,
+        "tag": tag,
+        "fromDigest": str(from_digest) if from_digest else None,
+        "fromImage": from_image,
+        "trigger": request.trigger,
+        "actor": request.actor,
+        "reason": request.reason,
+    }
+    ledger.put_deployment(
+        Deployment(
+            id=deployment_id,
+            application=settings.application,
+            action=request.action,
+            role=request.service,
+            colour=colour,
+            to_digest=digest,
+            from_digest=from_digest,
+            trigger=request.trigger,
+            actor=request.actor,
+            started_at=ports.now(),
+            execution_arn=execution_arn,
+            source_ip=request.source_ip,
+            tag=tag,
+            reason=request.reason,
+        )
+    )
+    hooks = _hooks_json(settings.hooks)
+
+    if request.action == "rollback":
+        running = _short(from_image)
+        cause = (
+            f"rollback of {request.service} ({colour}, running {running}) requested by "
+            f"{request.actor}{f': {request.reason}' if request.reason else ''}"
+        )
+        return {
+            "status": "rollback",
+            "deployment": deployment,
+            "hooks": hooks,
+            "error": {"Error": "RollbackRequested", "Cause": cause},
+        }
+
+    assert digest is not None
+    newer = _newer_push(ports, digest, request.trigger)
+    if newer is not None:
+        reason = f"superseded: {newer} was pushed for the same tag while this deploy waited"
+        ledger.finish_deployment(deployment_id, Outcome.SUPERSEDED, reason)
+        ledger.release_lock(deployment_id)
+        return {"status": "superseded", "deployment": deployment, "newer": str(newer)}
+
+    cluster.set_deployment_image(colour, image)
+    rollout = _first_reading(cluster, colour, image, timing)
+    return {
+        "status": "applied",
+        "deployment": deployment,
+        "hooks": hooks,
+        "rollout": rollout,
+        "bakeSeconds": max(settings.bake_seconds, 0),
+    }
+
+
+def _newer_push(ports: DeployPorts, digest: Digest, trigger: str) -> Digest | None:
+    """For an auto-deploy: a later push took every auto-deploy tag this digest had.
+
+    The ledger moves a tag to the digest pushed last, so a digest that no longer
+    carries any auto-deploy tag, while one of those tags points at a digest
+    pushed after it, has been superseded while this deployment waited.
+    """
+    if trigger != "ecr-push":
+        return None
+    ledger, auto_tags = ports.ledger, set(ports.settings.auto_deploy_tags)
+    record = ledger.image(digest)
+    if record is None or record.tags & auto_tags:
+        return None
+    for tag in sorted(auto_tags):
+        newest = ledger.digest_for_tag(tag)
+        if newest is None or newest == digest:
+            continue
+        other = ledger.image(newest)
+        if other is not None and other.pushed_at >= record.pushed_at:
+            return newest
+    return None
+
+
+def check_rollout(event: Json, ports: DeployPorts) -> Json:
+    """Read the colour's rollout; ``RolloutFailed`` when it stalled or ran past its bound."""
+    deployment, previous = event["deployment"], event["rollout"]
+    colour = Colour.parse(deployment["colour"])
+    image = str(previous["image"])
+    waited = int(previous.get("waited", 0)) + int(previous.get("waitSeconds", 0))
+    polls = int(previous.get("polls", 0)) + 1
+    state = ports.cluster.rollout(colour)
+    reading = _rollout_json(state, image, waited=waited, polls=polls, timing=ports.timing)
+    if reading["complete"]:
+        return reading
+    where = f"{colour} ({ports.settings.deployment_name(colour)}) rolling out {_short(image)}"
+    if state.image != image:
+        raise RolloutFailed(
+            f"{where}: the Deployment's image was changed to {_short(state.image)} meanwhile"
+        )
+    if state.stalled:
+        detail = f": {state.message}" if state.message else ""
+        raise RolloutFailed(f"{where}: stalled (ProgressDeadlineExceeded){detail}")
+    bound = state.progress_deadline_seconds + ports.timing.rollout_margin
+    if waited >= bound:
+        raise RolloutFailed(
+            f"{where}: not complete after {waited}s (progress deadline "
+            f"{state.progress_deadline_seconds}s): {state.ready}/{state.desired} ready"
+        )
+    return reading
+
+
+def _hook_key(phase: str, hook: Hook) -> str:
+    return hook.name if phase == "deploy" else f"{phase}:{hook.name}"
+
+
+def _run_json(
+    hook: Hook,
+    job: str,
+    *,
+    finished: bool,
+    succeeded: bool,
+    reason: str,
+    waited: int,
+    polls: int,
+    timing: FlowTiming,
+) -> Json:
+    return {
+        "hook": hook.name,
+        "job": job,
+        "finished": finished,
+        "succeeded": succeeded,
+        "reason": reason,
+        "waitSeconds": timing.backoff(timing.hook_poll_first, timing.hook_poll_max, polls),
+        "waited": waited,
+        "polls": polls,
+    }
+
+
+def _judge_hook(event: Json, ports: DeployPorts, job: str, waited: int, polls: int) -> Json:
+    deployment, phase = event["deployment"], str(event.get("phase", "deploy"))
+    hook = _hook_from_json(event["hook"])
+    colour = Colour.parse(deployment["colour"])
+    run = ports.cluster.hook_run(job)
+    timed_out = not run.finished and waited >= hook.timeout_seconds
+    if not run.finished and not timed_out:
+        return _run_json(
+            hook,
+            job,
+            finished=False,
+            succeeded=False,
+            reason="",
+            waited=waited,
+            polls=polls,
+            timing=ports.timing,
+        )
+    reason = run.reason if run.finished else f"timed out after {hook.timeout_seconds}s"
+    _keep_log(
+        ports, str(deployment["id"]), _hook_key(phase, hook), run.log_tail, reason, run.succeeded
+    )
+    if not run.succeeded and hook.on_failure == "rollback" and phase == "deploy":
+        lines = [line.strip() for line in run.log_tail.strip().splitlines() if line.strip()]
+        # wp-cli and most tools print "Error: ..." first: that line says why, not the last.
+        telling = [line for line in lines if line.lower().startswith(("error", "fatal"))]
+        tail = telling[:2] or lines[-3:]
+        raise HookFailed(
+            f"hook {hook.name!r} (Job {job}, command {' '.join(hook.command)!r}) on {colour} "
+            f"failed: {reason or 'Job failed'}"
+            + (f"; log tail: {' | '.join(tail)}" if tail else "")
+        )
+    return _run_json(
+        hook,
+        job,
+        finished=True,
+        succeeded=run.succeeded,
+        reason=reason,
+        waited=waited,
+        polls=polls,
+        timing=ports.timing,
+    )
+
+
+def _keep_log(
+    ports: DeployPorts, deployment_id: str, key: str, tail: str, reason: str, succeeded: bool
+) -> None:
+    # Hooks run one at a time (MaxConcurrency 1), so read-merge-write cannot lose a log.
+    current = ports.ledger.deployment(deployment_id)
+    logs = dict(current.hook_logs) if current else {}
+    status = "succeeded" if succeeded else f"failed: {reason}"
+    logs[key] = f"[{status}]\n{tail}".strip()
+    ports.ledger.update_deployment(deployment_id, hook_logs=logs)
+
+
+def start_hook(event: Json, ports: DeployPorts) -> Json:
+    """Create the hook's Job from the colour's pod template and take a first reading."""
+    deployment, phase = event["deployment"], str(event.get("phase", "deploy"))
+    hook = _hook_from_json(event["hook"])
+    colour = Colour.parse(deployment["colour"])
+    job = ports.cluster.start_hook(colour, hook, _run_id(str(deployment["id"]), phase))
+    return _judge_hook(event, ports, job, waited=0, polls=0)
+
+
+def _run_id(deployment_id: str, phase: str) -> str:
+    return deployment_id if phase == "deploy" else f"{deployment_id}-{phase}"
+
+
+def check_hook(event: Json, ports: DeployPorts) -> Json:
+    """Poll a hook's Job; ``HookFailed`` when it failed or timed out and must roll back."""
+    previous = event["run"]
+    waited = int(previous.get("waited", 0)) + int(previous.get("waitSeconds", 0))
+    return _judge_hook(event, ports, str(previous["job"]), waited, int(previous["polls"]) + 1)
+
+
+def finish(event: Json, ports: DeployPorts) -> Json:
+    """Judge health after the bake; on success mark healthy, record, notify and release."""
+    settings, ledger, cluster = ports.settings, ports.ledger, ports.cluster
+    deployment = event["deployment"]
+    colour = Colour.parse(deployment["colour"])
+    digest = Digest.parse(deployment["digest"])
+    policy = HealthPolicy(url=settings.health_url, alarm_names=settings.alarm_names)
+    problems = health_problems(cluster, colour, policy, ports.probes)
+    if problems:
+        raise HealthCheckFailed(
+            f"{_short(deployment['image'])} on {colour} failed its health checks after "
+            f"{event.get('bakeSeconds', 0)}s bake: {'; '.join(problems)}"
+        )
+    ledger.set_verdict(digest, Verdict.HEALTHY, f"deployment {deployment['id']}")
+    if cluster.canary_env().selector is colour:
+        cluster.set_canary_image(str(deployment["image"]))
+    reason = f"{digest.short} healthy on {colour} ({deployment['service']})"
+    ledger.finish_deployment(str(deployment["id"]), Outcome.SUCCEEDED, reason)
+    _publish(ports, notify.SUCCEEDED, _event_detail(ports, deployment, Outcome.SUCCEEDED, reason))
+    ledger.release_lock(str(deployment["id"]))
+    return {
+        "outcome": Outcome.SUCCEEDED.value,
+        "digest": str(digest),
+        "colour": colour.value,
+        "deploymentId": deployment["id"],
+    }
+
+
+def roll_back(event: Json, ports: DeployPorts) -> Json:
+    """Point the colour back at the last healthy digest (or the one that ran before).
+
+    Never a digest marked failed. With nothing left to go back to, the cluster
+    is left as it is: the failure is recorded, notified and the lock released,
+    and ``status`` is ``stuck`` with an Error/Cause for the flow's Fail state.
+    """
+    settings, ledger, cluster = ports.settings, ports.ledger, ports.cluster
+    deployment = event["deployment"]
+    colour = Colour.parse(deployment["colour"])
+    failed = _digest_or_none(deployment.get("digest"))
+    manual = deployment.get("action") == "rollback"
+    if manual:
+        failed = _digest_or_none(deployment.get("fromDigest"))
+    error_name, error_text = _error_text(event.get("error"))
+    exclude = [d for d in (failed,) if d is not None]
+    target = ledger.last_healthy(exclude=exclude)
+    if target is None:
+        before = _digest_or_none(deployment.get("fromDigest"))
+        if (
+            before is not None
+            and before not in exclude
+            and ledger.verdict(before) != Verdict.FAILED
+        ):
+            target = before
+    if target is None:
+        now = describe_colour(cluster, colour)
+        cause = (
+            f"{'rollback requested' if manual else error_name + ': ' + error_text}. "
+            f"No digest to roll back to: none is marked healthy and the one running before "
+            f"({_short(str(deployment.get('fromImage') or 'none'))}) is "
+            f"{'this one' if manual else 'failed or unknown'}. "
+            f"The cluster was left as it is: {now}."
+        )
+        if failed is not None and not manual:
+            ledger.set_verdict(failed, Verdict.FAILED, f"{error_name}: {error_text}")
+        ledger.finish_deployment(str(deployment["id"]), Outcome.FAILED, cause)
+        _publish(ports, notify.FAILED, _event_detail(ports, deployment, Outcome.FAILED, cause))
+        ledger.release_lock(str(deployment["id"]))
+        return {"status": "stuck", "Error": "NoHealthyDigest", "Cause": cause}
+    image = settings.image_ref(target)
+    cluster.set_deployment_image(colour, image)
+    ledger.update_deployment(str(deployment["id"]), rolled_back_to=target)
+    rollout = _first_reading(cluster, colour, image, ports.timing)
+    return {"status": "rolling_back", "target": str(target), "image": image, "rollout": rollout}
+
+
+def conclude_rollback(event: Json, ports: DeployPorts) -> Json:
+    """Mark the bad digest failed, record the rollback, notify and release the lock.
+
+    Returns the Error/Cause the execution ends with (``manual`` when a person
+    asked for the rollback: then the flow succeeds).
+    """
+    ledger, cluster = ports.ledger, ports.cluster
+    deployment, rollback = event["deployment"], event["rollback"]
+    colour = Colour.parse(deployment["colour"])
+    manual = deployment.get("action") == "rollback"
+    failed = _digest_or_none(deployment.get("fromDigest" if manual else "digest"))
+    target = Digest.parse(rollback["target"])
+    error_name, error_text = _error_text(event.get("error"))
+    hook_runs = event.get("hookRuns") or []
+    hooks_said = (
+        ", ".join(
+            f"{run['hook']} {'ok' if run.get('succeeded') else 'FAILED: ' + str(run.get('reason'))}"
+            for run in hook_runs
+        )
+        or "none configured"
+    )
+    if failed is not None and failed != target:
+        ledger.set_verdict(failed, Verdict.FAILED, f"{error_name}: {error_text}")
+    now = describe_colour(cluster, colour)
+    what = f"rolled back by request ({error_text})" if manual else f"{error_name}: {error_text}"
+    cause = (
+        f"{what}. {colour} ({deployment['service']}) was rolled back to {target.short}; "
+        f"hooks re-run: {hooks_said}. Cluster now: {now}."
+    )
+    ledger.finish_deployment(
+        str(deployment["id"]), Outcome.ROLLED_BACK, cause, rolled_back_to=target
+    )
+    if cluster.canary_env().selector is colour:
+        cluster.set_canary_image(ports.settings.image_ref(target))
+    _publish(
+        ports,
+        notify.ROLLED_BACK,
+        {
+            **_event_detail(ports, deployment, Outcome.ROLLED_BACK, cause),
+            "rolledBackTo": str(target),
+        },
+    )
+    ledger.release_lock(str(deployment["id"]))
+    return {"manual": manual, "Error": error_name, "Cause": cause, "rolledBackTo": str(target)}
+
+
+def abort(event: Json, ports: DeployPorts) -> Json:
+    """Last resort of every path: release the lock, record the failure, explain it.
+
+    Reached before the apply (nothing on the cluster was touched), or when the
+    rollback itself failed (then the Cause says what the colour runs now).
+    """
+    state = event.get("state") or {}
+    execution = event.get("execution") or {}
+    deployment_id = str(execution.get("name", ""))
+    first_name, first_text = _error_text(state.get("error"))
+    ports.ledger.release_lock(deployment_id)
+    deployment = state.get("deployment")
+    if "rollbackError" in state and isinstance(deployment, dict):
+        second_name, second_text = _error_text(state["rollbackError"])
+        colour = Colour.parse(deployment["colour"])
+        cause = (
+            f"{first_name}: {first_text}. The rollback then failed too ({second_name}: "
+            f"{second_text}). Cluster now: {describe_colour(ports.cluster, colour)}."
+        )
+        name = second_name
+        failed = _digest_or_none(deployment.get("digest"))
+        if failed is not None and deployment.get("action") == "deploy":
+            ports.ledger.set_verdict(failed, Verdict.FAILED, f"{first_name}: {first_text}")
+    else:
+        name, cause = first_name, first_text
+        if isinstance(deployment, dict) or ports.ledger.deployment(deployment_id) is not None:
+            cause = f"{cause} (before the image was applied: the cluster was not changed)"
+    recorded = ports.ledger.deployment(deployment_id) if deployment_id else None
+    if recorded is not None and recorded.outcome is Outcome.RUNNING:
+        ports.ledger.finish_deployment(deployment_id, Outcome.FAILED, f"{name}: {cause}")
+        detail = _event_detail(ports, deployment or {"id": deployment_id}, Outcome.FAILED, cause)
+        _publish(ports, notify.FAILED, detail)
+    return {"Error": name, "Cause": cause}
+
+
+STEPS: Mapping[str, Callable[[Json, DeployPorts], Json]] = {
+    "begin": begin,
+    "check_rollout": check_rollout,
+    "start_hook": start_hook,
+    "check_hook": check_hook,
+    "finish": finish,
+    "roll_back": roll_back,
+    "conclude_rollback": conclude_rollback,
+    "abort": abort,
+}
+
+
+def run_step(event: Mapping[str, Any], ports: DeployPorts) -> Json:
+    """Dispatch a Task's payload ``{"step": <name>, ...}`` to its step."""
+    name = event.get("step")
+    step = STEPS.get(name) if isinstance(name, str) else None
+    if step is None:
+        raise InvalidInput("step", f"{name!r} is not a step of the deploy flow: {sorted(STEPS)}")
+    return step(dict(event), ports)

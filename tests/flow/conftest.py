@@ -1,0 +1,148 @@
+"""Fixtures of the flow tests: moto with the real state machine, the emulator, the ledger.
+
+One moto world (state machine, Lambda function, ledger table) serves the whole
+folder, because creating it and parsing the ASL cost about a second; each test
+gets its own application name, so its ledger rows (lock, verdicts, records) and
+its executions are its own, and its own cluster emulator.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from bluegreen.config import Settings
+from bluegreen.ledger import DynamoLedger
+from bluegreen.models import Digest
+from functions.deploy_steps import app as deploy_steps
+from local.aws import create_tables
+from local.cluster import Clock, ClusterEmulator
+from tests.flow.harness import FlowRig, Router, flow_rig
+
+REGISTRY = "123456789012.dkr.ecr.us-west-2.amazonaws.com"
+REPOSITORY = "rezfusion-cloud"
+SEED_BLUE = Digest.parse("1274e8bc4d963536e88265781170e72a2939caae25127cd9d400ab124393f946")
+SEED_GREEN = Digest.parse("216c0204fa1e71f93603c0d5087ef16d6b2ba5bce9084874bf9b2aebcddebc77")
+NAMESPACE = "wp-platform"
+
+
+@pytest.fixture(scope="session")
+def shared_rig() -> Iterator[tuple[FlowRig, Router]]:
+    """moto (interpreter on), the deploy machine and the template's tables, for the folder."""
+    router = Router()
+    with flow_rig(router) as rig:
+        create_tables(rig.clients["dynamodb"])
+        yield rig, router
+
+
+@dataclass
+class Stack:
+    """One test's application: its settings, emulator, ledger and the running flow."""
+
+    settings: Settings
+    emulator: ClusterEmulator
+    ledger: DynamoLedger
+    rig: FlowRig
+    queue_url: str
+
+    def image(self, digest: Digest) -> str:
+        return self.settings.image_ref(digest)
+
+    def running(self, colour: str) -> str:
+        """The image of the colour's ``web`` container, read from the cluster's API."""
+        deployment = self.emulator.get("deployments", NAMESPACE, f"{colour}-deployment")
+        assert deployment is not None
+        containers = deployment["spec"]["template"]["spec"]["containers"]
+        return str(next(c["image"] for c in containers if c["name"] == "web"))
+
+    def jobs(self) -> list[dict[str, Any]]:
+        return self.emulator.list("jobs", NAMESPACE)
+
+    def push(self, digest: Digest, tag: str | None = "dev") -> None:
+        self.ledger.record_push(digest, tag, datetime.now(UTC), f"evt-{uuid.uuid4().hex[:8]}")
+
+    def run(self, flow_input: Any, name: str | None = None) -> Any:
+        return self.rig.run(flow_input, name)
+
+    def published(self) -> list[tuple[str, dict[str, Any]]]:
+        """The deployment events EventBridge delivered for this application, oldest first."""
+        sqs = self.rig.clients["sqs"]
+        received: list[tuple[str, dict[str, Any]]] = []
+        while True:
+            batch = sqs.receive_message(QueueUrl=self.queue_url, MaxNumberOfMessages=10)
+            messages = batch.get("Messages", [])
+            if not messages:
+                return received
+            for message in messages:
+                event = json.loads(message["Body"])
+                assert event["source"] == self.settings.event_source
+                received.append((event["detail-type"], event["detail"]))
+
+
+@pytest.fixture
+def stack_factory(
+    shared_rig: tuple[FlowRig, Router], monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Any]:
+    """Build a ``Stack`` (extra ``BG_*`` variables allowed), torn down after the test."""
+    rig, router = shared_rig
+    emulators: list[ClusterEmulator] = []
+
+    def make(clock: Clock | None = None, **env: str) -> Stack:
+        emulator = ClusterEmulator(seed="default", clock=clock or Clock.instant()).start()
+        emulators.append(emulator)
+        application = f"app-{uuid.uuid4().hex[:10]}"
+        variables = {
+            "BG_APP_NAME": application,
+            "BG_KUBE_API_URL": emulator.url,
+            "BG_REGISTRY": REGISTRY,
+            "BG_REPOSITORY_NAME": REPOSITORY,
+            "BG_EVENT_SOURCE": "eks-bluegreen.test",
+            **env,
+        }
+        for name, value in variables.items():
+            monkeypatch.setenv(name, value)
+        deploy_steps.reset()
+        settings = Settings.from_env(variables)
+        router.target = deploy_steps.lambda_handler
+        ledger = DynamoLedger(
+            settings.ledger_table, rig.clients["dynamodb"], application, repository=REPOSITORY
+        )
+        return Stack(settings, emulator, ledger, rig, _subscribe(rig, settings))
+
+    yield make
+    router.target = None
+    deploy_steps.reset()
+    for emulator in emulators:
+        emulator.stop()
+
+
+def _subscribe(rig: FlowRig, settings: Settings) -> str:
+    """An SQS queue receiving this application's deployment events, as a subscriber would."""
+    sqs, events = rig.clients["sqs"], rig.clients["events"]
+    queue_url = sqs.create_queue(QueueName=settings.application)["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])[
+        "Attributes"
+    ]["QueueArn"]
+    events.put_rule(
+        Name=settings.application,
+        EventPattern=json.dumps(
+            {
+                "source": [settings.event_source],
+                "detail": {"application": [settings.application]},
+            }
+        ),
+    )
+    events.put_targets(Rule=settings.application, Targets=[{"Id": "queue", "Arn": queue_arn}])
+    return str(queue_url)
+
+
+@pytest.fixture
+def stack(stack_factory: Any) -> Stack:
+    """The default application on an instant emulator."""
+    return stack_factory()  # type: ignore[no-any-return]

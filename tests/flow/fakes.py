@@ -1,0 +1,233 @@
+"""In-memory ports for the deploy steps: a ledger, a cluster, a notifier, health probes.
+
+They keep just enough behaviour to drive the flow's decisions (lock lease,
+verdicts, tag pointers, a colour's image and rollout, hook Jobs); the real
+adapters are exercised by the flow tests against moto and the emulator.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from dataclasses import replace
+from datetime import UTC, datetime
+
+from bluegreen.models import (
+    CanaryEnv,
+    Colour,
+    Deployment,
+    Digest,
+    Hook,
+    HookRun,
+    ImageRecord,
+    Outcome,
+    Role,
+    RolloutState,
+    Verdict,
+)
+
+REPO = "123456789012.dkr.ecr.us-west-2.amazonaws.com/rezfusion-cloud"
+
+
+def digest(n: int) -> Digest:
+    """A distinct, valid digest per number."""
+    return Digest(f"{n:064x}")
+
+
+class FakeLedger:
+    """``ports.Ledger`` in memory (thread-safe: Map iterations and executions run in threads)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.images_: dict[Digest, ImageRecord] = {}
+        self.tags: dict[str, Digest] = {}
+        self.verdicts: dict[Digest, tuple[Verdict, str, int]] = {}
+        self.records: dict[str, Deployment] = {}
+        self.holder: str | None = None
+        self._tick = 0
+
+    def _next(self) -> int:
+        self._tick += 1
+        return self._tick
+
+    def record_push(
+        self, digest: Digest, tag: str | None, pushed_at: datetime, event_id: str
+    ) -> ImageRecord:
+        with self._lock:
+            old = self.images_.get(digest)
+            tags = set(old.tags if old else ())
+            if tag:
+                previous = self.tags.get(tag)
+                if previous is not None and previous != digest:
+                    prev = self.images_[previous]
+                    self.images_[previous] = replace(prev, tags=prev.tags - {tag})
+                self.tags[tag] = digest
+                tags.add(tag)
+            record = ImageRecord("rezfusion-cloud", digest, frozenset(tags), pushed_at, event_id)
+            self.images_[digest] = record
+            return record
+
+    def image(self, digest: Digest) -> ImageRecord | None:
+        return self.images_.get(digest)
+
+    def digest_for_tag(self, tag: str) -> Digest | None:
+        return self.tags.get(tag)
+
+    def images(
+        self, limit: int = 50, cursor: str | None = None
+    ) -> tuple[list[ImageRecord], str | None]:
+        return list(self.images_.values())[:limit], None
+
+    def set_verdict(self, digest: Digest, verdict: Verdict, reason: str = "") -> None:
+        with self._lock:
+            self.verdicts[digest] = (verdict, reason, self._next())
+
+    def verdict(self, digest: Digest) -> Verdict:
+        return self.verdicts.get(digest, (Verdict.UNKNOWN, "", 0))[0]
+
+    def last_healthy(self, exclude: Sequence[Digest] = ()) -> Digest | None:
+        healthy = [
+            (tick, d)
+            for d, (v, _, tick) in self.verdicts.items()
+            if v is Verdict.HEALTHY and d not in exclude
+        ]
+        return max(healthy)[1] if healthy else None
+
+    def put_deployment(self, deployment: Deployment) -> None:
+        with self._lock:
+            self.records.setdefault(deployment.id, deployment)
+
+    def update_deployment(self, deployment_id: str, **changes: object) -> Deployment:
+        with self._lock:
+            self.records[deployment_id] = replace(self.records[deployment_id], **changes)  # type: ignore[arg-type]
+            return self.records[deployment_id]
+
+    def finish_deployment(
+        self,
+        deployment_id: str,
+        outcome: Outcome,
+        reason: str = "",
+        rolled_back_to: Digest | None = None,
+    ) -> Deployment:
+        changes: dict[str, object] = {"outcome": outcome, "reason": reason}
+        if rolled_back_to is not None:
+            changes["rolled_back_to"] = rolled_back_to
+        changes["finished_at"] = datetime.now(UTC)
+        return self.update_deployment(deployment_id, **changes)
+
+    def deployment(self, deployment_id: str) -> Deployment | None:
+        return self.records.get(deployment_id)
+
+    def deployments(
+        self, limit: int = 50, cursor: str | None = None
+    ) -> tuple[list[Deployment], str | None]:
+        return list(self.records.values())[::-1][:limit], None
+
+    def acquire_lock(self, holder: str, lease_seconds: int) -> bool:
+        with self._lock:
+            if self.holder in (None, holder):
+                self.holder = holder
+                return True
+            return False
+
+    def release_lock(self, holder: str) -> None:
+        with self._lock:
+            if self.holder == holder:
+                self.holder = None
+
+    def lock_holder(self) -> str | None:
+        return self.holder
+
+
+class FakeCluster:
+    """``ports.Cluster`` in memory: rollouts complete at once unless the image is broken."""
+
+    def __init__(self, blue: Digest, green: Digest, canary: Colour = Colour.BLUE) -> None:
+        self.images = {Colour.BLUE: f"{REPO}@{blue}", Colour.GREEN: f"{REPO}@{green}"}
+        self.canary = canary
+        self.canary_image = self.images[canary]
+        self.broken: set[str] = set()
+        self.failing_hooks: set[str] = set()
+        self.jobs: dict[str, tuple[Colour, Hook, str]] = {}
+        self.writes: list[tuple[Colour, str]] = []
+
+    def canary_env(self) -> CanaryEnv:
+        return CanaryEnv(self.canary, self.canary_image, "1")
+
+    def deployment_image(self, colour: Colour) -> str:
+        return self.images[colour]
+
+    def set_deployment_image(self, colour: Colour, image: str) -> bool:
+        if self.images[colour] == image:
+            return False
+        self.images[colour] = image
+        self.writes.append((colour, image))
+        return True
+
+    def rollout(self, colour: Colour) -> RolloutState:
+        image = self.images[colour]
+        broken = image.rpartition("@")[2] in self.broken
+        return RolloutState(
+            colour=colour,
+            image=image,
+            desired=2,
+            updated=2,
+            ready=0 if broken else 2,
+            available=0 if broken else 2,
+            generation=2,
+            observed_generation=2,
+            complete=not broken,
+            stalled=broken,
+            message="ReplicaSet has timed out progressing." if broken else "",
+        )
+
+    def service_selectors(self) -> dict[Role, Colour | None]:
+        return {Role.CANARY: self.canary, Role.PRODUCTION: self.canary.other}
+
+    def switch_roles(self, canary: Colour, image: str | None = None) -> bool:
+        self.canary = canary
+        return True
+
+    def set_canary_image(self, image: str) -> bool:
+        changed = self.canary_image != image
+        self.canary_image = image
+        return changed
+
+    def start_hook(self, colour: Colour, hook: Hook, run_id: str) -> str:
+        name = f"{hook.name}-{len(self.jobs)}"
+        self.jobs[name] = (colour, hook, self.images[colour])
+        return name
+
+    def hook_run(self, job_name: str, log_lines: int = 50) -> HookRun:
+        _, hook, _ = self.jobs[job_name]
+        if hook.name in self.failing_hooks or "--allow-root" not in hook.command:
+            return HookRun(
+                job_name, True, False, "Error: YIKES! running as root", "BackoffLimitExceeded"
+            )
+        return HookRun(job_name, True, True, "Success: The cache was flushed.")
+
+
+class FakeNotifier:
+    """Collects what would be published."""
+
+    def __init__(self) -> None:
+        self.events: list[tuple[str, dict[str, object]]] = []
+
+    def publish(self, detail_type: str, detail: dict[str, object]) -> None:
+        self.events.append((detail_type, detail))
+
+
+class FakeHttp:
+    def __init__(self, code: int = 200) -> None:
+        self.code = code
+
+    def status(self, url: str) -> tuple[int, str]:
+        return self.code, "OK" if self.code == 200 else "Service Unavailable"
+
+
+class FakeAlarms:
+    def __init__(self, alarming: Sequence[str] = ()) -> None:
+        self.names = list(alarming)
+
+    def alarming(self, names: Sequence[str]) -> list[str]:
+        return [n for n in names if n in self.names]
