@@ -11,7 +11,7 @@ export PYTHONPATH := $(CURDIR)/layers/bluegreen:$(CURDIR)
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export SAM_CLI_TELEMETRY := 0
 
-.PHONY: help venv test unit lint typecheck validate demo bench build local push invoke lock clean
+.PHONY: help venv test unit lint validate demo bench build local push invoke lock openapi clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s $$'\t'
@@ -68,8 +68,13 @@ lock: ## regenerate requirements-dev.txt from requirements-dev.in
 	rm -rf $(VENV) && $(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet -r requirements-dev.in
 	{ echo "# Every package of the development environment, pinned exactly (pip freeze of"; \
-	  echo "# requirements-dev.in). Regenerate with: make lock"; $(VENV)/bin/pip freeze; } > requirements-dev.txt
+	  echo "# requirements-dev.in). Regenerate with: make lock"; \
+	  $(VENV)/bin/pip freeze --exclude-editable; } > requirements-dev.txt
+	$(VENV)/bin/pip install --quiet --no-deps -e .
 	touch $(STAMP)
+
+openapi: $(STAMP) ## regenerate docs/openapi.json from the services API code
+	$(PY) -m functions.services_api.openapi > docs/openapi.json
 
 clean: ## remove virtualenvs and build output
 	rm -rf $(VENV) $(SAM_VENV) node_modules .aws-sam .local-stack

@@ -32,7 +32,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 FUNCTIONS = ("functions.ecr_push.app", "functions.services_api.app", "functions.deploy_steps.app")
 FLOOR = "floor_handler"
-TARGETS = {"functions.ecr_push.app": 1.2}
+TARGETS = {"functions.ecr_push.app": 1.2, "functions.services_api.app": 1.5}
 RUNS = max(7, int(os.environ.get("BENCH_RUNS", "9")))
 
 FLOOR_SOURCE = '''"""The floor: a bare handler importing Powertools Logger and boto3."""

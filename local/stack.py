@@ -339,10 +339,11 @@ class LocalStack:
         from moto.server import ThreadedMotoServer
 
         # werkzeug logs every request moto serves; the API's access log is the useful one.
-        werkzeug = logging.getLogger("werkzeug")
-        level = werkzeug.level
-        werkzeug.setLevel(logging.ERROR)
-        self._exits.callback(werkzeug.setLevel, level)
+        # moto's interpreter dumps every expected task failure (a rollback is one).
+        for name in ("werkzeug", "moto.stepfunctions.parser"):
+            quiet = logging.getLogger(name)
+            self._exits.callback(quiet.setLevel, quiet.level)
+            quiet.setLevel(logging.ERROR)
 
         server = ThreadedMotoServer(
             ip_address=self.options.host, port=self.options.moto_port, verbose=False
@@ -424,7 +425,11 @@ class LocalStack:
 
         from local.aws import create_tables
         from local.lambdas import dispatch_lambdas_in_process
-        from local.stepfunctions import create_deploy_state_machine, shortened_waits
+        from local.stepfunctions import (
+            create_deploy_state_machine,
+            parse_definitions_once,
+            shortened_waits,
+        )
 
         def client(service: str) -> Any:
             return boto3.client(
@@ -454,6 +459,8 @@ class LocalStack:
         handlers = {name: _deploy_steps_handler for name in machine.function_names}
         self._exits.enter_context(dispatch_lambdas_in_process(handlers))
         self._exits.enter_context(shortened_waits(1.0 / self.options.speed))
+        # moto re-parses the ASL (~0.5 s) at every execution's start otherwise.
+        self._exits.enter_context(parse_definitions_once())
         return machine.arn
 
     def _register_seed_images(self, ecr: Any, environment: Mapping[str, str]) -> None:
