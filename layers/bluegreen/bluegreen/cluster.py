@@ -34,7 +34,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from bluegreen.config import Settings
 from bluegreen.errors import (
@@ -70,6 +70,7 @@ DEFAULT_TIMEOUT = (3.0, 10.0)
 """(connect, read) seconds for every request."""
 
 _DNS_LABEL_MAX = 63
+_Key = TypeVar("_Key", Colour, Role)
 _NOT_IN_HOOKS = ("args", "livenessProbe", "readinessProbe", "startupProbe", "lifecycle", "ports")
 """Container fields of the serving pod that make no sense for a run-once command."""
 
@@ -170,21 +171,12 @@ class KubernetesCluster:
     def snapshot(self) -> ClusterSnapshot:
         """canaryEnv, both rollouts and both selectors in three requests (not four)."""
         env, _, _ = self._read_canary_env()
-        listed = self._call(
-            "list",
-            f'Deployments in namespace "{self._namespace}"',
+        deployments = self._list_named(
+            "Deployment",
             self._apis().apps.list_namespaced_deployment,
-            self._namespace,
+            {colour: (self._settings.deployment_name(colour), "") for colour in Colour},
         )
-        by_name = {item["metadata"]["name"]: item for item in listed.get("items", [])}
-        rollouts = {}
-        for colour in Colour:
-            name = self._settings.deployment_name(colour)
-            if name not in by_name:
-                raise ClusterObjectMissing(
-                    f'Deployment "{name}" does not exist in namespace "{self._namespace}"'
-                )
-            rollouts[colour] = self._rollout_state(colour, by_name[name])
+        rollouts = {colour: self._rollout_state(colour, deployments[colour]) for colour in Colour}
         return ClusterSnapshot(
             canary_env=env, rollouts=rollouts, selectors=self.service_selectors()
         )
@@ -577,23 +569,28 @@ class KubernetesCluster:
         )
 
     def _list_services(self) -> dict[Role, dict[str, Any]]:
-        listed = self._call(
-            "list",
-            f'Services in namespace "{self._namespace}"',
+        return self._list_named(
+            "Service",
             self._apis().core.list_namespaced_service,
-            self._namespace,
+            {role: (self._settings.service_name(role), f" ({role.value})") for role in Role},
+        )
+
+    def _list_named(
+        self, kind: str, list_method: Callable[..., Any], wanted: Mapping[_Key, tuple[str, str]]
+    ) -> dict[_Key, dict[str, Any]]:
+        """One list request; the objects named in ``wanted`` (key -> (name, note)), all present."""
+        listed = self._call(
+            "list", f'{kind}s in namespace "{self._namespace}"', list_method, self._namespace
         )
         by_name = {item["metadata"]["name"]: item for item in listed.get("items", [])}
-        services = {}
-        for role in Role:
-            name = self._settings.service_name(role)
+        found = {}
+        for key, (name, note) in wanted.items():
             if name not in by_name:
                 raise ClusterObjectMissing(
-                    f'Service "{name}" ({role.value}) does not exist in namespace '
-                    f'"{self._namespace}"'
+                    f'{kind} "{name}"{note} does not exist in namespace "{self._namespace}"'
                 )
-            services[role] = by_name[name]
-        return services
+            found[key] = by_name[name]
+        return found
 
     def _container(self, deployment: Mapping[str, Any], colour: Colour) -> dict[str, Any]:
         containers = deployment.get("spec", {}).get("template", {}).get("spec", {})
