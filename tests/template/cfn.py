@@ -102,7 +102,16 @@ def function_environment(
 def policies(resource: Mapping[str, Any]) -> list[Any]:
     """The ``Policies`` of a SAM function or state machine, always as a list."""
     value = resource["Properties"].get("Policies", [])
-    return value if isinstance(value, list) else [value]
+    listed = value if isinstance(value, list) else [value]
+    # A conditional policy counts with both of its branches (AWS::NoValue drops out).
+    found: list[Any] = []
+    for policy in listed:
+        if isinstance(policy, dict) and set(policy) == {"Fn::If"}:
+            _, when_true, when_false = policy["Fn::If"]
+            found.extend(p for p in (when_true, when_false) if p != {"Ref": "AWS::NoValue"})
+        else:
+            found.append(policy)
+    return found
 
 
 def statements(resource: Mapping[str, Any]) -> list[dict[str, Any]]:

@@ -471,6 +471,42 @@ def test_the_functions_that_talk_to_the_cluster_have_access_entries_and_only_the
         assert "AccessPolicies" not in properties, "cluster-wide policies bypass the Role"
 
 
+@pytest.mark.parametrize("function", ["DeployStepsFunction", "ServicesApiFunction"])
+def test_cluster_facing_functions_join_the_vpc_only_when_subnets_are_given(
+    template: dict[str, Any], function: str
+) -> None:
+    # GIVEN the condition that says whether subnets were given
+    condition = template["Conditions"]["InVpc"]
+
+    # WHEN the function's network settings and policies are read
+    properties = template["Resources"][function]["Properties"]
+
+    # THEN it joins the VPC under that condition (and gets the ENI permissions with it);
+    # with the default (no subnets) it stays outside, as a public endpoint needs
+    assert condition == {
+        "Fn::Not": [{"Fn::Equals": [{"Fn::Join": ["", {"Ref": "SubnetIds"}]}, ""]}]
+    }
+    when, in_vpc, outside = properties["VpcConfig"]["Fn::If"]
+    assert when == "InVpc"
+    assert in_vpc == {
+        "SubnetIds": {"Ref": "SubnetIds"},
+        "SecurityGroupIds": {"Ref": "SecurityGroupIds"},
+    }
+    assert outside == {"Ref": "AWS::NoValue"}
+    assert {"Fn::If": ["InVpc", {"VPCAccessPolicy": {}}, {"Ref": "AWS::NoValue"}]} in properties[
+        "Policies"
+    ]
+    assert template["Parameters"]["SubnetIds"]["Default"] == ""
+
+
+def test_ecr_push_never_joins_the_vpc(template: dict[str, Any]) -> None:
+    # GIVEN / WHEN the function that never talks to the cluster
+    properties = template["Resources"]["EcrPushFunction"]["Properties"]
+
+    # THEN it has no network settings: it needs only AWS APIs
+    assert "VpcConfig" not in properties
+
+
 # --- outputs ----------------------------------------------------------------------------
 
 
