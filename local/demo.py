@@ -1,0 +1,1233 @@
+"""``make demo``: the original system's story, replayed on the local stack and checked.
+
+``python -m local.demo`` starts the whole stack in this process on free ports,
+with its state in a temporary folder (a ``make local`` running beside it is
+left alone), then tells the story of the system this project replaces, one
+step at a time, and checks each step's outcome through the Kubernetes API
+(real ``kubectl`` included), the services API and the ledger:
+
+1. start the local stack;
+2. the state before: ``canaryEnv`` as the original stored it, blue canary;
+3. ``POST /services {"selector": "green"}``: green becomes the canary;
+4. a good push of ``dev``: auto-deployed to the canary, cache flushed, healthy;
+5. a broken push of ``dev``: the rollout stalls, the flow rolls back to the
+   healthy digest, flushes the cache again and marks the digest failed;
+6. an emergency ``imageTag`` on production;
+7. the final ``kubectl get`` view and the ledger's history.
+
+It ends with a timeline (step, digest, where, duration, outcome) and exits 0
+only when every step was verified; otherwise 1, with one line naming the step
+and what was wrong. ``run_story`` is the same story for tests.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import json
+import logging
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+import warnings
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, TextIO
+
+import yaml
+
+from local.stack import (
+    ROOT,
+    STATE_FILE,
+    LocalStack,
+    StackError,
+    StackOptions,
+    StackState,
+    running_stack,
+)
+
+DEFAULT_SPEED = 120.0
+"""The cluster clock's speed-up: a broken image's 600 s progress deadline passes in 5 s."""
+
+CACHE_FLUSHED = "Success: The cache was flushed."
+HOOK_NAME = "cache-flush"
+REVISION = "deployment.kubernetes.io/revision"
+EXIT_FAILED = 1
+EXIT_INTERRUPTED = 130
+
+
+class StoryFailed(Exception):
+    """A step's outcome is not what the story says; the message says what was seen."""
+
+
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C or SIGTERM: stop the story and the stack."""
+
+
+@dataclass(frozen=True)
+class StepResult:
+    """One line of the timeline: what a step did, where, how long, and whether it was checked."""
+
+    number: int
+    title: str
+    digest: str = ""
+    where: str = ""
+    seconds: float = 0.0
+    outcome: str = ""
+    verified: bool = False
+    problem: str = ""
+    facts: Mapping[str, str] = field(default_factory=dict)
+    """Identifiers the step produced (``digest``, ``deploymentId`` ...), for tests to re-check."""
+
+
+# -- what people see -------------------------------------------------------------------------
+
+
+class Console:
+    """Step headings, shown commands, checks and a progress line; colour only on a terminal."""
+
+    def __init__(self, out: TextIO) -> None:
+        self.out = out
+        self.tty = bool(getattr(out, "isatty", lambda: False)())
+        self.colour = (
+            self.tty and not os.environ.get("NO_COLOR") and os.environ.get("TERM") != "dumb"
+        )
+
+    def paint(self, text: str, code: str) -> str:
+        """``text`` in an ANSI colour (``32`` green, ``31`` red, ``1`` bold ...) on a terminal."""
+        return f"\x1b[{code}m{text}\x1b[0m" if self.colour else text
+
+    def line(self, text: str = "") -> None:
+        """Print one line and flush, so progress shows even through a pipe."""
+        self.out.write(text + "\n")
+        self.out.flush()
+
+    def heading(self, number: int, total: int, title: str) -> None:
+        """``[4/7] A good push ...`` in bold."""
+        self.line()
+        self.line(self.paint(f"[{number}/{total}] {title}", "1"))
+
+    def command(self, text: str, output: str | None = None) -> None:
+        """A command as a user would type it, then its output (if given), indented."""
+        self.line(self.paint(f"    $ {text}", "36"))
+        if output is not None:
+            self.output(output)
+
+    def output(self, text: str) -> None:
+        """A command's output, indented under it."""
+        for row in text.rstrip("\n").splitlines():
+            self.line(f"      {row}")
+
+    def note(self, text: str) -> None:
+        """An explanation between commands."""
+        self.line(f"    {text}")
+
+    def checked(self, text: str) -> None:
+        """One verified fact."""
+        self.line(f"    {self.paint('ok', '32')}  {text}")
+
+    def failed(self, text: str) -> None:
+        """The fact that did not hold."""
+        self.line(f"    {self.paint('FAILED', '31;1')}  {text}")
+
+    @contextlib.contextmanager
+    def progress(self, label: str) -> Iterator[Callable[[str], None]]:
+        """A waiting line with elapsed seconds: rewritten in place on a terminal.
+
+        Through a pipe or into a file, a plain line is printed whenever the text
+        changes (never the same line twice), so logs stay readable.
+        """
+        started = time.monotonic()
+        last = [""]
+
+        def show(text: str) -> None:
+            elapsed = time.monotonic() - started
+            if self.tty:
+                # A line wider than the terminal wraps, and "\r" would then rewrite only
+                # its last row: cut it to the width instead.
+                width = shutil.get_terminal_size().columns - 1
+                shown = f"    ... {label} [{elapsed:5.1f}s] {text}"
+                self.out.write("\r\x1b[K" + shown[:width])
+                self.out.flush()
+            elif text != last[0]:
+                self.line(f"    ... {label} [{elapsed:5.1f}s] {text}")
+            last[0] = text
+
+        try:
+            yield show
+        finally:
+            if self.tty:
+                self.out.write("\r\x1b[K")
+                self.out.flush()
+
+
+def render_timeline(results: Sequence[StepResult]) -> str:
+    """The closing table: step, digest, where, duration and outcome of every step."""
+    headers = ("step", "what", "digest", "where", "duration", "outcome")
+    rows = [
+        (
+            str(r.number),
+            r.title,
+            r.digest or "-",
+            r.where or "-",
+            f"{r.seconds:.1f}s",
+            ("ok: " if r.verified else "FAILED: ") + (r.outcome if r.verified else r.problem),
+        )
+        for r in results
+    ]
+    widths = [len(h) for h in headers]
+    for row in rows:
+        widths = [max(w, len(cell)) for w, cell in zip(widths, row, strict=True)]
+    # The outcome column may be long: it is last, so it is never padded.
+    widths[-1] = 0
+    lines = [
+        "  ".join(h.upper().ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip(),
+        "  ".join("-" * max(w, len(h)) for h, w in zip(headers, widths, strict=True)),
+    ]
+    lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) for row in rows]
+    return "\n".join(line.rstrip() for line in lines)
+
+
+def short(digest: str) -> str:
+    """``sha256:abcdef123456``: the first 12 hex digits, as people quote digests."""
+    _, _, text = digest.rpartition("@")
+    algorithm, colon, hex_part = text.partition(":")
+    return f"sha256:{hex_part[:12]}" if colon and algorithm == "sha256" else text
+
+
+# -- the three ways of looking at the stack -------------------------------------------------
+
+
+class KubernetesApi:
+    """Reads straight from the cluster's REST API (the emulator needs no credentials)."""
+
+    def __init__(self, url: str, namespace: str) -> None:
+        self.url = url.rstrip("/")
+        self.namespace = namespace
+
+    def get(self, path: str, query: Mapping[str, str] | None = None) -> Any:
+        """GET a path of the API as JSON; a failure is a ``StoryFailed`` naming the path."""
+        address = self.url + path + (f"?{urllib.parse.urlencode(query)}" if query else "")
+        try:
+            with urllib.request.urlopen(address, timeout=10) as answer:
+                raw = answer.read()
+        except urllib.error.HTTPError as exc:
+            raise StoryFailed(f"the Kubernetes API answered {exc.code} to GET {path}") from None
+        except OSError as exc:
+            raise StoryFailed(f"the Kubernetes API did not answer GET {path}: {exc}") from None
+        return json.loads(raw) if raw.startswith((b"{", b"[")) else raw.decode("utf-8", "replace")
+
+    def namespaced(self, group: str, resource: str, name: str = "") -> str:
+        """The path of a namespaced resource (``group`` "" is the core API)."""
+        prefix = "/api/v1" if not group else f"/apis/{group}"
+        return f"{prefix}/namespaces/{self.namespace}/{resource}" + (f"/{name}" if name else "")
+
+    def deployment(self, name: str) -> dict[str, Any]:
+        """One Deployment."""
+        found: dict[str, Any] = self.get(self.namespaced("apps/v1", "deployments", name))
+        return found
+
+    def items(self, group: str, resource: str, selector: str = "") -> list[dict[str, Any]]:
+        """Every object of a kind in the namespace, optionally by label selector."""
+        query = {"labelSelector": selector} if selector else None
+        listed = self.get(self.namespaced(group, resource), query)
+        return list(listed.get("items") or [])
+
+    def pod_log(self, pod: str) -> str:
+        """A pod's log."""
+        return str(self.get(self.namespaced("", "pods", pod) + "/log"))
+
+
+class DeploymentWatch:
+    """Every state a Deployment went through, from a Kubernetes watch in a thread.
+
+    A stalled rollout is rolled back within one poll of the flow, faster than a
+    reader polling from outside could be sure to see; a watch from the
+    resourceVersion before the change misses no state.
+    """
+
+    def __init__(self, api: KubernetesApi, name: str) -> None:
+        self._api = api
+        self._name = name
+        self.seen: list[dict[str, Any]] = []
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+
+    def start(self, timeout_seconds: int) -> DeploymentWatch:
+        """Watch from the Deployment's current resourceVersion for at most that long."""
+        current = self._api.deployment(self._name)
+        query = urllib.parse.urlencode(
+            {
+                "watch": "true",
+                "fieldSelector": f"metadata.name={self._name}",
+                "resourceVersion": current["metadata"]["resourceVersion"],
+                "timeoutSeconds": str(timeout_seconds),
+            }
+        )
+        address = f"{self._api.url}{self._api.namespaced('apps/v1', 'deployments')}?{query}"
+        answer = urllib.request.urlopen(address, timeout=timeout_seconds + 5)
+
+        def read() -> None:
+            with contextlib.suppress(OSError, ValueError), answer:
+                for raw in answer:
+                    event = json.loads(raw)
+                    if isinstance(event.get("object"), dict) and event.get("type") != "ERROR":
+                        with self._lock:
+                            self.seen.append(event["object"])
+
+        self._thread = threading.Thread(target=read, name=f"watch-{self._name}", daemon=True)
+        self._thread.start()
+        return self
+
+    def states(self) -> list[dict[str, Any]]:
+        """The Deployment as each watch event carried it, oldest first."""
+        with self._lock:
+            return list(self.seen)
+
+
+class Kubectl:
+    """The real ``kubectl`` against the emulator, with the stack's own kubeconfig."""
+
+    def __init__(self, state: StackState, work_dir: Path) -> None:
+        found = ROOT / ".venv" / "bin" / "kubectl"
+        binary = str(found) if found.exists() else shutil.which("kubectl")
+        if binary is None:
+            raise StoryFailed("kubectl is not installed: run `make venv` (it provides it)")
+        self.binary = binary
+        self.state = state
+        # A user's kubeconfig may name an EKS cluster with an exec credential plugin;
+        # the stack's own kubeconfig keeps kubectl away from it.
+        self.flags = [f"--server={state.cluster_url}", "-n", state.namespace]
+        if state.kubeconfig:
+            self.flags.insert(0, f"--kubeconfig={state.kubeconfig}")
+        self.flags.insert(0, f"--cache-dir={work_dir / 'kubectl-cache'}")
+
+    def shown(self, *args: str) -> str:
+        """The line a user would paste (the server and namespace, not our private flags)."""
+        return f"kubectl --server={self.state.cluster_url} -n {self.state.namespace} " + " ".join(
+            args
+        )
+
+    def run(self, *args: str) -> str:
+        """Run kubectl; its standard output, or ``StoryFailed`` with its error."""
+        try:
+            done = subprocess.run(
+                [self.binary, *self.flags, *args],
+                capture_output=True,
+                text=True,
+                timeout=60,
+                check=False,
+            )
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            raise StoryFailed(f"kubectl {' '.join(args)} did not run: {exc}") from None
+        if done.returncode != 0:
+            error = (done.stderr.strip().splitlines() or ["no message"])[-1]
+            raise StoryFailed(f"kubectl {' '.join(args)} exited {done.returncode}: {error}")
+        return done.stdout
+
+    def json(self, *args: str) -> dict[str, Any]:
+        """``kubectl get ... -o json`` parsed."""
+        parsed: dict[str, Any] = json.loads(self.run(*args, "-o", "json"))
+        return parsed
+
+
+class Cli:
+    """The ``bluegreen`` command line, run in this process against the stack's API."""
+
+    def __init__(self, state: StackState) -> None:
+        self.state = state
+
+    def run(self, *argv: str, err: TextIO | None = None) -> tuple[int, str, str]:
+        """Exit code, standard output and standard error of one command.
+
+        ``err``, when given, receives the standard error as it is written (the
+        progress lines of ``--wait``); the returned text is then empty.
+        """
+        from bluegreen_cli.main import main as bluegreen
+
+        out, errors = io.StringIO(), io.StringIO()
+        code = bluegreen(["--endpoint", self.state.api_url, *argv], out=out, err=err or errors)
+        if code == EXIT_INTERRUPTED:
+            # The command line turns Ctrl-C into its exit code; the story must stop.
+            raise Interrupted
+        return code, out.getvalue(), errors.getvalue()
+
+    def text(self, *argv: str) -> str:
+        """A command's table for people; ``StoryFailed`` unless it exits 0."""
+        code, out, err = self.run(*argv)
+        if code != 0:
+            raise StoryFailed(f"bluegreen {' '.join(argv)} exited {code}: {err.strip()}")
+        return out
+
+    def json(self, *argv: str) -> Any:
+        """A command's ``--json`` answer; ``StoryFailed`` unless it exits 0."""
+        code, out, err = self.run("--json", *argv)
+        if code != 0:
+            raise StoryFailed(f"bluegreen {' '.join(argv)} exited {code}: {err.strip()}")
+        try:
+            return json.loads(out)
+        except ValueError:
+            raise StoryFailed(f"bluegreen --json {' '.join(argv)} printed no JSON") from None
+
+
+class _LastLine(io.StringIO):
+    """Standard error of ``bluegreen ... --wait``: keeps all, tells its latest progress."""
+
+    def status(self) -> str:
+        """``RUNNING (running) green 216c0204fa1e -> d74e1c1a80c4`` from the latest line.
+
+        The command line writes ``[  1.2s] <deployment id>: <status>``; the id is
+        shown once, when the command ends.
+        """
+        lines = [line for line in self.getvalue().replace("\r", "\n").splitlines() if line]
+        if not lines:
+            return ""
+        _, _, after_time = lines[-1].partition("] ")
+        return after_time.partition(": ")[2] or after_time
+
+
+@contextlib.contextmanager
+def _cli_sees(state_file: Path) -> Iterator[None]:
+    """Point the command line at this stack's state file (``push`` needs it), then restore."""
+    saved = {name: os.environ.get(name) for name in ("BLUEGREEN_LOCAL_STATE", "BLUEGREEN_ENDPOINT")}
+    os.environ["BLUEGREEN_LOCAL_STATE"] = str(state_file)
+    os.environ.pop("BLUEGREEN_ENDPOINT", None)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+# -- the story ----------------------------------------------------------------------------
+
+
+def _require(condition: object, problem: str) -> None:
+    if not condition:
+        raise StoryFailed(problem)
+
+
+def _container_image(deployment: Mapping[str, Any], container: str) -> str:
+    containers = deployment.get("spec", {}).get("template", {}).get("spec", {}).get("containers")
+    for item in containers or []:
+        if item.get("name") == container:
+            return str(item.get("image", ""))
+    return ""
+
+
+def _progressing(deployment: Mapping[str, Any]) -> str:
+    for condition in deployment.get("status", {}).get("conditions") or []:
+        if condition.get("type") == "Progressing":
+            return str(condition.get("reason", ""))
+    return ""
+
+
+def rollout_problem(deployment: Mapping[str, Any]) -> str:
+    """Why a Deployment is not fully rolled out (``""`` when it is), as the controller says."""
+    spec, status = deployment.get("spec", {}), deployment.get("status", {})
+    want = int(spec.get("replicas", 1))
+    generation = int(deployment.get("metadata", {}).get("generation", 0))
+    if int(status.get("observedGeneration", 0)) < generation:
+        return "the controller has not observed its latest spec"
+    counts = {
+        "updated": int(status.get("updatedReplicas", 0)),
+        "available": int(status.get("availableReplicas", 0)),
+        "total": int(status.get("replicas", 0)),
+    }
+    if any(value != want for value in counts.values()):
+        shown = ", ".join(f"{k} {v}" for k, v in counts.items())
+        return f"{shown} of {want} ({_progressing(deployment) or 'no Progressing condition'})"
+    return ""
+
+
+@dataclass(frozen=True)
+class HookJob:
+    """A hook Job of one deployment, as the cluster shows it."""
+
+    name: str
+    run_id: str
+    hook: str
+    image: str
+    complete: bool
+    log: str
+
+
+class Story:
+    """The demo's steps over a running stack; ``run`` returns one result per step."""
+
+    TOTAL = 7
+
+    def __init__(self, stack: LocalStack, out: TextIO, *, first_step: int = 2) -> None:
+        if stack.state is None:
+            raise StackError("the local stack is not running")
+        from bluegreen.cluster import HOOK_LABEL, RUN_ANNOTATION
+        from bluegreen.config import Settings
+
+        self.state: StackState = stack.state
+        self.settings = Settings.from_env(self.state.environment)
+        self.hook_label = HOOK_LABEL
+        self.run_annotation = RUN_ANNOTATION
+        self.console = Console(out)
+        self.api = KubernetesApi(self.state.cluster_url, self.state.namespace)
+        self.cli = Cli(self.state)
+        self.work_dir = stack.options.state_dir
+        self.kubectl: Kubectl | None = None
+        # The slowest step waits out a 600 s progress deadline on the cluster's clock.
+        self.wait_limit = 60.0 + 1800.0 / stack.options.speed
+        self.first_step = first_step
+        self.results: list[StepResult] = []
+        self.current: tuple[int, str] | None = None
+        # What later steps build on, set by earlier ones.
+        self.healthy = ""
+        self.broken = ""
+
+    # running -------------------------------------------------------------------------------
+
+    def steps(self) -> list[tuple[str, Callable[[], StepResult]]]:
+        """The titles and bodies of steps 2 to 7 (step 1, starting the stack, is the caller's)."""
+        return [
+            ("the state before", self.state_before),
+            ("switch the canary to green", self.switch_to_green),
+            ("good push of dev", self.good_push),
+            ("broken push of dev", self.broken_push),
+            ("emergency fix of production", self.emergency_fix),
+            ("final view and history", self.final_view),
+        ]
+
+    def run(self) -> list[StepResult]:
+        """Run every step in order; the first one that fails ends the story."""
+        with _cli_sees(self.work_dir / STATE_FILE):
+            for offset, (title, body) in enumerate(self.steps()):
+                number = self.first_step + offset
+                self.current = (number, title)
+                self.console.heading(number, self.TOTAL, title)
+                started = time.monotonic()
+                try:
+                    result = body()
+                except (StoryFailed, StackError) as exc:
+                    problem = str(exc)
+                except KeyboardInterrupt:
+                    raise
+                except Exception as exc:  # a broken piece must end in one line, not a traceback
+                    problem = f"unexpected {type(exc).__name__}: {exc}"
+                else:
+                    problem = ""
+                if problem:
+                    self.console.failed(problem)
+                    self.results.append(
+                        StepResult(
+                            number, title, seconds=time.monotonic() - started, problem=problem
+                        )
+                    )
+                    break
+                result = replace(
+                    result, number=number, title=title, seconds=time.monotonic() - started
+                )
+                self.results.append(result)
+            self.current = None
+        return list(self.results)
+
+    # reading the stack ------------------------------------------------------------------------
+
+    def _kubectl(self) -> Kubectl:
+        if self.kubectl is None:
+            self.kubectl = Kubectl(self.state, self.work_dir)
+        return self.kubectl
+
+    def _deployment_name(self, colour: str) -> str:
+        return self.settings.deployment_name_pattern.format(colour=colour)
+
+    def _image(self, digest: str) -> str:
+        return f"{self.settings.image_repository}@{digest}"
+
+    def _roles_by_kubectl(self) -> tuple[dict[str, Any], dict[str, str]]:
+        """canaryEnv and each Service's ``app`` selector, read with kubectl."""
+        kubectl = self._kubectl()
+        configmap = kubectl.json("get", "configmap", self.settings.configmap_name)
+        raw = (configmap.get("data") or {}).get(self.settings.configmap_key)
+        if not isinstance(raw, str):
+            raise StoryFailed(f"the ConfigMap has no {self.settings.configmap_key!r} key")
+        try:
+            canary_env = json.loads(raw)
+        except ValueError:
+            raise StoryFailed(f"{self.settings.configmap_key} is not JSON: {raw!r}") from None
+        selectors = {}
+        for role, name in (
+            ("canary", self.settings.canary_service_name),
+            ("production", self.settings.production_service_name),
+        ):
+            service = kubectl.json("get", "service", name)
+            selectors[role] = str((service.get("spec", {}).get("selector") or {}).get("app", ""))
+        return canary_env, selectors
+
+    def _endpoint_pods(self, service: str) -> list[str]:
+        endpoints = self.api.get(self.api.namespaced("", "endpoints", service))
+        return sorted(
+            str((address.get("targetRef") or {}).get("name", address.get("ip", "")))
+            for subset in endpoints.get("subsets") or []
+            for address in subset.get("addresses") or []
+        )
+
+    def _check_roles(self, canary: str, production: str) -> dict[str, Any]:
+        canary_env, selectors = self._roles_by_kubectl()
+        _require(
+            canary_env.get("selector") == canary,
+            f"canaryEnv says the canary is {canary_env.get('selector')!r}, expected {canary!r}",
+        )
+        _require(
+            selectors == {"canary": canary, "production": production},
+            f"the Services select canary={selectors.get('canary')!r} "
+            f"production={selectors.get('production')!r}, expected {canary!r} / {production!r}",
+        )
+        self.console.checked(
+            f"kubectl: canaryEnv selector={canary}; {self.settings.canary_service_name} -> "
+            f"app={canary}, {self.settings.production_service_name} -> app={production}"
+        )
+        pods = self._endpoint_pods(self.settings.canary_service_name)
+        prefix = self._deployment_name(canary) + "-"
+        _require(
+            pods and all(pod.startswith(prefix) for pod in pods),
+            f"the {self.settings.canary_service_name} Endpoints list {pods or 'no pods'}, "
+            f"expected the {canary} pods",
+        )
+        self.console.checked(
+            f"Kubernetes API: {self.settings.canary_service_name}'s Endpoints are the {canary} "
+            f"pods ({len(pods)})"
+        )
+        return canary_env
+
+    def _services(self) -> dict[str, Any]:
+        body = self.cli.json("status")
+        _require(isinstance(body, dict), "bluegreen status answered no object")
+        services: dict[str, Any] = body
+        return services
+
+    def _hook_jobs(self, deployment_id: str) -> list[HookJob]:
+        jobs = []
+        for job in self.api.items("batch/v1", "jobs"):
+            metadata = job.get("metadata", {})
+            run_id = str((metadata.get("annotations") or {}).get(self.run_annotation, ""))
+            if run_id != deployment_id and not run_id.startswith(deployment_id + "-"):
+                continue
+            name = str(metadata.get("name"))
+            conditions = {
+                c.get("type")
+                for c in job.get("status", {}).get("conditions") or []
+                if c.get("status") == "True"
+            }
+            pods = self.api.items("", "pods", f"job-name={name}")
+            log = self.api.pod_log(pods[-1]["metadata"]["name"]) if pods else ""
+            containers = job["spec"]["template"]["spec"].get("containers") or [{}]
+            jobs.append(
+                HookJob(
+                    name=name,
+                    run_id=run_id,
+                    hook=str((metadata.get("labels") or {}).get(self.hook_label, "")),
+                    image=str(containers[0].get("image", "")),
+                    complete="Complete" in conditions,
+                    log=log,
+                )
+            )
+        return sorted(jobs, key=lambda j: j.run_id)
+
+    def _check_hook(self, job: HookJob, digest: str, colour: str) -> None:
+        _require(job.hook == HOOK_NAME, f"Job {job.name} runs hook {job.hook!r}, not {HOOK_NAME}")
+        _require(job.complete, f"the {HOOK_NAME} Job {job.name} did not complete")
+        _require(
+            job.image == self._image(digest),
+            f"the {HOOK_NAME} Job ran {short(job.image)}, expected {short(digest)}",
+        )
+        _require(
+            CACHE_FLUSHED in job.log,
+            f"the {HOOK_NAME} Job's log says {job.log.strip()!r}, not {CACHE_FLUSHED!r}",
+        )
+        self.console.checked(
+            f"Job {job.name} ({colour}, {short(digest)}) completed: {CACHE_FLUSHED!r}"
+        )
+
+    def _check_runs(self, colour: str, digest: str) -> dict[str, Any]:
+        deployment = self.api.deployment(self._deployment_name(colour))
+        image = _container_image(deployment, self.settings.container_name)
+        _require(
+            image == self._image(digest),
+            f"{self._deployment_name(colour)} runs {short(image) or 'nothing'}, "
+            f"expected {short(digest)}",
+        )
+        problem = rollout_problem(deployment)
+        _require(not problem, f"{self._deployment_name(colour)} is not rolled out: {problem}")
+        self.console.checked(
+            f"Kubernetes API: {self._deployment_name(colour)} runs {short(digest)}, "
+            f"rolled out ({deployment['status'].get('availableReplicas')} available, "
+            f"revision {deployment['metadata'].get('annotations', {}).get(REVISION, '?')})"
+        )
+        return deployment
+
+    def _verdicts(self) -> dict[str, str]:
+        page = self.cli.json("history", "--limit", "50")
+        return {str(i.get("digest")): str(i.get("verdict")) for i in page.get("images") or []}
+
+    def _waiting(self, argv: Sequence[str], colour: str, expect: int) -> dict[str, Any]:
+        """Run ``bluegreen <argv> --wait`` as a user would; its final ``--json`` answer.
+
+        The command line follows the deployment itself. It runs in a worker
+        thread so that this one can show its progress next to the cluster's
+        side, and give up after ``wait_limit`` rather than the command line's
+        half hour. ``expect`` is its exit code: 1 when the deployment must fail.
+        """
+        shown = "bluegreen " + " ".join(argv) + " --wait"
+        self.console.command(shown)
+        progress = _LastLine()
+        finished: dict[str, Any] = {}
+
+        def follow() -> None:
+            try:
+                argv_waiting = ("--json", *argv, "--wait", "--interval", "0.2")
+                finished["answer"] = self.cli.run(*argv_waiting, err=progress)
+            except BaseException as exc:  # handed to the main thread, which reports it
+                finished["error"] = exc
+
+        worker = threading.Thread(target=follow, name="bluegreen-wait", daemon=True)
+        worker.start()
+        name = self._deployment_name(colour)
+        deadline = time.monotonic() + self.wait_limit
+        with self.console.progress(f"deploying to {colour}") as show:
+            while worker.is_alive():
+                deployment = self.api.deployment(name)
+                counts = deployment.get("status", {})
+                running = short(_container_image(deployment, self.settings.container_name))
+                show(
+                    f"{progress.status() or 'starting'} | {name} {running}: "
+                    f"{counts.get('updatedReplicas', 0)} updated, "
+                    f"{counts.get('readyReplicas', 0)}/"
+                    f"{deployment.get('spec', {}).get('replicas', '?')} ready, "
+                    f"{_progressing(deployment) or '-'}"
+                )
+                if time.monotonic() > deadline:
+                    raise StoryFailed(
+                        f"`{shown}` still waiting after {self.wait_limit:.0f}s: "
+                        f"{progress.status() or 'no progress reported'}"
+                    )
+                worker.join(0.2)
+        error = finished.get("error")
+        if isinstance(error, Interrupted):
+            raise error
+        if error is not None:
+            raise StoryFailed(f"`{shown}` raised {type(error).__name__}: {error}")
+        code, out, _ = finished["answer"]
+        try:
+            body = json.loads(out)
+        except ValueError:
+            body = None
+        if code != expect or not isinstance(body, dict):
+            said = (progress.getvalue().strip().splitlines() or ["nothing on standard error"])[-1]
+            raise StoryFailed(f"`{shown}` exited {code} (expected {expect}): {said}")
+        execution, record = body.get("execution") or {}, body.get("record") or {}
+        _require(record, f"`{shown}` followed no deployment: {out.strip()[:300]}")
+        self.console.output(
+            f"deployment {body.get('id')}\n"
+            f"{record.get('colour')} ({record.get('service')}) "
+            f"{short(str(record.get('fromDigest') or '-'))} -> "
+            f"{short(str(record.get('toDigest') or '-'))}: execution {execution.get('status')}, "
+            f"outcome {record.get('outcome')}",
+        )
+        return dict(body)
+
+    # the steps --------------------------------------------------------------------------------
+
+    def state_before(self) -> StepResult:
+        """The ConfigMap as the original stored it, blue canary, green production."""
+        kubectl = self._kubectl()
+        args = ("get", "configmap", self.settings.configmap_name, "-o", "yaml")
+        shown = kubectl.run(*args)
+        self.console.command(kubectl.shown(*args), shown)
+        document = yaml.safe_load(shown) or {}
+        raw = (document.get("data") or {}).get(self.settings.configmap_key, "")
+        try:
+            canary_env = json.loads(raw)
+        except ValueError:
+            raise StoryFailed(f"canaryEnv is not JSON: {raw!r}") from None
+        _require(
+            set(canary_env) == {"selector", "image"},
+            f"canaryEnv has keys {sorted(canary_env)}, expected selector and image",
+        )
+        image = str(canary_env["image"])
+        _require(
+            image.startswith(self.settings.image_repository + "@sha256:") and len(image) > 70,
+            f"canaryEnv's image {image!r} is not pinned to a digest of "
+            f"{self.settings.image_repository}",
+        )
+        self.console.checked(f"canaryEnv = {raw}")
+        self.console.command("bluegreen status", self.cli.text("status"))
+        services = self._services()
+        _require(
+            (services.get("canary"), services.get("production")) == ("blue", "green"),
+            f"the API says canary={services.get('canary')} production="
+            f"{services.get('production')}, expected blue / green",
+        )
+        _require(services.get("inAgreement") is True, "the ConfigMap and Services disagree")
+        self._check_roles("blue", "green")
+        blue = str(services["colours"]["blue"]["digest"])
+        _require(
+            image == self._image(blue),
+            f"canaryEnv's image is {short(image)} but blue runs {short(blue)}",
+        )
+        self.console.checked(f"blue is the canary running {short(blue)}; green is production")
+        return StepResult(
+            0,
+            "",
+            digest=short(blue),
+            where="blue=canary",
+            outcome="blue canary, green production, ConfigMap as the original",
+            verified=True,
+            facts={"canaryEnv": raw},
+        )
+
+    def switch_to_green(self) -> StepResult:
+        """``POST /services {"selector": "green"}``; ConfigMap and both Services follow."""
+        self.console.note('POST /services {"selector": "green"}, through the command line:')
+        self.console.command("bluegreen switch green", self.cli.text("switch", "green"))
+        canary_env = self._check_roles("green", "blue")
+        services = self._services()
+        _require(
+            (services.get("canary"), services.get("production"), services.get("inAgreement"))
+            == ("green", "blue", True),
+            f"the API says canary={services.get('canary')} production={services.get('production')}",
+        )
+        self.console.checked("GET /services agrees: canary green, production blue")
+        green = str(services["colours"]["green"]["digest"])
+        return StepResult(
+            0,
+            "",
+            digest=short(green),
+            where="green=canary",
+            outcome="green canary, blue production (ConfigMap, Services, API)",
+            verified=True,
+            facts={"canaryEnv": json.dumps(canary_env)},
+        )
+
+    def good_push(self) -> StepResult:
+        """A good push auto-deploys to the canary, flushes the cache and is marked healthy."""
+        body = self._waiting(("push", "dev"), "green", expect=0)
+        record, execution = body.get("record") or {}, body.get("execution") or {}
+        digest, deployment_id = str(record.get("toDigest")), str(body.get("id"))
+        _require(
+            execution.get("status") == "SUCCEEDED" and record.get("outcome") == "succeeded",
+            f"the deployment ended {execution.get('status')} / {record.get('outcome')}: "
+            f"{execution.get('error')} {execution.get('cause')}",
+        )
+        _require(
+            (record.get("colour"), record.get("service"), record.get("trigger"))
+            == ("green", "canary", "ecr-push"),
+            f"the deployment went to {record.get('colour')} ({record.get('service')}), "
+            f"triggered by {record.get('trigger')}; expected green (canary) by ecr-push",
+        )
+        self.console.checked(
+            f"deployment {deployment_id}: execution SUCCEEDED, outcome succeeded "
+            "(green, canary, triggered by ecr-push)"
+        )
+        self._check_runs("green", digest)
+        jobs = self._hook_jobs(deployment_id)
+        _require(len(jobs) == 1, f"expected one hook Job for the deployment, found {len(jobs)}")
+        self._check_hook(jobs[0], digest, "green")
+        verdict = self._verdicts().get(digest)
+        _require(verdict == "healthy", f"the ledger's verdict on {short(digest)} is {verdict}")
+        self.console.checked(f"ledger: {short(digest)} is healthy")
+        canary_env, _ = self._roles_by_kubectl()
+        _require(
+            canary_env.get("image") == self._image(digest),
+            f"canaryEnv's image is {short(str(canary_env.get('image')))}, expected {short(digest)}",
+        )
+        self.console.checked(f"canaryEnv now says green runs {short(digest)}")
+        self.healthy = digest
+        return StepResult(
+            0,
+            "",
+            digest=short(digest),
+            where="green (canary)",
+            outcome="succeeded: rolled out, cache flushed, healthy",
+            verified=True,
+            facts={"digest": digest, "deploymentId": deployment_id, "hookJob": jobs[0].name},
+        )
+
+    def broken_push(self) -> StepResult:
+        """A broken push stalls, is rolled back to the healthy digest and marked failed."""
+        _require(self.healthy, "no healthy digest from the good push to roll back to")
+        name = self._deployment_name("green")
+        watch = DeploymentWatch(self.api, name).start(int(self.wait_limit) + 5)
+        self.console.note("an image that never becomes ready in the cluster, pushed as dev:")
+        # The command line exits 1: the deployment failed, even though it was rolled back.
+        body = self._waiting(("push", "dev", "--broken"), "green", expect=1)
+        record, execution = body.get("record") or {}, body.get("execution") or {}
+        digest, deployment_id = str(record.get("toDigest")), str(body.get("id"))
+        self.broken = digest
+        stalled = [
+            state
+            for state in watch.states()
+            if _progressing(state) == "ProgressDeadlineExceeded"
+            and _container_image(state, self.settings.container_name) == self._image(digest)
+        ]
+        _require(
+            stalled,
+            f"the watch on {name} never saw ProgressDeadlineExceeded for {short(digest)} "
+            f"(reasons seen: {sorted({_progressing(s) for s in watch.states()})})",
+        )
+        self.console.checked(
+            f"Kubernetes watch: {name} rolling out {short(digest)} stalled "
+            "(Progressing=False, ProgressDeadlineExceeded)"
+        )
+        _require(
+            record.get("outcome") == "rolled_back" and record.get("rolledBackTo") == self.healthy,
+            f"the deployment's outcome is {record.get('outcome')} (rolled back to "
+            f"{record.get('rolledBackTo')}), expected rolled_back to {short(self.healthy)}",
+        )
+        self.console.checked(
+            f"deployment {deployment_id}: outcome rolled_back to {short(self.healthy)}"
+        )
+        error, cause = str(execution.get("error") or ""), str(execution.get("cause") or "")
+        _require(
+            execution.get("status") == "FAILED" and error == "RolloutFailed",
+            f"the execution ended {execution.get('status')} with Error {error!r}, "
+            "expected FAILED with RolloutFailed",
+        )
+        _require(
+            "progress deadline" in cause and short(self.healthy)[7:] in cause,
+            f"the execution's Cause does not explain the stall and the rollback: {cause!r}",
+        )
+        self.console.checked(f"execution FAILED, Error {error}, Cause: {cause}")
+        self._check_runs("green", self.healthy)
+        jobs = self._hook_jobs(deployment_id)
+        _require(
+            len(jobs) == 1,
+            f"expected one hook Job (the rollback's), found {[j.name for j in jobs]}",
+        )
+        self._check_hook(jobs[0], self.healthy, "green")
+        verdicts = self._verdicts()
+        _require(
+            verdicts.get(digest) == "failed",
+            f"the ledger's verdict on {short(digest)} is {verdicts.get(digest)}, expected failed",
+        )
+        _require(
+            verdicts.get(self.healthy) == "healthy",
+            f"the healthy digest is now {verdicts.get(self.healthy)} in the ledger",
+        )
+        self.console.checked(f"ledger: {short(digest)} failed, {short(self.healthy)} still healthy")
+        return StepResult(
+            0,
+            "",
+            digest=short(digest),
+            where="green (canary)",
+            outcome=f"stalled, rolled back to {short(self.healthy)}, cache flushed, failed",
+            verified=True,
+            facts={
+                "digest": digest,
+                "deploymentId": deployment_id,
+                "rolledBackTo": self.healthy,
+                "hookJob": jobs[0].name,
+                "error": error,
+            },
+        )
+
+    def emergency_fix(self) -> StepResult:
+        """``imageTag`` with ``service: production``: production's colour runs it."""
+        _require(self.healthy, "no healthy digest to put on production")
+        services = self._services()
+        production = str(services.get("production"))
+        _require(production == "blue", f"production is {production}, expected blue")
+        self.console.note(
+            f'POST /services {{"imageTag": "{self.healthy[7:]}", "service": "production"}}:'
+        )
+        argv = ("deploy", self.healthy, "--service", "production")
+        body = self._waiting(argv, production, expect=0)
+        deployment_id = str(body.get("id"))
+        record, execution = body.get("record") or {}, body.get("execution") or {}
+        _require(
+            execution.get("status") == "SUCCEEDED" and record.get("outcome") == "succeeded",
+            f"the deployment ended {execution.get('status')} / {record.get('outcome')}: "
+            f"{execution.get('error')} {execution.get('cause')}",
+        )
+        _require(
+            (record.get("colour"), record.get("service"), record.get("trigger"))
+            == (production, "production", "api"),
+            f"the deployment went to {record.get('colour')} ({record.get('service')}) "
+            f"by {record.get('trigger')}, expected {production} (production) by api",
+        )
+        self.console.checked(
+            f"deployment {deployment_id}: SUCCEEDED on {production} (production), "
+            f"by {record.get('actor')}"
+        )
+        self._check_runs(production, self.healthy)
+        jobs = self._hook_jobs(deployment_id)
+        _require(len(jobs) == 1, f"expected one hook Job, found {len(jobs)}")
+        self._check_hook(jobs[0], self.healthy, production)
+        canary_env = self._check_roles("green", "blue")
+        _require(
+            canary_env.get("image") == self._image(self.healthy),
+            f"canaryEnv's image changed to {short(str(canary_env.get('image')))}",
+        )
+        self.console.checked("the roles did not move: green canary, blue production")
+        return StepResult(
+            0,
+            "",
+            digest=short(self.healthy),
+            where=f"{production} (production)",
+            outcome="succeeded: production runs the healthy digest",
+            verified=True,
+            facts={"digest": self.healthy, "deploymentId": deployment_id},
+        )
+
+    def final_view(self) -> StepResult:
+        """The ``kubectl get`` view and the ledger's history of images and deployments."""
+        kubectl = self._kubectl()
+        args = ("get", "deploy,svc,cm,pods,rs")
+        view = kubectl.run(*args)
+        self.console.command(kubectl.shown(*args), view)
+        expected = [
+            f"deployment.apps/{self._deployment_name('blue')}",
+            f"deployment.apps/{self._deployment_name('green')}",
+            f"service/{self.settings.canary_service_name}",
+            f"service/{self.settings.production_service_name}",
+            f"configmap/{self.settings.configmap_name}",
+        ]
+        missing = [name for name in expected if name not in view]
+        _require(not missing, f"kubectl get does not list {missing}")
+        self.console.checked("kubectl lists both Deployments, both Services and the ConfigMap")
+        self.console.command("bluegreen history", self.cli.text("history"))
+        self.console.command("bluegreen deployments", self.cli.text("deployments"))
+        verdicts = self._verdicts()
+        _require(
+            (verdicts.get(self.healthy), verdicts.get(self.broken)) == ("healthy", "failed"),
+            f"the history shows {short(self.healthy)} {verdicts.get(self.healthy)} and "
+            f"{short(self.broken)} {verdicts.get(self.broken)}",
+        )
+        listed = self.cli.json("deployments", "--limit", "50").get("deployments") or []
+        story = [
+            (str(d.get("action")), str(d.get("service")), str(d.get("outcome")))
+            for d in reversed(listed)
+        ]
+        wanted = [
+            ("switch", "canary", "succeeded"),
+            ("deploy", "canary", "succeeded"),
+            ("deploy", "canary", "rolled_back"),
+            ("deploy", "production", "succeeded"),
+        ]
+        _require(
+            story[-len(wanted) :] == wanted,
+            f"the ledger's deployments, oldest first, are {story}, expected {wanted}",
+        )
+        self.console.checked(
+            "ledger: switch succeeded, deploy succeeded, deploy rolled_back, "
+            "production deploy succeeded"
+        )
+        return StepResult(
+            0,
+            "",
+            where="wp-platform",
+            outcome=f"{len(listed)} deployments, {len(verdicts)} images in the ledger",
+            verified=True,
+        )
+
+
+def run_story(stack: LocalStack, out: TextIO) -> list[StepResult]:
+    """Steps 2 to 7 of the demo against a running stack; the first failure ends them."""
+    return Story(stack, out).run()
+
+
+# -- the command line -----------------------------------------------------------------------
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m local.demo",
+        description=(
+            "Replay the original system's story on the local stack (moto, the cluster "
+            "emulator, the API), checking every step: the state before, a canary switch, a "
+            "good push auto-deployed, a broken push rolled back, an emergency production fix, "
+            "and the ledger's history. Exits 0 only if every step was verified."
+        ),
+    )
+    parser.add_argument(
+        "--speed",
+        type=float,
+        default=DEFAULT_SPEED,
+        help=f"how much faster than real time the cluster's clock runs (default {DEFAULT_SPEED:g})",
+    )
+    parser.add_argument(
+        "--keep-running",
+        action="store_true",
+        help="leave the stack up at the end for exploring, until Ctrl-C",
+    )
+    return parser
+
+
+def _on_sigterm(_signum: int, _frame: object) -> None:
+    raise Interrupted
+
+
+def _explore(stack: LocalStack, console: Console) -> None:
+    """Print where the stack runs and how to talk to it, then wait for Ctrl-C."""
+    state = stack.state
+    assert state is not None
+    state_file = stack.options.state_dir / STATE_FILE
+    console.line()
+    console.line(console.paint("The stack keeps running for exploring (Ctrl-C stops it):", "1"))
+    for line in (
+        f"  API (services_api)  {state.api_url}    e.g. curl {state.api_url}/services",
+        f"  moto (AWS)          {state.moto_url}",
+        f"  cluster emulator    {state.cluster_url}",
+        "",
+        f"  .venv/bin/kubectl --server={state.cluster_url} -n {state.namespace} "
+        "get deploy,svc,cm,pods,rs",
+        f"  export BLUEGREEN_LOCAL_STATE={state_file}   # then: .venv/bin/bluegreen status, "
+        "make push TAG=dev",
+        f"  export AWS_ENDPOINT_URL={state.moto_url} AWS_REGION={state.region} "
+        "AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing",
+    ):
+        console.line(line)
+    while True:
+        time.sleep(0.5)
+
+
+def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
+    """Start the stack, run the story, print the timeline; 0 only if every step was verified."""
+    args = _parser().parse_args(argv)
+    if args.speed <= 0:
+        _parser().error("--speed must be positive")
+    out = out or sys.stdout
+    console = Console(out)
+    # moto's interpreter logs the broken push's expected task failure as an error, which
+    # the story reports itself; a handler of moto's own keeps such records away from
+    # logging's last-resort stderr handler, whatever levels the stack sets.
+    moto_log = logging.getLogger("moto")
+    moto_log.addHandler(logging.NullHandler())
+    moto_log.propagate = False
+    # The handlers publish no metrics locally; Powertools warns about that on every call.
+    warnings.filterwarnings("ignore", message="No application metrics to publish")
+    with contextlib.suppress(ValueError):  # not the main thread: no handler there
+        signal.signal(signal.SIGTERM, _on_sigterm)
+        # Started in the background by a shell, SIGINT arrives ignored; Ctrl-C must still stop.
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+    console.line(
+        console.paint("eks-bluegreen demo", "1")
+        + ": the original system's story on the local stack, every step checked"
+    )
+    results: list[StepResult] = []
+    story: Story | None = None
+    stack: LocalStack | None = None
+    exploring = False
+    began = time.monotonic()
+    work_dir = Path(tempfile.mkdtemp(prefix="bluegreen-demo-"))
+    try:
+        console.heading(1, Story.TOTAL, "start the local stack")
+        other = running_stack()
+        if other is not None:
+            console.note(
+                f"a `make local` stack is running (pid {other.pid}, API {other.api_url}); "
+                "this demo uses its own free ports and state and leaves it alone"
+            )
+        started = time.monotonic()
+        try:
+            stack = LocalStack(StackOptions.ephemeral(work_dir, speed=args.speed)).start()
+        except (StackError, OSError) as exc:
+            results.append(
+                StepResult(
+                    1,
+                    "start the local stack",
+                    seconds=time.monotonic() - started,
+                    problem=f"the stack did not start: {exc}",
+                )
+            )
+        else:
+            assert stack.state is not None
+            console.checked(
+                f"moto {stack.state.moto_url}, cluster emulator {stack.state.cluster_url}, "
+                f"API {stack.state.api_url}; cluster clock x{args.speed:g}"
+            )
+            results.append(
+                StepResult(
+                    1,
+                    "start the local stack",
+                    where="127.0.0.1 (free ports)",
+                    seconds=time.monotonic() - started,
+                    outcome=f"moto, cluster emulator and API up, clock x{args.speed:g}",
+                    verified=True,
+                )
+            )
+            story = Story(stack, out)
+            results += story.run()
+        _report(console, results, time.monotonic() - began, args.speed)
+        if args.keep_running and stack is not None:
+            exploring = True
+            _explore(stack, console)
+    except KeyboardInterrupt:
+        console.line()
+        if not exploring:
+            where = story.current if story is not None and story.current else (1, "start")
+            _stop(console, stack, work_dir)
+            sys.stderr.write(f"demo: interrupted at step {where[0]} ({where[1]})\n")
+            return EXIT_INTERRUPTED
+    _stop(console, stack, work_dir)
+    if _passed(results):
+        return 0
+    failed = next((r for r in results if not r.verified), None)
+    if failed is None:  # a step never ran: the story ended early
+        sys.stderr.write("demo: FAILED: the story ended before every step ran\n")
+    else:
+        sys.stderr.write(
+            f"demo: FAILED at step {failed.number} ({failed.title}): {failed.problem}\n"
+        )
+    return EXIT_FAILED
+
+
+def _passed(results: Sequence[StepResult]) -> bool:
+    return len(results) == Story.TOTAL and all(r.verified for r in results)
+
+
+def _report(console: Console, results: Sequence[StepResult], seconds: float, speed: float) -> None:
+    console.line()
+    console.line(console.paint("Timeline", "1"))
+    for row in render_timeline(results).splitlines():
+        if "FAILED: " in row:
+            row = console.paint(row, "31")
+        console.line("  " + row)
+    console.line()
+    verified = sum(r.verified for r in results)
+    if _passed(results):
+        console.line(
+            console.paint(f"demo passed: {verified}/{Story.TOTAL} steps verified", "32;1")
+            + f" in {seconds:.1f}s (cluster clock x{speed:g}: {seconds * speed / 60:.0f} "
+            "cluster minutes)"
+        )
+    else:
+        ran = len(results)
+        not_run = f" (steps {ran + 1} to {Story.TOTAL} did not run)" if ran < Story.TOTAL else ""
+        console.line(
+            console.paint(f"demo failed: {verified}/{Story.TOTAL} steps verified", "31;1") + not_run
+        )
+
+
+def _stop(console: Console, stack: LocalStack | None, work_dir: Path) -> None:
+    """Stop the stack (twice is harmless) and remove its temporary state."""
+    if stack is not None:
+        console.line("stopping the local stack...")
+        # A second Ctrl-C while stopping must not leave the servers running.
+        with contextlib.suppress(KeyboardInterrupt):
+            stack.stop()
+    shutil.rmtree(work_dir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
