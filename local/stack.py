@@ -339,11 +339,13 @@ class LocalStack:
         from moto.server import ThreadedMotoServer
 
         # werkzeug logs every request moto serves; the API's access log is the useful one.
-        # moto's interpreter dumps every expected task failure (a rollback is one).
-        for name in ("werkzeug", "moto.stepfunctions.parser"):
+        # moto's interpreter logs every expected task failure (a rollback is one) at ERROR
+        # with a long dump; the flow's own Error/Cause says it better.
+        quieter = {"werkzeug": logging.ERROR, "moto.stepfunctions.parser": logging.CRITICAL}
+        for name, level in quieter.items():
             quiet = logging.getLogger(name)
             self._exits.callback(quiet.setLevel, quiet.level)
-            quiet.setLevel(logging.ERROR)
+            quiet.setLevel(level)
 
         server = ThreadedMotoServer(
             ip_address=self.options.host, port=self.options.moto_port, verbose=False

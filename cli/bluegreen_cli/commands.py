@@ -261,7 +261,12 @@ def render_deployment(body: Any) -> str:
         items.append(("record", "not written yet (the flow has not reached it)"))
     if isinstance(body, dict) and body.get("consoleUrl"):
         items.append(("console", body["consoleUrl"]))
-    return pairs(items)
+    text = pairs(items)
+    for hook, log in _mapping(record.get("hookLogs")).items():
+        text += f"\n\nhook {hook} (log tail):\n" + "\n".join(
+            f"  {line}" for line in str(log).splitlines()
+        )
+    return text
 
 
 def _mapping(value: Any) -> dict[str, Any]:

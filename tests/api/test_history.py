@@ -112,6 +112,9 @@ def test_deployment_with_record_and_live_execution(
     # GIVEN a deployment the API started, whose record the flow has written
     started = call(event("deploy_hex_digest")).body
     _record(ledger, stack, started["deploymentId"], started["executionArn"])
+    ledger.update_deployment(
+        started["deploymentId"], hook_logs={"cache-flush": "Error: YIKES! ... as root"}
+    )
     ledger.finish_deployment(started["deploymentId"], Outcome.ROLLED_BACK, "hook failed")
     # WHEN it is read
     answer = call(
@@ -125,6 +128,7 @@ def test_deployment_with_record_and_live_execution(
     assert answer.status == 200
     assert answer.body["record"]["outcome"] == "rolled_back"
     assert answer.body["record"]["reason"] == "hook failed"
+    assert answer.body["record"]["hookLogs"] == {"cache-flush": "Error: YIKES! ... as root"}
     assert answer.body["execution"]["status"] == "RUNNING"
     assert answer.body["executionArn"] == started["executionArn"]
 

@@ -56,6 +56,7 @@ def deployment_body(deployment: Deployment) -> DeploymentBody:
         reason=deployment.reason,
         rolled_back_to=str(deployment.rolled_back_to) if deployment.rolled_back_to else None,
         execution_arn=deployment.execution_arn,
+        hook_logs=dict(deployment.hook_logs),
     )
 
 

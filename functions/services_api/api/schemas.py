@@ -179,6 +179,7 @@ class DeploymentBody(_Body):
     reason: str = ""
     rolled_back_to: str | None = None
     execution_arn: str = ""
+    hook_logs: dict[str, str] = {}
 
 
 class DeploymentPageBody(_Body):

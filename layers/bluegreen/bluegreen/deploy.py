@@ -687,6 +687,8 @@ def conclude_rollback(event: Json, ports: DeployPorts) -> Json:
         ledger.set_verdict(failed, Verdict.FAILED, f"{error_name}: {error_text}")
     now = describe_colour(cluster, colour)
     what = f"rolled back by request ({error_text})" if manual else f"{error_name}: {error_text}"
+    # Kubernetes messages end with a full stop of their own.
+    what = what.rstrip(".")
     cause = (
         f"{what}. {colour} ({deployment['service']}) was rolled back to {target.short}; "
         f"hooks re-run: {hooks_said}. Cluster now: {now}."
