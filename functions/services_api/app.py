@@ -227,4 +227,29 @@ def unexpected(exc: Exception) -> Response[dict[str, str]]:
 @tracer.capture_lambda_handler
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     """API Gateway REST proxy entry point."""
-    return app.resolve(event, context)
+    return app.resolve(_as_json_request(event), context)
+
+
+_FORM = "application/x-www-form-urlencoded"
+
+
+def _as_json_request(event: dict[str, Any]) -> dict[str, Any]:
+    """Read a body sent as a form (``curl -d`` without a Content-Type) as the JSON it is.
+
+    Every body this API takes is JSON; the original system was driven with plain
+    ``curl -d '{"selector": "green"}'``, which labels the body as a form.
+    """
+    if not event.get("body") or not isinstance(event.get("headers"), dict):
+        return event
+    headers = {k: v for k, v in event["headers"].items() if k.lower() != "content-type"}
+    content_type = next(
+        (str(v) for k, v in event["headers"].items() if k.lower() == "content-type"), ""
+    )
+    if content_type and not content_type.lower().startswith(_FORM):
+        return event
+    headers["Content-Type"] = content_types.APPLICATION_JSON
+    fixed = dict(event, headers=headers)
+    if isinstance(event.get("multiValueHeaders"), dict):
+        multi = {k: v for k, v in event["multiValueHeaders"].items() if k.lower() != "content-type"}
+        fixed["multiValueHeaders"] = dict(multi, **{"Content-Type": [headers["Content-Type"]]})
+    return fixed

@@ -76,6 +76,24 @@ def test_switch_makes_green_the_canary_and_records_who(
     assert record.colour is Colour.GREEN
 
 
+@pytest.mark.parametrize("content_type", [None, "application/x-www-form-urlencoded"])
+def test_switch_sent_as_curl_sends_it_by_default_is_read_as_json(
+    stack: Stack, emu: ClusterEmulator, content_type: str | None
+) -> None:
+    # GIVEN the body of `curl -d '{"selector": "green"}'` (labelled a form, or not at all)
+    sent = event("switch_to_green")
+    headers = {k: v for k, v in sent["headers"].items() if k.lower() != "content-type"}
+    multi = {k: v for k, v in sent["multiValueHeaders"].items() if k.lower() != "content-type"}
+    if content_type:
+        headers["content-type"] = content_type
+        multi["content-type"] = [content_type]
+    # WHEN it arrives
+    answer = call(dict(sent, headers=headers, multiValueHeaders=multi))
+    # THEN it is read as the JSON it is and green becomes the canary
+    assert answer.status == 200, answer.body
+    assert roles(emu) == ("green", "green", "blue")
+
+
 def test_switch_the_ledger_cannot_record_still_answers_what_happened(
     stack: Stack, ledger: Any, emu: ClusterEmulator, monkeypatch: pytest.MonkeyPatch
 ) -> None:
