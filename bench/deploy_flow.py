@@ -27,7 +27,7 @@ def _digest(n: int) -> str:
 
 def main() -> None:
     """Deploy ``RUNS`` fresh digests (after one warm-up) and print the figures."""
-    import boto3  # type: ignore[import-untyped]
+    import boto3
     from moto import mock_aws
 
     from local.aws import create_tables

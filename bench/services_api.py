@@ -108,7 +108,7 @@ def main() -> None:
         ledger.record_push(Digest(KNOWN), "release-1.4", datetime(2026, 11, 26, tzinfo=UTC), "b2")
 
         def call(event: dict[str, Any]) -> dict[str, Any]:
-            answer: dict[str, Any] = app.lambda_handler(event, _Context())  # type: ignore[arg-type]
+            answer: dict[str, Any] = app.lambda_handler(event, _Context())
             return answer
 
         def counted(event: dict[str, Any]) -> tuple[int, int]:

@@ -19,7 +19,16 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    # Only for annotations: moto's interpreter is imported when a patch is applied.
+    from moto.stepfunctions.parser.asl.component.eval_component import EvalComponent
+    from moto.stepfunctions.parser.asl.component.state.wait.wait_function.wait_function import (
+        WaitFunction,
+    )
+    from moto.stepfunctions.parser.asl.eval.environment import Environment
+    from moto.stepfunctions.parser.backend.execution_worker import ExecutionWorker
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFINITION = ROOT / "statemachine" / "deploy.asl.json"
@@ -225,17 +234,22 @@ def shortened_waits(factor: float) -> Iterator[None]:
     from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
     from moto.stepfunctions.parser.asl.component.state.wait.wait_function import wait_function
 
-    def scaled_wait(self: Any, env: Any, wait_seconds: int) -> None:
+    def scaled_wait(self: WaitFunction, env: Environment, wait_seconds: int) -> None:
         seconds = max(wait_seconds, 0) * (_scales[-1] if _scales else 1.0)
         if seconds > 0:
             env.program_state_event.wait(seconds)
 
+    # The retrier sleeps through its module-global ``time``, which moto does not export:
+    # it is read and replaced through the module's namespace.
+    retrier_globals = vars(retrier_decl)
     with _scale_lock:
         if not _scales:
             _originals["wait"] = wait_function.WaitFunction._wait_interval
-            _originals["time"] = retrier_decl.time
-            wait_function.WaitFunction._wait_interval = scaled_wait
-            retrier_decl.time = _ScaledTime()
+            _originals["time"] = retrier_globals["time"]
+            # Replacing moto's method is the point; the ignore covers only mypy's ban on
+            # assigning to a method, the signatures are still checked.
+            wait_function.WaitFunction._wait_interval = scaled_wait  # type: ignore[method-assign]
+            retrier_globals["time"] = _ScaledTime()
         _scales.append(factor)
     try:
         yield
@@ -243,13 +257,13 @@ def shortened_waits(factor: float) -> Iterator[None]:
         with _scale_lock:
             _scales.remove(factor)
             if not _scales:
-                wait_function.WaitFunction._wait_interval = _originals.pop("wait")
-                retrier_decl.time = _originals.pop("time")
+                wait_function.WaitFunction._wait_interval = _originals.pop("wait")  # type: ignore[method-assign]
+                retrier_globals["time"] = _originals.pop("time")
 
 
 _parse_lock = threading.Lock()
 _parse_users = 0
-_parsed: dict[str, Any] = {}
+_parsed: dict[str, EvalComponent] = {}
 
 
 @contextmanager
@@ -268,7 +282,7 @@ def parse_definitions_once() -> Iterator[None]:
 
     global _parse_users
 
-    def entrypoint(self: Any) -> Any:
+    def entrypoint(self: ExecutionWorker) -> EvalComponent:
         definition = self._evaluation_details.state_machine_details.definition
         with _parse_lock:
             program = _parsed.get(definition)
@@ -281,7 +295,7 @@ def parse_definitions_once() -> Iterator[None]:
     with _parse_lock:
         if _parse_users == 0:
             _originals["entrypoint"] = ExecutionWorker._get_evaluation_entrypoint
-            ExecutionWorker._get_evaluation_entrypoint = entrypoint
+            ExecutionWorker._get_evaluation_entrypoint = entrypoint  # type: ignore[method-assign]
         _parse_users += 1
     try:
         yield
@@ -289,5 +303,5 @@ def parse_definitions_once() -> Iterator[None]:
         with _parse_lock:
             _parse_users -= 1
             if _parse_users == 0:
-                ExecutionWorker._get_evaluation_entrypoint = _originals.pop("entrypoint")
+                ExecutionWorker._get_evaluation_entrypoint = _originals.pop("entrypoint")  # type: ignore[method-assign]
                 _parsed.clear()

@@ -31,7 +31,7 @@ from bluegreen.observability import logger, tracer
 
 @lru_cache(maxsize=8)
 def _aws_client(service: str, region: str) -> Any:
-    import boto3  # type: ignore[import-untyped]
+    import boto3
 
     return boto3.client(service, region_name=region)
 

@@ -52,7 +52,7 @@ exactly-once guarantee). None would record only.
 @lru_cache(maxsize=1)
 def recorder() -> tuple[Ledger, RecordImagePush, IdempotencyConfig]:
     """The ledger and the idempotent recorder, built on the first push (one DynamoDB client)."""
-    import boto3  # type: ignore[import-untyped]
+    import boto3
     from aws_lambda_powertools.utilities.idempotency.persistence.dynamodb import (
         DynamoDBPersistenceLayer,
     )

@@ -24,7 +24,7 @@ def settings() -> Settings:
 @lru_cache(maxsize=8)
 def aws_client(service: str) -> Any:
     """A boto3 client for ``service`` in the application's region."""
-    import boto3  # type: ignore[import-untyped]
+    import boto3
 
     return boto3.client(service, region_name=settings().region)
 

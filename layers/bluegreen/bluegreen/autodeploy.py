@@ -84,7 +84,7 @@ def on_recorded(
 def _step_functions(state_machine_arn: str, region: str) -> Callable[[], FlowStarter]:
     @lru_cache(maxsize=1)
     def build() -> FlowStarter:
-        import boto3  # type: ignore[import-untyped]
+        import boto3
 
         client: Any = boto3.client("stepfunctions", region_name=region)
         return StepFunctionsFlow(state_machine_arn, client)

@@ -96,7 +96,7 @@ def configuration_for(
 
 def _eks_access(settings: Settings) -> EksCredentials:
     # Imported here: the EKS path alone needs boto3's STS and EKS clients.
-    import boto3  # type: ignore[import-untyped]
+    import boto3
 
     from bluegreen.eks_auth import EksAccess
 
