@@ -76,9 +76,16 @@ def reset() -> None:
     _aws_client.cache_clear()
 
 
-@logger.inject_lambda_context(correlation_id_path="execution.name || deployment.id")
+@logger.inject_lambda_context(
+    correlation_id_path="execution.name || deployment.id", clear_state=True
+)
 @tracer.capture_lambda_handler(capture_response=False)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     """Run the step named by ``event["step"]`` of the deploy flow and return its result."""
     logger.append_keys(step=event.get("step"))
-    return run_step(event, ports())
+    try:
+        return run_step(event, ports())
+    finally:
+        # The logger is shared by every handler of a process (the local stack runs
+        # them all in one): the step belongs to this invocation's lines only.
+        logger.remove_keys(["step"])
