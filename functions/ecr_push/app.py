@@ -7,6 +7,11 @@ write foreign images into the ledger. Events that are not a push of ours are
 logged once with the reason and acknowledged, never raised: a retry would not
 make them valid.
 
+Where a pushed tag points is the repository's to say: before a tagged push
+is recorded, ``ecr:DescribeImages`` is asked for the tag (see
+``bluegreen.pushes``), so two pushes of one tag within the same second leave
+the ledger where ECR is.
+
 Cold start imports neither the Kubernetes client nor the X-Ray SDK; boto3
 clients are created on the first push to record.
 """
@@ -14,7 +19,7 @@ clients are created on the first push to record.
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.data_classes import EventBridgeEvent
@@ -22,12 +27,16 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from bluegreen.autodeploy import on_recorded
 from bluegreen.config import load_settings
+from bluegreen.errors import InvalidInput
+from bluegreen.models import Digest
 from bluegreen.observability import logger, metrics, tracer
 from bluegreen.pushes import (
     IgnoredEvent,
     ImagePush,
     OnRecorded,
     RecordImagePush,
+    TagLookup,
+    TagUnreadable,
     idempotency_config,
     idempotent_recorder,
     image_push,
@@ -49,9 +58,18 @@ exactly-once guarantee). None would record only.
 """
 
 
+class Recorder(NamedTuple):
+    """What recording a push needs, built once per execution environment."""
+
+    ledger: Ledger
+    record: RecordImagePush
+    idempotency: IdempotencyConfig
+    tag_lookup: TagLookup
+
+
 @lru_cache(maxsize=1)
-def recorder() -> tuple[Ledger, RecordImagePush, IdempotencyConfig]:
-    """The ledger and the idempotent recorder, built on the first push (one DynamoDB client)."""
+def recorder() -> Recorder:
+    """The ledger, the idempotent recorder and the ECR tag lookup, built on the first push."""
     import boto3
     from aws_lambda_powertools.utilities.idempotency.persistence.dynamodb import (
         DynamoDBPersistenceLayer,
@@ -65,7 +83,49 @@ def recorder() -> tuple[Ledger, RecordImagePush, IdempotencyConfig]:
     )
     store = DynamoDBPersistenceLayer(table_name=SETTINGS.idempotency_table, boto3_client=client)
     config = idempotency_config()
-    return ledger, idempotent_recorder(store, config), config
+    ecr = boto3.client("ecr", region_name=SETTINGS.region)
+    return Recorder(
+        ledger,
+        idempotent_recorder(store, config),
+        config,
+        ecr_tag_lookup(ecr, SETTINGS.repository, SETTINGS.registry),
+    )
+
+
+def ecr_tag_lookup(client: Any, repository: str, registry: str) -> TagLookup:
+    """``TagLookup`` over ``ecr:DescribeImages`` on ``repository``.
+
+    ``client`` is a boto3 ``ecr`` client. ``registry`` is the registry's host
+    name; its account is passed as ``registryId`` when it is one, as the API's
+    repository check does. A missing tag or repository is "no such tag"; any
+    other failure is ``TagUnreadable``, so the push is still recorded.
+    """
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    account = registry.partition(".")[0]
+    request: dict[str, Any] = {"repositoryName": repository}
+    if account.isdigit() and len(account) == 12:
+        request["registryId"] = account
+
+    def tag_points_at(tag: str) -> Digest | None:
+        try:
+            response = client.describe_images(**request, imageIds=[{"imageTag": tag}])
+        except ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code", "")
+            if code in {"ImageNotFoundException", "RepositoryNotFoundException"}:
+                return None
+            raise TagUnreadable(f"ecr:DescribeImages failed: {code or exc}") from exc
+        except BotoCoreError as exc:  # no answer at all: endpoint, timeout, credentials
+            raise TagUnreadable(f"ecr:DescribeImages failed: {exc}") from exc
+        details = response.get("imageDetails") or []
+        if not details:
+            return None
+        try:
+            return Digest.parse(details[0].get("imageDigest"), field_name="imageDigest")
+        except InvalidInput as exc:
+            raise TagUnreadable(f"ecr:DescribeImages answered {exc}") from exc
+
+    return tag_points_at
 
 
 def parse(event: object) -> ImagePush | IgnoredEvent:
@@ -94,9 +154,9 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         metrics.add_metric(name="EventsIgnored", unit=MetricUnit.Count, value=1)
         return {"recorded": False, "reason": found.reason}
 
-    ledger, record, idempotency = recorder()
+    ledger, record, idempotency, tag_lookup = recorder()
     idempotency.register_lambda_context(context)
-    image = record(push=found, ledger=ledger, on_recorded=AUTO_DEPLOY)
+    image = record(push=found, ledger=ledger, on_recorded=AUTO_DEPLOY, tag_lookup=tag_lookup)
     logger.info(
         "push recorded",
         extra={

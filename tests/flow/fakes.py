@@ -51,7 +51,13 @@ class FakeLedger:
         return self._tick
 
     def record_push(
-        self, digest: Digest, tag: str | None, pushed_at: datetime, event_id: str
+        self,
+        digest: Digest,
+        tag: str | None,
+        pushed_at: datetime,
+        event_id: str,
+        *,
+        confirmed_at: datetime | None = None,
     ) -> ImageRecord:
         with self._lock:
             old = self.images_.get(digest)

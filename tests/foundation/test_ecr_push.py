@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import io
 import json
 import subprocess
@@ -13,7 +14,9 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+import boto3
 import pytest
+from botocore.exceptions import ClientError, EndpointConnectionError
 
 from bluegreen.ledger import DynamoLedger
 from bluegreen.models import Digest, ImageRecord
@@ -260,3 +263,247 @@ print("kubernetes" in sys.modules)
     # THEN it worked and the Kubernetes client was never imported
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.strip().splitlines()[-1] == "False"
+
+
+# ECR is the authority on where a tag points ------------------------------------------
+
+SAME_SECOND = "2026-11-16T01:54:34Z"
+
+
+@dataclasses.dataclass
+class Repository:
+    """The application's ECR repository on moto, and the events its pushes send."""
+
+    name: str
+    ecr: Any
+
+    def push(self, tag: str) -> Digest:
+        """Push a new image tagged ``tag``, as ``docker push`` would; returns its digest."""
+        manifest = json.dumps(
+            {
+                "schemaVersion": 2,
+                "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
+                "config": {
+                    "mediaType": "application/vnd.docker.container.image.v1+json",
+                    "size": 7023,
+                    "digest": f"sha256:{uuid.uuid4().hex * 2}",
+                },
+                "layers": [],
+            }
+        )
+        # A registry names a manifest by the sha256 of its bytes (moto needs telling).
+        digest = f"sha256:{hashlib.sha256(manifest.encode()).hexdigest()}"
+        self.ecr.put_image(
+            repositoryName=self.name, imageManifest=manifest, imageTag=tag, imageDigest=digest
+        )
+        return Digest.parse(digest)
+
+    def points_at(self, tag: str) -> Digest:
+        """Where ECR says ``tag`` points."""
+        found = self.ecr.describe_images(repositoryName=self.name, imageIds=[{"imageTag": tag}])
+        return Digest.parse(found["imageDetails"][0]["imageDigest"])
+
+    def event(self, digest: Digest, tag: str, time: str = SAME_SECOND) -> dict[str, Any]:
+        """The ECR Image Action event of that push (EventBridge times have whole seconds)."""
+        event: dict[str, Any] = load_event("ecr_push/tagged_push.json")
+        event["id"] = str(uuid.uuid4())
+        event["time"] = time
+        event["detail"].update(
+            {"repository-name": self.name, "image-digest": str(digest), "image-tag": tag}
+        )
+        return event
+
+
+@pytest.fixture
+def repository(
+    stack: tuple[DynamoLedger, str], aws: None, monkeypatch: pytest.MonkeyPatch
+) -> Repository:
+    """A fresh ECR repository of this test's application, named in the handler's settings."""
+    name = f"repo-{uuid.uuid4().hex[:8]}"
+    ecr = boto3.client("ecr", region_name=REGION)
+    ecr.create_repository(repositoryName=name)
+    monkeypatch.setattr(app, "SETTINGS", dataclasses.replace(app.SETTINGS, repository=name))
+    app.recorder.cache_clear()
+    return Repository(name, ecr)
+
+
+@pytest.fixture
+def seam_calls(monkeypatch: pytest.MonkeyPatch) -> list[tuple[Digest, str | None]]:
+    """The auto-deploy seam's calls, as (digest, tag)."""
+    calls: list[tuple[Digest, str | None]] = []
+    monkeypatch.setattr(app, "AUTO_DEPLOY", lambda record, tag: calls.append((record.digest, tag)))
+    return calls
+
+
+@pytest.mark.parametrize("arrival", ["in push order", "in reverse order"])
+def test_same_second_pushes_of_a_tag_leave_the_ledger_where_ecr_is(
+    stack: tuple[DynamoLedger, str],
+    repository: Repository,
+    seam_calls: list[tuple[Digest, str | None]],
+    lambda_context: SimpleNamespace,
+    arrival: str,
+) -> None:
+    ledger, _ = stack
+    # GIVEN "dev" pushed twice within one second: ECR ends on the second image
+    first, second = repository.push("dev"), repository.push("dev")
+    events = [repository.event(first, "dev"), repository.event(second, "dev")]
+    # WHEN both events, with the same time, arrive in either order
+    for event in events if arrival == "in push order" else events[::-1]:
+        app.lambda_handler(event, lambda_context)
+    # THEN the ledger's tag is where ECR's is; both images are recorded, only one tagged
+    assert repository.points_at("dev") == second
+    assert ledger.digest_for_tag("dev") == second
+    tagged = {image.digest: image.tags for image in ledger.images()[0]}
+    assert tagged == {first: frozenset(), second: frozenset({"dev"})}
+    # and only the image the tag points at is handed to the auto-deploy
+    assert seam_calls == [(second, "dev")]
+
+
+def test_a_push_whose_event_arrives_before_the_next_push_still_yields_to_it(
+    stack: tuple[DynamoLedger, str],
+    repository: Repository,
+    seam_calls: list[tuple[Digest, str | None]],
+    lambda_context: SimpleNamespace,
+) -> None:
+    ledger, _ = stack
+    # GIVEN "dev" pushed and its event recorded...
+    first = repository.push("dev")
+    app.lambda_handler(repository.event(first, "dev"), lambda_context)
+    # WHEN "dev" is pushed again within the same second and that event arrives
+    second = repository.push("dev")
+    result = app.lambda_handler(repository.event(second, "dev"), lambda_context)
+    # THEN the tie of event times goes to the push ECR confirms last
+    assert result == {"recorded": True, "digest": str(second), "tags": ["dev"]}
+    assert ledger.digest_for_tag("dev") == repository.points_at("dev") == second
+    first_image = ledger.image(first)
+    assert first_image is not None
+    assert first_image.tags == frozenset()
+    # each push was where the tag pointed when its event arrived: each may deploy
+    assert seam_calls == [(first, "dev"), (second, "dev")]
+
+
+def test_a_stale_event_neither_moves_the_tag_nor_starts_a_deploy(
+    stack: tuple[DynamoLedger, str],
+    repository: Repository,
+    seam_calls: list[tuple[Digest, str | None]],
+    lambda_context: SimpleNamespace,
+    logs: io.StringIO,
+) -> None:
+    ledger, _ = stack
+    # GIVEN "dev" pushed twice; ECR says the second
+    stale, current = repository.push("dev"), repository.push("dev")
+    # WHEN only the first push's event has arrived, dated a second after the other's would be
+    result = app.lambda_handler(
+        repository.event(stale, "dev", time="2026-11-16T01:54:35Z"), lambda_context
+    )
+    # THEN the image is recorded without the tag, the tag is not moved, nothing deploys
+    assert result == {"recorded": True, "digest": str(stale), "tags": []}
+    assert ledger.digest_for_tag("dev") is None
+    assert seam_calls == []
+    (line,) = [line for line in log_lines(logs) if line.get("tag_points_at")]
+    assert line["tag_points_at"] == str(current)
+    assert line["digest"] == str(stale)
+
+
+class UnavailableEcr:
+    """An ECR client whose every DescribeImages fails with ``error``."""
+
+    def __init__(self, error: Exception) -> None:
+        self.error = error
+        self.calls = 0
+
+    def describe_images(self, **request: Any) -> dict[str, Any]:
+        self.calls += 1
+        raise self.error
+
+
+@pytest.mark.parametrize(
+    ("error", "problem"),
+    [
+        (
+            ClientError(
+                {"Error": {"Code": "ThrottlingException", "Message": "Rate exceeded"}},
+                "DescribeImages",
+            ),
+            "ThrottlingException",
+        ),
+        (
+            ClientError(
+                {"Error": {"Code": "AccessDeniedException", "Message": "not allowed"}},
+                "DescribeImages",
+            ),
+            "AccessDeniedException",
+        ),
+        (
+            EndpointConnectionError(endpoint_url="https://api.ecr.us-west-2.amazonaws.com/"),
+            "Could not connect",
+        ),
+    ],
+)
+def test_when_ecr_cannot_answer_the_push_is_still_recorded_by_push_time(
+    stack: tuple[DynamoLedger, str],
+    seam_calls: list[tuple[Digest, str | None]],
+    lambda_context: SimpleNamespace,
+    logs: io.StringIO,
+    monkeypatch: pytest.MonkeyPatch,
+    error: Exception,
+    problem: str,
+) -> None:
+    ledger, _ = stack
+    # GIVEN ECR failing every question
+    ecr = UnavailableEcr(error)
+    over_ecr = app.ecr_tag_lookup
+    monkeypatch.setattr(
+        app, "ecr_tag_lookup", lambda client, name, registry: over_ecr(ecr, name, registry)
+    )
+    # WHEN a tagged push arrives
+    result = invoke("tagged_push.json", lambda_context)
+    # THEN it was asked, and the push is recorded and tagged as time ordering says
+    assert ecr.calls == 1
+    assert result == {"recorded": True, "digest": str(PUSHED), "tags": ["dev"]}
+    assert ledger.digest_for_tag("dev") == PUSHED
+    assert seam_calls == [(PUSHED, "dev")]
+    # and the log says why the tag was ordered by time
+    (line,) = [line for line in log_lines(logs) if line.get("problem")]
+    assert line["level"] == "WARNING"
+    assert problem in line["problem"]
+
+
+def test_a_repository_ecr_does_not_know_still_records_the_push(
+    stack: tuple[DynamoLedger, str],
+    seam_calls: list[tuple[Digest, str | None]],
+    lambda_context: SimpleNamespace,
+    logs: io.StringIO,
+) -> None:
+    ledger, _ = stack
+    # GIVEN no such repository in ECR (moto's account has none of that name)
+    # WHEN a tagged push arrives
+    result = invoke("tagged_push.json", lambda_context)
+    # THEN it is recorded and tagged by push time, and the log says why
+    assert result == {"recorded": True, "digest": str(PUSHED), "tags": ["dev"]}
+    assert ledger.digest_for_tag("dev") == PUSHED
+    assert seam_calls == [(PUSHED, "dev")]
+    assert any(
+        line["level"] == "WARNING" and "no such tag" in line["message"] for line in log_lines(logs)
+    )
+
+
+def test_a_redelivery_after_the_tag_moved_on_returns_the_first_answer(
+    stack: tuple[DynamoLedger, str],
+    repository: Repository,
+    seam_calls: list[tuple[Digest, str | None]],
+    lambda_context: SimpleNamespace,
+) -> None:
+    ledger, _ = stack
+    # GIVEN a push recorded while ECR pointed "dev" at it, then a newer push and its event
+    first = repository.push("dev")
+    event = repository.event(first, "dev", time="2026-11-16T01:54:30Z")
+    recorded = app.lambda_handler(event, lambda_context)
+    second = repository.push("dev")
+    app.lambda_handler(repository.event(second, "dev"), lambda_context)
+    # WHEN EventBridge delivers the first event again
+    again = app.lambda_handler(event, lambda_context)
+    # THEN it is the same push: the stored answer, no second seam call, the tag unmoved
+    assert again == recorded
+    assert seam_calls == [(first, "dev"), (second, "dev")]
+    assert ledger.digest_for_tag("dev") == second

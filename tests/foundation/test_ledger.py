@@ -144,6 +144,101 @@ def test_a_late_delivery_of_an_older_push_does_not_move_the_tag_back(
     assert {image.digest for image in ledger.images()[0]} == {digest(1), digest(2)}
 
 
+def seen(seconds: float) -> datetime:
+    """When the registry was asked where a tag points (a moment just after the pushes)."""
+    return at(0) + timedelta(seconds=seconds)
+
+
+def carrying(ledger: DynamoLedger, tag: str) -> set[Digest]:
+    return {image.digest for image in ledger.images()[0] if tag in image.tags}
+
+
+def test_a_confirmed_push_takes_a_tag_tied_by_push_time(ledger: DynamoLedger) -> None:
+    # GIVEN "dev" -> digest 1, confirmed by the registry, pushed in the same second as...
+    ledger.record_push(digest(1), "dev", at(0), "event-1", confirmed_at=seen(1))
+    # WHEN ...digest 2's push, confirmed later (the registry now says digest 2)
+    record = ledger.record_push(digest(2), "dev", at(0), "event-2", confirmed_at=seen(2))
+    # THEN the tie goes to the later confirmation, and only digest 2 carries the tag
+    assert ledger.digest_for_tag("dev") == digest(2)
+    assert record.tags == frozenset({"dev"})
+    assert carrying(ledger, "dev") == {digest(2)}
+
+
+def test_a_confirmed_push_takes_a_tie_from_an_unconfirmed_one(ledger: DynamoLedger) -> None:
+    # GIVEN "dev" -> digest 1 recorded by push time alone (the registry did not answer)
+    ledger.record_push(digest(1), "dev", at(0), "event-1")
+    # WHEN a same-second push of digest 2 arrives that the registry confirms
+    ledger.record_push(digest(2), "dev", at(0), "event-2", confirmed_at=seen(2))
+    # THEN the tag moves to digest 2
+    assert ledger.digest_for_tag("dev") == digest(2)
+    assert carrying(ledger, "dev") == {digest(2)}
+
+
+def test_an_earlier_confirmation_never_takes_a_tied_tag_back(ledger: DynamoLedger) -> None:
+    # GIVEN "dev" -> digest 2, confirmed at second 2
+    ledger.record_push(digest(2), "dev", at(0), "event-2", confirmed_at=seen(2))
+    # WHEN the write of a same-second push of digest 1, confirmed before that, lands last
+    late = ledger.record_push(digest(1), "dev", at(0), "event-1", confirmed_at=seen(1))
+    # THEN the tag stays where the later look at the registry found it
+    assert ledger.digest_for_tag("dev") == digest(2)
+    assert late.tags == frozenset()
+    assert carrying(ledger, "dev") == {digest(2)}
+
+
+def test_an_unconfirmed_push_never_takes_a_tie_from_a_confirmed_one(
+    ledger: DynamoLedger,
+) -> None:
+    # GIVEN "dev" -> digest 1, confirmed
+    ledger.record_push(digest(1), "dev", at(0), "event-1", confirmed_at=seen(1))
+    # WHEN a same-second push of digest 2 arrives unconfirmed
+    ledger.record_push(digest(2), "dev", at(0), "event-2")
+    # THEN the confirmed digest keeps the tag
+    assert ledger.digest_for_tag("dev") == digest(1)
+    assert carrying(ledger, "dev") == {digest(1)}
+
+
+def test_a_confirmation_does_not_outrank_a_newer_push(ledger: DynamoLedger) -> None:
+    # GIVEN "dev" -> digest 2 pushed at minute 1
+    ledger.record_push(digest(2), "dev", at(1), "event-2")
+    # WHEN an older push (minute 0) arrives confirmed (its own re-push is still on the way)
+    ledger.record_push(digest(1), "dev", at(0), "event-1", confirmed_at=at(2))
+    # THEN the newer push keeps the tag; only a tie is the registry's to break
+    assert ledger.digest_for_tag("dev") == digest(2)
+    assert carrying(ledger, "dev") == {digest(2)}
+
+
+def test_a_confirmed_redelivery_changes_nothing(ledger: DynamoLedger) -> None:
+    # GIVEN "dev" moved from digest 1 to a confirmed digest 2
+    ledger.record_push(digest(1), "dev", at(0), "event-1")
+    first = ledger.record_push(digest(2), "dev", at(1), "event-2", confirmed_at=at(1.5))
+    # WHEN the same push is delivered and confirmed again
+    second = ledger.record_push(digest(2), "dev", at(1), "event-2", confirmed_at=at(1.6))
+    # THEN the record and the tags are as they were
+    assert second == first
+    assert ledger.digest_for_tag("dev") == digest(2)
+    assert carrying(ledger, "dev") == {digest(2)}
+
+
+def test_concurrent_same_second_confirmed_pushes_end_on_the_latest_confirmation(
+    ledger: DynamoLedger,
+) -> None:
+    # GIVEN "dev" pushed for six digests within one second, each confirmed at its own moment,
+    # their writes landing at once in mixed order
+    def push(n: int) -> None:
+        ledger.record_push(digest(n + 1), "dev", at(0), f"event-{n}", confirmed_at=seen(n + 1))
+
+    race(push, [3, 0, 5, 1, 4, 2])
+    # THEN the tag is on the digest confirmed last, and only there
+    assert ledger.digest_for_tag("dev") == digest(6)
+    assert carrying(ledger, "dev") == {digest(6)}
+
+
+def test_an_untagged_push_cannot_be_confirmed(ledger: DynamoLedger) -> None:
+    with pytest.raises(InvalidInput, match="confirmed_at"):
+        ledger.record_push(digest(1), None, at(0), "event-1", confirmed_at=seen(1))
+    assert ledger.image(digest(1)) is None
+
+
 def test_a_tag_moved_back_to_an_earlier_digest_sits_only_there(ledger: DynamoLedger) -> None:
     # GIVEN "dev" pushed for digest 1, then 2, then 1 again
     ledger.record_push(digest(1), "dev", at(0), "event-1")

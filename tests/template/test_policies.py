@@ -32,6 +32,10 @@ LEDGER_ACTIONS = {
     "dynamodb:ConditionCheckItem",
     "dynamodb:DescribeTable",
 }
+REPOSITORY = {
+    "Fn::Sub": "arn:${AWS::Partition}:ecr:${AWS::Region}:${AWS::AccountId}"
+    ":repository/${RepositoryName}"
+}
 CLUSTER = {
     "Fn::Sub": "arn:${AWS::Partition}:eks:${AWS::Region}:${AWS::AccountId}:cluster/${ClusterName}"
 }
@@ -65,15 +69,16 @@ def resources() -> dict[str, Any]:
     return dict(load_template()["Resources"])
 
 
-def test_ecr_push_records_pushes_and_starts_the_flow_nothing_more(
+def test_ecr_push_records_pushes_reads_tags_and_starts_the_flow_nothing_more(
     resources: dict[str, Any],
 ) -> None:
     # GIVEN / WHEN the ecr_push role's grants
     granted = grants(resources["EcrPushFunction"])
 
-    # THEN it reads and writes the two tables and starts the one state machine; it never
-    # reaches the cluster or the repository
-    assert set(granted) == LEDGER_ACTIONS | {"states:StartExecution"}
+    # THEN it reads and writes the two tables, asks the one repository where a tag points
+    # and starts the one state machine; it never reaches the cluster
+    assert set(granted) == LEDGER_ACTIONS | {"states:StartExecution", "ecr:DescribeImages"}
+    assert granted["ecr:DescribeImages"] == [REPOSITORY]
     for action in LEDGER_ACTIONS - {
         "dynamodb:GetItem",
         "dynamodb:PutItem",
@@ -133,12 +138,7 @@ def test_services_api_reaches_the_ledger_the_flow_the_repository_and_the_cluster
             ":execution:${DeployStateMachine.Name}:*"
         }
     ]
-    assert granted["ecr:DescribeImages"] == [
-        {
-            "Fn::Sub": "arn:${AWS::Partition}:ecr:${AWS::Region}:${AWS::AccountId}"
-            ":repository/${RepositoryName}"
-        }
-    ]
+    assert granted["ecr:DescribeImages"] == [REPOSITORY]
     assert granted["eks:DescribeCluster"] == [CLUSTER]
 
 

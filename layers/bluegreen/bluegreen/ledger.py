@@ -29,10 +29,19 @@ ISO-8601 UTC with microseconds, so that they sort as strings)::
   records in the same write the digest it moved from (``SET previous =
   digest`` reads the old value). The tag is then added to the new image with
   ``ADD`` and removed from the previous one with ``DELETE``; each image keeps,
-  per tag, the push time of the last add or removal (``tag_decided:<tag>``)
+  per tag, the stamp of the last add or removal (``tag_decided:<tag>``)
   and both writes are conditional on being newer. So whatever order
   concurrent pushes land in, each tag ends on exactly the digest of its newest
   push.
+- Push times come from EventBridge with one-second resolution, so two pushes
+  of a tag within one second tie. The registry breaks the tie: a push recorded
+  with ``confirmed_at`` (the registry was seen, at that moment, to point the
+  tag at this digest) also moves the pointer over a tied push of another
+  digest confirmed earlier or not at all; the pointer keeps ``confirmed_at``
+  and the image stamps become ``<pushed>#<confirmed>``, which sort after the
+  bare ``<pushed>`` of the same second. The registry is asked before the
+  write, and a push's own event is caused by the push, so of two tied
+  pushes the one whose confirmation is later is the one the registry ends on.
 - Verdicts live next to the image (one Query reads both) and are keyed by
   application. Only healthy verdicts carry GSI2 keys (a sparse index), so
   ``last_healthy`` is a descending Query of GSI2 that stops at the first digest
@@ -54,7 +63,7 @@ import binascii
 import json
 import secrets
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import fields
+from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 from typing import Any
 
@@ -76,6 +85,24 @@ _LOCK_TTL_GRACE_SECONDS = 86_400
 _MAX_PAGE = 100
 _DEPLOYMENT_FIELDS = frozenset(f.name for f in fields(Deployment))
 _NEWER_PUSH_RECORDED = object()
+
+
+@dataclass(frozen=True)
+class _Decision:
+    """When a push of a tag was made and, if the registry confirmed it, when that was seen."""
+
+    when: str
+    confirmed: str | None = None
+
+    @property
+    def stamp(self) -> str:
+        """What orders decisions about a tag on an image: push time, then confirmation.
+
+        ``<when>`` is a prefix of ``<when>#<confirmed>``, so it sorts first: of
+        two pushes in one second, a confirmed one is decided after an
+        unconfirmed one, and of two confirmed ones the later confirmation last.
+        """
+        return self.when if self.confirmed is None else f"{self.when}#{self.confirmed}"
 
 
 def _tag_decided(tag: str) -> str:
@@ -176,17 +203,30 @@ class DynamoLedger:
 
     # images -------------------------------------------------------------------
     def record_push(
-        self, digest: Digest, tag: str | None, pushed_at: datetime, event_id: str
+        self,
+        digest: Digest,
+        tag: str | None,
+        pushed_at: datetime,
+        event_id: str,
+        *,
+        confirmed_at: datetime | None = None,
     ) -> ImageRecord:
         """Record a push; a second tag for the same digest merges tags. Idempotent.
 
         The image item is an upsert: the first push fixes ``pushed_at`` and the
         event id, later pushes only add their tag. A tag is attached only when
         this push is the newest push of that tag the ledger has seen.
+
+        ``confirmed_at`` is when the registry was asked and answered that ``tag``
+        points at ``digest``; such a push also wins a tie of push times (same
+        second) against a push of another digest confirmed earlier or not at all.
         """
         if tag is not None and not tag:
             raise InvalidInput("tag", "must be a non-empty string or absent (untagged push)")
+        if confirmed_at is not None and tag is None:
+            raise InvalidInput("confirmed_at", "only a tagged push can be confirmed")
         when = _iso(pushed_at)
+        confirmed = None if confirmed_at is None else _iso(confirmed_at)
         image_update: dict[str, Any] = {
             "TableName": self._table,
             "Key": {"PK": _s(self._image_pk(digest)), "SK": _s("IMAGE")},
@@ -208,7 +248,7 @@ class DynamoLedger:
         if tag is None:
             self._client.update_item(**image_update)
         else:
-            self._attach_tag(digest, tag, when, event_id, image_update)
+            self._attach_tag(digest, tag, _Decision(when, confirmed), event_id, image_update)
         record = self.image(digest)
         if record is not None and record.pushed_at > pushed_at.astimezone(UTC):
             # An earlier push of this digest arrived after a later one: history keeps the first.
@@ -236,21 +276,27 @@ class DynamoLedger:
                 raise
 
     def _attach_tag(
-        self, digest: Digest, tag: str, when: str, event_id: str, image_update: dict[str, Any]
+        self,
+        digest: Digest,
+        tag: str,
+        decision: _Decision,
+        event_id: str,
+        image_update: dict[str, Any],
     ) -> None:
-        previous = self._move_pointer(digest, tag, when, event_id)
+        previous = self._move_pointer(digest, tag, decision, event_id)
         if previous is _NEWER_PUSH_RECORDED:
             # A newer push of this tag is already recorded: keep the image, not the tag.
             self._client.update_item(**image_update)
             return
         tagged = dict(image_update)
         tagged["UpdateExpression"] = (
-            image_update["UpdateExpression"] + ", #tagged = :when ADD tags :tags"
+            image_update["UpdateExpression"] + ", #tagged = :stamp ADD tags :tags"
         )
-        tagged["ConditionExpression"] = "attribute_not_exists(#tagged) OR #tagged <= :when"
+        tagged["ConditionExpression"] = "attribute_not_exists(#tagged) OR #tagged <= :stamp"
         tagged["ExpressionAttributeNames"] = {"#tagged": _tag_decided(tag)}
         tagged["ExpressionAttributeValues"] = {
             **image_update["ExpressionAttributeValues"],
+            ":stamp": _s(decision.stamp),
             ":tags": {"SS": [tag]},
         }
         try:
@@ -261,33 +307,48 @@ class DynamoLedger:
             # The tag already moved past this push (a newer push removed it here).
             self._client.update_item(**image_update)
         if isinstance(previous, str) and previous != str(digest):
-            self._detach_tag(previous, tag, when)
+            self._detach_tag(previous, tag, decision.stamp)
 
-    def _move_pointer(self, digest: Digest, tag: str, when: str, event_id: str) -> object:
+    def _move_pointer(self, digest: Digest, tag: str, decision: _Decision, event_id: str) -> object:
         """Point ``tag`` at ``digest`` unless a newer push of it is recorded.
 
         Returns the digest the tag pointed at before (``None`` for a new tag),
         or ``_NEWER_PUSH_RECORDED``. ``previous = digest`` reads the item as it
         was before this update, so the move and its "from" are one atomic write;
         a redelivery of the same push finds the "from" stored by the first one.
+        A confirmed push also takes a tied pointer from another digest whose
+        confirmation is older or missing; an unconfirmed move drops the
+        pointer's confirmation, which belonged to the digest it moved from.
         """
         key = {"PK": _s(self._tag_pk(tag)), "SK": _s("TAG")}
+        values = {
+            ":none": _s(""),
+            ":digest": _s(str(digest)),
+            ":when": _s(decision.when),
+            ":event": _s(event_id),
+            ":tag": _s(tag),
+        }
+        update = (
+            "SET previous = if_not_exists(digest, :none), digest = :digest,"
+            " pushed_at = :when, event_id = :event, tag = :tag"
+        )
+        condition = "attribute_not_exists(PK) OR pushed_at < :when"
+        if decision.confirmed is None:
+            update += " REMOVE confirmed_at"
+        else:
+            update += ", confirmed_at = :confirmed"
+            condition += (
+                " OR (pushed_at = :when AND digest <> :digest"
+                " AND (attribute_not_exists(confirmed_at) OR confirmed_at < :confirmed))"
+            )
+            values[":confirmed"] = _s(decision.confirmed)
         try:
             moved = self._client.update_item(
                 TableName=self._table,
                 Key=key,
-                UpdateExpression=(
-                    "SET previous = if_not_exists(digest, :none), digest = :digest,"
-                    " pushed_at = :when, event_id = :event, tag = :tag"
-                ),
-                ConditionExpression="attribute_not_exists(PK) OR pushed_at < :when",
-                ExpressionAttributeValues={
-                    ":none": _s(""),
-                    ":digest": _s(str(digest)),
-                    ":when": _s(when),
-                    ":event": _s(event_id),
-                    ":tag": _s(tag),
-                },
+                UpdateExpression=update,
+                ConditionExpression=condition,
+                ExpressionAttributeValues=values,
                 ReturnValues="UPDATED_NEW",
             )
         except Exception as exc:
@@ -295,15 +356,18 @@ class DynamoLedger:
                 raise
             current = self._client.get_item(TableName=self._table, Key=key, ConsistentRead=True)
             item = current.get("Item", {})
-            if item.get("digest", {}).get("S") == str(digest) and item["pushed_at"]["S"] == when:
+            if (
+                item.get("digest", {}).get("S") == str(digest)
+                and item["pushed_at"]["S"] == decision.when
+            ):
                 return item.get("previous", {}).get("S") or None  # redelivery
             return _NEWER_PUSH_RECORDED
         return moved.get("Attributes", {}).get("previous", {}).get("S") or None
 
-    def _detach_tag(self, previous: str, tag: str, when: str) -> None:
+    def _detach_tag(self, previous: str, tag: str, stamp: str) -> None:
         """Remove ``tag`` from the digest it pointed at before, unless decided later already.
 
-        The tag's decision time on the image guards both directions: a removal
+        The tag's decision stamp on the image guards both directions: a removal
         older than the image's latest push of the tag does nothing, and it
         leaves a mark that stops an older, late-arriving push from re-adding it.
         """
@@ -311,10 +375,10 @@ class DynamoLedger:
             self._client.update_item(
                 TableName=self._table,
                 Key={"PK": _s(self._image_pk(Digest.parse(previous))), "SK": _s("IMAGE")},
-                UpdateExpression="SET #tagged = :when DELETE tags :tags",
-                ConditionExpression="attribute_not_exists(#tagged) OR #tagged < :when",
+                UpdateExpression="SET #tagged = :stamp DELETE tags :tags",
+                ConditionExpression="attribute_not_exists(#tagged) OR #tagged < :stamp",
                 ExpressionAttributeNames={"#tagged": _tag_decided(tag)},
-                ExpressionAttributeValues={":when": _s(when), ":tags": {"SS": [tag]}},
+                ExpressionAttributeValues={":stamp": _s(stamp), ":tags": {"SS": [tag]}},
             )
         except Exception as exc:
             if _error_code(exc) != "ConditionalCheckFailedException":

@@ -31,9 +31,19 @@ class Ledger(Protocol):
 
     # images -------------------------------------------------------------
     def record_push(
-        self, digest: Digest, tag: str | None, pushed_at: datetime, event_id: str
+        self,
+        digest: Digest,
+        tag: str | None,
+        pushed_at: datetime,
+        event_id: str,
+        *,
+        confirmed_at: datetime | None = None,
     ) -> ImageRecord:
-        """Record a push; a second tag for the same digest merges tags. Idempotent."""
+        """Record a push; a second tag for the same digest merges tags. Idempotent.
+
+        ``confirmed_at``: when the registry was seen to point ``tag`` at ``digest``
+        (breaks a tie between pushes of the same tag within one second).
+        """
         ...
 
     def image(self, digest: Digest) -> ImageRecord | None: ...

@@ -10,6 +10,21 @@ event, even when EventBridge delivers the event twice: the second delivery gets
 the stored result back and ``on_recorded`` is not called again. That is where
 the auto-deploy plugs in (see ``OnRecorded``), so a duplicate delivery can
 never start a second deployment.
+
+The repository, not the order of events, says where a tag points. Event times
+have one-second resolution, so two pushes of a tag within one second cannot be
+ordered by them; before recording a tagged push, ``record_image_push`` asks
+the repository (the ``TagLookup`` port) where the tag points now:
+
+- at the pushed digest: the push is recorded as confirmed, and the ledger's
+  tag moves to it even when its push time ties with another push's;
+- at another digest: the event is stale (a later push of the tag has already
+  landed). The image is recorded without the tag, the tag stays where it is,
+  and ``on_recorded`` is not called, so no deployment starts for an image the
+  tag has already left; the later push's own event moves the tag and deploys;
+- no answer (the tag or repository is gone, or the registry failed): the push
+  is recorded all the same, ordered by push time as before, and the reason is
+  logged.
 """
 
 from __future__ import annotations
@@ -19,8 +34,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Protocol, cast
 
-from bluegreen.errors import InvalidInput
+from bluegreen.errors import BlueGreenError, InvalidInput
 from bluegreen.models import Digest, ImageRecord, Verdict
+from bluegreen.observability import logger
 
 if TYPE_CHECKING:  # typing only: importing these costs cold-start time before any push
     from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig
@@ -47,6 +63,21 @@ deployment when the tag matches the auto-deploy policy. It runs inside the
 idempotent section, so it runs once per push; if it raises, the push is not
 marked done and the retried delivery records (harmlessly, again) and retries it.
 """
+
+
+class TagUnreadable(BlueGreenError):
+    """The registry could not say where a tag points (throttled, denied, unreachable)."""
+
+
+class TagLookup(Protocol):
+    """Where a tag of the application's repository points now, according to the registry."""
+
+    def __call__(self, tag: str) -> Digest | None:
+        """The digest ``tag`` points at; None when the registry knows no such tag or repository.
+
+        Raises ``TagUnreadable`` when the registry cannot answer.
+        """
+        ...
 
 
 @dataclass(frozen=True)
@@ -125,12 +156,52 @@ def image_push(
 
 
 def record_image_push(
-    *, push: ImagePush, ledger: Ledger, on_recorded: OnRecorded | None = None
+    *,
+    push: ImagePush,
+    ledger: Ledger,
+    on_recorded: OnRecorded | None = None,
+    tag_lookup: TagLookup | None = None,
 ) -> ImageRecord:
-    """Record ``push`` in the ledger (tags merge), then hand the record to ``on_recorded``."""
-    record = ledger.record_push(push.digest, push.tag, push.pushed_at, push.event_id)
+    """Record ``push`` in the ledger (tags merge), then hand the record to ``on_recorded``.
+
+    With ``tag_lookup``, a tagged push is first checked against the registry
+    (see the module docstring): confirmed, stale (recorded untagged, no
+    ``on_recorded``), or unknown (ordered by push time). Without it, every
+    push is ordered by push time.
+    """
+    tag, confirmed_at = push.tag, None
+    if tag is not None and tag_lookup is not None:
+        # Stamped before asking: if the answer still shows this digest, the lookup began
+        # before any later push of the tag landed, and that push's own lookup (caused by
+        # its event) begins after it, so the later push always holds the later stamp.
+        asked_at = datetime.now(UTC)
+        try:
+            current = tag_lookup(tag)
+        except TagUnreadable as exc:
+            current = None
+            logger.warning(
+                "registry unreadable; ordering the tag by push time",
+                extra={"tag": tag, "digest": str(push.digest), "problem": str(exc)},
+            )
+        else:
+            if current is None:
+                logger.warning(
+                    "registry knows no such tag; ordering the tag by push time",
+                    extra={"tag": tag, "digest": str(push.digest)},
+                )
+        if current == push.digest:
+            confirmed_at = asked_at
+        elif current is not None:
+            logger.info(
+                "stale push: the tag has moved on; image recorded without it, no auto-deploy",
+                extra={"tag": tag, "digest": str(push.digest), "tag_points_at": str(current)},
+            )
+            return ledger.record_push(push.digest, None, push.pushed_at, push.event_id)
+    record = ledger.record_push(
+        push.digest, tag, push.pushed_at, push.event_id, confirmed_at=confirmed_at
+    )
     if on_recorded is not None:
-        on_recorded(record, push.tag)
+        on_recorded(record, tag)
     return record
 
 
@@ -138,7 +209,12 @@ class RecordImagePush(Protocol):
     """``record_image_push``'s signature (what ``idempotent_recorder`` returns)."""
 
     def __call__(
-        self, *, push: ImagePush, ledger: Ledger, on_recorded: OnRecorded | None = None
+        self,
+        *,
+        push: ImagePush,
+        ledger: Ledger,
+        on_recorded: OnRecorded | None = None,
+        tag_lookup: TagLookup | None = None,
     ) -> ImageRecord: ...
 
 
