@@ -184,6 +184,77 @@ def test_manual_rollback(stack: Stack) -> None:
     assert stack.ledger.verdict(NEW) is Verdict.FAILED
 
 
+def test_failed_production_deploy_goes_back_to_what_production_ran(stack: Stack) -> None:
+    # GIVEN production (green) runs SEED_GREEN, judged healthy, and the canary (blue) then
+    # passed NEW, which never ran on production
+    stack.ledger.set_verdict(SEED_GREEN, Verdict.HEALTHY)
+    assert stack.run(deploy(str(NEW))).status == "SUCCEEDED"
+    stack.emulator.faults.break_image(str(NEWER))
+
+    # WHEN an emergency fix of production is broken
+    run = stack.run(deploy(str(NEWER), service="production"))
+
+    # THEN production is back on SEED_GREEN: the canary's NEW was not promoted silently
+    assert run.error == "RolloutFailed"
+    assert stack.running("green") == stack.image(SEED_GREEN)
+    assert stack.running("blue") == stack.image(NEW)
+    assert f"rolled back to {SEED_GREEN.short} (what ran before, judged healthy)" in (
+        run.cause or ""
+    )
+    record = stack.ledger.deployment(run.name)
+    assert record is not None
+    assert record.rolled_back_to == SEED_GREEN
+
+
+def test_manual_rollback_right_after_a_first_deploy(stack: Stack) -> None:
+    # GIVEN the first deploy ever put SEED_GREEN on blue (which ran SEED_BLUE, never judged)
+    assert stack.run(deploy(str(SEED_GREEN))).status == "SUCCEEDED"
+    assert stack.ledger.verdict(SEED_GREEN) is Verdict.HEALTHY
+
+    # WHEN a rollback of the canary is requested through the API, with the caller's IP
+    run = stack.run(
+        {
+            "action": "rollback",
+            "service": "canary",
+            "trigger": "api",
+            "actor": "arn:aws:iam::123456789012:user/alice",
+            "sourceIp": "203.0.113.9",
+            "reason": "checkout broken",
+        }
+    )
+
+    # THEN blue is back on what it ran before that deploy, and the Cause says so
+    assert run.status == "SUCCEEDED", run.cause
+    assert stack.running("blue") == stack.image(SEED_BLUE)
+    assert canary_env(stack)["image"] == stack.image(SEED_BLUE)
+    cause = str(run.output["Cause"])
+    assert f"rolled back to {SEED_BLUE.short}" in cause
+    assert "checkout broken" in cause
+    assert stack.ledger.verdict(SEED_GREEN) is Verdict.FAILED
+    record = stack.ledger.deployment(run.name)
+    assert record is not None
+    assert (record.action, record.source_ip) == ("rollback", "203.0.113.9")
+    assert (record.from_digest, record.rolled_back_to) == (SEED_GREEN, SEED_BLUE)
+
+
+def test_manual_rollback_with_no_history_leaves_the_cluster_and_says_why(stack: Stack) -> None:
+    # GIVEN blue runs SEED_BLUE, judged healthy, and no deployment is recorded
+    stack.ledger.set_verdict(SEED_BLUE, Verdict.HEALTHY)
+
+    # WHEN a rollback is requested
+    run = stack.run(load_event("deploy_flow/rollback_canary.json"))
+
+    # THEN NoHealthyDigest, with a Cause that is true: nothing but SEED_BLUE is healthy and the
+    # ledger does not know what ran before it
+    assert run.error == "NoHealthyDigest"
+    cause = run.cause or ""
+    assert f"no successful one that put {SEED_BLUE.short} on blue" in cause
+    assert f"no digest other than {SEED_BLUE.short} is judged healthy" in cause
+    assert f"blue runs rezfusion-cloud@sha256:{SEED_BLUE.short}" in cause
+    assert stack.running("blue") == stack.image(SEED_BLUE)
+    assert stack.ledger.lock_holder() is None
+
+
 def _wait_for_state(stack: Stack, arn: str, state: str, timeout: float = 10.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

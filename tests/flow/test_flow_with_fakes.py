@@ -167,6 +167,12 @@ def test_every_candidate_failed_leaves_cluster_and_names_it(world: World, rig: F
         ({"action": "rollback", "image": "dev"}, "image"),
         ({"action": "deploy", "image": 42}, "image"),
         ([], "input"),
+        (None, "input"),
+        ({"action": ""}, "action"),
+        ({"action": "deploy", "image": f"sha512:{NEW.hex}"}, "image"),
+        ({"action": "deploy", "image": f"SHA256:{NEW.hex}"}, "image"),
+        ({"action": "deploy", "image": NEW.hex.upper().replace("0", "A")}, "image"),
+        ({"action": "deploy", "image": f"{REPO}@{NEW}"}, "image"),
     ],
 )
 def test_invalid_input_fails_at_once(

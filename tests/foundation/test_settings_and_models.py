@@ -118,6 +118,36 @@ def test_looks_like_tells_digests_from_tags() -> None:
     assert not Digest.looks_like(HEX[:40])
 
 
+@pytest.mark.parametrize(
+    "value",
+    [f"sha512:{HEX}", f"SHA256:{HEX}", HEX.upper(), f"repo@sha256:{HEX}", "v1.2@beta", "a:b"],
+)
+def test_anything_with_a_colon_an_at_or_64_hex_in_any_case_is_not_a_tag(value: str) -> None:
+    assert Digest.looks_like(value)
+
+
+@pytest.mark.parametrize(
+    ("value", "says"),
+    [
+        (
+            f"123456789012.dkr.ecr.us-west-2.amazonaws.com/app@sha256:{HEX}",
+            "pass the digest (sha256:<hex>), not the image reference",
+        ),
+        (f"SHA256:{HEX}", "digests are lowercase"),
+        (f"Sha256:{HEX}", "digests are lowercase"),
+        (f"sha256:{HEX.upper()}", "digests are lowercase"),
+        (HEX.upper(), "digests are lowercase"),
+        (f"sha512:{HEX}", "only sha256"),
+    ],
+)
+def test_a_digest_that_is_nearly_right_gets_a_message_that_helps(value: str, says: str) -> None:
+    with pytest.raises(InvalidInput) as raised:
+        Digest.parse(value, field_name="imageTag")
+
+    assert raised.value.field == "imageTag"
+    assert says in raised.value.problem
+
+
 # colours -----------------------------------------------------------------------------------
 
 

@@ -60,7 +60,7 @@ ACTIONS = ("deploy", "rollback")
 TRIGGERS = ("ecr-push", "api", "console")
 _DEPLOY_FIELDS = frozenset({"action", "image", "service", "trigger", "actor", "sourceIp", "reason"})
 _ROLLBACK_FIELDS = frozenset({"action", "service", "trigger", "actor", "sourceIp", "reason"})
-_TEXT_LIMIT = 1024
+TEXT_LIMIT = 1024
 
 
 def _utc_now() -> datetime:
@@ -118,15 +118,32 @@ class FlowRequest:
     reason: str = ""
 
 
+def _json_type(value: object) -> str:
+    """The JSON name of a value's type: what the caller wrote, not Python's name for it."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list | tuple):
+        return "an array"
+    if isinstance(value, dict):
+        return "an object"
+    return type(value).__name__
+
+
 def _text(raw: Mapping[str, Any], name: str, default: str = "") -> str:
     value = raw.get(name, default)
     if value is None:
         return default
     if not isinstance(value, str):
-        raise InvalidInput(name, f"must be a string, got {type(value).__name__}")
+        raise InvalidInput(name, f"must be a string, got {_json_type(value)}")
     value = value.strip()
-    if len(value) > _TEXT_LIMIT:
-        raise InvalidInput(name, f"must be at most {_TEXT_LIMIT} characters, got {len(value)}")
+    if len(value) > TEXT_LIMIT:
+        raise InvalidInput(name, f"must be at most {TEXT_LIMIT} characters, got {len(value)}")
     return value
 
 
@@ -136,12 +153,13 @@ def parse_request(raw: object) -> FlowRequest:
         raise InvalidInput(
             "input",
             f'must be a JSON object like {{"action": "deploy", "image": "..."}}, '
-            f"got {type(raw).__name__}",
+            f"got {_json_type(raw)}",
         )
     action = _text(raw, "action")
+    if not action:
+        raise InvalidInput("action", f"required, one of {', '.join(ACTIONS)}")
     if action not in ACTIONS:
-        shown = repr(action) if action else "missing"
-        raise InvalidInput("action", f"{shown} is not an action: expected 'deploy' or 'rollback'")
+        raise InvalidInput("action", f"{action!r} is not an action: one of {', '.join(ACTIONS)}")
     allowed = _DEPLOY_FIELDS if action == "deploy" else _ROLLBACK_FIELDS
     unknown = sorted(set(raw) - allowed)
     if unknown:
@@ -316,6 +334,47 @@ def _event_detail(ports: DeployPorts, deployment: Json, outcome: Outcome, reason
     }
 
 
+def _renew_lease(ports: DeployPorts, deployment: Mapping[str, Any]) -> None:
+    """Extend this deployment's lock lease by ``lock_lease_seconds`` from now.
+
+    Begin takes one lease, but a deploy can outlive it (progress deadline,
+    then a rollback's rollout, then hooks), and an expired lease lets a
+    waiting execution in while this one still writes to the cluster. Every
+    step the holder runs while it holds the lock renews it, so the lease only
+    runs out when the holder stopped running steps (died) for a whole lease.
+    """
+    holder = str(deployment.get("id") or "")
+    if not holder:
+        return
+    try:
+        renewed = ports.ledger.acquire_lock(holder, ports.settings.lock_lease_seconds)
+    except Exception:
+        # One failed write costs nothing yet: the lease is far longer than the
+        # longest poll interval, and the next step renews it again.
+        logger.exception("could not renew the deployment lock", extra={"holder": holder})
+        return
+    if renewed:
+        return
+    taken_by = ports.ledger.lock_holder() or "nobody (released meanwhile)"
+    # Carry on rather than fail. The lease ran out while this execution was not
+    # running steps, and another deployment took the lock: it is already changing
+    # the cluster. Failing here would send this execution down the rollback path,
+    # i.e. one more write to the colour behind the new holder's back, which is the
+    # very race the lock exists to prevent; finishing what is under way ends this
+    # execution soonest. The error log (and the other holder's name) is what an
+    # operator needs to check both deployments' results.
+    logger.error(
+        "DEPLOYMENT LOCK LOST: another deployment took the lock while this one runs; "
+        "both may be writing to the cluster",
+        extra={
+            "holder": holder,
+            "lock_taken_by": taken_by,
+            "colour": deployment.get("colour"),
+            "lease_seconds": ports.settings.lock_lease_seconds,
+        },
+    )
+
+
 # --------------------------------------------------------------------------- steps
 
 
@@ -461,6 +520,7 @@ def _newer_push(ports: DeployPorts, digest: Digest, trigger: str) -> Digest | No
 def check_rollout(event: Json, ports: DeployPorts) -> Json:
     """Read the colour's rollout; ``RolloutFailed`` when it stalled or ran past its bound."""
     deployment, previous = event["deployment"], event["rollout"]
+    _renew_lease(ports, deployment)
     colour = Colour.parse(deployment["colour"])
     image = str(previous["image"])
     waited = int(previous.get("waited", 0)) + int(previous.get("waitSeconds", 0))
@@ -515,6 +575,7 @@ def _run_json(
 
 def _judge_hook(event: Json, ports: DeployPorts, job: str, waited: int, polls: int) -> Json:
     deployment, phase = event["deployment"], str(event.get("phase", "deploy"))
+    _renew_lease(ports, deployment)
     hook = _hook_from_json(event["hook"])
     colour = Colour.parse(deployment["colour"])
     run = ports.cluster.hook_run(job)
@@ -591,6 +652,7 @@ def finish(event: Json, ports: DeployPorts) -> Json:
     """Judge health after the bake; on success mark healthy, record, notify and release."""
     settings, ledger, cluster = ports.settings, ports.ledger, ports.cluster
     deployment = event["deployment"]
+    _renew_lease(ports, deployment)
     colour = Colour.parse(deployment["colour"])
     digest = Digest.parse(deployment["digest"])
     policy = HealthPolicy(url=settings.health_url, alarm_names=settings.alarm_names)
@@ -615,38 +677,149 @@ def finish(event: Json, ports: DeployPorts) -> Json:
     }
 
 
-def roll_back(event: Json, ports: DeployPorts) -> Json:
-    """Point the colour back at the last healthy digest (or the one that ran before).
+@dataclass(frozen=True)
+class RollbackChoice:
+    """Where a colour goes back to, and in words why (or why nowhere)."""
 
-    Never a digest marked failed. With nothing left to go back to, the cluster
-    is left as it is: the failure is recorded, notified and the lock released,
-    and ``status`` is ``stuck`` with an Error/Cause for the flow's Fail state.
+    target: Digest | None
+    why: str
+
+
+def choose_rollback_target(
+    ledger: Ledger,
+    *,
+    current: Digest | None,
+    before: Digest | None,
+    before_unknown: str,
+) -> RollbackChoice:
+    """The digest a colour rolls back to, away from ``current``.
+
+    ``before`` is what the colour ran before ``current`` (``None`` when that is
+    not known; ``before_unknown`` then says why, for the Cause). In order:
+
+    1. ``before``, when it is judged healthy;
+    2. else the application's most recently judged healthy digest (never one
+       judged failed, never ``current``): it may have run on the other colour
+       only, but it is known to be good, which ``before`` is not;
+    3. else ``before``, when it was never judged failed;
+    4. else nothing: the caller leaves the cluster as it is.
+
+    ``before`` comes first so that a failed production deploy goes back to
+    what production ran, not to whatever the canary passed most recently (that
+    would promote a digest to production without anyone asking for it).
+    """
+    usable = before if before is not None and before != current else None
+    verdict = ledger.verdict(usable) if usable is not None else Verdict.UNKNOWN
+    if usable is not None and verdict is Verdict.HEALTHY:
+        return RollbackChoice(usable, "what ran before, judged healthy")
+    healthy = ledger.last_healthy(exclude=[current] if current is not None else [])
+    if healthy is not None:
+        return RollbackChoice(healthy, "the most recent digest judged healthy")
+    if usable is not None and verdict is not Verdict.FAILED:
+        return RollbackChoice(
+            usable, "what ran before, never judged failed; no other digest is judged healthy"
+        )
+    if before is None:
+        about_before = before_unknown
+    elif before == current:
+        about_before = f"what ran before is {before.short}, the digest being rolled back"
+    else:
+        about_before = f"what ran before, {before.short}, is judged failed"
+    others = f"other than {current.short} " if current is not None else ""
+    return RollbackChoice(None, f"{about_before}, and no digest {others}is judged healthy")
+
+
+_HISTORY_PAGES = 4
+_HISTORY_PAGE_SIZE = 50
+
+
+def ran_before(ledger: Ledger, colour: Colour, current: Digest) -> Digest | None:
+    """What ``colour`` ran before ``current``, from the ledger's deployments.
+
+    The from-digest of the newest successful deployment that put ``current`` on
+    ``colour`` (one that changed the digest), among the newest
+    ``_HISTORY_PAGES * _HISTORY_PAGE_SIZE`` deployments: older history is not
+    worth the reads, and a rollback target that old would surprise.
+    """
+    cursor: str | None = None
+    for _ in range(_HISTORY_PAGES):
+        page, cursor = ledger.deployments(limit=_HISTORY_PAGE_SIZE, cursor=cursor)
+        for recorded in page:
+            if (
+                recorded.colour is colour
+                and recorded.outcome is Outcome.SUCCEEDED
+                and recorded.to_digest == current
+                and recorded.from_digest is not None
+                and recorded.from_digest != current
+            ):
+                return recorded.from_digest
+        if cursor is None:
+            break
+    return None
+
+
+def _choose_for(ports: DeployPorts, deployment: Json, colour: Colour) -> RollbackChoice:
+    """The rollback choice for a failed deploy or a requested rollback."""
+    from_image = str(deployment.get("fromImage") or "")
+    from_digest = _digest_or_none(deployment.get("fromDigest"))
+    if deployment.get("action") != "rollback":
+        shown = _short(from_image) if from_image else "nothing"
+        return choose_rollback_target(
+            ports.ledger,
+            current=_digest_or_none(deployment.get("digest")),
+            before=from_digest,
+            before_unknown=f"what {colour} ran before this deploy ({shown}) is not a digest",
+        )
+    # A requested rollback: the colour runs ``fromDigest`` now; what ran before it is
+    # in the deployment history, not in this record.
+    if from_digest is None:
+        shown = from_image or "nothing"
+        return choose_rollback_target(
+            ports.ledger,
+            current=None,
+            before=None,
+            before_unknown=(
+                f"{colour} runs {shown}, which is not pinned to a digest, so what ran "
+                "before it is unknown"
+            ),
+        )
+    pages = _HISTORY_PAGES * _HISTORY_PAGE_SIZE
+    return choose_rollback_target(
+        ports.ledger,
+        current=from_digest,
+        before=ran_before(ports.ledger, colour, from_digest),
+        before_unknown=(
+            f"the ledger's latest {pages} deployments hold no successful one that put "
+            f"{from_digest.short} on {colour}, so what ran before it is unknown"
+        ),
+    )
+
+
+def roll_back(event: Json, ports: DeployPorts) -> Json:
+    """Point the colour at the digest ``choose_rollback_target`` picks, away from the bad one.
+
+    For a failed deploy the bad digest is the one deployed and what ran before
+    is the record's from-digest. For a requested rollback the bad digest is
+    what the colour runs now and what ran before is read from the ledger's
+    deployments (``ran_before``). Never a digest judged failed. With nothing to
+    go back to, the cluster is left as it is: the failure is recorded, notified
+    and the lock released, and ``status`` is ``stuck`` with an Error/Cause (which
+    says why nothing qualified and what the colour runs) for the flow's Fail state.
     """
     settings, ledger, cluster = ports.settings, ports.ledger, ports.cluster
     deployment = event["deployment"]
+    _renew_lease(ports, deployment)
     colour = Colour.parse(deployment["colour"])
-    failed = _digest_or_none(deployment.get("digest"))
     manual = deployment.get("action") == "rollback"
-    if manual:
-        failed = _digest_or_none(deployment.get("fromDigest"))
+    failed = _digest_or_none(deployment.get("fromDigest" if manual else "digest"))
     error_name, error_text = _error_text(event.get("error"))
-    exclude = [d for d in (failed,) if d is not None]
-    target = ledger.last_healthy(exclude=exclude)
-    if target is None:
-        before = _digest_or_none(deployment.get("fromDigest"))
-        if (
-            before is not None
-            and before not in exclude
-            and ledger.verdict(before) != Verdict.FAILED
-        ):
-            target = before
+    choice = _choose_for(ports, deployment, colour)
+    target = choice.target
     if target is None:
         now = describe_colour(cluster, colour)
+        what = (error_text or "rollback requested") if manual else f"{error_name}: {error_text}"
         cause = (
-            f"{'rollback requested' if manual else error_name + ': ' + error_text}. "
-            f"No digest to roll back to: none is marked healthy and the one running before "
-            f"({_short(str(deployment.get('fromImage') or 'none'))}) is "
-            f"{'this one' if manual else 'failed or unknown'}. "
+            f"{what.rstrip('.')}. No digest to roll back to: {choice.why}. "
             f"The cluster was left as it is: {now}."
         )
         if failed is not None and not manual:
@@ -659,7 +832,13 @@ def roll_back(event: Json, ports: DeployPorts) -> Json:
     cluster.set_deployment_image(colour, image)
     ledger.update_deployment(str(deployment["id"]), rolled_back_to=target)
     rollout = _first_reading(cluster, colour, image, ports.timing)
-    return {"status": "rolling_back", "target": str(target), "image": image, "rollout": rollout}
+    return {
+        "status": "rolling_back",
+        "target": str(target),
+        "why": choice.why,
+        "image": image,
+        "rollout": rollout,
+    }
 
 
 def conclude_rollback(event: Json, ports: DeployPorts) -> Json:
@@ -670,10 +849,12 @@ def conclude_rollback(event: Json, ports: DeployPorts) -> Json:
     """
     ledger, cluster = ports.ledger, ports.cluster
     deployment, rollback = event["deployment"], event["rollback"]
+    _renew_lease(ports, deployment)
     colour = Colour.parse(deployment["colour"])
     manual = deployment.get("action") == "rollback"
     failed = _digest_or_none(deployment.get("fromDigest" if manual else "digest"))
     target = Digest.parse(rollback["target"])
+    why = f" ({rollback['why']})" if rollback.get("why") else ""
     error_name, error_text = _error_text(event.get("error"))
     hook_runs = event.get("hookRuns") or []
     hooks_said = (
@@ -690,7 +871,7 @@ def conclude_rollback(event: Json, ports: DeployPorts) -> Json:
     # Kubernetes messages end with a full stop of their own.
     what = what.rstrip(".")
     cause = (
-        f"{what}. {colour} ({deployment['service']}) was rolled back to {target.short}; "
+        f"{what}. {colour} ({deployment['service']}) was rolled back to {target.short}{why}; "
         f"hooks re-run: {hooks_said}. Cluster now: {now}."
     )
     ledger.finish_deployment(

@@ -14,6 +14,7 @@ from datetime import datetime
 from bluegreen.errors import InvalidInput
 
 _HEX64 = re.compile(r"[0-9a-f]{64}")
+_ANY_CASE_HEX64 = re.compile(r"[0-9a-fA-F]{64}")
 
 
 @dataclass(frozen=True, order=True)
@@ -32,14 +33,31 @@ class Digest:
         if not isinstance(value, str):
             raise InvalidInput(field_name, f"must be a string, got {type(value).__name__}")
         text = value.strip()
+        if "@" in text:
+            raise InvalidInput(
+                field_name,
+                f"{value!r} is an image reference: pass the digest (sha256:<hex>), not the "
+                f"image reference (the part after '@' is the digest)",
+            )
         algorithm, sep, rest = text.partition(":")
         if sep:
+            if algorithm.lower() == "sha256" and algorithm != "sha256":
+                raise InvalidInput(
+                    field_name,
+                    f"{value!r} is not a sha256 digest: digests are lowercase ('sha256:')",
+                )
             if algorithm != "sha256":
                 raise InvalidInput(
                     field_name,
                     f"{value!r} uses algorithm {algorithm!r}; only sha256 digests are accepted",
                 )
             text = rest
+        if _ANY_CASE_HEX64.fullmatch(text) and not _HEX64.fullmatch(text):
+            raise InvalidInput(
+                field_name,
+                f"{value!r} is not a sha256 digest: digests are lowercase "
+                f"(expected 64 lowercase hex characters)",
+            )
         if not _HEX64.fullmatch(text):
             raise InvalidInput(
                 field_name,
@@ -50,8 +68,15 @@ class Digest:
 
     @classmethod
     def looks_like(cls, value: str) -> bool:
-        """True when ``value`` has the shape of a digest (so it is not a tag)."""
-        return value.startswith("sha256:") or bool(_HEX64.fullmatch(value))
+        """True when ``value`` can only be meant as a digest, so it is never a tag.
+
+        A tag holds neither ``:`` nor ``@``, so anything with one of them is a
+        digest or an image reference (``sha512:…``, ``SHA256:…``, ``repo@sha256:…``)
+        and ``parse`` says what is wrong with it; 64 hex characters in any case
+        are a digest too, whatever a registry would accept as a tag.
+        """
+        text = value.strip()
+        return ":" in text or "@" in text or bool(_ANY_CASE_HEX64.fullmatch(text))
 
     @property
     def short(self) -> str:
