@@ -9,6 +9,7 @@ identity from the signature's access key, as API Gateway does.
 from __future__ import annotations
 
 import json
+import os
 import re
 import urllib.error
 import urllib.parse
@@ -47,7 +48,13 @@ class Signer:
 
         session = botocore.session.Session(profile=profile)
         self._credentials = session.get_credentials()
-        self.region = region or session.get_config_variable("region")
+        # botocore reads AWS_DEFAULT_REGION and the profile; the other SDKs and the
+        # Lambda runtime set AWS_REGION, which takes precedence there.
+        self.region = (
+            region
+            or os.environ.get("AWS_REGION", "").strip()
+            or session.get_config_variable("region")
+        )
         if self._credentials is None and local_user:
             from botocore.credentials import Credentials
 
@@ -61,7 +68,7 @@ class Signer:
                 "for the local stack"
             )
         if not self.region:
-            raise CliError("no AWS region: pass --region or set AWS_REGION")
+            raise CliError("no AWS region: pass --region, or set AWS_REGION or AWS_DEFAULT_REGION")
 
     def headers(
         self, method: str, url: str, body: bytes | None, headers: dict[str, str]

@@ -106,19 +106,26 @@ def render_status(body: Any) -> str:
 def deploy(ctx: Context) -> int:
     """``POST /services {"imageTag", "service"}``: start the deploy flow."""
     payload: dict[str, object] = {"imageTag": ctx.args.image, "service": ctx.args.service}
-    if getattr(ctx.args, "reason", None):
-        payload["reason"] = ctx.args.reason
-    return _started(ctx, ctx.client.post("/services", payload))
+    if getattr(ctx.args, "force", False):
+        payload["force"] = True
+    return _started(ctx, ctx.client.post("/services", _with_reason(ctx, payload)))
 
 
 def rollback(ctx: Context) -> int:
     """``POST /rollback {"service"}``: roll the colour back to its last healthy digest."""
-    return _started(ctx, ctx.client.post("/rollback", {"service": ctx.args.service}))
+    payload: dict[str, object] = {"service": ctx.args.service}
+    return _started(ctx, ctx.client.post("/rollback", _with_reason(ctx, payload)))
 
 
 def promote(ctx: Context) -> int:
     """``POST /promote``: put what the canary runs on production."""
-    return _started(ctx, ctx.client.post("/promote", {}))
+    return _started(ctx, ctx.client.post("/promote", _with_reason(ctx, {})))
+
+
+def _with_reason(ctx: Context, payload: dict[str, object]) -> dict[str, object]:
+    """``payload`` with ``--reason`` added when one was given."""
+    reason = getattr(ctx.args, "reason", None)
+    return {**payload, "reason": reason} if reason else payload
 
 
 def _started(ctx: Context, body: Any) -> int:
@@ -242,7 +249,12 @@ def _finished(ctx: Context, body: Any) -> int:
     if ctx.as_json:
         return EXIT_FAILED
     what = progress.outcome or progress.status.lower()
-    reason = f" ({progress.error}: {progress.cause})" if progress.error else ""
+    reason = ""
+    if progress.error:
+        # The flow's causes often begin with the error's name already: say it once.
+        named = progress.cause.startswith(f"{progress.error}:") or progress.cause == progress.error
+        cause = progress.cause if named else f"{progress.error}: {progress.cause}"
+        reason = f" ({cause.rstrip(': ')})"
     ident = body.get("id", "") if isinstance(body, dict) else ""
     raise CliError(f"deployment {ident} ended {what}{reason}", EXIT_FAILED)
 
@@ -256,9 +268,15 @@ def render_deployment(body: Any) -> str:
         for key, value in record.items()
         if key != "id" and not isinstance(value, dict | list)
     ]
-    items += [(f"execution.{k}", v) for k, v in execution.items() if not isinstance(v, dict | list)]
     if not record:
-        items.append(("record", "not written yet (the flow has not reached it)"))
+        status = str(execution.get("status") or "").upper()
+        if status and status != "RUNNING":
+            # An ended execution will never write the record: its error says why.
+            missing = "no record: the execution ended before the deployment was recorded"
+            items.append(("record", f"{missing} (see its error below)"))
+        else:
+            items.append(("record", "not written yet (the flow has not reached it)"))
+    items += [(f"execution.{k}", v) for k, v in execution.items() if not isinstance(v, dict | list)]
     if isinstance(body, dict) and body.get("consoleUrl"):
         items.append(("console", body["consoleUrl"]))
     text = pairs(items)

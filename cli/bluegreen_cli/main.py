@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 from collections.abc import Callable, Sequence
@@ -31,6 +32,23 @@ to the local stack started with `make local`.
 
 endpoint: --endpoint URL, else $BLUEGREEN_ENDPOINT, else the running local stack.
 """
+
+
+def _seconds(text: str) -> float:
+    """A number of seconds greater than zero (argparse reports the ValueError as usage)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be a number of seconds above 0")
+    return value
+
+
+def _reason(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--reason", help="why, in a few words: kept in the ledger's record and the flow's events"
+    )
 
 
 class _Parser(argparse.ArgumentParser):
@@ -73,7 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
         )
         parser.add_argument(
             "--interval",
-            type=float,
+            type=_seconds,
             default=1.0,
             metavar="SECONDS",
             help="polling interval while waiting (default 1)",
@@ -102,6 +120,12 @@ def build_parser() -> argparse.ArgumentParser:
         default="canary",
         help="which role's colour to deploy to (default canary)",
     )
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="deploy even a digest the ledger judged failed",
+    )
+    _reason(p)
     waiting(p)
 
     p = command("rollback", "roll a colour back to its last healthy digest", commands.rollback)
@@ -111,9 +135,11 @@ def build_parser() -> argparse.ArgumentParser:
         default="canary",
         help="which role's colour to roll back (default canary)",
     )
+    _reason(p)
     waiting(p)
 
     p = command("promote", "put the canary's digest on production", commands.promote)
+    _reason(p)
     waiting(p)
 
     for name, help_text, run in (
@@ -139,14 +165,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("id", help="deployment id (the execution name)")
     p.add_argument(
         "--interval",
-        type=float,
+        type=_seconds,
         default=1.0,
         metavar="SECONDS",
         help="polling interval (default 1)",
     )
     p.add_argument(
         "--max-wait",
-        type=float,
+        type=_seconds,
         default=1800.0,
         metavar="SECONDS",
         help="give up (exit 3) after this long (default 1800)",
@@ -206,7 +232,7 @@ def _add_common_options(parser: argparse.ArgumentParser, *, suppress: bool) -> N
     )
     parser.add_argument(
         "--timeout",
-        type=float,
+        type=_seconds,
         default=default(30.0),
         metavar="SECONDS",
         help="HTTP timeout per request (default 30)",

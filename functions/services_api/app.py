@@ -10,6 +10,7 @@ them only when a request needs them.
 from __future__ import annotations
 
 import binascii
+import json
 from collections.abc import Callable
 from http import HTTPStatus
 from typing import Any, TypeVar, cast
@@ -23,6 +24,7 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import (
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from bluegreen import history
 from bluegreen.cluster import CanaryEnvMalformed
 from bluegreen.errors import (
     BlueGreenError,
@@ -42,7 +44,21 @@ if __package__:  # imported as functions.services_api.app (tests, the OpenAPI ge
 else:  # the Lambda runtime loads this file as the top-level module ``app``
     from api import deployments, images, services  # type: ignore[import-not-found,no-redef]
 
-app = APIGatewayRestResolver(enable_validation=True)
+
+def _json_body(text: str) -> Any:
+    """The request body as JSON, parsed once; nesting past Python's limit is malformed JSON.
+
+    ``json.loads`` raises ``RecursionError`` on a body like ``[[[[...]]]]`` nested
+    thousands deep; as a ``JSONDecodeError`` Powertools answers it like any other
+    malformed body instead of failing the request.
+    """
+    try:
+        return json.loads(text)
+    except RecursionError:
+        raise json.JSONDecodeError("nested too deeply", text, 0) from None
+
+
+app = APIGatewayRestResolver(enable_validation=True, json_body_deserializer=_json_body)
 app.include_router(services.router)
 app.include_router(images.router)
 app.include_router(deployments.router)
@@ -195,8 +211,19 @@ def unsupported_content_type(exc: RequestUnsupportedContentType) -> Response[dic
 
 @exception_handler(NotFoundError)
 def route_not_found(exc: NotFoundError) -> Response[dict[str, str]]:
-    """No route for this method and path: 404 listing what exists."""
+    """No route for this method and path: 404 listing what exists.
+
+    ``GET /deployments/<id>`` only matches ids of word characters: any other id
+    (``/deployments/%E2%9C%93``) is a bad id, a 400, not a missing route.
+    """
     event = app.current_event
+    deployment_id = event.path.removeprefix(_DEPLOYMENT_PATH)
+    one_segment = bool(deployment_id) and "/" not in deployment_id
+    if event.http_method == "GET" and event.path.startswith(_DEPLOYMENT_PATH) and one_segment:
+        try:
+            history.check_deployment_id(deployment_id)
+        except InvalidInput as bad_id:
+            return _rejected(HTTPStatus.BAD_REQUEST, bad_id)
     return error_response(
         HTTPStatus.NOT_FOUND,
         "RouteNotFound",
@@ -204,6 +231,9 @@ def route_not_found(exc: NotFoundError) -> Response[dict[str, str]]:
         "POST /services, GET /images, GET /deployments, GET /deployments/{id}, "
         "POST /rollback, POST /promote",
     )
+
+
+_DEPLOYMENT_PATH = "/deployments/"
 
 
 @exception_handler(Exception)

@@ -6,7 +6,9 @@ from typing import Any
 
 import pytest
 
+from bluegreen.deploy import parse_request
 from bluegreen.models import Colour, Verdict
+from bluegreen.services import REASON_LIMIT
 from local.cluster.emulator import ClusterEmulator
 from tests.api.conftest import KNOWN, OLDER, REGISTRY, Stack, call, event, pinned, set_image
 
@@ -28,7 +30,77 @@ def test_rollback_starts_the_flows_rollback(
         "service": service,
         "trigger": "api",
         "actor": ALICE,
+        "sourceIp": "203.0.113.10",
     }
+
+
+@pytest.mark.parametrize("body", [None, ""])
+def test_rollback_without_a_body_rolls_the_canary_back(
+    stack: Stack, ledger: Any, emu: ClusterEmulator, body: str | None
+) -> None:
+    # GIVEN a rollback request that carries no body at all (or an empty one)
+    request = event("rollback_no_body")
+    request["body"] = body
+    # WHEN it is sent
+    answer = call(request)
+    # THEN the canary's rollback is started
+    assert answer.status == 202, answer.body
+    assert answer.body["service"] == "canary"
+    assert stack.execution_input(answer.body["executionArn"])["service"] == "canary"
+
+
+def test_rollback_sends_the_reason_to_the_flow(
+    stack: Stack, ledger: Any, emu: ClusterEmulator
+) -> None:
+    # WHEN a rollback of production is asked for with a reason
+    answer = call(
+        event("rollback_production", body={"service": "production", "reason": "500s on /cart"})
+    )
+    # THEN the flow input carries the reason and where the caller was
+    assert answer.status == 202, answer.body
+    flow_input = stack.execution_input(answer.body["executionArn"])
+    assert flow_input["reason"] == "500s on /cart"
+    assert flow_input["sourceIp"] == "203.0.113.10"
+
+
+@pytest.mark.parametrize("route", ["rollback_canary", "promote"])
+def test_a_reason_longer_than_the_flow_accepts_is_refused_before_starting(
+    stack: Stack, ledger: Any, emu: ClusterEmulator, route: str
+) -> None:
+    # GIVEN a reason one character over the deploy flow's own limit
+    reason = "x" * (REASON_LIMIT + 1)
+    # WHEN it is sent
+    answer = call(event(route, body={"reason": reason}))
+    # THEN it is refused, naming the field, and nothing starts
+    assert answer.status == 422
+    assert "reason" in answer.body["detail"]
+    assert stack.executions() == []
+
+
+def test_a_reason_at_the_limit_reaches_the_flow_whole(
+    stack: Stack, ledger: Any, emu: ClusterEmulator
+) -> None:
+    # GIVEN a reason exactly as long as the flow accepts
+    reason = "y" * REASON_LIMIT
+    # WHEN a rollback is sent with it
+    answer = call(event("rollback_canary", body={"reason": reason}))
+    # THEN the flow input holds all of it, and the flow's own parser accepts it
+    assert answer.status == 202, answer.body
+    flow_input = stack.execution_input(answer.body["executionArn"])
+    assert parse_request(flow_input).reason == reason
+
+
+@pytest.mark.parametrize("body", [None, ""])
+def test_promote_without_a_body_is_accepted(
+    stack: Stack, ledger: Any, emu: ClusterEmulator, body: str | None
+) -> None:
+    # WHEN promotion is asked for with no body
+    request = event("promote")
+    request["body"] = body
+    answer = call(request)
+    # THEN the canary's digest goes to production
+    assert answer.status == 202, answer.body
+    assert stack.execution_input(answer.body["executionArn"])["image"] == str(OLDER)
 
 
 def test_promote_deploys_the_canary_digest_to_production(

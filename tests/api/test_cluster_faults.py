@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -10,7 +11,7 @@ from bluegreen.cluster import KubernetesCluster
 from bluegreen.config import load_settings
 from functions.services_api.api import dependencies
 from local.cluster.emulator import ClusterEmulator
-from tests.api.conftest import NAMESPACE, Stack, call, event, roles, versions
+from tests.api.conftest import KNOWN, NAMESPACE, Stack, call, event, pinned, roles, versions
 
 
 def test_api_server_errors_are_503(stack: Stack, ledger: Any, emu: ClusterEmulator) -> None:
@@ -83,18 +84,50 @@ def test_eks_access_failure_is_503(
     assert "no-such-cluster" in answer.body["detail"]
 
 
-def test_malformed_canary_env_is_502_and_left_alone(
-    stack: Stack, ledger: Any, emu: ClusterEmulator
-) -> None:
-    # GIVEN someone wrote something that is not JSON into canaryEnv
+def _garble(emu: ClusterEmulator) -> None:
+    """Write something that is not JSON into canaryEnv, as a person editing by hand."""
+
     def garble(configmap: dict[str, Any]) -> None:
         configmap["data"]["canaryEnv"] = "selector=blue"
 
     emu.mutate("configmaps", NAMESPACE, "canary-env", garble)
+
+
+def test_malformed_canary_env_is_502_that_says_a_switch_repairs_it(
+    stack: Stack, ledger: Any, emu: ClusterEmulator
+) -> None:
+    # GIVEN someone wrote something that is not JSON into canaryEnv
+    _garble(emu)
     before = versions(emu)
-    # WHEN a switch is asked for
-    answer = call(event("switch_to_green"))
-    # THEN 502 names the problem and nothing was written over it
+    # WHEN the status is read
+    answer = call(event("get_services"))
+    # THEN 502 names the problem and the repair, and nothing was written over it
     assert answer.status == 502
     assert answer.body["error"] == "CanaryEnvMalformed"
+    assert "not valid JSON" in answer.body["detail"]
+    assert "bluegreen switch <colour>" in answer.body["detail"]
     assert versions(emu) == before
+
+
+def test_a_switch_repairs_a_malformed_canary_env(
+    stack: Stack, ledger: Any, emu: ClusterEmulator
+) -> None:
+    # GIVEN a canaryEnv that is not JSON, and green running KNOWN
+    _garble(emu)
+    # WHEN green is made the canary
+    answer = call(event("switch_to_green"))
+    # THEN the switch happened, canaryEnv is whole again with green's image, and the
+    # status reads again
+    assert answer.status == 200, answer.body
+    assert answer.body["changed"] is True
+    assert answer.body["recorded"] is True
+    assert roles(emu) == ("green", "green", "blue")
+    configmap = emu.get("configmaps", NAMESPACE, "canary-env")
+    assert configmap is not None
+    assert json.loads(configmap["data"]["canaryEnv"]) == {
+        "selector": "green",
+        "image": pinned(KNOWN),
+    }
+    status = call(event("get_services"))
+    assert status.status == 200
+    assert status.body["canaryEnv"]["image"] == pinned(KNOWN)

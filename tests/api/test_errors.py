@@ -58,3 +58,44 @@ def test_client_mistakes_are_named_and_change_nothing(
     assert stack.executions() == []
     assert versions(emu) == before
     assert ledger.deployments()[0] == []
+
+
+@pytest.mark.parametrize("depth", [1_000, 100_000])
+def test_json_nested_past_the_parsers_limit_is_malformed_json(
+    stack: Stack, ledger: Any, emu: ClusterEmulator, depth: int
+) -> None:
+    # GIVEN a selector nested deeper than Python's JSON parser recurses
+    body = '{"selector":' + "[" * depth + "]" * depth + "}"
+    before = versions(emu)
+    # WHEN it is posted
+    answer = call(event("switch_to_green", body=body))
+    # THEN 400 MalformedJson says so, and nothing changed
+    assert answer.status == 400, answer.body
+    assert answer.body == {
+        "error": "MalformedJson",
+        "detail": "the body is not valid JSON (nested too deeply)",
+    }
+    assert versions(emu) == before
+    assert ledger.deployments()[0] == []
+
+
+@pytest.mark.parametrize("path", ["/deployments/\u2713", "/deployments/\x00", "/deployments/a b"])
+def test_a_deployment_id_the_route_cannot_match_is_a_bad_id(
+    stack: Stack, ledger: Any, emu: ClusterEmulator, path: str
+) -> None:
+    # GIVEN a path API Gateway decoded from /deployments/%E2%9C%93 (or %00, %20)
+    # WHEN it is read
+    answer = call(event("get_deployment", path=path))
+    # THEN 400 says what a deployment id is, instead of a route that "does not exist"
+    assert answer.status == 400, answer.body
+    assert answer.body["error"] == "InvalidInput"
+    assert answer.body["detail"].startswith("id: ")
+    assert "is not a deployment id" in answer.body["detail"]
+
+
+def test_a_path_below_a_deployment_is_still_no_route(
+    stack: Stack, ledger: Any, emu: ClusterEmulator
+) -> None:
+    answer = call(event("get_deployment", path="/deployments/abc/logs"))
+    assert answer.status == 404
+    assert answer.body["error"] == "RouteNotFound"

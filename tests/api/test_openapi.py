@@ -46,3 +46,14 @@ def test_every_error_answer_is_documented_as_error_body() -> None:
                         path,
                         status,
                     )
+
+
+def test_unsupported_content_type_is_documented_where_a_body_is_read() -> None:
+    # GIVEN the committed document
+    document = json.loads(COMMITTED.read_text())
+    # WHEN the operations are listed with their documented answers
+    for path, operations in document["paths"].items():
+        for method, operation in operations.items():
+            # THEN every operation that reads a body documents 415, and no other does
+            takes_body = method in {"post", "put", "patch"}
+            assert ("415" in operation["responses"]) is takes_body, (method, path)

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 
-from bluegreen.models import Colour
+from bluegreen.models import Colour, Deployment, Outcome, Role, Verdict
 from local.cluster.emulator import ClusterEmulator
 from tests.api.conftest import (
     IN_ECR_ONLY,
@@ -122,6 +123,7 @@ def test_switch_to_the_current_canary_changes_and_records_nothing(
     assert answer.status == 200
     assert answer.body["changed"] is False
     assert answer.body["recordId"] is None
+    assert answer.body["recorded"] is False
     assert versions(emu) == before
     assert ledger.deployments()[0] == []
 
@@ -230,3 +232,96 @@ def test_each_request_is_its_own_deployment(
     assert a.body["deploymentId"] != b.body["deploymentId"]
     assert again.body["executionArn"] == a.body["executionArn"]
     assert len(stack.executions()) == 2
+
+
+def test_deploying_a_digest_judged_failed_is_refused_with_its_reason(
+    stack: Stack, ledger: Any, emu: ClusterEmulator
+) -> None:
+    # GIVEN the ledger judged KNOWN failed
+    ledger.set_verdict(KNOWN, Verdict.FAILED, "hook cache-flush failed: exit 1")
+    # WHEN KNOWN is posted again, by digest or by its tag
+    by_digest = call(event("deploy_hex_digest"))
+    by_tag = call(event("deploy_tag"))
+    # THEN both are refused, naming the digest, the recorded reason and the way past it
+    for answer in (by_digest, by_tag):
+        assert answer.status == 409, answer.body
+        assert answer.body["error"] == "DigestFailed"
+        assert str(KNOWN) in answer.body["detail"]
+        assert "hook cache-flush failed: exit 1" in answer.body["detail"]
+        assert '"force": true' in answer.body["detail"]
+    assert stack.executions() == []
+
+
+def test_force_deploys_a_digest_judged_failed(
+    stack: Stack, ledger: Any, emu: ClusterEmulator
+) -> None:
+    # GIVEN the ledger judged KNOWN failed
+    ledger.set_verdict(KNOWN, Verdict.FAILED, "health check failed")
+    # WHEN it is posted with force
+    answer = call(event("deploy_force"))
+    # THEN the flow starts for it, with the reason
+    flow_input = _started(stack, answer)
+    assert flow_input["image"] == str(KNOWN)
+    assert flow_input["reason"] == "re-deploy after fixing the cache config"
+
+
+def test_force_goes_with_image_tag_only(stack: Stack, ledger: Any, emu: ClusterEmulator) -> None:
+    answer = call(event("switch_to_green", body={"selector": "green", "force": True}))
+    assert answer.status == 400
+    assert "force: goes with imageTag only" in answer.body["detail"]
+    assert roles(emu) == ("blue", "blue", "green")
+
+
+def _running_deploy(ledger: Any, stack: Stack, role: Role, colour: Colour) -> str:
+    """A deployment of KNOWN to ``role`` that holds the lock, as the flow leaves it."""
+    deployment_id = f"{stack.application}-deploy-running"
+    assert ledger.acquire_lock(deployment_id, 600)
+    ledger.put_deployment(
+        Deployment(
+            id=deployment_id,
+            application=stack.application,
+            action="deploy",
+            role=role,
+            colour=colour,
+            to_digest=KNOWN,
+            from_digest=OLDER,
+            trigger="api",
+            actor="bob",
+            started_at=datetime(2026, 11, 27, 6, 0, tzinfo=UTC),
+            outcome=Outcome.RUNNING,
+        )
+    )
+    return deployment_id
+
+
+def test_deploying_what_the_running_deployment_deploys_is_refused(
+    stack: Stack, ledger: Any, emu: ClusterEmulator
+) -> None:
+    # GIVEN a running deployment holds the lock, deploying KNOWN to the canary (blue)
+    running = _running_deploy(ledger, stack, Role.CANARY, Colour.BLUE)
+    # WHEN KNOWN is posted for the canary again, by tag
+    answer = call(event("deploy_tag"))
+    # THEN 409 names the running deployment, and no duplicate is queued
+    assert answer.status == 409, answer.body
+    assert answer.body["error"] == "AlreadyDeploying"
+    assert running in answer.body["detail"]
+    assert "to the canary (blue)" in answer.body["detail"]
+    assert stack.executions() == []
+
+
+@pytest.mark.parametrize(
+    ("name", "body"),
+    [
+        ("deploy_to_production", None),  # the same digest, the other service
+        ("deploy_hex_digest", {"imageTag": OLDER.hex}),  # the same service, another digest
+    ],
+)
+def test_a_deploy_unlike_the_running_one_still_queues(
+    stack: Stack, ledger: Any, emu: ClusterEmulator, name: str, body: Any
+) -> None:
+    # GIVEN a running deployment of KNOWN to the canary holds the lock
+    _running_deploy(ledger, stack, Role.CANARY, Colour.BLUE)
+    # WHEN a different deployment is posted
+    answer = call(event(name, body=body) if body else event(name))
+    # THEN it is started (the flow waits for the lock)
+    assert answer.status == 202, answer.body

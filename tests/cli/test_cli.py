@@ -547,3 +547,139 @@ def test_local_stack_without_credentials_signs_as_the_login_user(
     assert run.code == 0, run.err
     headers = {k.lower(): v for k, v in api.seen[-1].headers.items()}
     assert headers["authorization"].startswith("AWS4-HMAC-SHA256 Credential=alice/")
+
+
+def test_region_is_read_from_aws_region(
+    api: FakeApi, bluegreen: Callable[..., Run], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # GIVEN only AWS_REGION names a region (as in Lambda, CloudShell and most SDKs' setups)
+    monkeypatch.delenv("AWS_DEFAULT_REGION", raising=False)
+    monkeypatch.setenv("AWS_REGION", "ap-south-1")
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    api.routes[("GET", "/services")] = (200, STATUS)
+    # WHEN a signed call is made to an endpoint whose host names no region
+    run = bluegreen("--endpoint", api.url, "status")
+    # THEN it is signed for that region
+    assert run.code == 0, run.err
+    headers = {k.lower(): v for k, v in api.seen[-1].headers.items()}
+    assert "/ap-south-1/execute-api/aws4_request" in headers["authorization"]
+
+
+def test_no_region_anywhere_is_one_line_naming_both_variables(
+    api: FakeApi, bluegreen: Callable[..., Run], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.delenv("AWS_DEFAULT_REGION", raising=False)
+    monkeypatch.delenv("AWS_REGION", raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    run = bluegreen("--endpoint", api.url, "status")
+    assert run.code == 2
+    assert run.err.startswith("bluegreen: error: no AWS region")
+    assert "AWS_DEFAULT_REGION" in run.err
+    assert api.seen == []
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ("--timeout", "-1", "status"),
+        ("status", "--timeout", "0"),
+        ("--timeout", "nan", "status"),
+        ("--timeout", "soon", "status"),
+        ("watch", "d1", "--interval", "-1"),
+        ("watch", "d1", "--max-wait", "inf"),
+        ("deploy", HEX_A, "--wait", "--interval", "0"),
+    ],
+)
+def test_seconds_that_are_not_above_zero_are_usage_errors(
+    api: FakeApi, bluegreen: Callable[..., Run], argv: tuple[str, ...]
+) -> None:
+    # WHEN a duration is negative, zero, not finite or not a number
+    run = bluegreen("--endpoint", api.url, *argv)
+    # THEN it is a one-line usage error (exit 2) and nothing is sent
+    assert run.code == 2, run.err
+    assert run.err.startswith("bluegreen: error: argument ")
+    assert "seconds" in run.err
+    assert "unexpected" not in run.err
+    assert api.seen == []
+
+
+def test_a_failure_whose_cause_names_the_error_says_it_once(
+    api: FakeApi, bluegreen: Callable[..., Run]
+) -> None:
+    # GIVEN a failed deployment whose cause begins with the error's name, as the flow's do
+    failed = deployment("FAILED", "rolled_back", "RolloutFailed")
+    failed["execution"] = {
+        "status": "FAILED",
+        "error": "RolloutFailed",
+        "cause": "RolloutFailed: blue stalled: ImagePullBackOff",
+    }
+    api.routes[("GET", "/deployments/wp-platform-deploy-abc")] = (200, failed)
+    # WHEN it is watched
+    run = bluegreen("--endpoint", api.url, "watch", "wp-platform-deploy-abc")
+    # THEN the last line names the error once
+    assert run.code == 1
+    assert run.err.strip().splitlines()[-1] == (
+        "bluegreen: error: deployment wp-platform-deploy-abc ended rolled_back "
+        "(RolloutFailed: blue stalled: ImagePullBackOff)"
+    )
+
+
+def _without_record(status: str) -> dict[str, object]:
+    return {
+        "id": "d1",
+        "record": None,
+        "executionArn": STARTED["executionArn"],
+        "execution": {
+            "status": status,
+            "error": "InvalidInput" if status == "FAILED" else None,
+            "cause": "image: bad" if status == "FAILED" else None,
+        },
+        "consoleUrl": STARTED["consoleUrl"],
+    }
+
+
+def test_show_of_an_execution_that_ended_without_a_record_says_it_never_will(
+    api: FakeApi, bluegreen: Callable[..., Run]
+) -> None:
+    # GIVEN an execution that failed before its first task wrote the record
+    api.routes[("GET", "/deployments/d1")] = (200, _without_record("FAILED"))
+    # WHEN shown
+    run = bluegreen("--endpoint", api.url, "show", "d1")
+    # THEN it says no record will come, and the error follows
+    assert run.code == 0
+    lines = run.out.splitlines()
+    record = next(i for i, line in enumerate(lines) if line.startswith("record"))
+    error = next(i for i, line in enumerate(lines) if line.startswith("execution.error"))
+    assert "no record: the execution ended before the deployment was recorded" in lines[record]
+    assert "(see its error below)" in lines[record]
+    assert record < error
+    assert "not written yet" not in run.out
+
+
+def test_show_of_a_running_execution_without_a_record_says_not_yet(
+    api: FakeApi, bluegreen: Callable[..., Run]
+) -> None:
+    api.routes[("GET", "/deployments/d1")] = (200, _without_record("RUNNING"))
+    run = bluegreen("--endpoint", api.url, "show", "d1")
+    assert run.code == 0
+    assert "not written yet (the flow has not reached it)" in run.out
+
+
+def test_reason_and_force_go_into_the_bodies(api: FakeApi, bluegreen: Callable[..., Run]) -> None:
+    # GIVEN the API accepts all three
+    api.routes[("POST", "/services")] = (202, STARTED)
+    api.routes[("POST", "/rollback")] = (202, {**STARTED, "action": "rollback"})
+    api.routes[("POST", "/promote")] = (202, STARTED)
+    # WHEN each is run with a reason (and deploy with --force)
+    runs = [
+        bluegreen("--endpoint", api.url, "deploy", HEX_A, "--force", "--reason", "known fix"),
+        bluegreen("--endpoint", api.url, "rollback", "--reason", "500s on /cart"),
+        bluegreen("--endpoint", api.url, "promote", "--reason", "canary baked 1h"),
+    ]
+    # THEN the bodies carry them
+    assert [run.code for run in runs] == [0, 0, 0]
+    assert [seen.body for seen in api.seen] == [
+        {"imageTag": HEX_A, "service": "canary", "force": True, "reason": "known fix"},
+        {"service": "canary", "reason": "500s on /cart"},
+        {"reason": "canary baked 1h"},
+    ]

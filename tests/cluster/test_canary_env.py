@@ -11,7 +11,7 @@ import pytest
 from bluegreen.cluster import CanaryEnvMalformed, KubernetesCluster
 from bluegreen.config import Settings
 from bluegreen.errors import ClusterObjectMissing
-from bluegreen.models import Colour
+from bluegreen.models import Colour, Role
 from local.cluster import ClusterEmulator
 from tests.cluster.conftest import NAMESPACE, RequestLog, stored
 
@@ -94,19 +94,76 @@ def test_malformed_canary_env_is_a_named_error_that_says_what_is_wrong(
     set_canary_env(emulator, raw)
     log = request_log()
 
-    # WHEN it is read, or a switch is attempted over it
+    # WHEN it is read, or an image is set over it
     with pytest.raises(CanaryEnvMalformed) as read_error:
         cluster.canary_env()
     with pytest.raises(CanaryEnvMalformed):
-        cluster.switch_roles(Colour.GREEN)
+        cluster.set_canary_image(NEW_IMAGE)
 
-    # THEN the error names the ConfigMap, the key and the problem, and nothing was written
+    # THEN the error names the ConfigMap, the key, the problem and the repair;
+    # nothing was written
     message = str(read_error.value)
     assert 'ConfigMap "canary-env"' in message
     assert "'canaryEnv'" in message
     assert problem in message
+    assert "bluegreen switch <colour>" in message
     assert log.writes() == []
     assert stored(emulator, "configmaps", "canary-env")["data"]["canaryEnv"] == raw
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        '{"selector": "blue", ',
+        '["blue"]',
+        '{"selector": "purple", "image": "x"}',
+        '{"selector": "green", "image": 7}',
+        "[" * 100_000,
+    ],
+)
+@pytest.mark.parametrize("canary", list(Colour))
+def test_a_switch_repairs_a_malformed_canary_env_with_the_new_canarys_image(
+    cluster: KubernetesCluster,
+    emulator: ClusterEmulator,
+    request_log: Callable[[], RequestLog],
+    raw: str,
+    canary: Colour,
+) -> None:
+    # GIVEN a canaryEnv somebody broke by hand, in a namespace switched before
+    cluster.switch_roles(Colour.GREEN)
+    set_canary_env(emulator, raw)
+    image = cluster.deployment_image(canary)
+    log = request_log()
+
+    # WHEN the canary colour is switched
+    changed = cluster.switch_roles(canary)
+    requests = [method for method, _ in log.all()]
+
+    # THEN canaryEnv holds the new roles and the image that colour's Deployment runs,
+    # the Services follow, and the repair cost one extra read (the Deployment)
+    assert changed
+    assert stored_canary_env(emulator)["selector"] == canary.value
+    assert stored_canary_env(emulator)["image"] == image
+    env = cluster.canary_env()
+    assert env.selector is canary
+    assert cluster.service_selectors() == {Role.CANARY: canary, Role.PRODUCTION: canary.other}
+    assert requests == ["GET", "GET", "PUT", "PATCH", "PATCH"]
+
+
+def test_a_switch_with_an_image_repairs_a_malformed_canary_env_without_reading_more(
+    cluster: KubernetesCluster, emulator: ClusterEmulator, request_log: Callable[[], RequestLog]
+) -> None:
+    # GIVEN a canaryEnv that is not JSON, in a namespace switched before
+    cluster.switch_roles(Colour.GREEN)
+    set_canary_env(emulator, "not json")
+    log = request_log()
+
+    # WHEN a switch names the image itself
+    cluster.switch_roles(Colour.BLUE, NEW_IMAGE)
+
+    # THEN that image is written, in the four requests of a plain switch
+    assert len(log.all()) == 4
+    assert stored_canary_env(emulator) == {"selector": "blue", "image": NEW_IMAGE}
 
 
 def test_missing_configmap_is_named(

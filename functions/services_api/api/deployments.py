@@ -20,6 +20,7 @@ from .responses import (
     CONFLICT,
     INVALID,
     NOT_FOUND,
+    UNSUPPORTED,
     answer,
 )
 from .schemas import (
@@ -139,15 +140,26 @@ def get_deployment(
     responses={
         202: answer(DeploymentStartedBody, "The deploy flow's rollback was started"),
         **BAD_REQUEST,
+        **UNSUPPORTED,
         **INVALID,
         502: CLUSTER[502],
     },
 )
-def post_rollback(request: Annotated[RollbackRequest, Body(embed=False)]) -> DeploymentStartedBody:
-    """Start the flow's rollback action for the canary (default) or production."""
+def post_rollback(
+    request: Annotated[RollbackRequest | None, Body(embed=False)] = None,
+) -> DeploymentStartedBody:
+    """Start the flow's rollback action for the canary (default) or production.
+
+    The body is optional: no body rolls the canary back.
+    """
+    request = request or RollbackRequest()
     caller = caller_of(router.current_event.raw_event)
     started = services.request_rollback(
-        dependencies.flow(), dependencies.settings(), caller, Role(request.service)
+        dependencies.flow(),
+        dependencies.settings(),
+        caller,
+        Role(request.service),
+        reason=request.reason,
     )
     record_start(started, caller)
     return started_body(started)
@@ -162,12 +174,19 @@ def post_rollback(request: Annotated[RollbackRequest, Body(embed=False)]) -> Dep
         202: answer(DeploymentStartedBody, "The deploy flow was started for production"),
         **BAD_REQUEST,
         **CONFLICT,
+        **UNSUPPORTED,
         **INVALID,
         **CLUSTER,
     },
 )
-def post_promote(request: Annotated[PromoteRequest, Body(embed=False)]) -> DeploymentStartedBody:
-    """Promote what the canary runs now, unless it is unpinned, failed, or already there."""
+def post_promote(
+    request: Annotated[PromoteRequest | None, Body(embed=False)] = None,
+) -> DeploymentStartedBody:
+    """Promote what the canary runs now, unless it is unpinned, failed, or already there.
+
+    The body is optional: it carries only a reason.
+    """
+    request = request or PromoteRequest()
     caller = caller_of(router.current_event.raw_event)
     started = services.promote(
         dependencies.cluster(),

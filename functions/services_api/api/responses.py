@@ -18,9 +18,15 @@ def _error(description: str) -> OpenAPIResponse:
     return answer(ErrorBody, description)
 
 
-BAD_REQUEST = {400: _error("Malformed JSON, a bad digest, tag, cursor or field combination")}
+BAD_REQUEST = {400: _error("Malformed JSON, a bad digest, tag, cursor, id or field combination")}
 NOT_FOUND = {404: _error("Unknown tag, digest or deployment")}
-CONFLICT = {409: _error("A deployment holds the lock, or the request conflicts with the state")}
+CONFLICT = {
+    409: _error(
+        "A deployment holds the lock, the digest was judged failed or is being deployed "
+        "already, or the request conflicts with the state"
+    )
+}
+UNSUPPORTED = {415: _error("The body is not sent as application/json")}
 INVALID = {422: _error("A field has the wrong type or value, or is not one the API knows")}
 CLUSTER = {
     502: _error("The cluster or an AWS service answered with an error"),

@@ -14,6 +14,8 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
+from bluegreen.services import REASON_LIMIT
+
 ColourName = Literal["blue", "green"]
 ServiceName = Literal["canary", "production"]
 
@@ -47,19 +49,30 @@ class ServicesChange(_Request):
         default="canary",
         description="With `imageTag`: deploy to the canary (default) or to production.",
     )
-    reason: str = Field(default="", max_length=500, description="Free text kept in the record.")
+    force: bool = Field(
+        default=False,
+        description="With `imageTag`: deploy even a digest the ledger judged failed.",
+    )
+    reason: str = Field(
+        default="", max_length=REASON_LIMIT, description="Free text kept in the record."
+    )
 
 
 class RollbackRequest(_Request):
     """``POST /rollback``: roll a service back to the last digest judged healthy."""
 
     service: ServiceName = Field(default="canary")
+    reason: str = Field(
+        default="", max_length=REASON_LIMIT, description="Free text kept in the record."
+    )
 
 
 class PromoteRequest(_Request):
     """``POST /promote``: deploy the canary's digest to production."""
 
-    reason: str = Field(default="", max_length=500)
+    reason: str = Field(
+        default="", max_length=REASON_LIMIT, description="Free text kept in the record."
+    )
 
 
 # responses ----------------------------------------------------------------
@@ -120,8 +133,9 @@ class SwitchBody(_Body):
     )
     recorded: bool = Field(
         default=True,
-        description="False when the roles changed but the ledger could not record it "
-        "(the function logged the failure).",
+        description="Whether the ledger holds a record of the switch: false when nothing "
+        "changed, or when the roles changed but the ledger could not record it (the "
+        "function logged the failure).",
     )
 
 

@@ -21,6 +21,7 @@ from .responses import (
     CONFLICT,
     INVALID,
     NOT_FOUND,
+    UNSUPPORTED,
     answer,
 )
 from .schemas import (
@@ -128,6 +129,7 @@ def get_services() -> ServiceStatusBody:
         **BAD_REQUEST,
         **NOT_FOUND,
         **CONFLICT,
+        **UNSUPPORTED,
         **INVALID,
         **CLUSTER,
     },
@@ -139,8 +141,9 @@ def post_services(
     has_selector, has_image = change.selector is not None, change.image_tag is not None
     if has_selector == has_image:
         raise InvalidInput("body", COMBINATIONS)
-    if has_selector and "service" in change.model_fields_set:
-        raise InvalidInput("service", f"goes with imageTag only; {COMBINATIONS}")
+    for name in ("service", "force"):
+        if has_selector and name in change.model_fields_set:
+            raise InvalidInput(name, f"goes with imageTag only; {COMBINATIONS}")
     caller = caller_of(router.current_event.raw_event)
     if change.selector is not None:
         colour = Colour(change.selector)
@@ -177,7 +180,7 @@ def post_services(
                 canary=switched.canary.value,
                 production=switched.production.value,
                 record_id=switched.record_id,
-                recorded=not switched.record_error,
+                recorded=switched.recorded,
             ),
         )
     assert change.image_tag is not None  # narrowed by the combination check above
@@ -190,6 +193,7 @@ def post_services(
         change.image_tag,
         Role(change.service),
         reason=change.reason,
+        force=change.force,
     )
     record_start(started, caller)
     return Response(status_code=202, content_type="application/json", body=started_body(started))

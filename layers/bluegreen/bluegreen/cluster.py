@@ -20,7 +20,8 @@ to know before changing it:
   re-read and retried with jittered backoff, a bounded number of times.
 * Requests are counted at the server in tests: ``snapshot()`` is 3 requests,
   a selector switch 4 when nothing conflicts (5 for the first switch of a
-  namespace; see ``switch_roles``), a switch that is already so 2 reads.
+  namespace, 1 more when it repairs a malformed ``canaryEnv``; see
+  ``switch_roles``), a switch that is already so 2 reads.
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ from bluegreen.errors import (
     InvalidInput,
 )
 from bluegreen.models import INITIAL_CANARY, CanaryEnv, Colour, Hook, HookRun, Role, RolloutState
+from bluegreen.observability import logger
 
 if TYPE_CHECKING:
     from kubernetes.client import ApiClient
@@ -78,9 +80,16 @@ _NOT_IN_HOOKS = ("args", "livenessProbe", "readinessProbe", "startupProbe", "lif
 class CanaryEnvMalformed(ClusterUnavailable):
     """The ConfigMap's ``canaryEnv`` is there but is not ``{"selector": ..., "image": ...}``.
 
-    To callers it is as unusable as an unreachable cluster (the API answers 502),
-    while its own name says what is wrong; nothing is written over it.
+    To readers it is as unusable as an unreachable cluster (the API answers 502),
+    while its own name says what is wrong. Only a switch of the canary colour
+    writes over it (``switch_roles``), which is how it is repaired.
     """
+
+
+_REPAIR = (
+    '; switching the canary colour (POST /services {"selector": "blue"|"green"}, '
+    "or `bluegreen switch <colour>`) rewrites it"
+)
 
 
 @dataclass(frozen=True)
@@ -272,6 +281,10 @@ class KubernetesCluster:
         once the last switcher returns the ConfigMap and both Services agree,
         however many switch at once.
 
+        A ``canaryEnv`` that cannot be read (``CanaryEnvMalformed``) is replaced
+        with the new roles and, unless ``image`` is given, the image the new
+        canary colour's Deployment runs (one more read, only in that case).
+
         A failure half-way (the ConfigMap written, a Service write refused) is
         *completed*, not compensated: the ConfigMap already says the new roles
         and may have been read by then, so undoing it would flap them, whereas
@@ -286,12 +299,25 @@ class KubernetesCluster:
         if not isinstance(canary, Colour):
             raise InvalidInput("selector", f"{canary!r} is not a colour: expected blue or green")
         for attempt in range(self._conflict_attempts):
-            env, configmap, generation = self._read_canary_env()
-            wanted_image = env.image if image is None else image
-            if env.selector is canary and (image is None or (env.present and env.image == image)):
-                return self._make_services_follow(canary, generation, previous=None)
-            # Only a new image keeps the generation: the roles do not move.
-            moves = env.selector is not canary
+            configmap = self._read_configmap()
+            generation = _generation(configmap)
+            try:
+                env = self._parse_canary_env(configmap)
+            except CanaryEnvMalformed as exc:
+                # A switch is how a person repairs a broken canaryEnv: it is written over.
+                logger.warning(
+                    "canaryEnv malformed; the switch writes it over", extra={"detail": str(exc)}
+                )
+                wanted_image = self.deployment_image(canary) if image is None else image
+                moves = True
+            else:
+                wanted_image = env.image if image is None else image
+                if env.selector is canary and (
+                    image is None or (env.present and env.image == image)
+                ):
+                    return self._make_services_follow(canary, generation, previous=None)
+                # Only a new image keeps the generation: the roles do not move.
+                moves = env.selector is not canary
             new_generation = generation + 1 if moves else generation
             try:
                 self._replace_canary_env(
@@ -485,48 +511,57 @@ class KubernetesCluster:
 
     def _read_canary_env(self) -> tuple[CanaryEnv, dict[str, Any], int]:
         """canaryEnv, the ConfigMap it came from, and the ConfigMap's switch generation."""
-        configmap = self._call(
+        configmap = self._read_configmap()
+        return self._parse_canary_env(configmap), configmap, _generation(configmap)
+
+    def _read_configmap(self) -> dict[str, Any]:
+        return self._call(
             "read",
             self._configmap_what,
             self._apis().core.read_namespaced_config_map,
             self._settings.configmap_name,
             self._namespace,
         )
-        metadata = configmap.get("metadata", {})
-        resource_version = metadata.get("resourceVersion")
-        generation = _generation(configmap)
+
+    def _parse_canary_env(self, configmap: Mapping[str, Any]) -> CanaryEnv:
+        """The ConfigMap's canaryEnv; ``CanaryEnvMalformed`` says what is wrong with it."""
+        resource_version = configmap.get("metadata", {}).get("resourceVersion")
         key = self._settings.configmap_key
         raw = (configmap.get("data") or {}).get(key)
         if raw is None:
-            env = CanaryEnv(
+            return CanaryEnv(
                 selector=INITIAL_CANARY, image="", resource_version=resource_version, present=False
             )
-            return env, configmap, generation
         where = f"{self._configmap_what}, key {key!r}"
         try:
             value = json.loads(raw)
-        except json.JSONDecodeError as exc:
+        except (json.JSONDecodeError, RecursionError) as exc:
+            problem = (
+                f"{exc.msg} at character {exc.pos}"
+                if isinstance(exc, json.JSONDecodeError)
+                else "nested too deeply"
+            )
             raise CanaryEnvMalformed(
-                f"{where} is not valid JSON ({exc.msg} at character {exc.pos}); expected "
+                f"{where} is not valid JSON ({problem}); expected "
                 f'{{"selector": "blue" | "green", "image": "<image>"}}, got {raw[:200]!r}'
+                f"{_REPAIR}"
             ) from None
         if not isinstance(value, dict):
             raise CanaryEnvMalformed(
                 f'{where} must be a JSON object {{"selector": ..., "image": ...}}, '
-                f"got {raw[:200]!r}"
+                f"got {raw[:200]!r}{_REPAIR}"
             )
         selector = value.get("selector")
         if not isinstance(selector, str) or selector not in {c.value for c in Colour}:
             raise CanaryEnvMalformed(
-                f"{where} has selector {selector!r}; expected 'blue' or 'green'"
+                f"{where} has selector {selector!r}; expected 'blue' or 'green'{_REPAIR}"
             )
         image = value.get("image", "")
         if not isinstance(image, str):
-            raise CanaryEnvMalformed(f"{where} has image {image!r}; expected a string")
-        env = CanaryEnv(
+            raise CanaryEnvMalformed(f"{where} has image {image!r}; expected a string{_REPAIR}")
+        return CanaryEnv(
             selector=Colour(selector), image=image, resource_version=resource_version, present=True
         )
-        return env, configmap, generation
 
     def _replace_canary_env(
         self, configmap: dict[str, Any], selector: Colour, image: str, generation: int | None
@@ -539,7 +574,9 @@ class KubernetesCluster:
         key = self._settings.configmap_key
         try:
             value = json.loads(data[key]) if key in data else {}
-        except json.JSONDecodeError:
+        except (json.JSONDecodeError, RecursionError):
+            value = {}
+        if not isinstance(value, dict):  # a malformed canaryEnv being repaired
             value = {}
         # Keys other than selector and image belong to whoever put them there: kept.
         value.update({"selector": selector.value, "image": image})

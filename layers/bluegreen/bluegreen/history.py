@@ -131,6 +131,17 @@ def deployment_history(
     return DeploymentPage(deployments=deployments, next_cursor=next_cursor)
 
 
+def check_deployment_id(deployment_id: str) -> None:
+    """Reject what cannot be a deployment id (an execution name) before anything is asked."""
+    if not _DEPLOYMENT_ID.fullmatch(deployment_id):
+        shown = deployment_id if len(deployment_id) <= 100 else deployment_id[:100] + "..."
+        raise InvalidInput(
+            "id",
+            f"{shown!r} is not a deployment id: 1 to 80 letters, digits, '-' or '_' "
+            "(the execution name)",
+        )
+
+
 def _is_missing_execution(exc: Exception) -> bool:
     # A boto3 ClientError carries its code in ``response``; checking the code keeps
     # botocore out of the domain while telling "no such execution" from an outage.
@@ -145,10 +156,7 @@ def deployment_status(
     ledger: Ledger, flow: FlowStarter, state_machine_arn: str, deployment_id: str
 ) -> DeploymentView:
     """The ledger's record of a deployment and the live state of its execution."""
-    if not _DEPLOYMENT_ID.fullmatch(deployment_id):
-        raise InvalidInput(
-            "id", "a deployment id is 1 to 80 letters, digits, '-' or '_' (the execution name)"
-        )
+    check_deployment_id(deployment_id)
     record = ledger.deployment(deployment_id)
     arn = record.execution_arn if record is not None else ""
     # A canary switch has no execution; anything else is named after its execution.

@@ -16,13 +16,15 @@ from datetime import UTC, datetime
 from typing import Protocol, cast
 
 from bluegreen.config import Settings
-from bluegreen.errors import InvalidInput, LockHeld, NotPromotable, UnknownImage
+from bluegreen.deploy import TEXT_LIMIT
+from bluegreen.errors import BlueGreenError, InvalidInput, LockHeld, NotPromotable, UnknownImage
 from bluegreen.flow import execution_name
 from bluegreen.models import (
     CanaryEnv,
     Colour,
     Deployment,
     Digest,
+    ImageRecord,
     Outcome,
     Role,
     RolloutState,
@@ -35,6 +37,18 @@ _TAG = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")
 
 SWITCH_ACTION = "switch"
 """``Deployment.action`` of a ledger record that tells who switched the canary colour."""
+
+REASON_LIMIT = TEXT_LIMIT
+"""Longest ``reason`` a request may carry: the deploy flow's own limit on its text
+inputs, so the API never accepts a reason the flow would then refuse."""
+
+
+class DigestFailed(BlueGreenError):
+    """The ledger judged the digest failed; deploying it again needs ``force``."""
+
+
+class AlreadyDeploying(BlueGreenError):
+    """The running deployment is already deploying this digest to the same service."""
 
 
 class ImageRegistry(Protocol):
@@ -151,6 +165,11 @@ class SwitchResult:
     def production(self) -> Colour:
         return self.canary.other
 
+    @property
+    def recorded(self) -> bool:
+        """Whether the ledger holds a record of this switch (none when nothing changed)."""
+        return self.record_id is not None
+
 
 @dataclass(frozen=True)
 class DeploymentStarted:
@@ -258,12 +277,15 @@ def switch_canary(
     return SwitchResult(changed=True, canary=canary, record_id=record_id)
 
 
-def resolve_image(ledger: Ledger, registry: ImageRegistry, value: str) -> tuple[Digest, str]:
+def resolve_image(
+    ledger: Ledger, registry: ImageRegistry, value: str
+) -> tuple[Digest, str, ImageRecord | None]:
     """Turn what a caller sent as ``imageTag`` into a digest that is known to exist.
 
     Accepts ``sha256:<64 hex>``, bare ``<64 hex>`` (the original field's content)
-    or a tag the ledger knows. Returns the digest and the tag it came from ("" for
-    a digest). The digest must be in the ledger or in the ECR repository, so a
+    or a tag the ledger knows. Returns the digest, the tag it came from ("" for
+    a digest) and the ledger's record of the digest (None when only ECR has it).
+    The digest must be in the ledger or in the ECR repository, so a
     typo is a 404 here rather than a rollout stuck on ``ImagePullBackOff``.
     """
     text = value.strip()
@@ -285,11 +307,12 @@ def resolve_image(ledger: Ledger, registry: ImageRegistry, value: str) -> tuple[
             "image tag (letters, digits, '_', '.', '-', at most 128, not starting with '.' "
             "or '-')",
         )
-    if ledger.image(digest) is None and not registry.has_digest(digest):
+    record = ledger.image(digest)
+    if record is None and not registry.has_digest(digest):
         raise UnknownImage(
             f"imageTag: {digest} is neither in the ledger nor in the image repository"
         )
-    return digest, tag
+    return digest, tag, record
 
 
 def console_url(region: str, execution_arn: str) -> str:
@@ -346,14 +369,27 @@ def request_deploy(
     role: Role = Role.CANARY,
     *,
     reason: str = "",
+    force: bool = False,
 ) -> DeploymentStarted:
     """Start the deploy flow for an image on the canary (or production) colour.
 
     The tag is resolved here so the flow deploys what the caller saw, even if the
     tag moves before the flow runs. Each call is its own deployment: the
     execution name carries the request id as well as the digest.
+
+    Refused with ``DigestFailed`` when the ledger judged the digest failed (a
+    known-broken image), unless ``force``; and with ``AlreadyDeploying`` when
+    the deployment holding the lock is deploying that digest to that service
+    already, which would only queue a duplicate behind it.
     """
-    digest, tag = resolve_image(ledger, registry, image)
+    digest, tag, record = resolve_image(ledger, registry, image)
+    if record is not None and record.verdict is Verdict.FAILED and not force:
+        why = f": {record.verdict_reason}" if record.verdict_reason else ""
+        raise DigestFailed(
+            f'{digest} was judged failed{why}; send "force": true (bluegreen deploy '
+            "--force) to deploy it anyway"
+        )
+    _refuse_duplicate(ledger, digest, role)
     if tag and not reason:
         reason = f"tag {tag}"
     name = execution_name(settings.application, "deploy", f"{digest.hex}-{caller.request_key}")
@@ -367,8 +403,38 @@ def request_deploy(
     )
 
 
+def _refuse_duplicate(ledger: Ledger, digest: Digest, role: Role) -> None:
+    """``AlreadyDeploying`` when the lock holder's record deploys ``digest`` to ``role``.
+
+    The roles cannot change while the lock is held (``switch_canary`` refuses),
+    so the holder's service is the colour this request would deploy to.
+    """
+    holder = ledger.lock_holder()
+    if not holder:
+        return
+    running = ledger.deployment(holder)
+    if (
+        running is not None
+        and running.outcome is Outcome.RUNNING
+        and running.action == "deploy"
+        and running.role is role
+        and running.to_digest == digest
+    ):
+        colour = f" ({running.colour.value})" if running.colour else ""
+        raise AlreadyDeploying(
+            f"deployment {running.id} is already deploying {digest} to the {role.value}"
+            f"{colour}; follow it with GET /deployments/{running.id} (bluegreen show "
+            f"{running.id})"
+        )
+
+
 def request_rollback(
-    flow: FlowStarter, settings: Settings, caller: Caller, role: Role
+    flow: FlowStarter,
+    settings: Settings,
+    caller: Caller,
+    role: Role = Role.CANARY,
+    *,
+    reason: str = "",
 ) -> DeploymentStarted:
     """Start the flow's rollback of ``role`` to the last digest judged healthy."""
     name = execution_name(settings.application, "rollback", f"{role.value}-{caller.request_key}")
@@ -378,6 +444,10 @@ def request_rollback(
         "trigger": "api",
         "actor": caller.actor,
     }
+    if caller.source_ip:
+        flow_input["sourceIp"] = caller.source_ip
+    if reason:
+        flow_input["reason"] = reason
     return _start(flow, settings, name=name, flow_input=flow_input, role=role, digest=None)
 
 
