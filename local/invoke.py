@@ -106,6 +106,9 @@ def load_event(path: str) -> Any:
 
 def invoke(function: str, event: Any, context: LocalLambdaContext | None = None) -> Any:
     """Import ``functions.<function>.app`` and call its ``lambda_handler``."""
+    from local.stack import make_project_importable
+
+    make_project_importable()
     module = importlib.import_module(f"functions.{function}.app")
     return module.lambda_handler(event, context or LocalLambdaContext(function_name=function))
 

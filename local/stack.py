@@ -5,18 +5,20 @@
 - moto's server (AWS: DynamoDB ledger and idempotency tables from
   ``template.yaml``, the ECR repository, the real ``deploy.asl.json`` on moto's
   Step Functions interpreter with its Lambda tasks dispatched in-process);
-- the cluster emulator with the default seed, on a clock running ``--speed``
-  times faster than real time (Wait states are shortened by the same factor), so
-  a whole deploy takes seconds;
+- the cluster emulator with the default seed, on the real time but with its
+  controllers' work (rollouts, hook Jobs, deadlines) ``--speed`` times shorter
+  (Wait states are shortened by the same factor), so a whole deploy takes seconds;
 - a local API Gateway endpoint in front of the real ``services_api`` handler,
   plus the local-only ``POST /_local/events`` path that delivers an EventBridge
   event to ``ecr_push`` when the template's rule matches it (``bluegreen push``).
 
 Every handler runs here with the ``BG_*`` environment a deployed function gets
 (values from the template's parameters' defaults) and ``AWS_ENDPOINT_URL``
-pointing at moto. ``.local-stack/stack.json`` records the pid, URLs and that
-environment for ``bluegreen``, ``make push`` and ``make invoke``; a second start
-while one runs refuses with the running one's endpoints. Ctrl-C stops it all.
+pointing at moto. ``.local-stack/stack.json`` (``--state-dir``) records the pid,
+URLs and that environment for ``bluegreen``, ``make push`` and ``make invoke``; a
+second start on the same state folder while one runs refuses with the running
+one's endpoints (a second stack needs its own ``--state-dir`` and ports). Ctrl-C
+stops it all.
 
 Tests start the same stack in-process on free ports: ``with LocalStack(
 StackOptions.ephemeral(tmp_path)) as stack: ...``.
@@ -45,6 +47,23 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 STATE_DIR = ROOT / ".local-stack"
+LAYER = ROOT / "layers" / "bluegreen"
+"""Where the handlers' shared ``bluegreen`` package lives (a Lambda layer when deployed)."""
+
+
+def make_project_importable() -> None:
+    """Put the ``bluegreen`` layer and the project root on ``sys.path`` when missing.
+
+    ``make`` sets ``PYTHONPATH`` for these; ``python -m local.stack`` (or ``local.invoke``,
+    ``local.demo``) started by hand must find the handlers' packages all the same.
+    """
+    entries = {os.path.realpath(entry or os.curdir) for entry in sys.path}
+    for folder in (ROOT, LAYER):
+        if os.path.realpath(folder) not in entries:
+            sys.path.insert(0, str(folder))
+
+
+make_project_importable()
 STATE_FILE = "stack.json"
 ACCOUNT = "123456789012"
 """moto's default account: what ARNs and the ECR registry host name carry."""
@@ -659,9 +678,13 @@ class LocalStack:
         ]
         if state.kubeconfig:
             lines.append(f"  KUBECONFIG={state.kubeconfig} {rel_kubectl} get deploy,svc,cm")
+        cli = "CLI (reads .local-stack/ by itself):"
+        if self.options.state_dir.resolve() != STATE_DIR:
+            state_file = self.options.state_dir.resolve() / STATE_FILE
+            cli = f"CLI (this stack's state): export BLUEGREEN_LOCAL_STATE={state_file}"
         lines += [
             "",
-            "CLI (reads .local-stack/ by itself):",
+            cli,
             "  .venv/bin/bluegreen status       make push TAG=dev [BROKEN=1]",
             "  make invoke FN=ecr_push EVENT=events/ecr_push/tagged_push.json",
             "",
@@ -782,45 +805,77 @@ def local_stack(options: StackOptions) -> Iterator[LocalStack]:
 # -- command line -------------------------------------------------------------------
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Run the stack until Ctrl-C (or SIGTERM)."""
+def parse_options(argv: list[str] | None = None) -> StackOptions:
+    """The command line's options (``--help`` and bad values exit, as argparse does)."""
     parser = argparse.ArgumentParser(
         prog="python -m local.stack",
         description="Run eks-bluegreen locally: moto, the cluster emulator and the API.",
     )
     defaults = StackOptions()
-    parser.add_argument("--host", default=defaults.host, help="address to bind (loopback)")
-    parser.add_argument("--api-port", type=int, default=defaults.api_port)
-    parser.add_argument("--moto-port", type=int, default=defaults.moto_port)
-    parser.add_argument("--cluster-port", type=int, default=defaults.cluster_port)
+    parser.add_argument(
+        "--host", default=defaults.host, help="address to bind (default %(default)s)"
+    )
+    parser.add_argument(
+        "--api-port",
+        type=int,
+        default=defaults.api_port,
+        help="the API endpoint's port (default %(default)s)",
+    )
+    parser.add_argument(
+        "--moto-port",
+        type=int,
+        default=defaults.moto_port,
+        help="moto's port (default %(default)s)",
+    )
+    parser.add_argument(
+        "--cluster-port",
+        type=int,
+        default=defaults.cluster_port,
+        help="the cluster emulator's port (default %(default)s)",
+    )
+    parser.add_argument(
+        "--state-dir",
+        type=Path,
+        help="where stack.json and the kubeconfig go (default .local-stack in the project); "
+        "a second stack, on other ports, needs its own",
+    )
     parser.add_argument(
         "--speed",
         type=float,
         default=defaults.speed,
-        help="how much faster than real time the cluster and the flow's waits run",
+        help="how much faster than real time the cluster and the flow's waits run "
+        "(default %(default)g)",
     )
-    parser.add_argument("--seed", type=Path, help="Kubernetes manifests (file or folder)")
+    parser.add_argument(
+        "--seed", type=Path, help="Kubernetes manifests (file or folder); none: the default seed"
+    )
     parser.add_argument("--quiet", action="store_true", help="no access log")
     parser.add_argument(
         "--log-level",
         default=defaults.log_level,
         choices=("DEBUG", "INFO", "WARNING", "ERROR"),
-        help="the handlers' log level (default WARNING: failures only)",
+        help="the handlers' log level (default %(default)s: failures only)",
     )
     args = parser.parse_args(argv)
     if args.speed <= 0:
         parser.error("--speed must be positive")
-    options = replace(
+    return replace(
         defaults,
         host=args.host,
         api_port=args.api_port,
         moto_port=args.moto_port,
         cluster_port=args.cluster_port,
+        state_dir=args.state_dir.resolve() if args.state_dir else defaults.state_dir,
         speed=args.speed,
         seed=args.seed,
         access_log=not args.quiet,
         log_level=args.log_level,
     )
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the stack until Ctrl-C (or SIGTERM)."""
+    options = parse_options(argv)
     # Handlers publish no metrics locally; Powertools warns about that on every call.
     warnings.filterwarnings("ignore", message="No application metrics to publish")
     stop = threading.Event()

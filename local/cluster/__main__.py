@@ -28,7 +28,8 @@ def main(argv: list[str] | None = None) -> int:
         "--scale",
         type=float,
         default=1.0,
-        help="clock speed: 10 runs a 600 s progress deadline in 60 s",
+        help="controller speed-up (timestamps stay real): 10 runs a 600 s progress "
+        "deadline in 60 s",
     )
     parser.add_argument(
         "--instant",

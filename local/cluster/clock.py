@@ -1,4 +1,4 @@
-"""The emulator's notion of time: instant, stepped by tests, or scaled real time."""
+"""The emulator's notion of time: instant, stepped by tests, or real time with fast controllers."""
 
 from __future__ import annotations
 
@@ -13,7 +13,13 @@ class Clock:
     ``instant``: controller work takes no time (rollouts, Job runs, back-offs and the
     progress deadline all elapse at once), while wall time stays frozen unless advanced, so
     a TTL or a timestamp still means something. ``stepped``: frozen until ``advance``.
-    ``scaled(f)``: real time running ``f`` times faster.
+    ``scaled(f)``: the wall clock (plus whatever ``advance`` added), with every duration of
+    controller work (rollouts, Job runs, back-offs, deadlines, TTLs) ``f`` times shorter.
+
+    Every timestamp the emulator writes comes from ``now``. In scaled mode that is the real
+    time, not a faster-running one: kubectl computes some ages itself (``describe``'s
+    events) against the real time, so a clock running ahead would write timestamps from
+    the future and kubectl would print ``<invalid>`` ages.
     """
 
     def __init__(self, mode: str, factor: float = 1.0) -> None:
@@ -41,7 +47,7 @@ class Clock:
 
     @classmethod
     def scaled(cls, factor: float = 1.0) -> Clock:
-        """Real time multiplied by ``factor`` (the demo runs a 10-minute deadline in 1)."""
+        """Real time; controller work ``factor`` times faster (a 10-minute deadline in 1 at 10)."""
         return cls("scaled", factor)
 
     @property
@@ -54,17 +60,20 @@ class Clock:
         with self._lock:
             offset = self._offset
         if self.mode == "scaled":
-            return self._origin + (time.monotonic() - self._started) * self.factor + offset
+            # Monotonic, so a wall-clock step (NTP) never moves the emulator backwards.
+            return self._origin + (time.monotonic() - self._started) + offset
         return self._origin + offset
 
     def duration(self, seconds: float) -> float:
         """How long ``seconds`` of controller work lasts on this clock."""
-        return 0.0 if self.is_instant else seconds
+        if self.is_instant:
+            return 0.0
+        return seconds / self.factor if self.mode == "scaled" else seconds
 
     def real_seconds(self, seconds: float) -> float:
         """Real seconds until ``seconds`` of clock time pass (``inf`` when time is frozen)."""
         if self.mode == "scaled":
-            return seconds / self.factor
+            return seconds
         return float("inf")
 
     def advance(self, seconds: float) -> None:

@@ -28,6 +28,7 @@ REVISION = "deployment.kubernetes.io/revision"
 _HASH_LABEL = "pod-template-hash"
 _HASH_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
 _BACKOFF_CAP = 300.0
+INJECTED_FAILURE_LOG = "Error: injected failure (emulator fault)\n"
 # On a scaled clock time always moves; re-run the controllers at most this often (real s).
 _SCALED_RESYNC = 0.02
 
@@ -121,6 +122,9 @@ class Controllers:
         self.rollout_seconds = rollout_seconds
         self.job_seconds = job_seconds
         self.runs: dict[str, PodRun] = {}
+        # Sub-second moments behind whole-second timestamps (a Deployment's last progress, a
+        # Job's start), by (uid, what): on a fast clock a second is much of a deadline.
+        self._moments: dict[tuple[str, str], float] = {}
         self.settling = False  # seeding: everything converges at once whatever the clock
         self._settled: tuple[int, float] = (-1, 0.0)
         self._settled_at = 0.0
@@ -147,6 +151,14 @@ class Controllers:
     def _duration(self, seconds: float) -> float:
         return 0.0 if self.settling else self.clock.duration(seconds)
 
+    def _since(self, uid: str, what: str, stamp: str | None) -> float | None:
+        """The moment a timestamp was written, to the sub-second when this process wrote it."""
+        parsed = parse(stamp)
+        precise = self._moments.get((uid, what))
+        if parsed is not None and precise is not None and int(precise) == parsed:
+            return precise
+        return parsed
+
     # The loop ---------------------------------------------------------------------------
 
     def reconcile(self) -> None:
@@ -162,11 +174,14 @@ class Controllers:
             for _ in range(60):
                 before = self.store.revision
                 now = self.clock.now()
+                # Bottom-up: a deadline is judged on pods and ReplicaSets already brought up
+                # to now, so work that finished in time is never reported as timed out just
+                # because nothing had looked at the cluster since it finished.
                 for plural, sync in (
-                    ("deployments", self._sync_deployment),
-                    ("replicasets", self._sync_replica_set),
-                    ("jobs", self._sync_job),
                     ("pods", self._sync_pod),
+                    ("replicasets", self._sync_replica_set),
+                    ("deployments", self._sync_deployment),
+                    ("jobs", self._sync_job),
                 ):
                     for obj in list(self.store.items(self._r[plural])):
                         self._guarded(sync, obj, now)
@@ -197,7 +212,7 @@ class Controllers:
                 if moment is not None and moment > now:
                     due.append(moment - now)
             if run.fault == "CrashLoopBackOff":
-                due.append(10.0)
+                due.append(10.0 if self.clock.is_instant else self.clock.duration(10.0))
         return min(due) if due else None
 
     def _write(self, plural: str, obj: dict[str, Any], *, new: bool = False) -> None:
@@ -217,6 +232,8 @@ class Controllers:
                     meta = obj["metadata"]
                     self.store.remove(resource, meta.get("namespace", ""), meta["name"])
                     self.runs.pop(meta.get("uid", ""), None)
+        for gone in [key for key in self._moments if key[0] not in live]:
+            del self._moments[gone]
 
     # Events ------------------------------------------------------------------------------
 
@@ -765,7 +782,8 @@ class Controllers:
                 else:
                     conditions.append(fresh)
             elif progressing is not None:
-                since = parse(progressing.get("lastUpdateTime")) or now
+                since = self._since(meta["uid"], "progressed", progressing.get("lastUpdateTime"))
+                since = now if since is None else since
                 limit = self._duration(float(deadline))
                 timed_out = progressing.get("reason") == "ProgressDeadlineExceeded" or (
                     now - since >= limit if limit == 0 else now - since > limit
@@ -779,6 +797,9 @@ class Controllers:
                         f"{what} has timed out progressing.",
                         stamp,
                     )
+        written = _condition(conditions, "Progressing")
+        if written is not None and written.get("lastUpdateTime") == stamp:
+            self._moments[(meta["uid"], "progressed")] = now
         # The real controller lists Available before Progressing.
         conditions.sort(key=lambda c: {"Available": 0, "Progressing": 1}.get(c["type"], 2))
         status["conditions"] = conditions
@@ -840,7 +861,7 @@ class Controllers:
                 pods.remove(pod)
         min_ready = int(replica_set["spec"].get("minReadySeconds", 0))
         ready = [p for p in pods if self._is_ready(p)]
-        available = [p for p in ready if self._ready_for(p, now) >= min_ready]
+        available = [p for p in ready if self._ready_for(p, now) >= self._duration(min_ready)]
         status: dict[str, Any] = {
             "replicas": len(pods),
             "fullyLabeledReplicas": len(pods),
@@ -950,6 +971,9 @@ class Controllers:
             if job_fault == "fail":
                 for outcome in outcomes.values():
                     outcome.exit_code = outcome.exit_code or 1
+                    # The command never ran for real: its success message would contradict
+                    # the exit code the hook's caller reports.
+                    outcome.log = INJECTED_FAILURE_LOG
             if job_fault == "hang" or fault:
                 finish = None
             return PodRun(
@@ -1082,8 +1106,8 @@ class Controllers:
             elif run.fault == "CrashLoopBackOff":
                 elapsed = now - run.start_at
                 restarts, backoff, spent = 1, 10.0, 0.0
-                while not self.clock.is_instant and spent + backoff <= elapsed:
-                    spent += backoff
+                while not self.clock.is_instant and spent + self._duration(backoff) <= elapsed:
+                    spent += self._duration(backoff)
                     restarts += 1
                     backoff = min(backoff * 2, _BACKOFF_CAP)
                 entry.update(
@@ -1234,13 +1258,19 @@ class Controllers:
                 )
                 or now
             )
-            if ttl is not None and now >= done_at + float(ttl):
-                self._delete_with_pods(job, pods)
+            # Work is instant on an instant clock, but "an hour after it finished" is not:
+            # there the TTL stays wall time, so a finished Job can still be read.
+            if ttl is not None:
+                lifetime = float(ttl) if self.clock.is_instant else self._duration(float(ttl))
+                if now >= done_at + lifetime:
+                    self._delete_with_pods(job, pods)
             return
         if spec.get("suspend"):
             return
         stamp = timestamp(now)
-        status.setdefault("startTime", stamp)
+        if "startTime" not in status:
+            status["startTime"] = stamp
+            self._moments[(job["metadata"]["uid"], "started")] = now
         succeeded = sum(1 for p in pods if p.get("status", {}).get("phase") == "Succeeded")
         failed = sum(1 for p in pods if p.get("status", {}).get("phase") == "Failed")
         active = [
@@ -1249,7 +1279,8 @@ class Controllers:
         completions = int(spec.get("completions") or 1)
         backoff_limit = int(spec.get("backoffLimit", 6))
         deadline = spec.get("activeDeadlineSeconds")
-        started = parse(status["startTime"]) or now
+        started = self._since(job["metadata"]["uid"], "started", status["startTime"])
+        started = now if started is None else started
         outcome: tuple[str, str, str, str] | None = None
         if succeeded >= completions:
             outcome = (

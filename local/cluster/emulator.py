@@ -289,38 +289,56 @@ class ClusterEmulator:
         try:
             return self._control_route(request)
         except (ValueError, KeyError, TypeError, PatchError) as error:
-            return Reply(400, {"error": str(error)})
+            message = error.args[0] if isinstance(error, KeyError) and error.args else str(error)
+            return _control_failure(ApiError(400, "BadRequest", str(message)))
+        except Exception as error:  # a bug here must not look like a dropped connection
+            return _control_failure(
+                ApiError(500, "InternalError", f"emulator control path failed: {error!r}")
+            )
 
     def _control_route(self, request: Request) -> Reply:
         path = request.path.rstrip("/")
-        body: dict[str, Any] = json.loads(request.body or b"{}") if request.body else {}
         method = request.method
+        try:
+            raw: object = json.loads(request.body) if request.body else {}
+        except ValueError as error:
+            raise ValueError(f"the body is not JSON: {error}") from None
+        if not isinstance(raw, dict):
+            raise ValueError("the body must be a JSON object")
+        body: dict[str, Any] = raw
+        fields = _CONTROL_FIELDS.get((method, path))
+        if fields is not None:
+            _check_fields(body, *fields)
         if path == "/_emulator" and method == "GET":
             return Reply(200, {"paths": _CONTROL_PATHS})
         if path == "/_emulator/faults/images" and method == "POST":
-            self.faults.break_image(str(body["image"]), str(body.get("mode", "CrashLoopBackOff")))
+            self.faults.break_image(_text(body, "image"), _text(body, "mode", "CrashLoopBackOff"))
         elif path == "/_emulator/faults/images" and method == "DELETE":
-            self.faults.repair_image(str(body["image"]))
+            self.faults.repair_image(_text(body, "image"))
         elif path == "/_emulator/faults/requests" and method == "POST":
             self.faults.fail_requests(
-                str(body.get("method", "*")),
-                str(body.get("path", ".*")),
-                int(body.get("status", 500)),
-                int(body.get("count", 1)),
+                _text(body, "method", "*"),
+                _text(body, "path", ".*"),
+                _whole(body, "status", 500),
+                _whole(body, "count", 1),
             )
         elif path == "/_emulator/faults/hangs" and method == "POST":
             self.faults.hang_requests(
-                str(body.get("method", "*")),
-                str(body.get("path", ".*")),
-                float(body.get("seconds", 5.0)),
-                int(body.get("count", 1)),
+                _text(body, "method", "*"),
+                _text(body, "path", ".*"),
+                _number(body, "seconds", 5.0),
+                _whole(body, "count", 1),
             )
         elif path == "/_emulator/faults/jobs" and method == "POST":
-            self.faults.fail_jobs(str(body["match"]), str(body.get("mode", "fail")))
+            self.faults.fail_jobs(
+                _text(body, "match"),
+                _text(body, "mode", "fail"),
+                _whole(body, "count") if "count" in body else None,
+            )
         elif path == "/_emulator/faults" and method == "DELETE":
             self.faults.clear()
         elif path == "/_emulator/clock/advance" and method == "POST":
-            self.clock.advance(float(body["seconds"]))
+            self.clock.advance(_number(body, "seconds"))
         elif path == "/_emulator/clock" and method == "GET":
             return Reply(200, {"mode": self.clock.mode, "now": self.clock.now()})
         elif path == "/_emulator/requests" and method == "GET":
@@ -355,7 +373,7 @@ _CONTROL_PATHS = [
     "DELETE /_emulator/faults/images {image}",
     "POST /_emulator/faults/requests {method, path (regex), status: 500|503|429, count}",
     "POST /_emulator/faults/hangs {method, path (regex), seconds, count}",
-    "POST /_emulator/faults/jobs {match, mode: fail|hang}",
+    "POST /_emulator/faults/jobs {match, mode: fail|hang, count (default: until cleared)}",
     "DELETE /_emulator/faults",
     "POST /_emulator/clock/advance {seconds}",
     "GET /_emulator/clock",
@@ -364,3 +382,70 @@ _CONTROL_PATHS = [
     "PATCH /_emulator/objects/<resource>/<namespace>/<name> (JSON merge patch, no "
     "resourceVersion check)",
 ]
+
+# Fields each control path accepts (required, optional): anything else is a typo that
+# would otherwise be ignored silently and leave a fault behaving unlike what was asked.
+_CONTROL_FIELDS: dict[tuple[str, str], tuple[frozenset[str], frozenset[str]]] = {
+    ("GET", "/_emulator"): (frozenset(), frozenset()),
+    ("POST", "/_emulator/faults/images"): (frozenset({"image"}), frozenset({"mode"})),
+    ("DELETE", "/_emulator/faults/images"): (frozenset({"image"}), frozenset()),
+    ("POST", "/_emulator/faults/requests"): (
+        frozenset(),
+        frozenset({"method", "path", "status", "count"}),
+    ),
+    ("POST", "/_emulator/faults/hangs"): (
+        frozenset(),
+        frozenset({"method", "path", "seconds", "count"}),
+    ),
+    ("POST", "/_emulator/faults/jobs"): (frozenset({"match"}), frozenset({"mode", "count"})),
+    ("DELETE", "/_emulator/faults"): (frozenset(), frozenset()),
+    ("POST", "/_emulator/clock/advance"): (frozenset({"seconds"}), frozenset()),
+    ("GET", "/_emulator/clock"): (frozenset(), frozenset()),
+    ("GET", "/_emulator/requests"): (frozenset(), frozenset()),
+    ("DELETE", "/_emulator/requests"): (frozenset(), frozenset()),
+}
+_MISSING = object()
+
+
+def _control_failure(error: ApiError) -> Reply:
+    status = error.status()
+    # "error" too: what scripts written against this path read.
+    return Reply(error.code, {**status, "error": error.message})
+
+
+def _check_fields(body: dict[str, Any], required: frozenset[str], optional: frozenset[str]) -> None:
+    unknown = sorted(set(body) - required - optional)
+    if unknown:
+        accepted = ", ".join(sorted(required | optional)) or "none"
+        raise ValueError(f"unknown field(s) {', '.join(unknown)}; accepted fields: {accepted}")
+    missing = sorted(required - set(body))
+    if missing:
+        raise ValueError(f"missing required field(s) {', '.join(missing)}")
+
+
+def _field(body: dict[str, Any], name: str, default: Any) -> Any:
+    value = body.get(name, default)
+    if value is _MISSING:
+        raise ValueError(f"missing required field {name}")
+    return value
+
+
+def _text(body: dict[str, Any], name: str, default: Any = _MISSING) -> str:
+    value = _field(body, name, default)
+    if not isinstance(value, str):
+        raise ValueError(f"field {name} must be a string, not {value!r}")
+    return value
+
+
+def _whole(body: dict[str, Any], name: str, default: Any = _MISSING) -> int:
+    value = _field(body, name, default)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(f"field {name} must be an integer, not {value!r}")
+    return value
+
+
+def _number(body: dict[str, Any], name: str, default: Any = _MISSING) -> float:
+    value = _field(body, name, default)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError(f"field {name} must be a number, not {value!r}")
+    return float(value)

@@ -32,6 +32,27 @@ class _RequestRule:
         return (self.method in {"*", method}) and bool(self.path.search(path))
 
 
+@dataclass
+class _JobRule:
+    match: str
+    mode: str
+    remaining: int | None  # None: every matching Job until the faults are cleared
+
+
+def _pattern(path: str) -> re.Pattern[str]:
+    try:
+        return re.compile(path)
+    except re.error as error:
+        raise ValueError(f"path {path!r} is not a valid regular expression: {error}") from None
+
+
+def _count(count: int | None, *, optional: bool = False) -> None:
+    if count is None and optional:
+        return
+    if count is None or count < 1:
+        raise ValueError(f"count must be a positive integer, not {count!r}")
+
+
 class Faults:
     """What is currently broken. Thread-safe; the server consults it on every request."""
 
@@ -40,7 +61,7 @@ class Faults:
         self._images: dict[str, str] = {}
         self._failures: list[_RequestRule] = []
         self._hangs: list[_RequestRule] = []
-        self._jobs: list[tuple[str, str]] = []
+        self._jobs: list[_JobRule] = []
 
     def break_image(self, image: str, mode: str = "CrashLoopBackOff") -> None:
         """Pods running ``image`` (a full image string or a ``sha256:`` digest) never get ready."""
@@ -74,8 +95,10 @@ class Faults:
         """The next ``count`` requests matching ``method`` and the ``path`` regex fail."""
         if status not in _REQUEST_FAILURES:
             raise ValueError(f"status must be one of {sorted(_REQUEST_FAILURES)}, not {status}")
+        pattern = _pattern(path)
+        _count(count)
         with self._lock:
-            self._failures.append(_RequestRule(method.upper(), re.compile(path), count, status))
+            self._failures.append(_RequestRule(method.upper(), pattern, count, status))
 
     def hang_requests(
         self, method: str = "*", path: str = ".*", seconds: float = 5.0, count: int = 1
@@ -83,24 +106,35 @@ class Faults:
         """The next ``count`` matching requests stall ``seconds`` real seconds first."""
         if seconds < 0:
             raise ValueError("seconds must not be negative")
+        pattern = _pattern(path)
+        _count(count)
         with self._lock:
-            self._hangs.append(
-                _RequestRule(method.upper(), re.compile(path), count, seconds=seconds)
-            )
+            self._hangs.append(_RequestRule(method.upper(), pattern, count, seconds=seconds))
 
-    def fail_jobs(self, match: str, mode: str = "fail") -> None:
-        """Jobs whose name or command contains ``match`` fail (or never finish)."""
+    def fail_jobs(self, match: str, mode: str = "fail", count: int | None = None) -> None:
+        """Jobs whose name or command contains ``match`` fail (or never finish).
+
+        ``count``: only the next ``count`` matching Job pods; None: every one until
+        ``clear``.
+        """
         if mode not in JOB_MODES:
             raise ValueError(f"mode must be one of {', '.join(JOB_MODES)}, not {mode!r}")
+        if not match:
+            raise ValueError("match must be a non-empty part of a Job's name or command")
+        _count(count, optional=True)
         with self._lock:
-            self._jobs.append((match, mode))
+            self._jobs.append(_JobRule(match, mode, count))
 
     def job_fault(self, name: str, command: str) -> str | None:
-        """The injected outcome of a Job, or None if it runs normally."""
+        """The injected outcome of a Job's pod (uses up one ``count``), or None if it runs."""
         with self._lock:
-            for match, mode in self._jobs:
-                if match in name or match in command:
-                    return mode
+            for rule in self._jobs:
+                if rule.match in name or rule.match in command:
+                    if rule.remaining is not None:
+                        rule.remaining -= 1
+                        if rule.remaining == 0:
+                            self._jobs.remove(rule)
+                    return rule.mode
         return None
 
     def clear(self) -> None:

@@ -149,3 +149,68 @@ def test_requests_are_recorded_for_benchmarks(kube: Kube) -> None:
         ("GET", f"/api/v1/namespaces/{NAMESPACE}/pods"),
     ]
     assert kube.emulator.requests[1].query == {"labelSelector": "app=blue"}
+
+
+def test_an_invalid_path_regex_is_a_400_naming_it(kube: Kube) -> None:
+    # WHEN a request fault is asked for with a path that is no regular expression
+    status, _, body = http(kube.emulator, "POST", "/_emulator/faults/requests", {"path": "("})
+    # THEN the answer is a 400 Status saying so, and no fault was added
+    answer = json.loads(body)
+    assert status == 400
+    assert (answer["kind"], answer["reason"], answer["code"]) == ("Status", "BadRequest", 400)
+    assert "'(' is not a valid regular expression" in answer["message"]
+    assert kube.core.read_namespaced_config_map("canary-env", NAMESPACE).data
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "named"),
+    [
+        ("/_emulator/faults/jobs", {"match": "flush", "cuont": 1}, "cuont"),
+        ("/_emulator/faults/images", {"image": "sha256:" + "f" * 64, "mdoe": "x"}, "mdoe"),
+        ("/_emulator/faults/requests", {"path": "x", "times": 2}, "times"),
+        ("/_emulator/faults/hangs", {"secs": 1}, "secs"),
+        ("/_emulator/clock/advance", {"seconds": 1, "by": 2}, "by"),
+    ],
+)
+def test_an_unknown_control_field_is_a_400_naming_it(
+    kube: Kube, path: str, body: dict[str, object], named: str
+) -> None:
+    # WHEN a control path gets a field it does not know
+    before = kube.emulator.clock.now()
+    status, _, answer = http(kube.emulator, "POST", path, body)
+    # THEN it refuses with the field's name, and nothing was injected or moved
+    assert status == 400
+    assert f"unknown field(s) {named}" in json.loads(answer)["message"]
+    assert kube.emulator.faults.job_fault("flush", "") is None
+    assert kube.emulator.faults.image_fault("repo@sha256:" + "f" * 64) is None
+    assert kube.emulator.clock.now() == before
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "message"),
+    [
+        ("/_emulator/faults/jobs", {}, "missing required field(s) match"),
+        ("/_emulator/faults/jobs", {"match": "x", "count": 0}, "count must be a positive"),
+        ("/_emulator/faults/jobs", {"match": "x", "count": "2"}, "count must be an integer"),
+        ("/_emulator/faults/requests", {"count": -1}, "count must be a positive"),
+        ("/_emulator/clock/advance", {"seconds": "soon"}, "seconds must be a number"),
+        ("/_emulator/faults/jobs", ["match"], "the body must be a JSON object"),
+    ],
+)
+def test_a_mistyped_control_value_is_a_400_saying_what_is_wrong(
+    kube: Kube, path: str, body: object, message: str
+) -> None:
+    status, _, answer = http(kube.emulator, "POST", path, body)
+    assert status == 400
+    assert message in json.loads(answer)["message"]
+
+
+def test_job_fault_count_limits_how_many_job_runs_fail(kube: Kube) -> None:
+    # GIVEN a job fault for the next run only, through the control path
+    status, _, _ = http(
+        kube.emulator, "POST", "/_emulator/faults/jobs", {"match": "flush", "count": 1}
+    )
+    assert status == 200
+    # THEN the first matching run fails and the next one is left alone
+    assert kube.emulator.faults.job_fault("hook-flush-1", "") == "fail"
+    assert kube.emulator.faults.job_fault("hook-flush-2", "") is None

@@ -170,3 +170,41 @@ def test_follow_streams_until_the_pod_finishes(stepped: Kube) -> None:
     )
     assert response.data.decode() == "hi\n"
     timer.join()
+
+
+def test_an_injected_failure_logs_a_failure_not_the_commands_success(kube: Kube) -> None:
+    # GIVEN an injected failure for a hook that would otherwise flush the cache
+    kube.emulator.faults.fail_jobs("flush", mode="fail")
+    command = ["wp", "cache", "flush", "--allow-root"]
+    # WHEN the hook runs
+    kube.batch.create_namespaced_job(NAMESPACE, job_manifest("hook-flush", command))
+    # THEN the Job failed and its log says so instead of claiming the flush worked
+    assert "Failed" in _conditions(kube, "hook-flush")
+    log = _log(kube, "hook-flush")
+    assert "Success" not in log
+    assert log == "Error: injected failure (emulator fault)\n"
+    terminated = (
+        kube.core.list_namespaced_pod(NAMESPACE, label_selector="job-name=hook-flush")
+        .items[0]
+        .status.container_statuses[0]
+        .state.terminated
+    )
+    assert terminated.exit_code == 1
+
+
+def test_without_the_fault_the_same_hook_logs_its_success(kube: Kube) -> None:
+    command = ["wp", "cache", "flush", "--allow-root"]
+    kube.batch.create_namespaced_job(NAMESPACE, job_manifest("hook-flush", command))
+    assert "Complete" in _conditions(kube, "hook-flush")
+    assert _log(kube, "hook-flush") == "Success: The cache was flushed.\n"
+
+
+def test_a_counted_job_fault_fails_only_the_next_run(kube: Kube) -> None:
+    # GIVEN a failure injected for one run
+    kube.emulator.faults.fail_jobs("flush", count=1)
+    # WHEN the hook runs twice
+    kube.batch.create_namespaced_job(NAMESPACE, job_manifest("flush-1", ["true"]))
+    kube.batch.create_namespaced_job(NAMESPACE, job_manifest("flush-2", ["true"]))
+    # THEN only the first failed
+    assert "Failed" in _conditions(kube, "flush-1")
+    assert "Complete" in _conditions(kube, "flush-2")

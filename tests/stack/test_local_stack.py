@@ -5,9 +5,11 @@ from __future__ import annotations
 import io
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
+import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,11 +19,13 @@ import pytest
 from bluegreen_cli.main import main as bluegreen
 
 from local.stack import (
+    STATE_DIR,
     STATE_FILE,
     LocalStack,
     StackAlreadyRunning,
     StackError,
     StackOptions,
+    parse_options,
     running_stack,
 )
 from tests.events import EVENTS, load_event
@@ -194,7 +198,7 @@ def test_make_invoke_replays_an_event_file_against_the_stack(stack: LocalStack) 
     # GIVEN an untagged push event from events/ (recorded, never auto-deployed)
     event = EVENTS / "ecr_push" / "untagged_push.json"
     digest = load_event("ecr_push/untagged_push.json")["detail"]["image-digest"]
-    # WHEN it is invoked in another process, as `make invoke` does
+    # WHEN it is invoked in another process, started by hand (no PYTHONPATH from make)
     done = subprocess.run(
         [
             sys.executable,
@@ -209,7 +213,7 @@ def test_make_invoke_replays_an_event_file_against_the_stack(stack: LocalStack) 
         text=True,
         timeout=120,
         cwd=ROOT,
-        env={**os.environ, "PYTHONPATH": f"{ROOT / 'layers' / 'bluegreen'}:{ROOT}"},
+        env={k: v for k, v in os.environ.items() if k != "PYTHONPATH"},
     )
     # THEN it printed the handler's response and the stack's API sees the recorded digest
     assert done.returncode == 0, done.stderr
@@ -273,3 +277,65 @@ def test_a_signed_deploy_of_a_seeded_digest_is_recorded_with_the_callers_identit
     assert record["trigger"] == "api"
     assert record["actor"] == "arn:aws:iam::123456789012:user/testing"
     assert record["sourceIp"] == "127.0.0.1"
+
+
+def test_help_shows_the_default_ports_and_state_folder(capsys: pytest.CaptureFixture[str]) -> None:
+    # WHEN the command line's help is asked for
+    with pytest.raises(SystemExit):
+        parse_options(["--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    # THEN it names every default a second stack would have to change
+    for shown in ("(default 3000)", "(default 5000)", "(default 8001)", ".local-stack"):
+        assert shown in text
+    assert "--state-dir" in text
+
+
+def test_state_dir_option_moves_the_state_folder(tmp_path: Path) -> None:
+    # WHEN the options are parsed with and without --state-dir
+    moved = parse_options(["--state-dir", str(tmp_path / "second"), "--api-port", "3100"])
+    default = parse_options([])
+    # THEN the state goes where asked, else to .local-stack in the project
+    assert moved.state_dir == (tmp_path / "second").resolve()
+    assert moved.api_port == 3100
+    assert default.state_dir == STATE_DIR
+
+
+def test_a_second_stack_runs_beside_the_first_without_make(
+    stack: LocalStack, tmp_path: Path
+) -> None:
+    # GIVEN a stack running (the module's), and an environment without make's PYTHONPATH
+    environment = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    state_dir = tmp_path / "second-stack"
+    # WHEN a second one is started as the docs say, on free ports and its own state folder
+    second = subprocess.Popen(
+        [
+            *(sys.executable, "-m", "local.stack", "--state-dir", str(state_dir), "--quiet"),
+            *("--api-port", "0", "--moto-port", "0", "--cluster-port", "0"),
+        ],
+        cwd=ROOT,
+        env=environment,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 90
+        state = running_stack(state_dir)
+        while state is None and second.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.2)
+            state = running_stack(state_dir)
+        # THEN it serves its own endpoints while the first keeps its own
+        assert state is not None, second.stderr.read() if second.poll() is not None else ""
+        assert stack.state is not None
+        assert state.pid == second.pid
+        assert state.api_url != stack.state.api_url
+        with urllib.request.urlopen(state.api_url + "/services", timeout=30) as answer:
+            assert answer.status == 200
+        assert running_stack(stack.options.state_dir) == stack.state
+    finally:
+        second.send_signal(signal.SIGTERM)
+        second.communicate(timeout=30)
+    # AND stopping it removes only its own state file
+    assert second.returncode == 0
+    assert not (state_dir / STATE_FILE).exists()
+    assert running_stack(stack.options.state_dir) == stack.state
