@@ -143,7 +143,7 @@ def parse(event: object) -> ImagePush | IgnoredEvent:
     )
 
 
-@logger.inject_lambda_context(correlation_id_path="id")
+@logger.inject_lambda_context(correlation_id_path="id", clear_state=True)
 @metrics.log_metrics
 @tracer.capture_lambda_handler(capture_response=False)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
