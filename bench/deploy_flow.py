@@ -52,7 +52,7 @@ def main() -> None:
             from bluegreen.observability import logger
             from functions.deploy_steps import app
 
-            logger.setLevel("WARNING")
+            logger.setLevel("ERROR")
             app.reset()
             session = boto3.Session(region_name="us-west-2")
             sfn = session.client("stepfunctions")
