@@ -457,6 +457,22 @@ def test_update_and_finish_change_a_recorded_deployment(ledger: DynamoLedger, cl
     assert ledger.deployment("d1") == finished
 
 
+def test_a_success_keeps_the_callers_reason_and_a_failure_replaces_it(
+    ledger: DynamoLedger,
+) -> None:
+    # GIVEN two deployments started with the caller's reason
+    for name in ("ok", "bad"):
+        started = deployment(ledger, name, at(0))
+        started.reason = "pin the checkout fix"
+        ledger.put_deployment(started)
+    # WHEN one succeeds (no cause) and the other is rolled back with a cause
+    succeeded = ledger.finish_deployment("ok", Outcome.SUCCEEDED)
+    failed = ledger.finish_deployment("bad", Outcome.ROLLED_BACK, "RolloutFailed: stalled")
+    # THEN the success still says why it was asked for; the failure says why it failed
+    assert succeeded.reason == "pin the checkout fix"
+    assert failed.reason == "RolloutFailed: stalled"
+
+
 def test_updating_a_missing_deployment_is_not_found_and_creates_nothing(
     ledger: DynamoLedger,
 ) -> None:

@@ -589,12 +589,14 @@ class DynamoLedger:
         reason: str = "",
         rolled_back_to: Digest | None = None,
     ) -> Deployment:
-        """Record where the deployment ended, and when; ``NotFound`` when no such deployment."""
-        changes: dict[str, object] = {
-            "outcome": outcome,
-            "reason": reason,
-            "finished_at": self._clock(),
-        }
+        """Record where the deployment ended, and when; ``NotFound`` when no such deployment.
+
+        An empty ``reason`` keeps the one recorded at the start (the caller's own
+        words on a deploy that succeeded); a failure's cause replaces it.
+        """
+        changes: dict[str, object] = {"outcome": outcome, "finished_at": self._clock()}
+        if reason:
+            changes["reason"] = reason
         if rolled_back_to is not None:
             changes["rolled_back_to"] = rolled_back_to
         return self.update_deployment(deployment_id, **changes)
