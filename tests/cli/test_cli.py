@@ -81,6 +81,29 @@ def deployment(status: str, outcome: str, error: str | None = None) -> dict[str,
     }
 
 
+def use_local_stack_state(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, api_url: str, pid: int | None = None
+) -> None:
+    """Write a local stack state file (by default naming this live process) and point at it."""
+    state = tmp_path / "stack.json"
+    state.write_text(
+        json.dumps(
+            {
+                "pid": os.getpid() if pid is None else pid,
+                "api_url": api_url,
+                "moto_url": "http://127.0.0.1:1",
+                "cluster_url": "http://127.0.0.1:2",
+                "region": "us-west-2",
+                "account": "123456789012",
+                "repository": "rezfusion-cloud",
+                "registry": "r",
+                "namespace": "wp-platform",
+            }
+        )
+    )
+    monkeypatch.setenv("BLUEGREEN_LOCAL_STATE", str(state))
+
+
 def test_status_prints_a_table_of_both_colours(api: FakeApi, bluegreen: Callable[..., Run]) -> None:
     # GIVEN an API reporting blue as canary, green half rolled out
     api.routes[("GET", "/services")] = (200, STATUS)
@@ -349,23 +372,7 @@ def test_endpoint_from_the_running_local_stack(
     api: FakeApi, bluegreen: Callable[..., Run], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     # GIVEN a local stack state file naming a live process (this one)
-    state = tmp_path / "stack.json"
-    state.write_text(
-        json.dumps(
-            {
-                "pid": os.getpid(),
-                "api_url": api.url,
-                "moto_url": "http://127.0.0.1:1",
-                "cluster_url": "http://127.0.0.1:2",
-                "region": "us-west-2",
-                "account": "123456789012",
-                "repository": "rezfusion-cloud",
-                "registry": "r",
-                "namespace": "wp-platform",
-            }
-        )
-    )
-    monkeypatch.setenv("BLUEGREEN_LOCAL_STATE", str(state))
+    use_local_stack_state(monkeypatch, tmp_path, api.url)
     api.routes[("GET", "/services")] = (200, STATUS)
     # WHEN status runs with no endpoint given
     run = bluegreen("status")
@@ -378,23 +385,7 @@ def test_a_dead_stack_is_not_used(
     bluegreen: Callable[..., Run], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     # GIVEN a state file whose process is gone
-    state = tmp_path / "stack.json"
-    state.write_text(
-        json.dumps(
-            {
-                "pid": 2**22 + 12345,
-                "api_url": "http://127.0.0.1:9",
-                "moto_url": "m",
-                "cluster_url": "c",
-                "region": "us-west-2",
-                "account": "1",
-                "repository": "r",
-                "registry": "r",
-                "namespace": "n",
-            }
-        )
-    )
-    monkeypatch.setenv("BLUEGREEN_LOCAL_STATE", str(state))
+    use_local_stack_state(monkeypatch, tmp_path, "http://127.0.0.1:9", pid=2**22 + 12345)
     # WHEN status runs
     run = bluegreen("status")
     # THEN it is as if no stack ran
@@ -508,23 +499,7 @@ def test_local_stack_without_credentials_signs_as_the_login_user(
     api: FakeApi, bluegreen: Callable[..., Run], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     # GIVEN a running local stack and no AWS credentials at all
-    state = tmp_path / "stack.json"
-    state.write_text(
-        json.dumps(
-            {
-                "pid": os.getpid(),
-                "api_url": api.url,
-                "moto_url": "http://127.0.0.1:1",
-                "cluster_url": "http://127.0.0.1:2",
-                "region": "us-west-2",
-                "account": "123456789012",
-                "repository": "r",
-                "registry": "r",
-                "namespace": "n",
-            }
-        )
-    )
-    monkeypatch.setenv("BLUEGREEN_LOCAL_STATE", str(state))
+    use_local_stack_state(monkeypatch, tmp_path, api.url)
     for name in (
         "AWS_ACCESS_KEY_ID",
         "AWS_SECRET_ACCESS_KEY",
