@@ -76,7 +76,7 @@ def main() -> None:
     import boto3
     from moto import mock_aws
 
-    from bluegreen.models import Digest
+    from bluegreen.domain.models import Digest
     from local.aws import create_tables
     from local.cluster.clock import Clock
     from local.cluster.emulator import ClusterEmulator

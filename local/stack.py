@@ -625,8 +625,8 @@ class LocalStack:
         import boto3
 
         from bluegreen.config import load_settings
-        from bluegreen.flow import execution_arn, execution_name
-        from bluegreen.models import Digest
+        from bluegreen.domain.executions import execution_arn, execution_name
+        from bluegreen.domain.models import Digest
 
         detail = event.get("detail")
         if not isinstance(detail, Mapping):

@@ -13,7 +13,7 @@ One function rather than one per step, because:
   history reads as the flow, and Retry/Catch remain per state.
 
 The handler is thin: it builds the ports on first use and hands the payload to
-``bluegreen.deploy.run_step``. A step's named error propagates unchanged, so the
+``bluegreen.logic.deploy.run_step``. A step's named error propagates unchanged, so the
 Lambda runtime reports its class name and Step Functions uses it as the Error.
 """
 
@@ -25,7 +25,7 @@ from typing import Any
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from bluegreen.config import Settings, load_settings
-from bluegreen.deploy import DeployPorts, run_step
+from bluegreen.logic.deploy import DeployPorts, run_step
 from bluegreen.observability import logger, tracer
 
 
@@ -38,10 +38,11 @@ def _aws_client(service: str, region: str) -> Any:
 
 def build_ports(settings: Settings) -> DeployPorts:
     """The real adapters for ``settings``: DynamoDB ledger, Kubernetes API, EventBridge."""
-    from bluegreen.cluster import KubernetesCluster
-    from bluegreen.health import CloudWatchAlarms, HealthProbes, UrllibProbe
-    from bluegreen.ledger import DynamoLedger
-    from bluegreen.notify import Notifier
+    from bluegreen.adapters.cluster import KubernetesCluster
+    from bluegreen.adapters.eventbridge import Notifier
+    from bluegreen.adapters.ledger import DynamoLedger
+    from bluegreen.adapters.probes import CloudWatchAlarms, UrllibProbe
+    from bluegreen.logic.health import HealthProbes
 
     return DeployPorts(
         settings=settings,

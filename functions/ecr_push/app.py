@@ -9,7 +9,7 @@ make them valid.
 
 Where a pushed tag points is the repository's to say: before a tagged push
 is recorded, ``ecr:DescribeImages`` is asked for the tag (see
-``bluegreen.pushes``), so two pushes of one tag within the same second leave
+``bluegreen.logic.pushes``), so two pushes of one tag within the same second leave
 the ledger where ECR is.
 
 Cold start imports neither the Kubernetes client nor the X-Ray SDK; boto3
@@ -25,12 +25,12 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.data_classes import EventBridgeEvent
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from bluegreen.autodeploy import on_recorded
+from bluegreen.adapters.stepfunctions import lazy_flow
 from bluegreen.config import load_settings
-from bluegreen.errors import InvalidInput
-from bluegreen.models import Digest
-from bluegreen.observability import logger, metrics, tracer
-from bluegreen.pushes import (
+from bluegreen.domain.errors import InvalidInput
+from bluegreen.domain.models import Digest
+from bluegreen.logic.autodeploy import on_recorded
+from bluegreen.logic.pushes import (
     IgnoredEvent,
     ImagePush,
     OnRecorded,
@@ -41,19 +41,23 @@ from bluegreen.pushes import (
     idempotent_recorder,
     image_push,
 )
+from bluegreen.observability import logger, metrics, tracer
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig
 
-    from bluegreen.ports import Ledger
+    from bluegreen.domain.ports import Ledger
 
 SETTINGS = load_settings()
 
-AUTO_DEPLOY: OnRecorded | None = on_recorded(SETTINGS)
+AUTO_DEPLOY: OnRecorded | None = on_recorded(
+    SETTINGS,
+    lazy_flow(SETTINGS.state_machine_arn, SETTINGS.region) if SETTINGS.state_machine_arn else None,
+)
 """The auto-deploy seam: called once per recorded push with the record and its tag.
 
 Starts the deploy state machine when the tag matches ``SETTINGS.auto_deploy_tags``
-(``bluegreen.autodeploy``; see ``bluegreen.pushes.OnRecorded`` for the
+(``bluegreen.logic.autodeploy``; see ``bluegreen.logic.pushes.OnRecorded`` for the
 exactly-once guarantee). None would record only.
 """
 
@@ -75,7 +79,7 @@ def recorder() -> Recorder:
         DynamoDBPersistenceLayer,
     )
 
-    from bluegreen.ledger import DynamoLedger
+    from bluegreen.adapters.ledger import DynamoLedger
 
     client = boto3.client("dynamodb", region_name=SETTINGS.region)
     ledger = DynamoLedger(

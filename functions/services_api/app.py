@@ -24,9 +24,8 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import (
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from bluegreen import history
-from bluegreen.cluster import CanaryEnvMalformed
-from bluegreen.errors import (
+from bluegreen.adapters.cluster import CanaryEnvMalformed
+from bluegreen.domain.errors import (
     BlueGreenError,
     ClusterConflict,
     ClusterObjectMissing,
@@ -37,6 +36,7 @@ from bluegreen.errors import (
     NotPromotable,
     UnknownImage,
 )
+from bluegreen.logic import history
 from bluegreen.observability import logger, metrics, tracer
 
 if __package__:  # imported as functions.services_api.app (tests, the OpenAPI generator)

@@ -23,7 +23,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from bluegreen.models import Colour, Digest
+from bluegreen.domain.models import Colour, Digest
 from functions.services_api import app as api_app
 from functions.services_api.api import dependencies
 from local.aws import create_tables

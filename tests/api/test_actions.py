@@ -6,9 +6,9 @@ from typing import Any
 
 import pytest
 
-from bluegreen.deploy import parse_request
-from bluegreen.models import Colour, Verdict
-from bluegreen.services import REASON_LIMIT
+from bluegreen.domain.models import Colour, Verdict
+from bluegreen.logic.deploy import parse_request
+from bluegreen.logic.services import REASON_LIMIT
 from local.cluster.emulator import ClusterEmulator
 from tests.api.conftest import KNOWN, OLDER, REGISTRY, Stack, call, event, pinned, set_image
 

@@ -6,11 +6,11 @@ import random
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from bluegreen import services
-from bluegreen.cluster import KubernetesCluster
+from bluegreen.adapters.cluster import KubernetesCluster
+from bluegreen.adapters.ledger import DynamoLedger
 from bluegreen.config import load_settings
-from bluegreen.ledger import DynamoLedger
-from bluegreen.models import Colour
+from bluegreen.domain.models import Colour
+from bluegreen.logic import services
 from local.cluster.emulator import ClusterEmulator
 from tests.api.conftest import Stack, roles
 

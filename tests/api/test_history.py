@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from bluegreen.models import Colour, Deployment, Outcome, Role, Verdict
+from bluegreen.domain.models import Colour, Deployment, Outcome, Role, Verdict
 from local.cluster.emulator import ClusterEmulator
 from tests.api.conftest import KNOWN, OLDER, Stack, call, event, pinned, set_image
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from bluegreen.models import Colour, Deployment, Outcome, Role, Verdict
+from bluegreen.domain.models import Colour, Deployment, Outcome, Role, Verdict
 from local.cluster.emulator import ClusterEmulator
 from tests.api.conftest import (
     IN_ECR_ONLY,

@@ -16,9 +16,9 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from bluegreen.cluster import KubernetesCluster
+from bluegreen.adapters.cluster import KubernetesCluster
+from bluegreen.adapters.kube_client import api_client_for
 from bluegreen.config import Settings
-from bluegreen.kube_client import api_client_for
 
 if TYPE_CHECKING:
     from local.cluster import ClusterEmulator

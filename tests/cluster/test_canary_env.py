@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 
-from bluegreen.cluster import CanaryEnvMalformed, KubernetesCluster
+from bluegreen.adapters.cluster import CanaryEnvMalformed, KubernetesCluster
 from bluegreen.config import Settings
-from bluegreen.errors import ClusterObjectMissing
-from bluegreen.models import Colour, Role
+from bluegreen.domain.errors import ClusterObjectMissing
+from bluegreen.domain.models import Colour, Role
 from local.cluster import ClusterEmulator
 from tests.cluster.conftest import NAMESPACE, RequestLog, stored
 

@@ -7,11 +7,11 @@ from typing import Any
 
 import pytest
 
-from bluegreen.cluster import KubernetesCluster
+from bluegreen.adapters.cluster import KubernetesCluster
+from bluegreen.adapters.kube_client import api_client_for
 from bluegreen.config import Settings
-from bluegreen.errors import ClusterObjectMissing
-from bluegreen.kube_client import api_client_for
-from bluegreen.models import Colour
+from bluegreen.domain.errors import ClusterObjectMissing
+from bluegreen.domain.models import Colour
 from local.cluster import Clock, ClusterEmulator
 from tests.cluster.conftest import NAMESPACE, TIMEOUT, RequestLog, intercept
 from tests.cluster.test_canary_env import NEW_IMAGE, SEED_IMAGE

@@ -7,11 +7,11 @@ from collections.abc import Callable
 
 import pytest
 
-from bluegreen.cluster import KubernetesCluster
+from bluegreen.adapters.cluster import KubernetesCluster
+from bluegreen.adapters.kube_client import api_client_for
 from bluegreen.config import Settings
-from bluegreen.errors import ClusterObjectMissing, ClusterUnavailable, InvalidInput
-from bluegreen.kube_client import api_client_for
-from bluegreen.models import Colour
+from bluegreen.domain.errors import ClusterObjectMissing, ClusterUnavailable, InvalidInput
+from bluegreen.domain.models import Colour
 from local.cluster import ClusterEmulator
 from tests.cluster.conftest import ScriptedApi, status
 

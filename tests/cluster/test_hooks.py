@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
-from bluegreen.cluster import KubernetesCluster, hook_job_name
-from bluegreen.errors import ClusterObjectMissing
-from bluegreen.models import Colour, Hook
+from bluegreen.adapters.cluster import KubernetesCluster, hook_job_name
+from bluegreen.domain.errors import ClusterObjectMissing
+from bluegreen.domain.models import Colour, Hook
 from local.cluster import ClusterEmulator
 from tests.cluster.conftest import NAMESPACE, RequestLog
 from tests.cluster.test_canary_env import SEED_IMAGE

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from bluegreen.cluster import KubernetesCluster
-from bluegreen.models import Colour
+from bluegreen.adapters.cluster import KubernetesCluster
+from bluegreen.domain.models import Colour
 from tests.cluster.conftest import RequestLog
 from tests.cluster.test_canary_env import NEW_IMAGE
 

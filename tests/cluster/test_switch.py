@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from bluegreen.cluster import SWITCH_GENERATION, KubernetesCluster
-from bluegreen.errors import ClusterUnavailable
-from bluegreen.models import Colour, Role
+from bluegreen.adapters.cluster import SWITCH_GENERATION, KubernetesCluster
+from bluegreen.domain.errors import ClusterUnavailable
+from bluegreen.domain.models import Colour, Role
 from local.cluster import ClusterEmulator
 from tests.cluster.conftest import NAMESPACE, RequestLog, intercept
 from tests.cluster.test_canary_env import NEW_IMAGE, SEED_IMAGE, stored_canary_env

@@ -17,9 +17,9 @@ from typing import Any
 
 import pytest
 
+from bluegreen.adapters.ledger import DynamoLedger
 from bluegreen.config import Settings
-from bluegreen.ledger import DynamoLedger
-from bluegreen.models import Digest
+from bluegreen.domain.models import Digest
 from functions.deploy_steps import app as deploy_steps
 from local.aws import create_tables
 from local.cluster import Clock, ClusterEmulator

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 
-from bluegreen.models import (
+from bluegreen.domain.models import (
     CanaryEnv,
     Colour,
     Deployment,

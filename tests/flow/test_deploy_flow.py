@@ -14,9 +14,10 @@ from typing import Any
 
 import pytest
 
-from bluegreen.autodeploy import on_recorded
-from bluegreen.flow import StepFunctionsFlow, execution_arn, execution_name
-from bluegreen.models import Outcome, Verdict
+from bluegreen.adapters.stepfunctions import StepFunctionsFlow
+from bluegreen.domain.executions import execution_arn, execution_name
+from bluegreen.domain.models import Outcome, Verdict
+from bluegreen.logic.autodeploy import on_recorded
 from local.stepfunctions import shortened_waits
 from tests.events import load_event
 from tests.flow.conftest import SEED_BLUE, SEED_GREEN, Stack

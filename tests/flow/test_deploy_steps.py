@@ -11,20 +11,21 @@ from typing import Any
 
 import pytest
 
-from bluegreen import autodeploy
+from bluegreen.adapters.eventbridge import Notifier
+from bluegreen.adapters.stepfunctions import StepFunctionsFlow
 from bluegreen.config import Settings
-from bluegreen.deploy import (
+from bluegreen.domain.errors import HookFailed, InvalidInput, LockTimeout, RolloutFailed
+from bluegreen.domain.executions import execution_arn, execution_name
+from bluegreen.domain.models import Colour, Hook, ImageRecord, Role, RolloutState
+from bluegreen.logic import autodeploy
+from bluegreen.logic.deploy import (
     DeployPorts,
     check_hook,
     check_rollout,
     parse_request,
     run_step,
 )
-from bluegreen.errors import HookFailed, InvalidInput, LockTimeout, RolloutFailed
-from bluegreen.flow import StepFunctionsFlow, execution_arn, execution_name
-from bluegreen.health import HealthPolicy, HealthProbes, health_problems
-from bluegreen.models import Colour, Hook, ImageRecord, Role, RolloutState
-from bluegreen.notify import Notifier
+from bluegreen.logic.health import HealthPolicy, HealthProbes, health_problems
 from local.lambdas import dispatch_lambdas_in_process
 from tests.flow.fakes import (
     REPO,
@@ -163,7 +164,7 @@ def test_rollout_image_changed_behind_our_back_fails() -> None:
 
 class _HungJobs(FakeCluster):
     def hook_run(self, job_name: str, log_lines: int = 50) -> Any:
-        from bluegreen.models import HookRun
+        from bluegreen.domain.models import HookRun
 
         return HookRun(job_name, finished=False, succeeded=False)
 
@@ -209,7 +210,7 @@ def test_hung_hook_with_continue_policy_is_reported_not_raised() -> None:
 
 
 def _record() -> Any:
-    from bluegreen.models import Deployment
+    from bluegreen.domain.models import Deployment
 
     return Deployment(
         id="d-1",

@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 
 from bluegreen.config import Settings
-from bluegreen.deploy import DeployPorts, run_step
-from bluegreen.health import HealthProbes
-from bluegreen.models import Colour, Hook, Outcome, Verdict
+from bluegreen.domain.models import Colour, Hook, Outcome, Verdict
+from bluegreen.logic.deploy import DeployPorts, run_step
+from bluegreen.logic.health import HealthProbes
 from tests.flow.fakes import (
     REPO,
     FakeAlarms,

@@ -14,9 +14,12 @@ from typing import Any
 
 import pytest
 
-from bluegreen import deploy as deploy_module
+from bluegreen.adapters.ledger import DynamoLedger
 from bluegreen.config import Settings
-from bluegreen.deploy import (
+from bluegreen.domain.errors import InvalidInput
+from bluegreen.domain.models import Colour, Deployment, Digest, Outcome, Role, Verdict
+from bluegreen.logic import deploy as deploy_module
+from bluegreen.logic.deploy import (
     DeployPorts,
     RollbackChoice,
     choose_rollback_target,
@@ -24,10 +27,7 @@ from bluegreen.deploy import (
     ran_before,
     run_step,
 )
-from bluegreen.errors import InvalidInput
-from bluegreen.health import HealthProbes
-from bluegreen.ledger import DynamoLedger
-from bluegreen.models import Colour, Deployment, Digest, Outcome, Role, Verdict
+from bluegreen.logic.health import HealthProbes
 from tests.flow.fakes import (
     REPO,
     FakeAlarms,

@@ -19,7 +19,7 @@ import pytest
 from moto import mock_aws
 from moto.dynamodb.responses import DynamoHandler
 
-from bluegreen.ledger import DynamoLedger
+from bluegreen.adapters.ledger import DynamoLedger
 from local.aws import create_tables
 
 REPO = "rezfusion-cloud"

@@ -18,8 +18,8 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError, EndpointConnectionError
 
-from bluegreen.ledger import DynamoLedger
-from bluegreen.models import Digest, ImageRecord
+from bluegreen.adapters.ledger import DynamoLedger
+from bluegreen.domain.models import Digest, ImageRecord
 from functions.ecr_push import app
 from local.aws import create_tables
 from tests.events import load_event

@@ -11,8 +11,8 @@ from urllib.parse import parse_qs, urlsplit
 import boto3
 import pytest
 
-from bluegreen.eks_auth import EksAccess, forget_endpoints
-from bluegreen.errors import ClusterUnavailable
+from bluegreen.adapters.eks_auth import EksAccess, forget_endpoints
+from bluegreen.domain.errors import ClusterUnavailable
 from tests.foundation.conftest import REGION, Clock
 
 PEM = b"-----BEGIN CERTIFICATE-----\nMIIBszCCAVmgAwIBAgIUTESTONLY\n-----END CERTIFICATE-----\n"

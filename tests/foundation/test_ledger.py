@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
-from bluegreen.errors import InvalidInput, NotFound
-from bluegreen.ledger import DynamoLedger, new_deployment_id
-from bluegreen.models import Colour, Deployment, Digest, Outcome, Role, Verdict
+from bluegreen.adapters.ledger import DynamoLedger, new_deployment_id
+from bluegreen.domain.errors import InvalidInput, NotFound
+from bluegreen.domain.models import Colour, Deployment, Digest, Outcome, Role, Verdict
 from tests.foundation.conftest import REPO, Clock
 
 T0 = datetime(2026, 11, 16, 1, 0, tzinfo=UTC)

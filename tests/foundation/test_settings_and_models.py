@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from bluegreen.config import Settings, parse_hooks
-from bluegreen.errors import InvalidInput
-from bluegreen.models import INITIAL_CANARY, Colour, Digest, Role
+from bluegreen.domain.errors import InvalidInput
+from bluegreen.domain.models import INITIAL_CANARY, Colour, Digest, Role
 
 HEX = "7f5b2640fe6fb4f46592dfd3410c4a79dac4f89e4782432e0378abcd12345678"
 

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from bluegreen.errors import InvalidInput
+from bluegreen.domain.errors import InvalidInput
 from bluegreen.observability import logger
 from functions.deploy_steps import app as deploy_steps
 

@@ -17,9 +17,9 @@ import boto3
 import pytest
 from kubernetes import client as k8s
 
+from bluegreen.adapters.ledger import DynamoLedger
 from bluegreen.config import Settings
-from bluegreen.ledger import DynamoLedger
-from bluegreen.models import Digest, Outcome, Verdict
+from bluegreen.domain.models import Digest, Outcome, Verdict
 from local.demo import (
     CACHE_FLUSHED,
     Console,

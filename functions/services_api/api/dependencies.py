@@ -11,8 +11,8 @@ from functools import lru_cache
 from typing import Any
 
 from bluegreen.config import Settings, load_settings
-from bluegreen.ports import Cluster, FlowStarter, Ledger
-from bluegreen.services import ImageRegistry
+from bluegreen.domain.ports import Cluster, FlowStarter, Ledger
+from bluegreen.logic.services import ImageRegistry
 
 
 @lru_cache(maxsize=1)
@@ -32,7 +32,7 @@ def aws_client(service: str) -> Any:
 @lru_cache(maxsize=1)
 def ledger() -> Ledger:
     """The DynamoDB ledger."""
-    from bluegreen.ledger import DynamoLedger
+    from bluegreen.adapters.ledger import DynamoLedger
 
     config = settings()
     return DynamoLedger(
@@ -46,7 +46,7 @@ def ledger() -> Ledger:
 @lru_cache(maxsize=1)
 def cluster() -> Cluster:
     """The application's namespace, through the Kubernetes API (EKS or a kubeconfig)."""
-    from bluegreen.cluster import KubernetesCluster
+    from bluegreen.adapters.cluster import KubernetesCluster
 
     return KubernetesCluster.from_settings(settings())
 
@@ -54,7 +54,7 @@ def cluster() -> Cluster:
 @lru_cache(maxsize=1)
 def flow() -> FlowStarter:
     """The deploy state machine."""
-    from bluegreen.flow import StepFunctionsFlow
+    from bluegreen.adapters.stepfunctions import StepFunctionsFlow
 
     return StepFunctionsFlow(settings().state_machine_arn, aws_client("stepfunctions"))
 

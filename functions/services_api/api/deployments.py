@@ -9,8 +9,8 @@ from typing import Annotated
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
 
-from bluegreen import history, services
-from bluegreen.models import Deployment, Role
+from bluegreen.domain.models import Deployment, Role
+from bluegreen.logic import history, services
 
 from . import dependencies
 from .caller import caller_of

@@ -7,7 +7,7 @@ from typing import Annotated
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Query
 
-from bluegreen import history
+from bluegreen.logic import history
 
 from . import dependencies
 from .responses import BAD_REQUEST, INVALID, answer

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from bluegreen.models import Digest
+from bluegreen.domain.models import Digest
 
 
 class EcrRepository:

@@ -14,7 +14,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
-from bluegreen.services import REASON_LIMIT
+from bluegreen.logic.services import REASON_LIMIT
 
 ColourName = Literal["blue", "green"]
 ServiceName = Literal["canary", "production"]

@@ -8,9 +8,9 @@ from aws_lambda_powertools.event_handler.api_gateway import Response, Router
 from aws_lambda_powertools.event_handler.openapi.params import Body
 from aws_lambda_powertools.metrics import MetricUnit
 
-from bluegreen import services
-from bluegreen.errors import InvalidInput
-from bluegreen.models import Colour, Role
+from bluegreen.domain.errors import InvalidInput
+from bluegreen.domain.models import Colour, Role
+from bluegreen.logic import services
 from bluegreen.observability import logger, metrics
 
 from . import dependencies

@@ -1,6 +1,21 @@
 """eks-bluegreen: blue/green + canary releases of one application on Amazon EKS.
 
-Layering: ``functions/*/app.py`` handlers are thin; the domain modules of this
-package take their ports (``bluegreen.ports``) as arguments; adapters wrap boto3
-and the Kubernetes client. Only ``bluegreen.config`` reads the environment.
+The folders are the layers, from the inside out:
+
+``domain/``
+    what a release is: the types (``models``), the named errors, the ports the
+    logic is handed (``ports``), execution names and event types. No I/O.
+``logic/``
+    what the product does, over the ports: the deploy flow's steps, the
+    services API's operations, the history, ECR pushes, health. Never imports
+    boto3 or the Kubernetes client.
+``adapters/``
+    the ports over the outside world: Kubernetes (``cluster``, ``kube_client``,
+    ``eks_auth``), DynamoDB (``ledger``), Step Functions, EventBridge, the
+    health probes.
+
+``config`` (settings, the only reader of the environment) and ``observability``
+(the shared logger, tracer and metrics) serve every layer. The handlers in
+``functions/*/app.py`` are thin: parse, call one logic function with its
+adapters, map the result or error.
 """

@@ -14,8 +14,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
 
-from bluegreen.errors import InvalidInput
-from bluegreen.models import Colour, Digest, Hook, Role
+from bluegreen.domain.errors import InvalidInput
+from bluegreen.domain.models import Colour, Digest, Hook, Role
 
 DEFAULT_HOOKS = (Hook(name="cache-flush", command=("wp", "cache", "flush", "--allow-root")),)
 

@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from bluegreen.errors import InvalidInput
+from bluegreen.domain.errors import InvalidInput
 
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 _ANY_CASE_HEX64 = re.compile(r"[0-9a-fA-F]{64}")

@@ -1,8 +1,8 @@
 """The ports the domain logic receives: what it needs from the ledger, the
 cluster, Step Functions and EventBridge, and nothing about how they are reached.
 
-Adapters (``bluegreen.ledger``, ``bluegreen.cluster``, ``bluegreen.flow``,
-``bluegreen.notify``) implement these; tests may hand in in-memory fakes.
+The modules of ``bluegreen.adapters`` (``ledger``, ``cluster``, ``stepfunctions``,
+``eventbridge``) implement these; tests may hand in in-memory fakes.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Protocol
 
-from bluegreen.models import (
+from bluegreen.domain.models import (
     CanaryEnv,
     Colour,
     Deployment,

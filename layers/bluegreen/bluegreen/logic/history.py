@@ -10,11 +10,11 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from bluegreen.errors import ClusterUnavailable, InvalidInput, NotFound
-from bluegreen.flow import execution_arn
-from bluegreen.models import Colour, Deployment, Digest, ImageRecord, Role
-from bluegreen.ports import Cluster, FlowStarter, Ledger
-from bluegreen.services import SWITCH_ACTION, read_release
+from bluegreen.domain.errors import ClusterUnavailable, InvalidInput, NotFound
+from bluegreen.domain.executions import execution_arn
+from bluegreen.domain.models import Colour, Deployment, Digest, ImageRecord, Role
+from bluegreen.domain.ports import Cluster, FlowStarter, Ledger
+from bluegreen.logic.services import SWITCH_ACTION, read_release
 
 MAX_PAGE = 100
 """Largest page a caller may ask for; DynamoDB pages are bounded anyway."""

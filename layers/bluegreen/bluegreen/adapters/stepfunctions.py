@@ -1,41 +1,20 @@
 """Starting and reading executions of the deploy state machine (Step Functions).
 
-The deployment id IS the execution name, so a caller that derives the name from
-its request (the ECR auto-deploy from the digest, the API from digest + request
-id) gets idempotency for free: a duplicate start returns the existing execution.
+Execution names are the deployment ids (``bluegreen.domain.executions``), so a
+duplicate start returns the existing execution.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
-import re
-from typing import Any
+from collections.abc import Callable
+from functools import lru_cache
+from typing import TYPE_CHECKING, Any
 
-_NAME_MAX = 80
-_UNSAFE = re.compile(r"[^A-Za-z0-9_-]+")
+from bluegreen.domain.executions import execution_arn
 
-
-def execution_name(application: str, action: str, key: str) -> str:
-    """A Step Functions execution name, deterministic from its arguments.
-
-    At most 80 characters of ``[A-Za-z0-9-_]`` (what Step Functions allows and
-    what CloudWatch Logs accepts); a name that would be longer keeps its readable
-    prefix and ends with a hash of the whole, so two keys never share a name.
-    """
-    whole = _UNSAFE.sub("-", f"{application}-{action}-{key}").strip("-")
-    if len(whole) <= _NAME_MAX:
-        return whole
-    fingerprint = hashlib.sha256(whole.encode()).hexdigest()[:16]
-    return f"{whole[: _NAME_MAX - len(fingerprint) - 1]}-{fingerprint}"
-
-
-def execution_arn(state_machine_arn: str, name: str) -> str:
-    """The ARN an execution named ``name`` of that state machine has (or will have)."""
-    head, marker, machine = state_machine_arn.rpartition(":stateMachine:")
-    if not marker:
-        raise ValueError(f"{state_machine_arn!r} is not a state machine ARN")
-    return f"{head}:execution:{machine}:{name}"
+if TYPE_CHECKING:
+    from bluegreen.domain.ports import FlowStarter
 
 
 class StepFunctionsFlow:
@@ -67,3 +46,19 @@ class StepFunctionsFlow:
             "cause": response.get("cause"),
             "output": json.loads(output) if output else None,
         }
+
+
+def lazy_flow(state_machine_arn: str, region: str) -> Callable[[], FlowStarter]:
+    """A factory of the flow starter that builds its boto3 client on the first call.
+
+    A push that does not deploy never pays for creating the client.
+    """
+
+    @lru_cache(maxsize=1)
+    def build() -> FlowStarter:
+        import boto3
+
+        client: Any = boto3.client("stepfunctions", region_name=region)
+        return StepFunctionsFlow(state_machine_arn, client)
+
+    return build

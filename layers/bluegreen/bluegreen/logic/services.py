@@ -16,10 +16,15 @@ from datetime import UTC, datetime
 from typing import Protocol, cast
 
 from bluegreen.config import Settings
-from bluegreen.deploy import TEXT_LIMIT
-from bluegreen.errors import BlueGreenError, InvalidInput, LockHeld, NotPromotable, UnknownImage
-from bluegreen.flow import execution_name
-from bluegreen.models import (
+from bluegreen.domain.errors import (
+    BlueGreenError,
+    InvalidInput,
+    LockHeld,
+    NotPromotable,
+    UnknownImage,
+)
+from bluegreen.domain.executions import execution_name
+from bluegreen.domain.models import (
     CanaryEnv,
     Colour,
     Deployment,
@@ -30,7 +35,8 @@ from bluegreen.models import (
     RolloutState,
     Verdict,
 )
-from bluegreen.ports import Cluster, FlowStarter, Ledger
+from bluegreen.domain.ports import Cluster, FlowStarter, Ledger
+from bluegreen.logic.deploy import TEXT_LIMIT
 
 # Docker's grammar for a tag: what ECR accepts, so anything else cannot be a tag.
 _TAG = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")

@@ -1,13 +1,12 @@
-"""Deployment events on EventBridge, for Slack, SNS or anything else to subscribe to."""
+"""Deployment events on EventBridge, for Slack, SNS or anything else to subscribe to.
+
+The detail types are in ``bluegreen.domain.events``.
+"""
 
 from __future__ import annotations
 
 import json
 from typing import Any
-
-SUCCEEDED = "Deployment Succeeded"
-ROLLED_BACK = "Deployment Rolled Back"
-FAILED = "Deployment Failed"
 
 
 class Notifier:

@@ -8,7 +8,7 @@ Three ways, in this order of precedence:
    with the kubeconfig's own authentication (exec plugins such as
    ``aws eks get-token`` included, refreshed by the client itself);
 3. otherwise EKS: endpoint and CA from ``eks:DescribeCluster`` and a
-   ``k8s-aws-v1.`` bearer token from STS (``bluegreen.eks_auth``), wired through
+   ``k8s-aws-v1.`` bearer token from STS (``bluegreen.adapters.eks_auth``), wired through
    ``Configuration.refresh_api_key_hook`` so that a warm, long-lived Lambda asks
    for the token on every request and the token source renews it before expiry.
 
@@ -98,7 +98,7 @@ def _eks_access(settings: Settings) -> EksCredentials:
     # Imported here: the EKS path alone needs boto3's STS and EKS clients.
     import boto3
 
-    from bluegreen.eks_auth import EksAccess
+    from bluegreen.adapters.eks_auth import EksAccess
 
     access: EksCredentials = EksAccess(
         settings.cluster_name, boto3.session.Session(region_name=settings.region)

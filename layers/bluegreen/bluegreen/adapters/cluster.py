@@ -1,11 +1,11 @@
 """The application's namespace, through the official Kubernetes client.
 
-``KubernetesCluster`` implements ``bluegreen.ports.Cluster``. What a reader needs
+``KubernetesCluster`` implements ``bluegreen.domain.ports.Cluster``. What a reader needs
 to know before changing it:
 
 * Cold start. Nothing here imports ``kubernetes`` at module level; the client
   (and its ~1 s of generated models) is imported and the ``ApiClient`` built on
-  the first request that needs the cluster (``bluegreen.kube_client``).
+  the first request that needs the cluster (``bluegreen.adapters.kube_client``).
 * Plain JSON. Every call asks the client for the raw response
   (``_preload_content=False``) and works on the JSON the server sent, as
   ``kubectl`` shows it: no model round-trip that drops unknown fields, and no
@@ -38,14 +38,22 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from bluegreen.config import Settings
-from bluegreen.errors import (
+from bluegreen.domain.errors import (
     BlueGreenError,
     ClusterConflict,
     ClusterObjectMissing,
     ClusterUnavailable,
     InvalidInput,
 )
-from bluegreen.models import INITIAL_CANARY, CanaryEnv, Colour, Hook, HookRun, Role, RolloutState
+from bluegreen.domain.models import (
+    INITIAL_CANARY,
+    CanaryEnv,
+    Colour,
+    Hook,
+    HookRun,
+    Role,
+    RolloutState,
+)
 from bluegreen.observability import logger
 
 if TYPE_CHECKING:
@@ -147,7 +155,7 @@ class KubernetesCluster:
     @classmethod
     def from_settings(cls, settings: Settings, **options: Any) -> KubernetesCluster:
         """The cluster the settings name; the client is built on the first request."""
-        from bluegreen.kube_client import api_client_for
+        from bluegreen.adapters.kube_client import api_client_for
 
         return cls(settings, lambda: api_client_for(settings), **options)
 

@@ -9,7 +9,7 @@
   such a token for 15 minutes after signing; it is reused and signed afresh a
   minute before that. Signing is local (no call to STS), so this works offline.
 
-The Kubernetes client is configured from these by ``bluegreen.cluster``
+The Kubernetes client is configured from these by ``bluegreen.adapters.cluster``
 (``host``, ``ssl_ca_cert`` from ``ca_file()``, ``api_key`` refreshed with
 ``refresh_api_key_hook``). This module never imports the Kubernetes client.
 """
@@ -25,7 +25,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from bluegreen.errors import ClusterUnavailable
+from bluegreen.domain.errors import ClusterUnavailable
 
 TOKEN_PREFIX = "k8s-aws-v1."  # noqa: S105 - a format marker, not a secret
 CLUSTER_ID_HEADER = "x-k8s-aws-id"

@@ -67,8 +67,8 @@ from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 from typing import Any
 
-from bluegreen.errors import InvalidInput, NotFound
-from bluegreen.models import (
+from bluegreen.domain.errors import InvalidInput, NotFound
+from bluegreen.domain.models import (
     Colour,
     Deployment,
     Digest,
@@ -145,7 +145,7 @@ def _error_code(exc: Exception) -> str:
 
 
 class DynamoLedger:
-    """``bluegreen.ports.Ledger`` over the ledger table, for one application.
+    """``bluegreen.domain.ports.Ledger`` over the ledger table, for one application.
 
     ``client`` is a boto3 DynamoDB client (low-level, so that importing this
     module costs nothing at cold start). ``repository`` is stored on the image
@@ -518,7 +518,7 @@ class DynamoLedger:
     def update_deployment(self, deployment_id: str, **changes: object) -> Deployment:
         """Change fields of a recorded deployment and return it as it is now.
 
-        Field names are those of ``bluegreen.models.Deployment``; ``id`` and
+        Field names are those of ``bluegreen.domain.models.Deployment``; ``id`` and
         ``application`` cannot change. ``NotFound`` when no such deployment.
         """
         unknown = sorted(set(changes) - _DEPLOYMENT_FIELDS)

@@ -34,8 +34,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Protocol, cast
 
-from bluegreen.errors import BlueGreenError, InvalidInput
-from bluegreen.models import Digest, ImageRecord, Verdict
+from bluegreen.domain.errors import BlueGreenError, InvalidInput
+from bluegreen.domain.models import Digest, ImageRecord, Verdict
 from bluegreen.observability import logger
 
 if TYPE_CHECKING:  # typing only: importing these costs cold-start time before any push
@@ -44,7 +44,7 @@ if TYPE_CHECKING:  # typing only: importing these costs cold-start time before a
         BasePersistenceLayer,
     )
 
-    from bluegreen.ports import Ledger
+    from bluegreen.domain.ports import Ledger
 
 ECR_SOURCE = "aws.ecr"
 IMAGE_ACTION = "ECR Image Action"

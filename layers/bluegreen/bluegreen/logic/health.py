@@ -3,19 +3,18 @@
 Three checks, each optional but the first: the colour's rollout is still fully
 available (pods that crash after becoming ready show up here); an HTTP URL
 answers 2xx; none of the named CloudWatch alarms is in ALARM. The bake itself is
-a Wait state of the flow, so no Lambda sits idle while it elapses.
+a Wait state of the flow, so no Lambda sits idle while it elapses. The probes'
+adapters (HTTP, CloudWatch) are in ``bluegreen.adapters.probes``.
 """
 
 from __future__ import annotations
 
-import urllib.error
-import urllib.request
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Protocol
 
-from bluegreen.models import Colour
-from bluegreen.ports import Cluster
+from bluegreen.domain.models import Colour
+from bluegreen.domain.ports import Cluster
 
 
 class HttpProbe(Protocol):
@@ -28,42 +27,6 @@ class AlarmProbe(Protocol):
     """Names which of the given CloudWatch alarms are in state ALARM."""
 
     def alarming(self, names: Sequence[str]) -> list[str]: ...
-
-
-class UrllibProbe:
-    """``HttpProbe`` with the standard library; redirects are followed."""
-
-    def __init__(self, timeout_seconds: float = 5.0) -> None:
-        self._timeout = timeout_seconds
-
-    def status(self, url: str) -> tuple[int, str]:
-        """The status code and a short reason; 0 with the error when the request failed."""
-        request = urllib.request.Request(url, method="GET")  # noqa: S310 (configured URL)
-        try:
-            with urllib.request.urlopen(request, timeout=self._timeout) as response:  # noqa: S310
-                return int(response.status), str(response.reason)
-        except urllib.error.HTTPError as exc:
-            return exc.code, str(exc.reason)
-        except (urllib.error.URLError, OSError) as exc:
-            return 0, str(getattr(exc, "reason", exc))
-
-
-class CloudWatchAlarms:
-    """``AlarmProbe`` over a boto3 ``cloudwatch`` client."""
-
-    def __init__(self, client: Any) -> None:
-        self._client = client
-
-    def alarming(self, names: Sequence[str]) -> list[str]:
-        """Names of the alarms among ``names`` whose state is ALARM."""
-        if not names:
-            return []
-        found: list[str] = []
-        paginator = self._client.get_paginator("describe_alarms")
-        for page in paginator.paginate(AlarmNames=list(names), StateValue="ALARM"):
-            found.extend(alarm["AlarmName"] for alarm in page.get("MetricAlarms", []))
-            found.extend(alarm["AlarmName"] for alarm in page.get("CompositeAlarms", []))
-        return sorted(found)
 
 
 @dataclass(frozen=True)

@@ -12,16 +12,15 @@ Imports nothing heavy: ``ecr_push``'s cold start must stay near the floor.
 from __future__ import annotations
 
 from collections.abc import Callable
-from functools import lru_cache
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from bluegreen.config import Settings
-from bluegreen.flow import StepFunctionsFlow, execution_name
-from bluegreen.models import ImageRecord
+from bluegreen.domain.executions import execution_name
+from bluegreen.domain.models import ImageRecord
 from bluegreen.observability import logger
 
 if TYPE_CHECKING:
-    from bluegreen.ports import FlowStarter
+    from bluegreen.domain.ports import FlowStarter
 
 TRIGGER = "ecr-push"
 
@@ -60,11 +59,10 @@ def on_recorded(
 ) -> Callable[[ImageRecord, str | None], None]:
     """The ``ecr_push`` seam: a callback that auto-deploys each recorded push it should.
 
-    ``flow`` builds the flow starter on first use (default: Step Functions at
-    ``settings.state_machine_arn``), so a push that does not deploy creates no
-    client.
+    ``flow`` builds the flow starter on first use (the handler passes Step
+    Functions at ``settings.state_machine_arn``), so a push that does not deploy
+    creates no client. Without one, pushes are recorded only.
     """
-    make_flow = flow or _step_functions(settings.state_machine_arn, settings.region)
 
     def deploy_if_wanted(record: ImageRecord, tag: str | None) -> None:
         if deploy_input(record, tag, settings) is None:
@@ -73,20 +71,9 @@ def on_recorded(
                 extra={"tag": tag, "auto_deploy_tags": list(settings.auto_deploy_tags)},
             )
             return
-        if flow is None and not settings.state_machine_arn:
+        if flow is None:
             logger.warning("auto-deploy skipped: BG_STATE_MACHINE_ARN is not set")
             return
-        start_for_push(record, tag, settings, make_flow())
+        start_for_push(record, tag, settings, flow())
 
     return deploy_if_wanted
-
-
-def _step_functions(state_machine_arn: str, region: str) -> Callable[[], FlowStarter]:
-    @lru_cache(maxsize=1)
-    def build() -> FlowStarter:
-        import boto3
-
-        client: Any = boto3.client("stepfunctions", region_name=region)
-        return StepFunctionsFlow(state_machine_arn, client)
-
-    return build

@@ -30,9 +30,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from bluegreen import notify
 from bluegreen.config import Settings
-from bluegreen.errors import (
+from bluegreen.domain import events
+from bluegreen.domain.errors import (
     HealthCheckFailed,
     HookFailed,
     InvalidInput,
@@ -40,8 +40,7 @@ from bluegreen.errors import (
     RolloutFailed,
     UnknownImage,
 )
-from bluegreen.health import HealthPolicy, HealthProbes, health_problems
-from bluegreen.models import (
+from bluegreen.domain.models import (
     Colour,
     Deployment,
     Digest,
@@ -51,8 +50,9 @@ from bluegreen.models import (
     RolloutState,
     Verdict,
 )
+from bluegreen.domain.ports import Cluster, Ledger, Notifier
+from bluegreen.logic.health import HealthPolicy, HealthProbes, health_problems
 from bluegreen.observability import logger
-from bluegreen.ports import Cluster, Ledger, Notifier
 
 Json = dict[str, Any]
 
@@ -667,7 +667,7 @@ def finish(event: Json, ports: DeployPorts) -> Json:
         cluster.set_canary_image(str(deployment["image"]))
     reason = f"{digest.short} healthy on {colour} ({deployment['service']})"
     ledger.finish_deployment(str(deployment["id"]), Outcome.SUCCEEDED, reason)
-    _publish(ports, notify.SUCCEEDED, _event_detail(ports, deployment, Outcome.SUCCEEDED, reason))
+    _publish(ports, events.SUCCEEDED, _event_detail(ports, deployment, Outcome.SUCCEEDED, reason))
     ledger.release_lock(str(deployment["id"]))
     return {
         "outcome": Outcome.SUCCEEDED.value,
@@ -825,7 +825,7 @@ def roll_back(event: Json, ports: DeployPorts) -> Json:
         if failed is not None and not manual:
             ledger.set_verdict(failed, Verdict.FAILED, f"{error_name}: {error_text}")
         ledger.finish_deployment(str(deployment["id"]), Outcome.FAILED, cause)
-        _publish(ports, notify.FAILED, _event_detail(ports, deployment, Outcome.FAILED, cause))
+        _publish(ports, events.FAILED, _event_detail(ports, deployment, Outcome.FAILED, cause))
         ledger.release_lock(str(deployment["id"]))
         return {"status": "stuck", "Error": "NoHealthyDigest", "Cause": cause}
     image = settings.image_ref(target)
@@ -881,7 +881,7 @@ def conclude_rollback(event: Json, ports: DeployPorts) -> Json:
         cluster.set_canary_image(ports.settings.image_ref(target))
     _publish(
         ports,
-        notify.ROLLED_BACK,
+        events.ROLLED_BACK,
         {
             **_event_detail(ports, deployment, Outcome.ROLLED_BACK, cause),
             "rolledBackTo": str(target),
@@ -922,7 +922,7 @@ def abort(event: Json, ports: DeployPorts) -> Json:
     if recorded is not None and recorded.outcome is Outcome.RUNNING:
         ports.ledger.finish_deployment(deployment_id, Outcome.FAILED, f"{name}: {cause}")
         detail = _event_detail(ports, deployment or {"id": deployment_id}, Outcome.FAILED, cause)
-        _publish(ports, notify.FAILED, detail)
+        _publish(ports, events.FAILED, detail)
     return {"Error": name, "Cause": cause}
 
 

@@ -1,0 +1,1 @@
+"""The ports over Kubernetes, DynamoDB, Step Functions, EventBridge and the probes."""

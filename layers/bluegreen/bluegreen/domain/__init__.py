@@ -1,0 +1,1 @@
+"""The domain: types, named errors, ports, execution names and event types. No I/O."""
