@@ -13,37 +13,35 @@ import random
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 from local.cluster.admission import default_pod_spec, random_suffix
 from local.cluster.clock import Clock
-from local.cluster.commands import Outcome, run_container
+from local.cluster.containers import BACKOFF_FIRST, CRASH_LOOP
 from local.cluster.faults import Faults
+from local.cluster.kubelet import (
+    KubeletClock,
+    PodRun,
+    command_of,
+    kubelet_events,
+    plan_pod,
+    pod_finished,
+    pod_log,
+    pod_status,
+)
 from local.cluster.resources import Registry, Resource
 from local.cluster.store import Store, clone
 from local.cluster.timefmt import parse, timestamp
 
+__all__ = ["Controllers", "PodRun", "on_every", "template_hash"]
+
 REVISION = "deployment.kubernetes.io/revision"
+_HOST_IP = "10.0.1.17"
+"""The emulator's one node (``ip-10-0-1-17``), where every pod runs."""
 _HASH_LABEL = "pod-template-hash"
 _HASH_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
-_BACKOFF_CAP = 300.0
-INJECTED_FAILURE_LOG = "Error: injected failure (emulator fault)\n"
 # On a scaled clock time always moves; re-run the controllers at most this often (real s).
 _SCALED_RESYNC = 0.02
-
-
-@dataclass
-class PodRun:
-    """What the kubelet knows about one pod: when things happen to it and how it ends."""
-
-    created: float
-    start_at: float
-    ready_at: float | None  # None: never ready (broken image, hanging)
-    finish_at: float | None  # None: runs until deleted (a server) or hangs (a Job)
-    fault: str | None
-    outcomes: dict[str, Outcome]
-    restart_policy: str
 
 
 def template_hash(template: dict[str, Any], collisions: int = 0) -> str:
@@ -211,8 +209,10 @@ class Controllers:
             for moment in (run.start_at, run.ready_at, run.finish_at):
                 if moment is not None and moment > now:
                     due.append(moment - now)
-            if run.fault == "CrashLoopBackOff":
-                due.append(10.0 if self.clock.is_instant else self.clock.duration(10.0))
+            if run.fault == CRASH_LOOP:
+                due.append(
+                    BACKOFF_FIRST if self.clock.is_instant else self.clock.duration(BACKOFF_FIRST)
+                )
         return min(due) if due else None
 
     def _write(self, plural: str, obj: dict[str, Any], *, new: bool = False) -> None:
@@ -949,35 +949,22 @@ class Controllers:
         )
         return pod
 
+    @property
+    def _kubelet_clock(self) -> KubeletClock:
+        return KubeletClock(duration=self._duration, instant=self.clock.is_instant)
+
     def _plan(self, pod: dict[str, Any], owner: dict[str, Any], kind: str, now: float) -> PodRun:
-        spec = pod["spec"]
-        containers = spec.get("containers") or []
-        fault = next(
-            (f for f in (self.faults.image_fault(c.get("image", "")) for c in containers) if f),
-            None,
-        )
-        start = now + self._duration(0.0)
+        clock = self._kubelet_clock
         if kind == "Job":
-            outcomes = {c["name"]: run_container(spec, c) for c in containers}
-            command = " ".join(
-                " ".join(map(str, (c.get("command") or []) + (c.get("args") or [])))
-                for c in containers
-            )
-            job_fault = self.faults.job_fault(owner["metadata"]["name"], command)
-            run_for = self._duration(
-                self.job_seconds + max((o.sleep for o in outcomes.values()), default=0.0)
-            )
-            finish: float | None = start + run_for
-            if job_fault == "fail":
-                for outcome in outcomes.values():
-                    outcome.exit_code = outcome.exit_code or 1
-                    # The command never ran for real: its success message would contradict
-                    # the exit code the hook's caller reports.
-                    outcome.log = INJECTED_FAILURE_LOG
-            if job_fault == "hang" or fault:
-                finish = None
-            return PodRun(
-                now, start, None, finish, fault, outcomes, spec.get("restartPolicy", "Never")
+            job_fault = self.faults.job_fault(owner["metadata"]["name"], command_of(pod["spec"]))
+            return plan_pod(
+                pod,
+                now,
+                clock=clock,
+                image_mode=self.faults.image_fault,
+                job=True,
+                job_fault=job_fault,
+                job_seconds=self.job_seconds,
             )
         desired = (owner["metadata"].get("annotations") or {}).get(
             "deployment.kubernetes.io/desired-replicas", owner["spec"].get("replicas", 1)
@@ -985,9 +972,14 @@ class Controllers:
         # Pods of a rollout get ready one after another, so the whole rollout takes
         # about rollout_seconds.
         replicas = max(int(desired), 1)
-        delay = self._duration(self.rollout_seconds / replicas)
-        ready = None if fault else now + delay
-        return PodRun(now, now + delay / 2, ready, None, fault, {}, "Always")
+        return plan_pod(
+            pod,
+            now,
+            clock=clock,
+            image_mode=self.faults.image_fault,
+            job=False,
+            ready_seconds=self.rollout_seconds / replicas,
+        )
 
     def _sync_pod(self, pod: dict[str, Any], now: float) -> None:
         meta = pod["metadata"]
@@ -1000,236 +992,22 @@ class Controllers:
             if policy == "Always":
                 run.ready_at = None if run.fault else now + self._duration(0.0)
             self.runs[meta["uid"]] = run
-        status = self._pod_status(pod, run, now)
+        status = pod_status(pod, run, now, clock=self._kubelet_clock, host_ip=_HOST_IP)
         if pod.get("status") != status:
-            self._kubelet_events(pod, pod.get("status") or {}, status)
+            for event in kubelet_events(pod, pod.get("status") or {}, status):
+                self._event(
+                    pod, "Pod", event.reason, event.message, "kubelet", warning=event.warning
+                )
             pod["status"] = status
             self._write("pods", pod)
 
-    def _kubelet_events(
-        self, pod: dict[str, Any], old: dict[str, Any], new: dict[str, Any]
-    ) -> None:
-        def state(status: dict[str, Any]) -> tuple[str, str]:
-            containers = status.get("containerStatuses") or [{}]
-            current = containers[0].get("state") or {}
-            waiting = current.get("waiting", {}).get("reason", "")
-            return (next(iter(current), ""), waiting)
-
-        before, after = state(old), state(new)
-        if before == after:
-            return
-        container = pod["spec"]["containers"][0]
-        name, image = container["name"], container.get("image", "")
-        meta = pod["metadata"]
-        if after[1] == "ImagePullBackOff":
-            self._event(pod, "Pod", "Pulling", f'Pulling image "{image}"', "kubelet")
-            self._event(
-                pod,
-                "Pod",
-                "Failed",
-                f'Failed to pull image "{image}": not found',
-                "kubelet",
-                warning=True,
-            )
-            self._event(pod, "Pod", "BackOff", f'Back-off pulling image "{image}"', "kubelet")
-            return
-        if (before[1] in {"", "ContainerCreating"} and after[0] in {"running", "terminated"}) or (
-            after[1] == "CrashLoopBackOff" and before[1] != "CrashLoopBackOff"
-        ):
-            self._event(
-                pod,
-                "Pod",
-                "Pulled",
-                f'Container image "{image}" already present on machine',
-                "kubelet",
-            )
-            self._event(pod, "Pod", "Created", f"Created container: {name}", "kubelet")
-            self._event(pod, "Pod", "Started", f"Started container {name}", "kubelet")
-        if after[1] == "CrashLoopBackOff" and before[1] != "CrashLoopBackOff":
-            self._event(
-                pod,
-                "Pod",
-                "BackOff",
-                f"Back-off restarting failed container {name} in pod "
-                f"{meta['name']}_{meta['namespace']}({meta['uid']})",
-                "kubelet",
-                warning=True,
-            )
-
-    def _pod_status(self, pod: dict[str, Any], run: PodRun, now: float) -> dict[str, Any]:
-        spec = pod["spec"]
-        uid = pod["metadata"]["uid"]
-        created = timestamp(run.created)
-        started = timestamp(run.start_at)
-        status: dict[str, Any] = {"phase": "Pending"}
-        containers = spec.get("containers") or []
-
-        def cid(name: str, attempt: int = 0) -> str:
-            digest = hashlib.sha256(f"{uid}/{name}/{attempt}".encode()).hexdigest()
-            return f"containerd://{digest}"
-
-        def image_id(image: str) -> str:
-            if "@" in image:
-                return image
-            digest = hashlib.sha256(image.encode()).hexdigest()
-            return f"{image.rsplit(':', 1)[0]}@sha256:{digest}"
-
-        statuses = []
-        ready_all = True
-        phase = "Running"
-        finished = run.finish_at is not None and now >= run.finish_at
-        for container in containers:
-            name = container["name"]
-            image = container.get("image", "")
-            entry: dict[str, Any] = {
-                "name": name,
-                "image": image,
-                "imageID": "",
-                "ready": False,
-                "restartCount": 0,
-                "started": False,
-            }
-            if now < run.start_at:
-                entry["state"] = {"waiting": {"reason": "ContainerCreating"}}
-                phase = "Pending"
-                ready_all = False
-            elif run.fault == "ImagePullBackOff":
-                entry["state"] = {
-                    "waiting": {
-                        "reason": "ImagePullBackOff",
-                        "message": f'Back-off pulling image "{image}": ErrImagePull: '
-                        f'failed to pull and unpack image "{image}": not found',
-                    }
-                }
-                phase = "Pending"
-                ready_all = False
-            elif run.fault == "CrashLoopBackOff":
-                elapsed = now - run.start_at
-                restarts, backoff, spent = 1, 10.0, 0.0
-                while not self.clock.is_instant and spent + self._duration(backoff) <= elapsed:
-                    spent += self._duration(backoff)
-                    restarts += 1
-                    backoff = min(backoff * 2, _BACKOFF_CAP)
-                entry.update(
-                    imageID=image_id(image),
-                    containerID=cid(name, restarts - 1),
-                    restartCount=restarts,
-                )
-                entry["state"] = {
-                    "waiting": {
-                        "reason": "CrashLoopBackOff",
-                        "message": f"back-off {int(backoff)}s restarting failed container={name} "
-                        f"pod={pod['metadata']['name']}_{pod['metadata']['namespace']}"
-                        f"({uid})",
-                    }
-                }
-                entry["lastState"] = {
-                    "terminated": {
-                        "exitCode": 1,
-                        "reason": "Error",
-                        "startedAt": started,
-                        "finishedAt": timestamp(run.start_at + spent),
-                        "containerID": cid(name, restarts - 1),
-                    }
-                }
-                ready_all = False
-            elif finished:
-                outcome = run.outcomes.get(name, Outcome())
-                code = outcome.exit_code
-                entry.update(imageID=image_id(image), containerID=cid(name))
-                entry["state"] = {
-                    "terminated": {
-                        "exitCode": code,
-                        "reason": "Completed" if code == 0 else "Error",
-                        "startedAt": started,
-                        "finishedAt": timestamp(run.finish_at or now),
-                        "containerID": cid(name),
-                    }
-                }
-                ready_all = False
-                phase = (
-                    "Succeeded"
-                    if all(o.exit_code == 0 for o in run.outcomes.values())
-                    else "Failed"
-                )
-            else:
-                is_ready = run.ready_at is not None and now >= run.ready_at
-                entry.update(
-                    imageID=image_id(image),
-                    containerID=cid(name),
-                    started=True,
-                    ready=is_ready if run.outcomes == {} else True,
-                )
-                entry["state"] = {"running": {"startedAt": started}}
-                if run.outcomes:
-                    entry["ready"] = True
-                ready_all = ready_all and entry["ready"]
-            entry.setdefault("lastState", {})
-            statuses.append(entry)
-        if run.fault == "ImagePullBackOff":
-            phase = "Pending"
-        status["phase"] = phase
-        ready_reason = (
-            None
-            if ready_all
-            else ("PodCompleted" if phase in {"Succeeded", "Failed"} else "ContainersNotReady")
-        )
-        ready_since = timestamp(run.ready_at) if run.ready_at and ready_all else started
-
-        def cond(kind: str, ok: bool, since: str, reason: str | None = None) -> dict[str, Any]:
-            entry: dict[str, Any] = {
-                "type": kind,
-                "status": "True" if ok else "False",
-                "lastProbeTime": None,
-                "lastTransitionTime": since,
-            }
-            if reason and not ok:
-                entry["reason"] = reason
-                if reason == "ContainersNotReady":
-                    names = ", ".join(c["name"] for c in containers)
-                    entry["message"] = f"containers with unready status: [{names}]"
-            return entry
-
-        running_started = now >= run.start_at and phase != "Pending"
-        status["conditions"] = [
-            cond("PodReadyToStartContainers", now >= run.start_at and not finished, started),
-            cond("Initialized", True, created),
-            cond("Ready", ready_all, ready_since, ready_reason),
-            cond("ContainersReady", ready_all, ready_since, ready_reason),
-            cond("PodScheduled", True, created),
-        ]
-        status["hostIP"] = "10.0.1.17"
-        status["hostIPs"] = [{"ip": "10.0.1.17"}]
-        if running_started or run.fault == "CrashLoopBackOff" or finished:
-            address = f"10.0.{int(uid[:2], 16) % 250}.{int(uid[2:4], 16) % 250 + 2}"
-            status["podIP"] = address
-            status["podIPs"] = [{"ip": address}]
-        status["startTime"] = created
-        status["containerStatuses"] = statuses
-        status["qosClass"] = "BestEffort"
-        return status
-
     def pod_log(self, pod: dict[str, Any], container: str) -> str:
         """What the container printed so far (the kubelet's log for ``kubectl logs``)."""
-        run = self.runs.get(pod["metadata"]["uid"])
-        if run is None:
-            return ""
-        now = self.clock.now()
-        if run.fault == "CrashLoopBackOff":
-            return "Error: the application exited with status 1\n"
-        if run.outcomes:
-            outcome = run.outcomes.get(container, Outcome())
-            if run.finish_at is not None and now >= run.finish_at:
-                return outcome.log
-            # While running, the output before the last command is visible already.
-            return outcome.log if run.finish_at is None else ""
-        if run.ready_at is not None and now >= run.ready_at:
-            return f"{timestamp(run.start_at)} listening on :8080\n"
-        return ""
+        return pod_log(self.runs.get(pod["metadata"]["uid"]), container, self.clock.now())
 
     def pod_finished(self, pod: dict[str, Any]) -> bool:
         """Whether the pod's containers have all ended (a followed log stream then ends)."""
-        return pod.get("status", {}).get("phase") in {"Succeeded", "Failed"}
+        return pod_finished(pod)
 
     # Jobs ------------------------------------------------------------------------------
 

@@ -6,9 +6,10 @@ import re
 import threading
 from dataclasses import dataclass
 
+from local.cluster.containers import IMAGE_MODES, ImageMarks
 from local.cluster.errors import ApiError
 
-IMAGE_MODES = ("CrashLoopBackOff", "ImagePullBackOff")
+__all__ = ["IMAGE_MODES", "JOB_MODES", "Faults"]
 JOB_MODES = ("fail", "hang")
 _REQUEST_FAILURES = {
     500: ("InternalError", "Internal error occurred: injected fault"),
@@ -58,36 +59,23 @@ class Faults:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._images: dict[str, str] = {}
+        self.images = ImageMarks()
+        """Marked images: the convention the simulated kubelet shares (``containers``)."""
         self._failures: list[_RequestRule] = []
         self._hangs: list[_RequestRule] = []
         self._jobs: list[_JobRule] = []
 
     def break_image(self, image: str, mode: str = "CrashLoopBackOff") -> None:
         """Pods running ``image`` (a full image string or a ``sha256:`` digest) never get ready."""
-        if mode not in IMAGE_MODES:
-            raise ValueError(f"mode must be one of {', '.join(IMAGE_MODES)}, not {mode!r}")
-        if not image:
-            raise ValueError("image must be an image string or a sha256: digest")
-        with self._lock:
-            self._images[image] = mode
+        self.images.mark(image, mode)
 
     def repair_image(self, image: str) -> None:
         """Undo ``break_image`` (new pods of that image start fine)."""
-        with self._lock:
-            self._images.pop(image, None)
+        self.images.clear(image)
 
     def image_fault(self, image: str) -> str | None:
         """The failure mode of ``image``, or None if it runs."""
-        with self._lock:
-            for broken, mode in self._images.items():
-                if (
-                    image == broken
-                    or image.endswith("@" + broken)
-                    or (broken.startswith("sha256:") and broken in image)
-                ):
-                    return mode
-        return None
+        return self.images.mode_of(image)
 
     def fail_requests(
         self, method: str = "*", path: str = ".*", status: int = 500, count: int = 1
@@ -139,8 +127,8 @@ class Faults:
 
     def clear(self) -> None:
         """Repair everything."""
+        self.images.clear_all()
         with self._lock:
-            self._images.clear()
             self._failures.clear()
             self._hangs.clear()
             self._jobs.clear()
