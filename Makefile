@@ -11,7 +11,7 @@ export PYTHONPATH := $(CURDIR)/layers/bluegreen:$(CURDIR)
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export SAM_CLI_TELEMETRY := 0
 
-.PHONY: help venv test unit lint validate demo bench build local push invoke lock openapi clean
+.PHONY: help venv test unit lint validate kube kube-gomod demo bench build local push invoke lock openapi clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s $$'\t'
@@ -41,7 +41,13 @@ lint: $(STAMP) ## ruff (lint + format check) and mypy
 validate: $(STAMP) $(SAM_STAMP) $(NODE_STAMP) ## sam validate --lint, cfn-lint, ASL validation, layer installs for the Lambda platform
 	bash scripts/validate.sh
 
-unit: $(STAMP) ## the pytest suite only
+kube: ## build the real control plane from Go modules into .cache/kube (once: 15-30 min cold on 2 cores)
+	bash local/kube/build.sh
+
+kube-gomod: ## regenerate local/kube/go.mod + go.sum from k8s.io/kubernetes's own go.mod
+	$(PYTHON) local/kube/gomod.py
+
+unit: $(STAMP) kube ## the pytest suite only (on the emulator and on the real control plane)
 	$(PY) -m pytest -q
 
 test: lint validate unit ## every test: lint, template/ASL validation, the pytest suite

@@ -11,7 +11,7 @@ import socket
 
 import pytest
 
-pytest_plugins = ["local.cluster.testing"]
+pytest_plugins = ["local.cluster.testing", "local.kube.testing"]
 
 _LOOPBACK_PREFIXES = ("127.", "::1", "localhost")
 _real_connect = socket.socket.connect
