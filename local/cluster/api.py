@@ -24,6 +24,7 @@ from local.cluster.errors import (
     invalid,
     not_found,
 )
+from local.cluster.kubelet import log_refusal, render_log
 from local.cluster.patching import PatchError, json_patch, merge_patch, strategic_merge
 from local.cluster.resources import Registry, Resource
 from local.cluster.selectors import SelectorError, field_selector, field_selector_paths
@@ -943,46 +944,19 @@ class KubeApi:
             container = names[0]
         if container not in names:
             raise bad_request(f"container {container} is not valid for pod {target.name}")
-        state: dict[str, Any] = next(
-            (
-                s.get("state", {})
-                for s in pod.get("status", {}).get("containerStatuses") or []
-                if s.get("name") == container
-            ),
-            {},
-        )
-        waiting = state.get("waiting", {}).get("reason")
-        if waiting in {"ContainerCreating", "ImagePullBackOff", "ErrImagePull"} or not state:
-            why = (
-                "trying and failing to pull image"
-                if waiting == "ImagePullBackOff"
-                else waiting or "PodInitializing"
-            )
-            raise bad_request(
-                f'container "{container}" in pod "{target.name}" is waiting to start: {why}'
-            )
-        if request.flag("previous") and waiting != "CrashLoopBackOff":
-            raise bad_request(
-                f'previous terminated container "{container}" in pod "{target.name}" not found'
-            )
-        tail = request.param("tailLines")
+        refusal = log_refusal(pod, container, previous=request.flag("previous"))
+        if refusal:
+            raise bad_request(refusal)
+        tail = _int(request.param("tailLines"), "tailLines") if request.param("tailLines") else None
         stamps = request.flag("timestamps")
-        limit_bytes = request.param("limitBytes")
+        limit = (
+            _int(request.param("limitBytes"), "limitBytes") if request.param("limitBytes") else None
+        )
 
         def render(text: str) -> bytes:
-            lines = text.splitlines(keepends=True)
-            if tail:
-                count = _int(tail, "tailLines")
-                lines = lines[-count:] if count else []
-            if stamps:
-                moment = time.strftime(
-                    "%Y-%m-%dT%H:%M:%S.000000000Z", time.gmtime(self.clock.now())
-                )
-                lines = [f"{moment} {line}" for line in lines]
-            data = "".join(lines).encode()
-            if limit_bytes:
-                data = data[: _int(limit_bytes, "limitBytes")]
-            return data
+            return render_log(
+                text, tail_lines=tail, timestamps=stamps, limit_bytes=limit, now=self.clock.now()
+            )
 
         if not request.flag("follow"):
             with self.store.lock:

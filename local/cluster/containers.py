@@ -16,12 +16,26 @@ both serve. Every other image runs and gets ready.
 from __future__ import annotations
 
 import threading
+from dataclasses import dataclass
 
 CRASH_LOOP = "CrashLoopBackOff"
 """The container starts, exits with status 1, and is restarted with a growing back-off."""
+OOM_KILLED = "OOMKilled"
+"""The container starts and is killed for memory (exit 137), restarted with the back-off."""
 IMAGE_PULL = "ImagePullBackOff"
-"""The image cannot be pulled (not found): the container never starts."""
-IMAGE_MODES = (CRASH_LOOP, IMAGE_PULL)
+"""The image cannot be pulled (not found): ErrImagePull, then ImagePullBackOff; never starts."""
+INVALID_IMAGE = "InvalidImageName"
+"""The image reference cannot be parsed: the container never starts."""
+CONFIG_ERROR = "CreateContainerConfigError"
+"""The container's environment names a Secret key that does not exist: never starts."""
+SLOW_START = "SlowStart"
+"""Healthy, but ready only ``SLOW_START_SECONDS`` after it starts (no restart)."""
+IMAGE_MODES = (CRASH_LOOP, OOM_KILLED, IMAGE_PULL, INVALID_IMAGE, CONFIG_ERROR, SLOW_START)
+
+SLOW_START_SECONDS = 90.0
+PULL_SECONDS = 2.0
+"""How long a failing pull takes before the kubelet backs off (ErrImagePull, then
+ImagePullBackOff)."""
 
 BACKOFF_FIRST = 10.0
 BACKOFF_CAP = 300.0
@@ -30,6 +44,57 @@ BACKOFF_CAP = 300.0
 CRASH_EXIT_CODE = 1
 CRASH_LOG = "Error: the application exited with status 1\n"
 INJECTED_FAILURE_LOG = "Error: injected failure (emulator fault)\n"
+OOM_LOG = (
+    "PHP Fatal error:  Allowed memory size of 268435456 bytes exhausted "
+    "(tried to allocate 20480 bytes)\n"
+)
+MISSING_SECRET = ("wp-platform-db", "WORDPRESS_DB_PASSWORD")
+"""The Secret and key a ``CreateContainerConfigError`` image asks for in vain."""
+
+
+@dataclass(frozen=True)
+class Crash:
+    """How a restarting container ends each run: exit code, reason, last words."""
+
+    exit_code: int
+    reason: str
+    log: str
+
+
+CRASHES = {
+    CRASH_LOOP: Crash(CRASH_EXIT_CODE, "Error", CRASH_LOG),
+    OOM_KILLED: Crash(137, "OOMKilled", OOM_LOG),
+}
+"""The modes whose container starts, ends, and is restarted with the back-off."""
+NEVER_STARTS = (IMAGE_PULL, INVALID_IMAGE, CONFIG_ERROR)
+"""The modes whose container waits forever: it is never created."""
+
+
+def waiting(mode: str, image: str, namespace: str, *, first_try: bool) -> tuple[str, str]:
+    """The waiting reason and message of a container of a ``NEVER_STARTS`` mode.
+
+    ``first_try``: the kubelet is still on its first attempt (the first
+    ``PULL_SECONDS``): a failing pull shows ErrImagePull, later ImagePullBackOff.
+    """
+    if mode == IMAGE_PULL:
+        if first_try:
+            return "ErrImagePull", pull_failure(image)
+        return "ImagePullBackOff", f'Back-off pulling image "{image}": ErrImagePull: ' + (
+            pull_failure(image)
+        )
+    if mode == INVALID_IMAGE:
+        return (
+            "InvalidImageName",
+            f'Failed to apply default image tag "{image}": couldn\'t parse image name '
+            f'"{image}": invalid reference format',
+        )
+    return "CreateContainerConfigError", config_failure(namespace)
+
+
+def config_failure(namespace: str) -> str:
+    """The kubelet's message for an environment variable whose Secret key is missing."""
+    secret, key = MISSING_SECRET
+    return f"couldn't find key {key} in Secret {namespace}/{secret}"
 
 
 def restart_backoff(restarts: int) -> float:

@@ -17,17 +17,19 @@ from typing import Any
 
 from local.cluster.admission import default_pod_spec, random_suffix
 from local.cluster.clock import Clock
-from local.cluster.containers import BACKOFF_FIRST, CRASH_LOOP
+from local.cluster.containers import BACKOFF_FIRST, CRASHES, IMAGE_PULL, PULL_SECONDS
 from local.cluster.faults import Faults
 from local.cluster.kubelet import (
     KubeletClock,
     PodRun,
     command_of,
+    insufficient,
     kubelet_events,
     plan_pod,
     pod_finished,
     pod_log,
     pod_status,
+    unschedulable_message,
 )
 from local.cluster.resources import Registry, Resource
 from local.cluster.store import Store, clone
@@ -37,7 +39,21 @@ __all__ = ["Controllers", "PodRun", "on_every", "template_hash"]
 
 REVISION = "deployment.kubernetes.io/revision"
 _HOST_IP = "10.0.1.17"
-"""The emulator's one node (``ip-10-0-1-17``), where every pod runs."""
+_NODE_NAME = "ip-10-0-1-17.us-west-2.compute.internal"
+"""The emulator's one node, where every pod that fits (``NODE_CAPACITY``) runs."""
+
+
+def _unschedulable(missing: list[str], now: float) -> dict[str, Any]:
+    return {
+        "type": "PodScheduled",
+        "status": "False",
+        "reason": "Unschedulable",
+        "message": unschedulable_message(missing),
+        "lastProbeTime": None,
+        "lastTransitionTime": timestamp(now),
+    }
+
+
 _HASH_LABEL = "pod-template-hash"
 _HASH_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
 # On a scaled clock time always moves; re-run the controllers at most this often (real s).
@@ -209,10 +225,12 @@ class Controllers:
             for moment in (run.start_at, run.ready_at, run.finish_at):
                 if moment is not None and moment > now:
                     due.append(moment - now)
-            if run.fault == CRASH_LOOP:
+            if run.fault in CRASHES:
                 due.append(
                     BACKOFF_FIRST if self.clock.is_instant else self.clock.duration(BACKOFF_FIRST)
                 )
+            elif run.fault == IMAGE_PULL and now - run.start_at < self.clock.duration(PULL_SECONDS):
+                due.append(run.start_at + self.clock.duration(PULL_SECONDS) - now)
         return min(due) if due else None
 
     def _write(self, plural: str, obj: dict[str, Any], *, new: bool = False) -> None:
@@ -899,7 +917,9 @@ class Controllers:
             name = f"{meta['name']}-{random_suffix(self.rng)}"
         spec = clone(template.get("spec") or {})
         default_pod_spec(spec, template=False, job=kind == "Job")
-        spec["nodeName"] = "ip-10-0-1-17.us-west-2.compute.internal"
+        missing = insufficient(spec)
+        if not missing:
+            spec["nodeName"] = _NODE_NAME
         spec.setdefault(
             "tolerations",
             [
@@ -929,13 +949,30 @@ class Controllers:
                 "ownerReferences": [_owner_ref(owner, api_version, kind)],
             }
         )
+        status: dict[str, Any] = {"phase": "Pending", "qosClass": "BestEffort"}
         pod = {
             "apiVersion": "v1",
             "kind": "Pod",
             "metadata": pod_meta,
             "spec": spec,
-            "status": {"phase": "Pending", "qosClass": "BestEffort"},
+            "status": status,
         }
+        if missing:
+            # The scheduler finds no node with room: the pod waits, Pending, and no
+            # kubelet ever sees it.
+            status["conditions"] = [_unschedulable(missing, now)]
+            self._write("pods", pod, new=True)
+            component = "job-controller" if kind == "Job" else "replicaset-controller"
+            self._event(owner, kind, "SuccessfulCreate", f"Created pod: {name}", component)
+            self._event(
+                pod,
+                "Pod",
+                "FailedScheduling",
+                unschedulable_message(missing),
+                "default-scheduler",
+                warning=True,
+            )
+            return pod
         self.runs[pod_meta["uid"]] = self._plan(pod, owner, kind, now)
         self._write("pods", pod, new=True)
         component = "job-controller" if kind == "Job" else "replicaset-controller"
@@ -984,6 +1021,25 @@ class Controllers:
     def _sync_pod(self, pod: dict[str, Any], now: float) -> None:
         meta = pod["metadata"]
         run = self.runs.get(meta["uid"])
+        if run is None and not pod["spec"].get("nodeName") and insufficient(pod["spec"]):
+            conditions = pod.get("status", {}).get("conditions") or []
+            if not any(c.get("reason") == "Unschedulable" for c in conditions):
+                missing = insufficient(pod["spec"])
+                pod["status"] = {
+                    "phase": "Pending",
+                    "conditions": [_unschedulable(missing, now)],
+                    "qosClass": "Burstable",
+                }
+                self._write("pods", pod)
+                self._event(
+                    pod,
+                    "Pod",
+                    "FailedScheduling",
+                    unschedulable_message(missing),
+                    "default-scheduler",
+                    warning=True,
+                )
+            return
         if run is None:
             # A pod created through the API (not by a controller) runs like a Job's pod
             # when its restartPolicy says it ends, or serves forever otherwise.

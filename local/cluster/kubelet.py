@@ -16,22 +16,79 @@ when the kubelet first saw it) and the time.
 from __future__ import annotations
 
 import hashlib
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from local.cluster.commands import Outcome, run_container
 from local.cluster.containers import (
-    CRASH_EXIT_CODE,
-    CRASH_LOG,
-    CRASH_LOOP,
-    IMAGE_PULL,
+    CRASHES,
     INJECTED_FAILURE_LOG,
+    NEVER_STARTS,
+    PULL_SECONDS,
+    SLOW_START,
+    SLOW_START_SECONDS,
     pull_failure,
     restart_backoff,
     serving_log,
+    waiting,
 )
 from local.cluster.timefmt import timestamp
+
+NODE_CAPACITY = {"cpu": "8", "memory": "32Gi", "pods": "110", "ephemeral-storage": "100Gi"}
+"""What the one node of either backend offers; requests beyond it cannot be scheduled."""
+
+_SUFFIXES = {
+    "m": 1e-3,
+    "k": 1e3,
+    "M": 1e6,
+    "G": 1e9,
+    "T": 1e12,
+    "P": 1e15,
+    "E": 1e18,
+    "Ki": 2.0**10,
+    "Mi": 2.0**20,
+    "Gi": 2.0**30,
+    "Ti": 2.0**40,
+    "Pi": 2.0**50,
+    "Ei": 2.0**60,
+}
+
+
+def quantity(value: object) -> float:
+    """A Kubernetes quantity (``500m``, ``2``, ``512Mi``, ``1G``) as a number."""
+    text = str(value).strip()
+    for suffix in sorted(_SUFFIXES, key=len, reverse=True):
+        if text.endswith(suffix):
+            return float(text[: -len(suffix)]) * _SUFFIXES[suffix]
+    return float(text)
+
+
+def insufficient(pod_spec: dict[str, Any]) -> list[str]:
+    """The resources a pod requests more of than the node has (the scheduler's verdict)."""
+    wanted: dict[str, float] = {}
+    for container in pod_spec.get("containers") or []:
+        requests = (container.get("resources") or {}).get("requests") or {}
+        for name, amount in requests.items():
+            try:
+                wanted[name] = wanted.get(name, 0.0) + quantity(amount)
+            except ValueError:
+                continue
+    return sorted(
+        name
+        for name, amount in wanted.items()
+        if name in NODE_CAPACITY and amount > quantity(NODE_CAPACITY[name])
+    )
+
+
+def unschedulable_message(missing: list[str]) -> str:
+    """What the scheduler says of a pod no node can take (one node, not enough of it)."""
+    reasons = ", ".join(f"1 Insufficient {name}" for name in missing)
+    return (
+        f"0/1 nodes are available: {reasons}. preemption: 0/1 nodes are available: "
+        "1 No preemption victims found for incoming pod."
+    )
 
 
 @dataclass
@@ -99,6 +156,9 @@ def plan_pod(
     spec = pod["spec"]
     containers = spec.get("containers") or []
     fault = next((f for f in (image_mode(c.get("image", "")) for c in containers) if f), None)
+    slow = fault == SLOW_START
+    if slow:
+        fault = None  # a slow start is healthy: it only takes longer to get ready
     start = now + clock.duration(0.0)
     if job:
         outcomes = {c["name"]: run_container(spec, c) for c in containers}
@@ -116,7 +176,7 @@ def plan_pod(
             finish = None
         return PodRun(now, start, None, finish, fault, outcomes, spec.get("restartPolicy", "Never"))
     delay = clock.duration(ready_seconds)
-    ready = None if fault else now + delay
+    ready = None if fault else now + delay + (clock.duration(SLOW_START_SECONDS) if slow else 0.0)
     return PodRun(now, now + delay / 2, ready, None, fault, {}, "Always")
 
 
@@ -160,17 +220,16 @@ def pod_status(
             entry["state"] = {"waiting": {"reason": "ContainerCreating"}}
             phase = "Pending"
             ready_all = False
-        elif run.fault == IMAGE_PULL:
-            entry["state"] = {
-                "waiting": {
-                    "reason": "ImagePullBackOff",
-                    "message": f'Back-off pulling image "{image}": ErrImagePull: '
-                    f"{pull_failure(image)}",
-                }
-            }
+        elif run.fault in NEVER_STARTS:
+            first_try = not clock.instant and now - run.start_at < clock.duration(PULL_SECONDS)
+            reason, message = waiting(
+                run.fault, image, pod["metadata"].get("namespace", ""), first_try=first_try
+            )
+            entry["state"] = {"waiting": {"reason": reason, "message": message}}
             phase = "Pending"
             ready_all = False
-        elif run.fault == CRASH_LOOP:
+        elif run.fault in CRASHES:
+            crash = CRASHES[run.fault]
             elapsed = now - run.start_at
             restarts, spent = 1, 0.0
             backoff = restart_backoff(restarts)
@@ -193,8 +252,8 @@ def pod_status(
             }
             entry["lastState"] = {
                 "terminated": {
-                    "exitCode": CRASH_EXIT_CODE,
-                    "reason": "Error",
+                    "exitCode": crash.exit_code,
+                    "reason": crash.reason,
                     "startedAt": started,
                     "finishedAt": timestamp(run.start_at + spent),
                     "containerID": cid(name, restarts - 1),
@@ -232,7 +291,7 @@ def pod_status(
             ready_all = ready_all and entry["ready"]
         entry.setdefault("lastState", {})
         statuses.append(entry)
-    if run.fault == IMAGE_PULL:
+    if run.fault in NEVER_STARTS:
         phase = "Pending"
     status["phase"] = phase
     ready_reason = (
@@ -266,7 +325,7 @@ def pod_status(
     ]
     status["hostIP"] = host_ip
     status["hostIPs"] = [{"ip": host_ip}]
-    if running_started or run.fault == CRASH_LOOP or finished:
+    if running_started or run.fault in CRASHES or finished:
         address = f"10.0.{int(uid[:2], 16) % 250}.{int(uid[2:4], 16) % 250 + 2}"
         status["podIP"] = address
         status["podIPs"] = [{"ip": address}]
@@ -294,12 +353,37 @@ def kubelet_events(
     container = pod["spec"]["containers"][0]
     name, image = container["name"], container.get("image", "")
     meta = pod["metadata"]
-    if after[1] == "ImagePullBackOff":
+    reason = after[1]
+    message = str(
+        ((new.get("containerStatuses") or [{}])[0].get("state") or {})
+        .get("waiting", {})
+        .get("message", "")
+    )
+    if reason == "ErrImagePull":
         said.append(KubeletEvent("Pulling", f'Pulling image "{image}"'))
         said.append(
-            KubeletEvent("Failed", f'Failed to pull image "{image}": not found', warning=True)
+            KubeletEvent("Failed", f'Failed to pull image "{image}": {message}', warning=True)
         )
+        said.append(KubeletEvent("Failed", "Error: ErrImagePull", warning=True))
+        return said
+    if reason == "ImagePullBackOff":
+        if before[1] != "ErrImagePull":
+            said.append(KubeletEvent("Pulling", f'Pulling image "{image}"'))
+            said.append(
+                KubeletEvent(
+                    "Failed", f'Failed to pull image "{image}": {pull_failure(image)}', warning=True
+                )
+            )
         said.append(KubeletEvent("BackOff", f'Back-off pulling image "{image}"'))
+        said.append(KubeletEvent("Failed", "Error: ImagePullBackOff", warning=True))
+        return said
+    if reason == "InvalidImageName":
+        said.append(KubeletEvent("InspectFailed", message, warning=True))
+        said.append(KubeletEvent("Failed", "Error: InvalidImageName", warning=True))
+        return said
+    if reason == "CreateContainerConfigError":
+        said.append(KubeletEvent("Pulled", f'Container image "{image}" already present on machine'))
+        said.append(KubeletEvent("Failed", f"Error: {message}", warning=True))
         return said
     if (before[1] in {"", "ContainerCreating"} and after[0] in {"running", "terminated"}) or (
         after[1] == "CrashLoopBackOff" and before[1] != "CrashLoopBackOff"
@@ -323,8 +407,8 @@ def pod_log(run: PodRun | None, container: str, now: float) -> str:
     """What the container printed so far (the kubelet's log for ``kubectl logs``)."""
     if run is None:
         return ""
-    if run.fault == CRASH_LOOP:
-        return CRASH_LOG
+    if run.fault in CRASHES:
+        return CRASHES[run.fault].log
     if run.outcomes:
         outcome = run.outcomes.get(container, Outcome())
         if run.finish_at is not None and now >= run.finish_at:
@@ -339,3 +423,55 @@ def pod_log(run: PodRun | None, container: str, now: float) -> str:
 def pod_finished(pod: dict[str, Any]) -> bool:
     """Whether the pod's containers have all ended (a followed log stream then ends)."""
     return pod.get("status", {}).get("phase") in {"Succeeded", "Failed"}
+
+
+def log_refusal(pod: dict[str, Any], container: str, *, previous: bool) -> str | None:
+    """Why a kubelet refuses to serve ``container``'s log (a 400), or None when it serves it."""
+    name = pod["metadata"]["name"]
+    state: dict[str, Any] = next(
+        (
+            s.get("state", {})
+            for s in pod.get("status", {}).get("containerStatuses") or []
+            if s.get("name") == container
+        ),
+        {},
+    )
+    waiting_reason = state.get("waiting", {}).get("reason")
+    never_started = {
+        "ContainerCreating",
+        "ImagePullBackOff",
+        "ErrImagePull",
+        "InvalidImageName",
+        "CreateContainerConfigError",
+    }
+    if waiting_reason in never_started or not state:
+        why = (
+            "trying and failing to pull image"
+            if waiting_reason == "ImagePullBackOff"
+            else waiting_reason or "PodInitializing"
+        )
+        return f'container "{container}" in pod "{name}" is waiting to start: {why}'
+    if previous and waiting_reason != "CrashLoopBackOff":
+        return f'previous terminated container "{container}" in pod "{name}" not found'
+    return None
+
+
+def render_log(
+    text: str,
+    *,
+    tail_lines: int | None = None,
+    timestamps: bool = False,
+    limit_bytes: int | None = None,
+    now: float = 0.0,
+) -> bytes:
+    """A log as the kubelet sends it: the last ``tail_lines``, stamped, cut at ``limit_bytes``."""
+    lines = text.splitlines(keepends=True)
+    if tail_lines is not None:
+        lines = lines[-tail_lines:] if tail_lines else []
+    if timestamps:
+        moment = time.strftime("%Y-%m-%dT%H:%M:%S.000000000Z", time.gmtime(now))
+        lines = [f"{moment} {line}" for line in lines]
+    data = "".join(lines).encode()
+    if limit_bytes is not None:
+        data = data[:limit_bytes]
+    return data

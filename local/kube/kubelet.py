@@ -43,6 +43,7 @@ from typing import TYPE_CHECKING, Any
 
 from local.cluster.containers import CRASH_LOOP, ImageMarks
 from local.cluster.kubelet import (
+    NODE_CAPACITY,
     KubeletClock,
     PodRun,
     kubelet_events,
@@ -171,7 +172,7 @@ class SimulatedKubelet:
 
     def _heartbeat(self) -> None:
         now = timestamp(time.time())
-        capacity = {"cpu": "8", "memory": "32Gi", "pods": "110", "ephemeral-storage": "100Gi"}
+        capacity = dict(NODE_CAPACITY)
         ready = {
             "type": "Ready",
             "status": "True",
