@@ -97,6 +97,10 @@ class StackState:
     state_machine_arn: str
     kubeconfig: str
     environment: dict[str, str] = field(default_factory=dict)
+    cluster_kind: str = "emulator"
+    """``emulator`` or ``kube`` (the real control plane)."""
+    faults_url: str = ""
+    """Where ``POST /_emulator/faults/images`` marks images: the emulator, or the kubelet."""
 
     def to_json(self) -> str:
         """The state file's text."""
@@ -152,6 +156,9 @@ class StackOptions:
     cluster_port: int = 8001
     speed: float = 60.0
     """How much faster than real time the cluster's clock and the flow's waits run."""
+    cluster: str = "emulator"
+    """``emulator`` (instant start, faults, a scaled clock) or ``kube`` (the real control
+    plane built by ``make kube``, RBAC on, real time unless ``speed`` says otherwise)."""
     state_dir: Path = STATE_DIR
     write_state: bool = True
     access_log: bool = True
@@ -267,6 +274,7 @@ class LocalStack:
         self._handler_locks: dict[str, threading.Lock] = {}
         self._template: dict[str, Any] = {}
         self.cluster: Any = None
+        self.control_plane: Any = None
         self.api: Any = None
         self.moto: Any = None
 
@@ -308,6 +316,11 @@ class LocalStack:
         moto_url = self._start_moto()
         cluster_url = self._start_cluster()
         environment = self._environment(moto_url, cluster_url)
+        if self.control_plane is not None:
+            # The product reaches the real API server as EKS access entries make it: a
+            # member of the shipped RoleBinding's group, with the Role's rights only.
+            environment.pop("BG_KUBE_API_URL")
+            environment["KUBECONFIG"] = str(self.control_plane.product_kubeconfig)
         self._apply_environment(environment)
         machine_arn = self._create_aws_resources(environment)
         environment["BG_STATE_MACHINE_ARN"] = machine_arn
@@ -330,6 +343,8 @@ class LocalStack:
             state_machine_arn=machine_arn,
             kubeconfig=str(kubeconfig) if kubeconfig else "",
             environment=environment,
+            cluster_kind=self.options.cluster,
+            faults_url=self._faults_url(cluster_url),
         )
         if self.options.write_state:
             self.options.state_dir.mkdir(parents=True, exist_ok=True)
@@ -383,6 +398,8 @@ class LocalStack:
         return f"http://{host}:{port}"
 
     def _start_cluster(self) -> str:
+        if self.options.cluster == "kube":
+            return self._start_control_plane()
         from local.cluster import Clock, ClusterEmulator
 
         kwargs: dict[str, Any] = {
@@ -397,6 +414,49 @@ class LocalStack:
         self.cluster = emulator
         self._exits.callback(emulator.stop)
         return str(emulator.url).rstrip("/")
+
+    def _start_control_plane(self) -> str:
+        from local.kube import ControlPlane, KubeletOptions
+
+        if self.options.seed is not None:
+            raise StackError("--seed applies to the emulator; the real control plane has its own")
+        plane = ControlPlane(
+            workdir=self.options.state_dir / "kube" if self.options.write_state else None,
+            kubelet_options=KubeletOptions(speed=self.options.speed),
+            progress=_log,
+            host=self.options.host,
+            port=self.options.cluster_port,
+        )
+        if plane.workdir is not None:
+            import shutil
+
+            shutil.rmtree(plane.workdir, ignore_errors=True)
+            plane.workdir.mkdir(parents=True)
+        plane.start()
+        self.control_plane = plane
+        self._exits.callback(plane.stop)
+        return str(plane.url)
+
+    def _faults_url(self, cluster_url: str) -> str:
+        plane = self.control_plane
+        if plane is not None and plane.kubelet is not None:
+            return str(plane.kubelet.control_url)
+        return cluster_url
+
+    def _seed_deployments(self, environment: Mapping[str, str]) -> list[dict[str, Any]]:
+        """The seeded namespace's Deployments, read as an administrator."""
+        namespace = environment["BG_NAMESPACE"]
+        if self.control_plane is not None:
+            from kubernetes.client import AppsV1Api
+
+            with self.control_plane.admin_client() as client:
+                raw = AppsV1Api(client).list_namespaced_deployment(
+                    namespace, _preload_content=False
+                )
+                return list(json.loads(raw.data).get("items") or [])
+        url = f"{environment['BG_KUBE_API_URL']}/apis/apps/v1/namespaces/{namespace}/deployments"
+        with urllib.request.urlopen(url, timeout=10) as answer:
+            return list(json.load(answer).get("items") or [])
 
     def _environment(self, moto_url: str, cluster_url: str) -> dict[str, str]:
         """The handlers' environment: template values, then what only this stack knows."""
@@ -491,12 +551,7 @@ class LocalStack:
         be on a cluster fed from that repository.
         """
         prefix = f"{environment['BG_REGISTRY']}/{environment['BG_REPOSITORY_NAME']}@sha256:"
-        url = (
-            f"{environment['BG_KUBE_API_URL']}/apis/apps/v1/namespaces/"
-            f"{environment['BG_NAMESPACE']}/deployments"
-        )
-        with urllib.request.urlopen(url, timeout=10) as answer:
-            deployments = json.load(answer).get("items") or []
+        deployments = self._seed_deployments(environment)
         digests = {
             container["image"][len(prefix) - len("sha256:") :]
             for item in deployments
@@ -557,6 +612,10 @@ class LocalStack:
         return str(default) if default else "Prod"
 
     def _write_kubeconfig(self, cluster_url: str) -> Path | None:
+        """A kubeconfig for kubectl: the emulator's, or the control plane's administrator."""
+        if self.control_plane is not None:
+            path = Path(self.control_plane.admin_kubeconfig)
+            return path if path.exists() else None
         if not self.options.write_state:
             return None
         self.options.state_dir.mkdir(parents=True, exist_ok=True)
@@ -665,18 +724,31 @@ class LocalStack:
         kubectl = f"{ROOT / '.venv' / 'bin' / 'kubectl'}"
         rel_kubectl = ".venv/bin/kubectl" if Path(kubectl).exists() else "kubectl"
         lines = [
-            f"eks-bluegreen local stack (pid {state.pid}, clock x{self.options.speed:g})",
+            f"eks-bluegreen local stack (pid {state.pid}, clock x{self.options.speed:g}, "
+            f"cluster: {state.cluster_kind})",
             "",
             f"  API (services_api)  {state.api_url}    e.g. curl {state.api_url}/services",
             f"  moto (AWS)          {state.moto_url}",
-            f"  cluster emulator    {state.cluster_url}",
+            (
+                f"  cluster emulator    {state.cluster_url}"
+                if state.cluster_kind == "emulator"
+                else f"  kube-apiserver      {state.cluster_url}  (real control plane, RBAC on)"
+            ),
             f"  state machine       {state.state_machine_arn}",
             "",
             "kubectl:",
-            f"  {rel_kubectl} --server={state.cluster_url} -n {state.namespace} "
-            "get deploy,svc,cm,pods,rs",
         ]
-        if state.kubeconfig:
+        if state.cluster_kind == "emulator":
+            lines.append(
+                f"  {rel_kubectl} --server={state.cluster_url} -n {state.namespace} "
+                "get deploy,svc,cm,pods,rs"
+            )
+        if state.kubeconfig and state.cluster_kind == "kube":
+            lines.append(
+                f"  {rel_kubectl} --kubeconfig={state.kubeconfig} -n {state.namespace} "
+                "get deploy,svc,cm,pods,rs   (administrator; the product has only the Role)"
+            )
+        elif state.kubeconfig:
             lines.append(f"  KUBECONFIG={state.kubeconfig} {rel_kubectl} get deploy,svc,cm")
         cli = "CLI (reads .local-stack/ by itself):"
         if self.options.state_dir.resolve() != STATE_DIR:
@@ -840,11 +912,19 @@ def parse_options(argv: list[str] | None = None) -> StackOptions:
         "a second stack, on other ports, needs its own",
     )
     parser.add_argument(
+        "--cluster",
+        choices=("emulator", "kube"),
+        default=defaults.cluster,
+        help="the Kubernetes side: the emulator (default: instant start, fault injection, a "
+        "fast clock) or kube, the real kube-apiserver, controller-manager, scheduler and etcd "
+        "built by `make kube`, RBAC on, with a simulated kubelet",
+    )
+    parser.add_argument(
         "--speed",
         type=float,
-        default=defaults.speed,
-        help="how much faster than real time the cluster and the flow's waits run "
-        "(default %(default)g)",
+        help="how much faster than real time the cluster and the flow's waits run (default "
+        f"{defaults.speed:g} on the emulator; 1 on kube, where the controllers' deadlines "
+        "are real time anyway)",
     )
     parser.add_argument(
         "--seed", type=Path, help="Kubernetes manifests (file or folder); none: the default seed"
@@ -857,10 +937,13 @@ def parse_options(argv: list[str] | None = None) -> StackOptions:
         help="the handlers' log level (default %(default)s: failures only)",
     )
     args = parser.parse_args(argv)
+    if args.speed is None:
+        args.speed = defaults.speed if args.cluster == "emulator" else 1.0
     if args.speed <= 0:
         parser.error("--speed must be positive")
     return replace(
         defaults,
+        cluster=args.cluster,
         host=args.host,
         api_port=args.api_port,
         moto_port=args.moto_port,

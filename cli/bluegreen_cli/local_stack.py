@@ -31,6 +31,8 @@ class LocalStackInfo:
     namespace: str
     path: Path
     environment: dict[str, str] = field(default_factory=dict)
+    faults_url: str = ""
+    """Where images are marked to misbehave (the emulator, or the real cluster's kubelet)."""
 
     @classmethod
     def from_json(cls, data: dict[str, object], path: Path) -> LocalStackInfo:
@@ -60,6 +62,7 @@ class LocalStackInfo:
             namespace=text("namespace"),
             path=path,
             environment={str(k): str(v) for k, v in environment.items()},
+            faults_url=str(data.get("faults_url") or data.get("cluster_url") or ""),
         )
 
 

@@ -188,13 +188,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--broken",
         action="store_true",
-        help="the image never becomes ready in the cluster emulator",
+        help="the image misbehaves in the local cluster (emulator or real control plane)",
     )
     p.add_argument(
         "--fault",
         choices=FAULT_MODES,
         default=FAULT_MODES[0],
-        help="how a broken image fails (default CrashLoopBackOff)",
+        help="how a --broken image misbehaves (default CrashLoopBackOff; SlowStart is "
+        "healthy but ready only after 90 s)",
     )
     waiting(p)
     return root

@@ -2,7 +2,7 @@
 
 What a ``docker push`` to ECR followed by EventBridge would do: the image lands
 in (moto's) ECR with a real-looking digest, the sha256 of its manifest; with
-``--broken`` the cluster emulator is told that image never becomes ready; then
+``--broken`` the local cluster (emulator or kubelet) is told how that image fails; then
 the "ECR Image Action" event the stack's rule matches is delivered to
 ``ecr_push`` through the stack's local-only ``POST /_local/events`` path.
 """
@@ -20,7 +20,16 @@ from bluegreen_cli.errors import EXIT_UNAVAILABLE, CliError
 from bluegreen_cli.local_stack import LocalStackInfo
 
 MANIFEST_MEDIA_TYPE = "application/vnd.docker.distribution.manifest.v2+json"
-FAULT_MODES = ("CrashLoopBackOff", "ImagePullBackOff")
+FAULT_MODES = (
+    "CrashLoopBackOff",
+    "OOMKilled",
+    "ImagePullBackOff",
+    "InvalidImageName",
+    "CreateContainerConfigError",
+    "SlowStart",
+)
+"""How a pushed image misbehaves with ``--broken``: the modes the local cluster knows
+(``local.cluster.containers.IMAGE_MODES``; a test keeps the two lists equal)."""
 
 
 def image_manifest(tag: str, nonce: str) -> str:
@@ -98,7 +107,7 @@ def push(
     except Exception as exc:  # botocore raises many types; all mean the same here
         raise CliError(f"pushing to the local ECR failed: {exc}", EXIT_UNAVAILABLE) from None
     if broken:
-        _post(f"{stack.cluster_url}/_emulator/faults/images", {"image": digest, "mode": fault})
+        _post(f"{stack.faults_url}/_emulator/faults/images", {"image": digest, "mode": fault})
     event = ecr_push_event(stack, digest, tag, datetime.now(UTC), str(uuid.uuid4()))
     delivered = _post(f"{stack.api_url}/_local/events", event)
     started = delivered if isinstance(delivered, dict) else {}

@@ -18,7 +18,7 @@ from local.cluster.api import KubeApi, Reply, Request, Target
 from local.cluster.clock import Clock
 from local.cluster.controllers import Controllers
 from local.cluster.errors import ApiError
-from local.cluster.faults import Faults
+from local.cluster.faults import IMAGE_MODES, Faults
 from local.cluster.patching import PatchError, merge_patch
 from local.cluster.resources import Registry, Resource
 from local.cluster.server import ClusterHttpServer, RecordedRequest
@@ -369,7 +369,7 @@ class ClusterEmulator:
 
 
 _CONTROL_PATHS = [
-    "POST /_emulator/faults/images {image, mode: CrashLoopBackOff|ImagePullBackOff}",
+    "POST /_emulator/faults/images {image, mode: " + "|".join(IMAGE_MODES) + "}",
     "DELETE /_emulator/faults/images {image}",
     "POST /_emulator/faults/requests {method, path (regex), status: 500|503|429, count}",
     "POST /_emulator/faults/hangs {method, path (regex), seconds, count}",

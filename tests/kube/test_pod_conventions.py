@@ -328,3 +328,13 @@ def test_a_job_pod_ends_as_its_command_would_and_serves_its_log(
     # THEN it ended as wp-cli would, and its log reads through the API server
     assert pod.status.phase == phase
     assert _log(backend, pod.metadata.name) == log
+
+
+def test_the_push_options_are_the_modes_both_backends_know() -> None:
+    # GIVEN the CLI's --fault choices and the local cluster's image modes
+    from bluegreen_cli.push import FAULT_MODES
+
+    from local.cluster.containers import IMAGE_MODES
+
+    # THEN they are the same list, in the same order
+    assert FAULT_MODES == IMAGE_MODES
