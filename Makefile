@@ -61,8 +61,8 @@ bench: $(STAMP) ## benchmarks, printed as tables
 build: $(SAM_STAMP) ## sam build
 	$(SAM_VENV)/bin/sam build
 
-local: $(STAMP) ## run the local stack (moto, cluster emulator, API endpoint) until Ctrl-C
-	$(PY) -m local.stack $(ARGS)
+local: $(STAMP) $(if $(filter kube,$(CLUSTER)),kube,) ## run the local stack (moto, cluster, API endpoint) until Ctrl-C: make local [CLUSTER=kube]
+	$(PY) -m local.stack $(if $(CLUSTER),--cluster $(CLUSTER),) $(ARGS)
 
 push: $(STAMP) ## simulate an ECR push into the running local stack: make push TAG=dev [BROKEN=1]
 	$(VENV)/bin/bluegreen push $(TAG) $(if $(BROKEN),--broken,)
