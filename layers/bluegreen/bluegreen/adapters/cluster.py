@@ -79,6 +79,10 @@ RUN_ANNOTATION = "bluegreen/run-id"
 DEFAULT_TIMEOUT = (3.0, 10.0)
 """(connect, read) seconds for every request."""
 
+DEFAULT_SWITCH_BUDGET = 5.0
+"""Seconds a selector switch may spend waiting out transient failures (``Retry-After``,
+backoff on 5xx) before it puts the previous roles back; putting them back gets as long again."""
+
 _DNS_LABEL_MAX = 63
 _Key = TypeVar("_Key", Colour, Role)
 _NOT_IN_HOOKS = ("args", "livenessProbe", "readinessProbe", "startupProbe", "lifecycle", "ports")
@@ -140,8 +144,15 @@ class KubernetesCluster:
         transient_retries: int = 2,
         hook_ttl_seconds: int = 3600,
         backoff_seconds: float = 0.01,
+        switch_budget_seconds: float = DEFAULT_SWITCH_BUDGET,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
-        """``api_client`` is a client, or a factory called on the first request."""
+        """``api_client`` is a client, or a factory called on the first request.
+
+        ``clock`` and ``sleep`` are what every wait of the adapter reads and calls
+        (tests hand in a fake pair, so waiting out a ``Retry-After`` costs no time).
+        """
         self._settings = settings
         self._client_source = api_client
         self._timeout = timeout
@@ -149,6 +160,9 @@ class KubernetesCluster:
         self._transient_retries = transient_retries
         self._hook_ttl_seconds = hook_ttl_seconds
         self._backoff_seconds = backoff_seconds
+        self._switch_budget = switch_budget_seconds
+        self._clock = clock
+        self._sleep = sleep
         self._apis_built: _Apis | None = None
         self._build_lock = threading.Lock()
 
@@ -803,7 +817,7 @@ class KubernetesCluster:
             except Exception as exc:  # the client's exceptions, classified below
                 error = self._translate(exc, verb, what, refusals)
                 if attempt < retries and _transient(exc):
-                    time.sleep(self._backoff_seconds * 5 * 2**attempt)
+                    self._sleep(self._backoff_seconds * 5 * 2**attempt)
                     continue
                 raise error from None
         raise AssertionError("unreachable")  # pragma: no cover
@@ -838,7 +852,7 @@ class KubernetesCluster:
     def _back_off(self, attempt: int) -> None:
         """Full-jitter backoff so that racing writers spread out instead of colliding again."""
         cap = min(self._backoff_seconds * 2**attempt, self._backoff_seconds * 20)
-        time.sleep(random.uniform(0, cap))
+        self._sleep(random.uniform(0, cap))
 
 
 def judge_rollout(colour: Colour, deployment: Mapping[str, Any], image: str) -> RolloutState:
