@@ -16,12 +16,15 @@ to know before changing it:
   timeouts, 5xx, 429, 401 and 403 become ``ClusterUnavailable`` (saying which),
   404 ``ClusterObjectMissing`` naming the object, a lost resourceVersion race
   (after bounded retries) ``ClusterConflict``, and 400/422 ``InvalidInput``.
-* Writes carry ``metadata.resourceVersion`` (or a JSON-patch ``test``); a 409 is
-  re-read and retried with jittered backoff, a bounded number of times.
+* Writes carry ``metadata.resourceVersion``; a 409 is re-read and retried with
+  jittered backoff, a bounded number of times.
+* A selector switch (``switch_roles``) orders its writes so that production
+  traffic never moves onto the canary colour, waits out transient failures
+  within a budget (honouring ``Retry-After``), and either completes or puts
+  back what it wrote.
 * Requests are counted at the server in tests: ``snapshot()`` is 3 requests,
-  a selector switch 4 when nothing conflicts (5 for the first switch of a
-  namespace, 1 more when it repairs a malformed ``canaryEnv``; see
-  ``switch_roles``), a switch that is already so 2 reads.
+  a selector switch 6 when nothing conflicts (3 reads, 3 writes; 5 when the
+  caller names the image), a switch that is already so 2 reads.
 """
 
 from __future__ import annotations
