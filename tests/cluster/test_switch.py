@@ -505,6 +505,32 @@ def test_a_switch_that_can_neither_complete_nor_be_put_back_names_what_it_left(
     assert roles_in(emulator) == ("green", "green", "blue")
 
 
+def test_a_switch_that_cannot_even_read_the_cluster_back_names_what_it_last_saw(
+    make_cluster: Callable[..., KubernetesCluster], emulator: ClusterEmulator
+) -> None:
+    # GIVEN the production Service cannot be patched and, once canaryEnv is written, nothing
+    # in the namespace can be read any more
+    time = FakeTime()
+    cluster = make_cluster(clock=time.clock, sleep=time.sleep)
+    emulator.faults.fail_requests("PATCH", "/services/production-service$", 503, count=1000)
+    intercept(
+        cluster,
+        after=lambda method, url: method == "PUT" and url.endswith("/configmaps/canary-env"),
+        action=lambda: emulator.faults.fail_requests("GET", "/namespaces/", 503, count=1000),
+    )
+
+    # WHEN green is made the canary
+    with pytest.raises(SwitchIncomplete) as failure:
+        cluster.switch_roles(Colour.GREEN)
+
+    # THEN the error names the state its own writes left, which is what is stored
+    assert (
+        "as this switch last saw it, the canary Service selects green, the production "
+        "Service selects green, and canaryEnv makes green the canary"
+    ) in str(failure.value)
+    assert roles_in(emulator) == ("green", "green", "green")
+
+
 def test_a_service_write_failing_once_is_completed(
     cluster: KubernetesCluster, emulator: ClusterEmulator
 ) -> None:
@@ -557,6 +583,23 @@ def test_a_confirmation_that_fails_stops_the_switch_and_puts_the_canary_service_
     assert moved == [("blue", "green", "green")]
     assert "d-1" in str(failure.value)
     assert "put back" in str(failure.value)
+    assert role_objects(emulator) == before
+
+
+def test_an_unexpected_fault_mid_switch_is_put_back_and_shown_as_it_is(
+    cluster: KubernetesCluster, emulator: ClusterEmulator
+) -> None:
+    # GIVEN the caller's check fails with something that is no domain error (a bug)
+    before = role_objects(emulator)
+
+    def broken() -> None:
+        raise RuntimeError("the lock table is misconfigured")
+
+    # WHEN green is made the canary
+    with pytest.raises(RuntimeError, match="misconfigured"):
+        cluster.switch_roles(Colour.GREEN, confirm=broken)
+
+    # THEN the canary Service was put back before the fault surfaced as itself
     assert role_objects(emulator) == before
 
 

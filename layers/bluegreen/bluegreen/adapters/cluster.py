@@ -868,7 +868,9 @@ class _Switch:
         self._intended: dict[str, tuple[str | None, ...]] = {}  # what it wrote, per object
         self._before: dict[str, dict[str, Any]] = {}  # each object before it was written
         self._written: list[str] = []  # the objects written, in the order first written
-        self._first: _Roles | None = None
+        self._first: _Roles | None = None  # the roles as this switch found them
+        self._last: _Roles | None = None  # the latest read, updated by the writes since
+        self._stopped_by: Exception | None = None  # what ``confirm`` raised, if it did
         self._new_canary_image = image
 
     def run(self) -> bool:
@@ -942,7 +944,11 @@ class _Switch:
         if not self._is_at(roles, Role.CANARY.value, (canary.value, str(generation))):
             self._write_service(roles, Role.CANARY, canary, generation)
         if self._confirm is not None:
-            self._confirm()
+            try:
+                self._confirm()
+            except Exception as exc:
+                self._stopped_by = exc
+                raise
         if not self._is_at(roles, _CONFIGMAP, (canary.value, image, str(generation))):
             self._write_configmap(roles, canary, image, generation)
         wanted = (canary.other.value, str(generation))
@@ -990,6 +996,7 @@ class _Switch:
         if self._first is None:
             # A copy: the writes of this switch update ``roles.objects`` as they go.
             self._first = _Roles(dict(roles.objects), env)
+        self._last = roles
         return roles
 
     def _content(self, roles: _Roles, key: str) -> tuple[str | None, ...]:
@@ -1070,7 +1077,8 @@ class _Switch:
         except Exception as exc:
             return SwitchIncomplete(
                 f"{wish} could not complete ({failure}) and the cluster could not be read to "
-                f"put it back ({exc}); {self._repair_hint()}"
+                f"put it back ({exc}); as this switch last saw it, {self._last_seen()}; "
+                f"{self._repair_hint()}"
             )
         if now.settled_on(self._canary) and (
             self._image is None or (now.env is not None and now.env.image == self._image)
@@ -1091,18 +1099,20 @@ class _Switch:
             try:
                 self._restore(key, now.objects[key], self._before[key])
             except Exception as exc:
-                left = self._describe_now()
                 return SwitchIncomplete(
                     f"{wish} could not complete ({failure}), nor be put back ({exc}); "
-                    f"left as: {left}; {self._repair_hint()}"
+                    f"left as: {self._describe_now()}; {self._repair_hint()}"
                 )
         assert self._first is not None
         restored = f"the previous roles were put back: {self._first.describe()}"
         logger.warning("selector switch put back", extra={"cause": str(failure)})
-        if isinstance(failure, BlueGreenError) and not isinstance(failure, ClusterUnavailable):
+        if failure is self._stopped_by and isinstance(failure, BlueGreenError):
+            # The caller's own refusal (the lock), now true of an unchanged cluster.
             again = _with_message(failure, f"{failure}; {restored}")
             if again is not None:
                 return again
+        if not isinstance(failure, BlueGreenError):
+            return failure  # a fault of this code: put back, then let it show as what it is
         return SwitchRestored(f"{wish} could not complete ({failure}); {restored}")
 
     def _restore(self, key: str, current: Mapping[str, Any], before: Mapping[str, Any]) -> None:
@@ -1130,7 +1140,18 @@ class _Switch:
         try:
             return self._read().describe()
         except Exception:
-            return "unknown (the cluster could not be read)"
+            return f"as this switch last saw it, {self._last_seen()}"
+
+    def _last_seen(self) -> str:
+        """The roles as the last read and this switch's writes since left them."""
+        if self._last is None:
+            return "unknown"
+        objects = self._last.objects
+        try:
+            env: CanaryEnv | None = self._cluster._parse_canary_env(objects[_CONFIGMAP])
+        except CanaryEnvMalformed:
+            env = None
+        return _Roles(objects, env).describe()
 
     def _what(self, key: str) -> str:
         cluster = self._cluster
