@@ -1,4 +1,8 @@
-"""An unreachable or failing cluster is a 502/503 with a message, and nothing half-done."""
+"""An unreachable or failing cluster is a 502/503 with a message, and nothing half-done.
+
+A switch completes (canaryEnv naming what the new canary runs) or is put back, and
+says which; while canaryEnv and the Services disagree, nothing is deployed.
+"""
 
 from __future__ import annotations
 
@@ -181,6 +185,32 @@ def test_a_switch_throttled_three_times_with_retry_after_one_completes(
     status = call(event("get_services"))
     assert status.body["canaryEnv"]["image"] == pinned(KNOWN)
     assert status.body["colours"]["green"]["image"] == pinned(KNOWN)
+
+
+def test_after_a_switch_get_services_shows_canary_env_naming_what_the_new_canary_runs(
+    stack: Stack, ledger: Any, emu: ClusterEmulator
+) -> None:
+    # GIVEN blue, the canary, runs OLDER and canaryEnv.image says so; green runs KNOWN
+    assert call(event("get_services")).body["canaryEnv"]["image"] == pinned(OLDER)
+    # WHEN green is made the canary, then blue again
+    call(event("switch_to_green"))
+    after_green = call(event("get_services")).body
+    call(event("switch_to_blue"))
+    after_blue = call(event("get_services")).body
+    # THEN each time canaryEnv.image is what the new canary colour runs, as stored
+    assert after_green["canaryEnv"] == {
+        "selector": "green",
+        "image": pinned(KNOWN),
+        "present": True,
+    }
+    assert after_green["colours"]["green"]["image"] == pinned(KNOWN)
+    assert after_blue["canaryEnv"]["image"] == pinned(OLDER)
+    configmap = emu.get("configmaps", NAMESPACE, "canary-env")
+    assert configmap is not None
+    assert json.loads(configmap["data"]["canaryEnv"]) == {
+        "selector": "blue",
+        "image": pinned(OLDER),
+    }
 
 
 def test_a_deployment_that_takes_the_lock_while_a_switch_waits_stops_the_switch(
