@@ -68,12 +68,13 @@ MANAGED_BY = "eks-bluegreen"
 """Value of ``app.kubernetes.io/managed-by`` on everything this product creates."""
 
 SWITCH_GENERATION = "bluegreen/switch-generation"
-"""Annotation counting selector switches, on the ConfigMap and on both Services.
+"""Annotation numbering selector switches, on the ConfigMap and on both Services.
 
-The ConfigMap's value goes up by one with every switch of ``canaryEnv.selector``;
-a Service's value says which switch its selector reflects. It lets a switch
-write the Services blind yet safely (a JSON-patch ``test`` of the previous
-value), which is what keeps a switch at four requests.
+Every write of a switch stamps the switch's number (one more than the highest it
+read), so the three objects carry the same number once a switch is done, and
+different numbers while one is in flight: that is how a concurrent switcher knows
+to wait for it (or take it over once it stalls) instead of writing across it. A
+switch that is put back restores the numbers it found.
 """
 
 HOOK_LABEL = "bluegreen/hook"
