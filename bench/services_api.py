@@ -4,8 +4,10 @@ The handler runs in this process on moto (DynamoDB tables from template.yaml,
 ECR, a Step Functions state machine from the real ASL that is never executed)
 and on the cluster emulator (default seed), driven by the sample events of
 ``events/services_api/``. Requests are counted where the cluster sees them (the
-emulator's request log); the first selector switch of a namespace stamps the
-Services and is left out of the count, as a deployed stack has done it long ago.
+emulator's request log). A selector switch is three reads (the ConfigMap, the
+Services, the new canary's Deployment) and three writes in the order that keeps
+production traffic safe; deploys, rollbacks and promotions read canaryEnv and
+the Services first (two requests) to refuse while they disagree.
 Latencies are warm (after one call of each route) and include moto and the
 emulator's HTTP round trips on loopback.
 
@@ -29,7 +31,12 @@ ROOT = Path(__file__).resolve().parent.parent
 CALLS = max(20, int(os.environ.get("BENCH_CALLS", "100")))
 KNOWN = "216c0204fa1e71f93603c0d5087ef16d6b2ba5bce9084874bf9b2aebcddebc77"
 OLDER = "1274e8bc4d963536e88265781170e72a2939caae25127cd9d400ab124393f946"
-TARGETS = {"GET /services": 4, "POST /services selector (switch)": 4}
+TARGETS = {
+    "GET /services": 4,
+    "POST /services selector (switch)": 6,
+    "POST /services selector (already so)": 2,
+    "POST /services imageTag": 2,
+}
 
 
 class _Context:
@@ -117,7 +124,7 @@ def main() -> None:
             return status, len(emu.requests)
 
         green, blue = _event("switch_to_green"), _event("switch_to_blue")
-        call(green), call(blue)  # the namespace's first switch stamps the Services
+        call(green), call(blue)  # warm: the first calls build the adapters
         requests = [
             ("GET /services", *counted(_event("get_services"))),
             ("POST /services selector (switch)", *counted(green)),

@@ -34,6 +34,9 @@ from bluegreen.domain.errors import (
     LockHeld,
     NotFound,
     NotPromotable,
+    RolesDisagree,
+    SwitchIncomplete,
+    SwitchRestored,
     UnknownImage,
 )
 from bluegreen.logic import history
@@ -114,6 +117,26 @@ def lock_held(exc: LockHeld) -> Response[dict[str, str]]:
 def not_promotable(exc: NotPromotable) -> Response[dict[str, str]]:
     """The canary's image cannot be promoted as things stand: 409."""
     return _rejected(HTTPStatus.CONFLICT, exc)
+
+
+@exception_handler(RolesDisagree)
+def roles_disagree(exc: RolesDisagree) -> Response[dict[str, str]]:
+    """canaryEnv and the Services disagree: no deploy, rollback or promotion may start, 409."""
+    return _rejected(HTTPStatus.CONFLICT, exc)
+
+
+@exception_handler(SwitchRestored)
+def switch_restored(exc: SwitchRestored) -> Response[dict[str, str]]:
+    """A switch could not complete and the previous roles were put back: 503, try again."""
+    logger.warning("canary switch put back", extra={"detail": str(exc)})
+    return error_response(HTTPStatus.SERVICE_UNAVAILABLE, exc.name, str(exc))
+
+
+@exception_handler(SwitchIncomplete)
+def switch_incomplete(exc: SwitchIncomplete) -> Response[dict[str, str]]:
+    """A switch could neither complete nor be put back; the detail names the state left: 503."""
+    logger.error("canary switch left incomplete", extra={"detail": str(exc)})
+    return error_response(HTTPStatus.SERVICE_UNAVAILABLE, exc.name, str(exc))
 
 
 @exception_handler(ClusterConflict)

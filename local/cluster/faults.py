@@ -28,6 +28,7 @@ class _RequestRule:
     remaining: int
     status: int = 0
     seconds: float = 0.0
+    retry_after: int | None = None
 
     def matches(self, method: str, path: str) -> bool:
         return (self.method in {"*", method}) and bool(self.path.search(path))
@@ -78,15 +79,33 @@ class Faults:
         return self.images.mode_of(image)
 
     def fail_requests(
-        self, method: str = "*", path: str = ".*", status: int = 500, count: int = 1
+        self,
+        method: str = "*",
+        path: str = ".*",
+        status: int = 500,
+        count: int = 1,
+        retry_after: int | None = None,
     ) -> None:
-        """The next ``count`` requests matching ``method`` and the ``path`` regex fail."""
+        """The next ``count`` requests matching ``method`` and the ``path`` regex fail.
+
+        ``retry_after``: the seconds the answer's ``Retry-After`` header (and its
+        Status' ``details.retryAfterSeconds``) asks the client to wait; a 429 asks for
+        1 unless told otherwise, a 500 or 503 sends none unless told.
+        """
         if status not in _REQUEST_FAILURES:
             raise ValueError(f"status must be one of {sorted(_REQUEST_FAILURES)}, not {status}")
         pattern = _pattern(path)
         _count(count)
+        if retry_after is None and status == 429:
+            retry_after = 1
+        if retry_after is not None and (
+            isinstance(retry_after, bool) or not isinstance(retry_after, int) or retry_after < 0
+        ):
+            raise ValueError(f"retry_after must be a whole number of seconds, not {retry_after!r}")
         with self._lock:
-            self._failures.append(_RequestRule(method.upper(), pattern, count, status))
+            self._failures.append(
+                _RequestRule(method.upper(), pattern, count, status, retry_after=retry_after)
+            )
 
     def hang_requests(
         self, method: str = "*", path: str = ".*", seconds: float = 5.0, count: int = 1
@@ -154,8 +173,12 @@ class Faults:
         if rule is None:
             return None
         reason, message = _REQUEST_FAILURES[rule.status]
-        if rule.status == 429:
+        if rule.retry_after is not None:
             return ApiError(
-                429, reason, message, {"retryAfterSeconds": 1}, headers={"Retry-After": "1"}
+                rule.status,
+                reason,
+                message,
+                {"retryAfterSeconds": rule.retry_after},
+                headers={"Retry-After": str(rule.retry_after)},
             )
         return ApiError(rule.status, reason, message)

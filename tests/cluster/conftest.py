@@ -7,6 +7,7 @@ records the headers it received, for what the emulator does not model.
 
 from __future__ import annotations
 
+import itertools
 import json
 import threading
 from collections.abc import Callable, Iterator
@@ -192,3 +193,86 @@ def status(code: int, reason: str, message: str) -> dict[str, Any]:
         "reason": reason,
         "code": code,
     }
+
+
+# what the switch did, instant by instant ----------------------------------------------
+
+Roles = tuple[str | None, str | None, str | None]
+"""(canaryEnv.selector, the canary Service's app, the production Service's app)."""
+
+
+def _roles_of(
+    configmap: dict[str, Any], canary: dict[str, Any], production: dict[str, Any]
+) -> Roles:
+    try:
+        selector = json.loads(configmap["data"]["canaryEnv"]).get("selector")
+    except (KeyError, TypeError, ValueError, AttributeError):
+        selector = None
+
+    def app(service: dict[str, Any]) -> str | None:
+        value = (service.get("spec", {}).get("selector") or {}).get("app")
+        return str(value) if value is not None else None
+
+    return selector, app(canary), app(production)
+
+
+def roles_now(emulator: ClusterEmulator) -> Roles:
+    """The roles as stored now."""
+    return _roles_of(
+        stored(emulator, "configmaps", "canary-env"),
+        stored(emulator, "services", "canary-service"),
+        stored(emulator, "services", "production-service"),
+    )
+
+
+def role_history(emulator: ClusterEmulator, since: int) -> list[Roles]:
+    """The roles after every change of the ConfigMap or a Service since revision ``since``.
+
+    Read from the emulator's change log (one global revision counter, like etcd), so
+    the states come in the order the server applied the writes, whoever wrote them.
+    The first entry is the state at ``since``.
+    """
+    keys = [
+        ("configmaps", "canary-env"),
+        ("services", "canary-service"),
+        ("services", "production-service"),
+    ]
+    current = {key: stored(emulator, *key) for key in keys}
+    with emulator.store.lock:
+        changes = [
+            change
+            for change in emulator.store.changes_since(since)
+            if (change.resource_key, change.object["metadata"]["name"]) in current
+        ]
+    for key in keys:
+        first = next(
+            (c for c in changes if (c.resource_key, c.object["metadata"]["name"]) == key), None
+        )
+        if first is not None and first.previous is not None:
+            current[key] = first.previous
+    states = [_state(current)]
+    for change in changes:
+        current[(change.resource_key, change.object["metadata"]["name"])] = change.object
+        states.append(_state(current))
+    return states
+
+
+def _state(objects: dict[tuple[str, str], dict[str, Any]]) -> Roles:
+    return _roles_of(
+        objects[("configmaps", "canary-env")],
+        objects[("services", "canary-service")],
+        objects[("services", "production-service")],
+    )
+
+
+def production_moves_only_where_canary_env_says(history: list[Roles]) -> list[str]:
+    """Every instant at which the production Service moved to a colour canaryEnv did not
+    call production then (empty: invariant held). Staying put while canaryEnv moves is allowed."""
+    other = {"blue": "green", "green": "blue"}
+    problems = []
+    for before, after in itertools.pairwise(history):
+        if after[2] != before[2]:
+            allowed = other.get(after[0] or "")
+            if after[2] != allowed:
+                problems.append(f"{before} -> {after}")
+    return problems

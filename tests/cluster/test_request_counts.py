@@ -46,36 +46,39 @@ def test_reading_the_same_through_the_port_takes_four_requests(
     assert len(log.all()) == 4
 
 
-def test_a_switch_without_conflict_takes_four_requests(
+def test_a_switch_without_conflict_takes_six_requests(
     cluster: KubernetesCluster, request_log: Callable[[], RequestLog]
 ) -> None:
-    # GIVEN a namespace whose Services were stamped by an earlier switch
+    # GIVEN a namespace switched before
     cluster.switch_roles(Colour.GREEN)
     log = request_log()
 
     # WHEN the canary is switched
     cluster.switch_roles(Colour.BLUE)
 
-    # THEN one read and three writes: the ConfigMap, then each Service
+    # THEN three reads (the ConfigMap, the Services, the new canary's Deployment for
+    # canaryEnv.image) and three writes: the canary Service, the ConfigMap, the production one
     assert log.all() == [
         ("GET", CONFIGMAP),
-        ("PUT", CONFIGMAP),
+        ("GET", SERVICES),
+        ("GET", "/apis/apps/v1/namespaces/wp-platform/deployments/blue-deployment"),
         ("PATCH", f"{SERVICES}/canary-service"),
+        ("PUT", CONFIGMAP),
         ("PATCH", f"{SERVICES}/production-service"),
     ]
 
 
-def test_the_first_switch_of_a_namespace_takes_five_requests(
+def test_the_first_switch_of_a_namespace_takes_the_same_six_requests(
     cluster: KubernetesCluster, request_log: Callable[[], RequestLog]
 ) -> None:
-    # GIVEN a namespace never switched by this product (Services carry no switch generation)
+    # GIVEN a namespace never switched by this product (no switch generation anywhere)
     log = request_log()
 
     # WHEN the canary is switched
     cluster.switch_roles(Colour.GREEN)
 
-    # THEN the Services were listed once (to write them guarded), then stamped
-    assert [m for m, _ in log.all()] == ["GET", "PUT", "GET", "PATCH", "PATCH"]
+    # THEN nothing extra: the writes are guarded by the versions just read
+    assert [m for m, _ in log.all()] == ["GET", "GET", "GET", "PATCH", "PUT", "PATCH"]
 
 
 def test_a_switch_that_is_already_so_takes_two_reads(

@@ -38,6 +38,42 @@ def test_the_next_matching_request_fails_then_service_resumes(
     assert kube.core.read_namespaced_config_map("canary-env", NAMESPACE).data["a"] == "2"
 
 
+@pytest.mark.parametrize(
+    ("status", "retry_after", "header"),
+    [(503, 2, "2"), (429, 3, "3"), (429, None, "1"), (503, None, None), (500, None, None)],
+)
+def test_an_injected_failure_asks_for_the_retry_after_it_was_given(
+    kube: Kube, status: int, retry_after: int | None, header: str | None
+) -> None:
+    # GIVEN one injected failure of the configmap's PATCH, with or without a Retry-After
+    kube.emulator.faults.fail_requests(
+        method="PATCH",
+        path=r"/configmaps/canary-env$",
+        status=status,
+        count=1,
+        retry_after=retry_after,
+    )
+    # WHEN the product patches
+    with pytest.raises(ApiException) as failed:
+        kube.core.patch_namespaced_config_map("canary-env", NAMESPACE, {"data": {"a": "1"}})
+    # THEN the answer asks for that wait in the header and in the Status, as a server would
+    assert failed.value.status == status
+    assert failed.value.headers.get("Retry-After") == header
+    details = json.loads(failed.value.body).get("details") or {}
+    assert details.get("retryAfterSeconds") == (int(header) if header else None)
+
+
+@pytest.mark.parametrize("retry_after", [-1, 1.5, True, "1"])
+def test_a_retry_after_that_is_not_whole_seconds_is_refused(
+    kube: Kube, retry_after: object
+) -> None:
+    # WHEN a failure is asked for with a Retry-After that is not a whole number of seconds
+    with pytest.raises(ValueError, match="retry_after must be a whole number of seconds"):
+        kube.emulator.faults.fail_requests(status=503, retry_after=retry_after)  # type: ignore[arg-type]
+    # THEN no fault was added
+    assert kube.core.read_namespaced_config_map("canary-env", NAMESPACE).data
+
+
 def test_faults_only_hit_the_matching_method(kube: Kube) -> None:
     kube.emulator.faults.fail_requests(method="PATCH", path="configmaps", status=503, count=1)
     assert kube.core.read_namespaced_config_map("canary-env", NAMESPACE).data

@@ -140,9 +140,10 @@ def get_deployment(
     responses={
         202: answer(DeploymentStartedBody, "The deploy flow's rollback was started"),
         **BAD_REQUEST,
+        **CONFLICT,
         **UNSUPPORTED,
         **INVALID,
-        502: CLUSTER[502],
+        **CLUSTER,
     },
 )
 def post_rollback(
@@ -160,6 +161,7 @@ def post_rollback(
         caller,
         Role(request.service),
         reason=request.reason,
+        cluster=dependencies.cluster(),
     )
     record_start(started, caller)
     return started_body(started)

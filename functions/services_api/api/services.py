@@ -28,6 +28,7 @@ from .schemas import (
     CanaryEnvView,
     ColourView,
     DeploymentStartedBody,
+    ErrorBody,
     Replicas,
     ServicesChange,
     ServiceStatusBody,
@@ -124,7 +125,10 @@ def get_services() -> ServiceStatusBody:
     summary="Switch the canary colour, or deploy an image to the canary or production",
     tags=["services"],
     responses={
-        200: answer(SwitchBody, "The canary colour is as asked (`changed`: whether it moved)"),
+        200: answer(
+            SwitchBody,
+            "The switch completed: the canary colour is as asked (`changed`: whether it moved)",
+        ),
         202: answer(DeploymentStartedBody, "The deploy flow was started for the image"),
         **BAD_REQUEST,
         **NOT_FOUND,
@@ -132,6 +136,12 @@ def get_services() -> ServiceStatusBody:
         **UNSUPPORTED,
         **INVALID,
         **CLUSTER,
+        503: answer(
+            ErrorBody,
+            "The cluster could not be reached, or a switch could not complete: "
+            "`SwitchRestored` (the previous roles were put back) or `SwitchIncomplete` "
+            "(the detail names what each Service selects and what canaryEnv says)",
+        ),
     },
 )
 def post_services(
@@ -194,6 +204,7 @@ def post_services(
         Role(change.service),
         reason=change.reason,
         force=change.force,
+        cluster=dependencies.cluster(),
     )
     record_start(started, caller)
     return Response(status_code=202, content_type="application/json", body=started_body(started))

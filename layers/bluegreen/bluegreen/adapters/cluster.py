@@ -16,12 +16,15 @@ to know before changing it:
   timeouts, 5xx, 429, 401 and 403 become ``ClusterUnavailable`` (saying which),
   404 ``ClusterObjectMissing`` naming the object, a lost resourceVersion race
   (after bounded retries) ``ClusterConflict``, and 400/422 ``InvalidInput``.
-* Writes carry ``metadata.resourceVersion`` (or a JSON-patch ``test``); a 409 is
-  re-read and retried with jittered backoff, a bounded number of times.
+* Writes carry ``metadata.resourceVersion``; a 409 is re-read and retried with
+  jittered backoff, a bounded number of times.
+* A selector switch (``switch_roles``) orders its writes so that production
+  traffic never moves onto the canary colour, waits out transient failures
+  within a budget (honouring ``Retry-After``), and either completes or puts
+  back what it wrote.
 * Requests are counted at the server in tests: ``snapshot()`` is 3 requests,
-  a selector switch 4 when nothing conflicts (5 for the first switch of a
-  namespace, 1 more when it repairs a malformed ``canaryEnv``; see
-  ``switch_roles``), a switch that is already so 2 reads.
+  a selector switch 6 when nothing conflicts (3 reads, 3 writes; 5 when the
+  caller names the image), a switch that is already so 2 reads.
 """
 
 from __future__ import annotations
@@ -44,6 +47,8 @@ from bluegreen.domain.errors import (
     ClusterObjectMissing,
     ClusterUnavailable,
     InvalidInput,
+    SwitchIncomplete,
+    SwitchRestored,
 )
 from bluegreen.domain.models import (
     INITIAL_CANARY,
@@ -63,12 +68,13 @@ MANAGED_BY = "eks-bluegreen"
 """Value of ``app.kubernetes.io/managed-by`` on everything this product creates."""
 
 SWITCH_GENERATION = "bluegreen/switch-generation"
-"""Annotation counting selector switches, on the ConfigMap and on both Services.
+"""Annotation numbering selector switches, on the ConfigMap and on both Services.
 
-The ConfigMap's value goes up by one with every switch of ``canaryEnv.selector``;
-a Service's value says which switch its selector reflects. It lets a switch
-write the Services blind yet safely (a JSON-patch ``test`` of the previous
-value), which is what keeps a switch at four requests.
+Every write of a switch stamps the switch's number (one more than the highest it
+read), so the three objects carry the same number once a switch is done, and
+different numbers while one is in flight: that is how a concurrent switcher knows
+to wait for it (or take it over once it stalls) instead of writing across it. A
+switch that is put back restores the numbers it found.
 """
 
 HOOK_LABEL = "bluegreen/hook"
@@ -78,6 +84,10 @@ RUN_ANNOTATION = "bluegreen/run-id"
 
 DEFAULT_TIMEOUT = (3.0, 10.0)
 """(connect, read) seconds for every request."""
+
+DEFAULT_SWITCH_BUDGET = 5.0
+"""Seconds a selector switch may spend waiting out transient failures (``Retry-After``,
+backoff on 5xx) before it puts the previous roles back; putting them back gets as long again."""
 
 _DNS_LABEL_MAX = 63
 _Key = TypeVar("_Key", Colour, Role)
@@ -119,6 +129,31 @@ class _Refused(Exception):
         self.message = message
 
 
+class _Budget:
+    """How long a switch (or putting it back) may still spend waiting out failures."""
+
+    def __init__(
+        self, seconds: float, clock: Callable[[], float], sleep: Callable[[float], None]
+    ) -> None:
+        self.seconds = seconds
+        self._clock = clock
+        self._sleep = sleep
+        self._started = clock()
+
+    def spent(self) -> float:
+        return self._clock() - self._started
+
+    def expired(self) -> bool:
+        return self.spent() >= self.seconds
+
+    def wait(self, seconds: float) -> bool:
+        """Sleep ``seconds`` if the budget allows it (True), else do nothing (False)."""
+        if self.spent() + seconds > self.seconds:
+            return False
+        self._sleep(seconds)
+        return True
+
+
 @dataclass(frozen=True)
 class _Apis:
     client: Any
@@ -137,18 +172,26 @@ class KubernetesCluster:
         *,
         timeout: tuple[float, float] = DEFAULT_TIMEOUT,
         conflict_attempts: int = 12,
-        transient_retries: int = 2,
         hook_ttl_seconds: int = 3600,
         backoff_seconds: float = 0.01,
+        switch_budget_seconds: float = DEFAULT_SWITCH_BUDGET,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
-        """``api_client`` is a client, or a factory called on the first request."""
+        """``api_client`` is a client, or a factory called on the first request.
+
+        ``clock`` and ``sleep`` are what every wait of the adapter reads and calls
+        (tests hand in a fake pair, so waiting out a ``Retry-After`` costs no time).
+        """
         self._settings = settings
         self._client_source = api_client
         self._timeout = timeout
         self._conflict_attempts = conflict_attempts
-        self._transient_retries = transient_retries
         self._hook_ttl_seconds = hook_ttl_seconds
         self._backoff_seconds = backoff_seconds
+        self._switch_budget = switch_budget_seconds
+        self._clock = clock
+        self._sleep = sleep
         self._apis_built: _Apis | None = None
         self._build_lock = threading.Lock()
 
@@ -255,7 +298,9 @@ class KubernetesCluster:
             if env.present and env.image == image:
                 return False
             try:
-                self._replace_canary_env(configmap, env.selector, image, generation=None)
+                self._replace_configmap(
+                    self._canary_env_body(configmap, env.selector, image, generation=None)
+                )
             except _Refused:
                 self._back_off(attempt)
                 continue
@@ -265,89 +310,50 @@ class KubernetesCluster:
             f"gave up after {self._conflict_attempts} attempts"
         )
 
-    def switch_roles(self, canary: Colour, image: str | None = None) -> bool:
-        """Make ``canary`` the canary: ConfigMap and both Services, conflict-safe.
+    def switch_roles(
+        self,
+        canary: Colour,
+        image: str | None = None,
+        *,
+        confirm: Callable[[], None] | None = None,
+    ) -> bool:
+        """Make ``canary`` the canary: canaryEnv and both Services, never half-switched.
 
-        The ConfigMap is the source of truth and the Services follow it:
+        A move from C to N = C.other writes, each write guarded by the resourceVersion
+        it was computed from:
 
-        1. read the ConfigMap; if ``canaryEnv`` already says so, only make the
-           Services follow (one list; nothing written when they agree: False);
-        2. otherwise replace ``canaryEnv`` with the ConfigMap's resourceVersion and
-           ``SWITCH_GENERATION`` + 1 (a 409 re-reads and starts again);
-        3. patch each Service with a JSON patch that first ``test``s that it
-           reflects the previous generation, then sets ``spec.selector.app`` and
-           the new generation. No read is needed, so a switch is four requests.
-           A Service that fails the test (it lags behind, was edited by hand,
-           was never stamped, or a later switch already passed it) is handled by
-           the careful path: list the Services and write each one that reflects
-           an older generation, guarded by its resourceVersion; one that
-           reflects a newer generation means the ConfigMap moved on, so it is
-           re-read and followed instead.
+        1. the canary Service to N (canary traffic may reach the production colour);
+        2. ``canaryEnv``: N the canary, with the image N's Deployment runs (or ``image``);
+        3. the production Service to C.
 
-        Services only ever move to a newer generation, and whoever writes a
-        generation to the ConfigMap carries the Services at least that far, so
-        once the last switcher returns the ConfigMap and both Services agree,
-        however many switch at once.
+        So the production Service only ever moves to the colour canaryEnv already
+        calls production; between 2 and 3 it stays on the colour it was on, where the
+        rule of ``bluegreen.logic.roles`` refuses canary work. ``confirm`` is called
+        after 1 and before 2; an exception from it stops the switch (the caller's check
+        that no deployment took the lock while the switch was under way).
 
-        A ``canaryEnv`` that cannot be read (``CanaryEnvMalformed``) is replaced
-        with the new roles and, unless ``image`` is given, the image the new
-        canary colour's Deployment runs (one more read, only in that case).
+        Transient failures (5xx, 429, lost connections) are retried, waiting what
+        ``Retry-After`` asks or backing off, within ``switch_budget_seconds``. A switch
+        that cannot complete puts back what it wrote, newest first (within as long
+        again), and raises ``SwitchRestored``, or ``SwitchIncomplete`` naming the state
+        it left when even that fails; an exception of ``confirm`` is re-raised once the
+        writes are put back. A failure before anything was written is raised as it is.
 
-        A failure half-way (the ConfigMap written, a Service write refused) is
-        *completed*, not compensated: the ConfigMap already says the new roles
-        and may have been read by then, so undoing it would flap them, whereas
-        the Service writes are idempotent. Transient failures (5xx, 429, lost
-        connections) of the Service writes are retried here; if the API stays
-        down, ``ClusterUnavailable`` says so, and repeating the same switch
-        finishes it (step 1 makes the Services follow).
+        Concurrent switchers converge: every write stamps ``SWITCH_GENERATION``, so
+        objects whose generations differ are a switch in flight. A switcher waits for
+        someone else's to settle and takes it over only once it stops progressing (its
+        first write is then the production Service, so the other's last write fails
+        its guard); each switcher loops until canaryEnv and both Services are settled
+        on its wish, so once the last one returns they agree.
 
-        The first switch of a namespace stamps the Services with the generation
-        (five requests: they carry no generation to test yet).
+        A ``canaryEnv`` that cannot be read (``CanaryEnvMalformed``) is written over.
+        Requests: two reads when everything already says so; a move six (the
+        ConfigMap, the Services, the new canary's Deployment, three writes).
+        Returns False when nothing was written.
         """
         if not isinstance(canary, Colour):
             raise InvalidInput("selector", f"{canary!r} is not a colour: expected blue or green")
-        for attempt in range(self._conflict_attempts):
-            configmap = self._read_configmap()
-            generation = _generation(configmap)
-            try:
-                env = self._parse_canary_env(configmap)
-            except CanaryEnvMalformed as exc:
-                # A switch is how a person repairs a broken canaryEnv: it is written over.
-                logger.warning(
-                    "canaryEnv malformed; the switch writes it over", extra={"detail": str(exc)}
-                )
-                wanted_image = self.deployment_image(canary) if image is None else image
-                moves = True
-            else:
-                wanted_image = env.image if image is None else image
-                if env.selector is canary and (
-                    image is None or (env.present and env.image == image)
-                ):
-                    return self._make_services_follow(canary, generation, previous=None)
-                # Only a new image keeps the generation: the roles do not move.
-                moves = env.selector is not canary
-            new_generation = generation + 1 if moves else generation
-            try:
-                self._replace_canary_env(
-                    configmap, canary, wanted_image, generation=new_generation if moves else None
-                )
-            except _Refused:
-                self._back_off(attempt)
-                continue
-            try:
-                self._make_services_follow(
-                    canary, new_generation, previous=generation if moves else None
-                )
-            except (ClusterUnavailable, ClusterConflict, ClusterObjectMissing) as exc:
-                raise type(exc)(
-                    f"canaryEnv now makes {canary.value} the canary, but the Services did not "
-                    f"follow yet ({exc}); repeating the switch completes it"
-                ) from None
-            return True
-        raise ClusterConflict(
-            f"{self._configmap_what} kept changing while switching the canary to "
-            f"{canary.value}; gave up after {self._conflict_attempts} attempts"
-        )
+        return _Switch(self, canary, image, confirm).run()
 
     # hooks ------------------------------------------------------------------
 
@@ -404,101 +410,6 @@ class KubernetesCluster:
             reason=reason,
         )
 
-    # the careful part of a switch ------------------------------------------------
-
-    def _make_services_follow(self, canary: Colour, generation: int, previous: int | None) -> bool:
-        """Carry both Services to ``generation`` (see ``switch_roles``); True if written."""
-        pending = list(Role)
-        wrote = False
-        if previous is not None and previous > 0:
-            lagging = []
-            for role in pending:
-                try:
-                    self._patch_service_if_at(role, canary, previous, generation)
-                    wrote = True
-                except _Refused:
-                    lagging.append(role)
-            pending = lagging
-        if not pending:
-            return wrote
-        return self._make_services_follow_carefully(canary, generation, pending) or wrote
-
-    def _make_services_follow_carefully(
-        self, canary: Colour, generation: int, pending: list[Role]
-    ) -> bool:
-        wrote = False
-        for attempt in range(self._conflict_attempts):
-            services = self._list_services()
-            if any(_generation(services[role]) > generation for role in pending):
-                # A newer switch already reached a Service: its ConfigMap is the truth now.
-                env, _, generation = self._read_canary_env()
-                canary = env.selector
-            conflicted = False
-            for role in pending:
-                service = services[role]
-                colour = canary if role is Role.CANARY else canary.other
-                if _selected_colour(service) is colour and _generation(service) == generation:
-                    continue
-                # Written even when the Service claims a newer generation than the
-                # ConfigMap just re-read: the ConfigMap was recreated by hand, and it wins.
-                try:
-                    self._patch_service_guarded(role, service, colour, generation)
-                    wrote = True
-                except _Refused:
-                    conflicted = True
-            if not conflicted:
-                return wrote
-            self._back_off(attempt)
-        raise ClusterConflict(
-            f"the Services kept changing while following {self._configmap_what}; "
-            f"gave up after {self._conflict_attempts} attempts (the ConfigMap says the "
-            "canary is what the last switch made it; repeating the switch finishes it)"
-        )
-
-    def _patch_service_if_at(
-        self, role: Role, colour_of_canary: Colour, previous: int, generation: int
-    ) -> None:
-        colour = colour_of_canary if role is Role.CANARY else colour_of_canary.other
-        pointer = "/metadata/annotations/" + SWITCH_GENERATION.replace("~", "~0").replace("/", "~1")
-        operations = [
-            {"op": "test", "path": pointer, "value": str(previous)},
-            {"op": "add", "path": "/spec/selector/app", "value": colour.value},
-            {"op": "replace", "path": pointer, "value": str(generation)},
-        ]
-        self._call(
-            "patch",
-            self._service_what(role),
-            self._apis().core.patch_namespaced_service,
-            self._settings.service_name(role),
-            self._namespace,
-            operations,
-            refusals=(409, 422),
-            retries=self._transient_retries,
-            _content_type="application/json-patch+json",
-        )
-
-    def _patch_service_guarded(
-        self, role: Role, service: Mapping[str, Any], colour: Colour, generation: int
-    ) -> None:
-        patch = {
-            "metadata": {
-                "resourceVersion": service["metadata"]["resourceVersion"],
-                "annotations": {SWITCH_GENERATION: str(generation)},
-            },
-            "spec": {"selector": {"app": colour.value}},
-        }
-        self._call(
-            "patch",
-            self._service_what(role),
-            self._apis().core.patch_namespaced_service,
-            self._settings.service_name(role),
-            self._namespace,
-            patch,
-            refusals=(409,),
-            retries=self._transient_retries,
-            _content_type="application/strategic-merge-patch+json",
-        )
-
     # reading and writing the objects -----------------------------------------------
 
     @property
@@ -522,13 +433,14 @@ class KubernetesCluster:
         configmap = self._read_configmap()
         return self._parse_canary_env(configmap), configmap, _generation(configmap)
 
-    def _read_configmap(self) -> dict[str, Any]:
+    def _read_configmap(self, budget: _Budget | None = None) -> dict[str, Any]:
         return self._call(
             "read",
             self._configmap_what,
             self._apis().core.read_namespaced_config_map,
             self._settings.configmap_name,
             self._namespace,
+            budget=budget,
         )
 
     def _parse_canary_env(self, configmap: Mapping[str, Any]) -> CanaryEnv:
@@ -571,11 +483,11 @@ class KubernetesCluster:
             selector=Colour(selector), image=image, resource_version=resource_version, present=True
         )
 
-    def _replace_canary_env(
-        self, configmap: dict[str, Any], selector: Colour, image: str, generation: int | None
-    ) -> None:
-        """Replace the ConfigMap as read, with the new canaryEnv; 409 raises ``_Refused``."""
-        body = copy.deepcopy(configmap)
+    def _canary_env_body(
+        self, configmap: Mapping[str, Any], selector: Colour, image: str, generation: int | None
+    ) -> dict[str, Any]:
+        """The ConfigMap as read, with the new canaryEnv (and switch generation, if given)."""
+        body = copy.deepcopy(dict(configmap))
         metadata = body.setdefault("metadata", {})
         metadata.pop("managedFields", None)
         data = body.get("data") or {}
@@ -594,7 +506,13 @@ class KubernetesCluster:
             annotations = metadata.get("annotations") or {}
             annotations[SWITCH_GENERATION] = str(generation)
             metadata["annotations"] = annotations
-        self._call(
+        return body
+
+    def _replace_configmap(
+        self, body: Mapping[str, Any], budget: _Budget | None = None
+    ) -> dict[str, Any]:
+        """PUT the ConfigMap (its resourceVersion guards it); a 409 raises ``_Refused``."""
+        return self._call(
             "replace",
             self._configmap_what,
             self._apis().core.replace_namespaced_config_map,
@@ -602,30 +520,57 @@ class KubernetesCluster:
             self._namespace,
             body,
             refusals=(409,),
+            budget=budget,
         )
 
-    def _read_deployment(self, colour: Colour) -> dict[str, Any]:
+    def _patch_service(
+        self, role: Role, patch: Mapping[str, Any], budget: _Budget | None = None
+    ) -> dict[str, Any]:
+        """Strategic-merge patch of a Service (guarded by the resourceVersion in ``patch``)."""
+        return self._call(
+            "patch",
+            self._service_what(role),
+            self._apis().core.patch_namespaced_service,
+            self._settings.service_name(role),
+            self._namespace,
+            patch,
+            refusals=(409,),
+            budget=budget,
+            _content_type="application/strategic-merge-patch+json",
+        )
+
+    def _read_deployment(self, colour: Colour, budget: _Budget | None = None) -> dict[str, Any]:
         return self._call(
             "read",
             self._deployment_what(colour),
             self._apis().apps.read_namespaced_deployment,
             self._settings.deployment_name(colour),
             self._namespace,
+            budget=budget,
         )
 
-    def _list_services(self) -> dict[Role, dict[str, Any]]:
+    def _list_services(self, budget: _Budget | None = None) -> dict[Role, dict[str, Any]]:
         return self._list_named(
             "Service",
             self._apis().core.list_namespaced_service,
             {role: (self._settings.service_name(role), f" ({role.value})") for role in Role},
+            budget=budget,
         )
 
     def _list_named(
-        self, kind: str, list_method: Callable[..., Any], wanted: Mapping[_Key, tuple[str, str]]
+        self,
+        kind: str,
+        list_method: Callable[..., Any],
+        wanted: Mapping[_Key, tuple[str, str]],
+        budget: _Budget | None = None,
     ) -> dict[_Key, dict[str, Any]]:
         """One list request; the objects named in ``wanted`` (key -> (name, note)), all present."""
         listed = self._call(
-            "list", f'{kind}s in namespace "{self._namespace}"', list_method, self._namespace
+            "list",
+            f'{kind}s in namespace "{self._namespace}"',
+            list_method,
+            self._namespace,
+            budget=budget,
         )
         by_name = {item["metadata"]["name"]: item for item in listed.get("items", [])}
         found = {}
@@ -763,13 +708,11 @@ class KubernetesCluster:
         method: Callable[..., Any],
         *args: Any,
         refusals: tuple[int, ...] = (),
-        retries: int = 0,
+        budget: _Budget | None = None,
         **kwargs: Any,
     ) -> dict[str, Any]:
         """One request, its JSON body as a dict; see ``_call_raw``."""
-        raw = self._call_raw(
-            verb, what, method, *args, refusals=refusals, retries=retries, **kwargs
-        )
+        raw = self._call_raw(verb, what, method, *args, refusals=refusals, budget=budget, **kwargs)
         body = json.loads(raw) if raw else {}
         if not isinstance(body, dict):
             raise ClusterUnavailable(
@@ -784,29 +727,38 @@ class KubernetesCluster:
         method: Callable[..., Any],
         *args: Any,
         refusals: tuple[int, ...] = (),
-        retries: int = 0,
+        budget: _Budget | None = None,
         **kwargs: Any,
     ) -> bytes:
         """One request with the timeout; the client's errors mapped to ours.
 
-        Statuses in ``refusals`` raise ``_Refused`` for the caller to handle;
-        ``retries`` repeats a request the server failed transiently (5xx, 429,
-        connection refused or reset before an answer).
+        Statuses in ``refusals`` raise ``_Refused`` for the caller to handle. With a
+        ``budget``, a request the server failed transiently (5xx, 429, connection
+        refused or reset before an answer) is repeated after what its ``Retry-After``
+        asks, or an exponential backoff (whichever is longer), while the budget lasts.
         """
         kwargs["_request_timeout"] = self._timeout
         kwargs["_preload_content"] = False
-        for attempt in range(retries + 1):
+        attempt = 0
+        while True:
             try:
                 response = method(*args, **kwargs)
                 data = response.data
                 return bytes(data) if data is not None else b""
             except Exception as exc:  # the client's exceptions, classified below
                 error = self._translate(exc, verb, what, refusals)
-                if attempt < retries and _transient(exc):
-                    time.sleep(self._backoff_seconds * 5 * 2**attempt)
-                    continue
-                raise error from None
-        raise AssertionError("unreachable")  # pragma: no cover
+                if budget is None or isinstance(error, _Refused) or not _transient(exc):
+                    raise error from None
+                # Capped at a second, so that a budget of a few seconds is several attempts.
+                backoff = min(self._backoff_seconds * 5 * 2 ** min(attempt, 8), 1.0)
+                wait = max(_retry_after(exc) or 0.0, backoff * random.uniform(0.5, 1.0))
+                attempt += 1
+                if not budget.wait(wait):
+                    raise ClusterUnavailable(
+                        f"{error}; gave up after {attempt} attempts in "
+                        f"{budget.spent():.1f}s (a switch waits out failures for at most "
+                        f"{budget.seconds:g}s)"
+                    ) from None
 
     def _translate(
         self, exc: Exception, verb: str, what: str, refusals: tuple[int, ...]
@@ -835,10 +787,400 @@ class KubernetesCluster:
             )
         raise exc
 
+    def _budget(self) -> _Budget:
+        """A fresh switch budget: ``switch_budget_seconds`` from now."""
+        return _Budget(self._switch_budget, self._clock, self._sleep)
+
     def _back_off(self, attempt: int) -> None:
         """Full-jitter backoff so that racing writers spread out instead of colliding again."""
         cap = min(self._backoff_seconds * 2**attempt, self._backoff_seconds * 20)
-        time.sleep(random.uniform(0, cap))
+        self._sleep(random.uniform(0, cap))
+
+
+_CONFIGMAP = "configmap"
+_OBJECTS = (_CONFIGMAP, Role.CANARY.value, Role.PRODUCTION.value)
+"""What a switch reads and writes: the ConfigMap and the two Services, by role."""
+
+
+@dataclass(frozen=True)
+class _Roles:
+    """canaryEnv and both Services as one read of a switch found them."""
+
+    objects: dict[str, dict[str, Any]]
+    env: CanaryEnv | None  # None: canaryEnv is there but malformed
+
+    def generation(self, key: str) -> int:
+        return _generation(self.objects[key])
+
+    def version(self, key: str) -> str:
+        return str(self.objects[key].get("metadata", {}).get("resourceVersion", ""))
+
+    def selected(self, role: Role) -> Colour | None:
+        return _selected_colour(self.objects[role.value])
+
+    def settled_on(self, canary: Colour) -> bool:
+        """canaryEnv and both Services say ``canary`` is the canary, all at one generation."""
+        return (
+            self.env is not None
+            and self.env.selector is canary
+            and self.selected(Role.CANARY) is canary
+            and self.selected(Role.PRODUCTION) is canary.other
+            and len({self.generation(key) for key in _OBJECTS}) == 1
+        )
+
+    def describe(self) -> str:
+        """What each Service selects and what canaryEnv says, in words."""
+
+        def shown(role: Role) -> str:
+            colour = self.selected(role)
+            return colour.value if colour is not None else "no colour"
+
+        if self.env is None:
+            said = "canaryEnv is malformed"
+        elif not self.env.present:
+            said = f"canaryEnv is missing (so {self.env.selector.value} is the canary)"
+        else:
+            said = f"canaryEnv makes {self.env.selector.value} the canary"
+            if self.env.image:
+                said += f" (image {self.env.image})"
+        return (
+            f"the canary Service selects {shown(Role.CANARY)}, the production Service "
+            f"selects {shown(Role.PRODUCTION)}, and {said}"
+        )
+
+
+class _Switch:
+    """One call of ``KubernetesCluster.switch_roles``: what it read, wrote, and must undo."""
+
+    def __init__(
+        self,
+        cluster: KubernetesCluster,
+        canary: Colour,
+        image: str | None,
+        confirm: Callable[[], None] | None,
+    ) -> None:
+        self._cluster = cluster
+        self._canary = canary
+        self._image = image
+        self._confirm = confirm
+        self._budget = cluster._budget()
+        self._generation: int | None = None  # the switch generation this switch writes
+        self._mine: set[str] = set()  # resourceVersions of this switch's own writes
+        self._intended: dict[str, tuple[str | None, ...]] = {}  # what it wrote, per object
+        self._before: dict[str, dict[str, Any]] = {}  # each object before it was written
+        self._written: list[str] = []  # the objects written, in the order first written
+        self._first: _Roles | None = None  # the roles as this switch found them
+        self._last: _Roles | None = None  # the latest read, updated by the writes since
+        self._stopped_by: Exception | None = None  # what ``confirm`` raised, if it did
+        self._new_canary_image = image
+
+    def run(self) -> bool:
+        """Complete the switch, or put back what it wrote and say so (see ``switch_roles``)."""
+        try:
+            return self._forward()
+        except Exception as failure:
+            if not self._written:
+                raise
+            outcome = self._put_back(failure)
+            if outcome is None:
+                return True
+            raise outcome from None
+
+    # forward ---------------------------------------------------------------------
+
+    def _forward(self) -> bool:
+        cluster = self._cluster
+        conflicts = waits = 0
+        patience = cluster._switch_budget / 2
+        progress: tuple[str, ...] = ()
+        last_progress = cluster._clock()
+        while True:
+            roles = self._read()
+            if roles.settled_on(self._canary):
+                assert roles.env is not None
+                if self._image is None or roles.env.image == self._image:
+                    return bool(self._written)
+            takeover = False
+            if self._in_flight_elsewhere(roles):
+                seen = tuple(roles.version(key) for key in _OBJECTS)
+                if seen != progress:  # the other switch moves on: give it time afresh
+                    progress, last_progress = seen, cluster._clock()
+                stalled = cluster._clock() - last_progress >= patience
+                if not stalled and not self._budget.expired():
+                    waits += 1
+                    cluster._back_off(min(waits, 8))
+                    continue
+                logger.warning(
+                    "taking over a selector switch that stopped progressing",
+                    extra={"state": roles.describe(), "canary": self._canary.value},
+                )
+                takeover = True
+            try:
+                self._write_towards(roles, takeover)
+            except _Refused:
+                conflicts += 1
+                if conflicts >= cluster._conflict_attempts:
+                    raise ClusterConflict(
+                        f"{cluster._configmap_what} and the Services kept changing while "
+                        f"switching the canary to {self._canary.value}; gave up after "
+                        f"{conflicts} attempts"
+                    ) from None
+                cluster._back_off(conflicts)
+                continue
+            return True
+
+    def _write_towards(self, roles: _Roles, takeover: bool) -> None:
+        """The writes from ``roles`` to the wish, in the order that keeps production safe."""
+        canary = self._canary
+        image = self._image_of_new_canary()  # read before any write, so it cannot half-fail
+        top = max(roles.generation(key) for key in _OBJECTS)
+        if takeover or self._generation is None or top > self._generation:
+            self._generation = top + 1
+        generation = self._generation
+        if takeover:
+            # First write the production Service (its generation only): the stalled
+            # switch's write of it was computed from the version this changes, so it can
+            # no longer land after this switch's canaryEnv.
+            self._write_service(roles, Role.PRODUCTION, None, generation)
+        if not self._is_at(roles, Role.CANARY.value, (canary.value, str(generation))):
+            self._write_service(roles, Role.CANARY, canary, generation)
+        if self._confirm is not None:
+            try:
+                self._confirm()
+            except Exception as exc:
+                self._stopped_by = exc
+                raise
+        if not self._is_at(roles, _CONFIGMAP, (canary.value, image, str(generation))):
+            self._write_configmap(roles, canary, image, generation)
+        wanted = (canary.other.value, str(generation))
+        if not self._is_at(roles, Role.PRODUCTION.value, wanted):
+            self._write_service(roles, Role.PRODUCTION, canary.other, generation)
+
+    def _in_flight_elsewhere(self, roles: _Roles) -> bool:
+        """Another switch is under way: an object not written by this one is ahead of the rest."""
+        lowest = min(roles.generation(key) for key in _OBJECTS)
+        return any(
+            roles.generation(key) > lowest and not self._is_mine(roles, key) for key in _OBJECTS
+        )
+
+    def _image_of_new_canary(self) -> str:
+        if self._new_canary_image is None:
+            cluster = self._cluster
+            deployment = cluster._read_deployment(self._canary, budget=self._budget)
+            self._new_canary_image = str(
+                cluster._container(deployment, self._canary).get("image", "")
+            )
+        return self._new_canary_image
+
+    # reading and writing ---------------------------------------------------------------
+
+    def _read(self) -> _Roles:
+        cluster = self._cluster
+        configmap = cluster._read_configmap(budget=self._budget)
+        services = cluster._list_services(budget=self._budget)
+        try:
+            env: CanaryEnv | None = cluster._parse_canary_env(configmap)
+        except CanaryEnvMalformed as exc:
+            # A switch is how a person repairs a broken canaryEnv: it is written over.
+            logger.warning(
+                "canaryEnv malformed; the switch writes it over", extra={"detail": str(exc)}
+            )
+            env = None
+        roles = _Roles(
+            {
+                _CONFIGMAP: configmap,
+                Role.CANARY.value: services[Role.CANARY],
+                Role.PRODUCTION.value: services[Role.PRODUCTION],
+            },
+            env,
+        )
+        if self._first is None:
+            # A copy: the writes of this switch update ``roles.objects`` as they go.
+            self._first = _Roles(dict(roles.objects), env)
+        self._last = roles
+        return roles
+
+    def _content(self, roles: _Roles, key: str) -> tuple[str | None, ...]:
+        generation = str(roles.generation(key))
+        if key == _CONFIGMAP:
+            if roles.env is None or not roles.env.present:
+                return (None, None, generation)
+            return (roles.env.selector.value, roles.env.image, generation)
+        colour = roles.selected(Role(key))
+        return (colour.value if colour is not None else None, generation)
+
+    def _is_mine(self, roles: _Roles, key: str) -> bool:
+        """Written by this switch: one of its resourceVersions, or exactly what it wrote
+        (a write whose answer was lost, or another switcher that wanted the same)."""
+        return roles.version(key) in self._mine or self._intended.get(key) == self._content(
+            roles, key
+        )
+
+    def _is_at(self, roles: _Roles, key: str, wanted: tuple[str | None, ...]) -> bool:
+        return self._content(roles, key) == wanted
+
+    def _note_write(
+        self,
+        roles: _Roles,
+        key: str,
+        written: Mapping[str, Any],
+        content: tuple[str | None, ...],
+    ) -> None:
+        if key not in self._before:
+            self._before[key] = roles.objects[key]
+            self._written.append(key)
+        # The next write of this object in the same pass is guarded by this version.
+        roles.objects[key] = dict(written)
+        self._mine.add(str(written.get("metadata", {}).get("resourceVersion", "")))
+        self._intended[key] = content
+
+    def _write_service(
+        self, roles: _Roles, role: Role, colour: Colour | None, generation: int
+    ) -> None:
+        """Point a Service at ``colour`` (None: keep its selector) and stamp ``generation``."""
+        current = roles.objects[role.value]
+        patch: dict[str, Any] = {
+            "metadata": {
+                "resourceVersion": current["metadata"]["resourceVersion"],
+                "annotations": {SWITCH_GENERATION: str(generation)},
+            }
+        }
+        if colour is not None:
+            patch["spec"] = {"selector": {"app": colour.value}}
+        written = self._cluster._patch_service(role, patch, budget=self._budget)
+        selected = _selected_colour(written)
+        self._note_write(
+            roles,
+            role.value,
+            written,
+            (selected.value if selected is not None else None, str(generation)),
+        )
+
+    def _write_configmap(self, roles: _Roles, canary: Colour, image: str, generation: int) -> None:
+        cluster = self._cluster
+        body = cluster._canary_env_body(roles.objects[_CONFIGMAP], canary, image, generation)
+        written = cluster._replace_configmap(body, budget=self._budget)
+        self._note_write(roles, _CONFIGMAP, written, (canary.value, image, str(generation)))
+
+    # putting it back -------------------------------------------------------------------
+
+    def _put_back(self, failure: Exception) -> Exception | None:
+        """Undo what was written, newest first; None when the switch turned out complete.
+
+        Every object this switch wrote must still be as it left it (or as it was
+        before): anything else means another writer is at work, and this switch
+        stops rather than write over it.
+        """
+        self._budget = self._cluster._budget()
+        wish = f"switching the canary to {self._canary.value}"
+        try:
+            now = self._read()
+        except Exception as exc:
+            return SwitchIncomplete(
+                f"{wish} could not complete ({failure}) and the cluster could not be read to "
+                f"put it back ({exc}); as this switch last saw it, {self._last_seen()}; "
+                f"{self._repair_hint()}"
+            )
+        if now.settled_on(self._canary) and (
+            self._image is None or (now.env is not None and now.env.image == self._image)
+        ):
+            return None
+        for key in self._written:
+            if now.version(key) != self._before[key]["metadata"]["resourceVersion"] and (
+                not self._is_mine(now, key)
+            ):
+                return SwitchIncomplete(
+                    f"{wish} could not complete ({failure}), and another writer changed "
+                    f"{self._what(key)} since, so it was not put back; now "
+                    f"{now.describe()}; {self._repair_hint()}"
+                )
+        for key in reversed(self._written):
+            if now.version(key) == self._before[key]["metadata"]["resourceVersion"]:
+                continue
+            try:
+                self._restore(key, now.objects[key], self._before[key])
+            except Exception as exc:
+                return SwitchIncomplete(
+                    f"{wish} could not complete ({failure}), nor be put back ({exc}); "
+                    f"left as: {self._describe_now()}; {self._repair_hint()}"
+                )
+        assert self._first is not None
+        restored = f"the previous roles were put back: {self._first.describe()}"
+        logger.warning("selector switch put back", extra={"cause": str(failure)})
+        if failure is self._stopped_by and isinstance(failure, BlueGreenError):
+            # The caller's own refusal (the lock), now true of an unchanged cluster.
+            again = _with_message(failure, f"{failure}; {restored}")
+            if again is not None:
+                return again
+        if not isinstance(failure, BlueGreenError):
+            return failure  # a fault of this code: put back, then let it show as what it is
+        return SwitchRestored(f"{wish} could not complete ({failure}); {restored}")
+
+    def _restore(self, key: str, current: Mapping[str, Any], before: Mapping[str, Any]) -> None:
+        cluster = self._cluster
+        version = current["metadata"]["resourceVersion"]
+        if key == _CONFIGMAP:
+            body = copy.deepcopy(dict(before))
+            body.setdefault("metadata", {})["resourceVersion"] = version
+            body["metadata"].pop("managedFields", None)
+            cluster._replace_configmap(body, budget=self._budget)
+            return
+        annotations = before.get("metadata", {}).get("annotations") or {}
+        selector = before.get("spec", {}).get("selector") or {}
+        # None removes what the switch added: a Service that had no generation gets none.
+        patch = {
+            "metadata": {
+                "resourceVersion": version,
+                "annotations": {SWITCH_GENERATION: annotations.get(SWITCH_GENERATION)},
+            },
+            "spec": {"selector": {"app": selector.get("app")}},
+        }
+        cluster._patch_service(Role(key), patch, budget=self._budget)
+
+    def _describe_now(self) -> str:
+        try:
+            return self._read().describe()
+        except Exception:
+            return f"as this switch last saw it, {self._last_seen()}"
+
+    def _last_seen(self) -> str:
+        """The roles as the last read and this switch's writes since left them."""
+        if self._last is None:
+            return "unknown"
+        objects = self._last.objects
+        try:
+            env: CanaryEnv | None = self._cluster._parse_canary_env(objects[_CONFIGMAP])
+        except CanaryEnvMalformed:
+            env = None
+        return _Roles(objects, env).describe()
+
+    def _what(self, key: str) -> str:
+        cluster = self._cluster
+        return cluster._configmap_what if key == _CONFIGMAP else cluster._service_what(Role(key))
+
+    def _repair_hint(self) -> str:
+        previous = self._first.env.selector if self._first and self._first.env else None
+        back = f"; switching to {previous.value} puts the previous roles back" if previous else ""
+        return f"repeating the switch completes it{back}"
+
+
+def _with_message(error: BlueGreenError, message: str) -> BlueGreenError | None:
+    """The same kind of error with another message (None when it cannot be built so)."""
+    try:
+        return type(error)(message)
+    except TypeError:
+        return None
+
+
+def _retry_after(exc: Exception) -> float | None:
+    """The seconds a ``Retry-After`` header of the answer asks for (None without one)."""
+    headers = getattr(exc, "headers", None)
+    raw = headers.get("Retry-After") if headers is not None else None
+    try:
+        seconds = float(raw) if raw is not None else None
+    except (TypeError, ValueError):
+        return None  # an HTTP date: the API server sends seconds
+    return seconds if seconds is not None and seconds >= 0 else None
 
 
 def judge_rollout(colour: Colour, deployment: Mapping[str, Any], image: str) -> RolloutState:

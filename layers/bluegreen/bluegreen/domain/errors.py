@@ -71,3 +71,18 @@ class HealthCheckFailed(BlueGreenError):
 class NotPromotable(BlueGreenError):
     """The canary runs nothing that may go to production (no pinned digest, judged
     failed, or production already runs it)."""
+
+
+class RolesDisagree(BlueGreenError):
+    """canaryEnv and the Services do not say the same roles, or an action's colour is not
+    what its role is any more: acting now could put canary work on production traffic."""
+
+
+class SwitchRestored(BlueGreenError):
+    """A selector switch could not complete; the Services and canaryEnv were put back as
+    they were, and the message says why."""
+
+
+class SwitchIncomplete(BlueGreenError):
+    """A selector switch could neither complete nor put the previous roles back; the
+    message names what each Service selects and what canaryEnv says now."""

@@ -7,7 +7,7 @@ The modules of ``bluegreen.adapters`` (``ledger``, ``cluster``, ``stepfunctions`
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Protocol
 
@@ -125,11 +125,21 @@ class Cluster(Protocol):
         """``spec.selector.app`` of the canary and production Services."""
         ...
 
-    def switch_roles(self, canary: Colour, image: str | None = None) -> bool:
+    def switch_roles(
+        self,
+        canary: Colour,
+        image: str | None = None,
+        *,
+        confirm: Callable[[], None] | None = None,
+    ) -> bool:
         """Make ``canary`` the canary: ConfigMap and both Services, conflict-safe.
 
-        ``image`` replaces ``canaryEnv.image`` when given. Returns False when
-        everything already said so (nothing written).
+        ``image`` replaces ``canaryEnv.image`` when given (else it becomes what the
+        new canary colour runs). ``confirm`` runs once the canary Service has moved
+        and before canaryEnv is written; an exception from it stops the switch and
+        puts the canary Service back. Returns False when everything already said so
+        (nothing written); a switch that cannot complete is put back and raises
+        ``SwitchRestored`` (``SwitchIncomplete`` when even that fails).
         """
         ...
 

@@ -51,6 +51,7 @@ from bluegreen.domain.models import (
     Verdict,
 )
 from bluegreen.domain.ports import Cluster, Ledger, Notifier
+from bluegreen.logic import roles
 from bluegreen.logic.health import HealthPolicy, HealthProbes, health_problems
 from bluegreen.observability import logger
 
@@ -483,6 +484,7 @@ def begin(event: Json, ports: DeployPorts) -> Json:
         ledger.release_lock(deployment_id)
         return {"status": "superseded", "deployment": deployment, "newer": str(newer)}
 
+    roles.check_may_touch(cluster, "deploy", request.service, colour)
     cluster.set_deployment_image(colour, image)
     rollout = _first_reading(cluster, colour, image, timing)
     return {
@@ -633,6 +635,7 @@ def start_hook(event: Json, ports: DeployPorts) -> Json:
     deployment, phase = event["deployment"], str(event.get("phase", "deploy"))
     hook = _hook_from_json(event["hook"])
     colour = Colour.parse(deployment["colour"])
+    roles.check_may_touch(ports.cluster, f"hook {hook.name!r}", Role(deployment["service"]), colour)
     job = ports.cluster.start_hook(colour, hook, _run_id(str(deployment["id"]), phase))
     return _judge_hook(event, ports, job, waited=0, polls=0)
 
@@ -829,6 +832,7 @@ def roll_back(event: Json, ports: DeployPorts) -> Json:
         ledger.release_lock(str(deployment["id"]))
         return {"status": "stuck", "Error": "NoHealthyDigest", "Cause": cause}
     image = settings.image_ref(target)
+    roles.check_may_touch(cluster, "rollback", Role(deployment["service"]), colour)
     cluster.set_deployment_image(colour, image)
     ledger.update_deployment(str(deployment["id"]), rolled_back_to=target)
     rollout = _first_reading(cluster, colour, image, ports.timing)

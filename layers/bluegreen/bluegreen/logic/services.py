@@ -36,6 +36,7 @@ from bluegreen.domain.models import (
     Verdict,
 )
 from bluegreen.domain.ports import Cluster, FlowStarter, Ledger
+from bluegreen.logic import roles
 from bluegreen.logic.deploy import TEXT_LIMIT
 
 # Docker's grammar for a tag: what ECR accepts, so anything else cannot be a tag.
@@ -208,22 +209,12 @@ def service_status(cluster: Cluster) -> ServiceStatus:
         )
         for colour in Colour
     }
-    problems = []
-    for role in Role:
-        expected = canary if role is Role.CANARY else canary.other
-        actual = selectors.get(role)
-        if actual is not expected:
-            shown = actual.value if actual is not None else "nothing"
-            problems.append(
-                f"the {role.value} Service selects {shown} but canaryEnv.selector makes "
-                f"{expected.value} the {role.value}"
-            )
     return ServiceStatus(
         canary=canary,
         canary_env=env,
         selectors=dict(selectors),
         colours=colours,
-        disagreements=tuple(problems),
+        disagreements=roles.disagreements(canary, selectors),
     )
 
 
@@ -241,18 +232,17 @@ def switch_canary(
 
     Refused with ``LockHeld`` while a deployment holds the application's lock:
     the flow decided which colour it deploys to when it started, and swapping
-    roles under it would send production traffic to an unproven image. The
-    cluster adapter changes the ConfigMap and both Services together
-    (resourceVersion-guarded, re-read and retried on a conflict); when they
-    already say so nothing is written, here or in the ledger.
+    roles under it would send production traffic to an unproven image. The lock
+    is checked again once the canary Service has moved and before canaryEnv is
+    written: a deployment that took the lock in between either sees the Services
+    disagree with canaryEnv (and refuses, ``logic.roles``) or is seen here, and the
+    switch is put back. The cluster adapter orders and guards the writes; when
+    everything already says so nothing is written, here or in the ledger. A switch
+    that could not complete raises ``SwitchRestored`` (the previous roles are back)
+    or ``SwitchIncomplete`` (naming what it left).
     """
-    holder = ledger.lock_holder()
-    if holder:
-        raise LockHeld(
-            f"deployment {holder} of {settings.application} holds the lock; "
-            "the canary colour can be switched once it has finished"
-        )
-    if not cluster.switch_roles(canary):
+    _refuse_while_locked(ledger, settings)
+    if not cluster.switch_roles(canary, confirm=lambda: _refuse_while_locked(ledger, settings)):
         return SwitchResult(changed=False, canary=canary)
     when = now or datetime.now(UTC)
     record_id = execution_name(settings.application, SWITCH_ACTION, caller.request_key)
@@ -281,6 +271,15 @@ def switch_canary(
             changed=True, canary=canary, record_id=None, record_error=f"{type(exc).__name__}: {exc}"
         )
     return SwitchResult(changed=True, canary=canary, record_id=record_id)
+
+
+def _refuse_while_locked(ledger: Ledger, settings: Settings) -> None:
+    holder = ledger.lock_holder()
+    if holder:
+        raise LockHeld(
+            f"deployment {holder} of {settings.application} holds the lock; "
+            "the canary colour can be switched once it has finished"
+        )
 
 
 def resolve_image(
@@ -376,6 +375,7 @@ def request_deploy(
     *,
     reason: str = "",
     force: bool = False,
+    cluster: Cluster,
 ) -> DeploymentStarted:
     """Start the deploy flow for an image on the canary (or production) colour.
 
@@ -386,8 +386,10 @@ def request_deploy(
     Refused with ``DigestFailed`` when the ledger judged the digest failed (a
     known-broken image), unless ``force``; and with ``AlreadyDeploying`` when
     the deployment holding the lock is deploying that digest to that service
-    already, which would only queue a duplicate behind it.
+    already, which would only queue a duplicate behind it. Refused with
+    ``RolesDisagree`` while canaryEnv and the Services disagree (``logic.roles``).
     """
+    roles.check_may_touch(cluster, "deploy", role)
     digest, tag, record = resolve_image(ledger, registry, image)
     if record is not None and record.verdict is Verdict.FAILED and not force:
         why = f": {record.verdict_reason}" if record.verdict_reason else ""
@@ -441,8 +443,13 @@ def request_rollback(
     role: Role = Role.CANARY,
     *,
     reason: str = "",
+    cluster: Cluster,
 ) -> DeploymentStarted:
-    """Start the flow's rollback of ``role`` to the last digest judged healthy."""
+    """Start the flow's rollback of ``role`` to the last digest judged healthy.
+
+    Refused with ``RolesDisagree`` while canaryEnv and the Services disagree.
+    """
+    roles.check_may_touch(cluster, "rollback", role)
     name = execution_name(settings.application, "rollback", f"{role.value}-{caller.request_key}")
     flow_input: dict[str, object] = {
         "action": "rollback",
@@ -469,8 +476,10 @@ def promote(
     """Deploy the digest the canary runs now to production, through the flow.
 
     Refused (``NotPromotable``) when the canary runs no pinned digest, when the
-    ledger judged that digest failed, or when production already runs it.
+    ledger judged that digest failed, or when production already runs it; with
+    ``RolesDisagree`` while canaryEnv and the Services disagree.
     """
+    roles.check_may_touch(cluster, "promotion", Role.PRODUCTION)
     canary = cluster.canary_env().selector
     canary_state = cluster.rollout(canary)
     digest = canary_state.digest
