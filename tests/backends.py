@@ -37,6 +37,8 @@ _PATHS = {
     "deployments": "/apis/apps/v1/namespaces/{ns}/deployments",
     "replicasets": "/apis/apps/v1/namespaces/{ns}/replicasets",
     "jobs": "/apis/batch/v1/namespaces/{ns}/jobs",
+    "ingresses": "/apis/networking.k8s.io/v1/namespaces/{ns}/ingresses",
+    "httproutes": "/apis/gateway.networking.k8s.io/v1/namespaces/{ns}/httproutes",
 }
 
 
@@ -120,7 +122,9 @@ def kube_backend(plane: Any, namespace: str, client: Any) -> Backend:
             auth_settings=["BearerToken"],
             _preload_content=False,
         )
-        return json.loads(response[0].data or b"null")
+        # The client returns the raw response itself when asked not to preload it.
+        raw = response[0] if isinstance(response, tuple) else response
+        return json.loads(raw.data or b"null")
 
     def get(resource: str, name: str) -> dict[str, Any] | None:
         try:
