@@ -106,6 +106,24 @@ class CanaryEnvView(_Body):
     selector: ColourName
     image: str
     present: bool = Field(description="False when the ConfigMap has no canaryEnv key yet.")
+    weights: dict[str, int] | None = Field(
+        default=None,
+        exclude_if=lambda value: value is None,
+        description="Production's share per colour, in percent (`alb` and `gateway` routers); "
+        "absent when canaryEnv carries none (all of production on the production colour).",
+    )
+
+
+class TrafficView(_Body):
+    """Where the router object sends traffic now, as read from the cluster."""
+
+    router: Literal["selector", "alb", "gateway"]
+    object: str = Field(description="The object read: the Services, the Ingress or the HTTPRoute.")
+    weights: dict[str, int] | None = Field(
+        description="Production's weight per colour as the object holds it (null: unreadable)."
+    )
+    canary: ColourName | None = Field(description="The colour the canary endpoint reaches.")
+    problem: str = Field(default="", description="Why weights or canary could not be read.")
 
 
 class ServiceStatusBody(_Body):
@@ -120,6 +138,11 @@ class ServiceStatusBody(_Body):
     )
     in_agreement: bool
     disagreements: list[str]
+    traffic: TrafficView | None = Field(
+        default=None,
+        exclude_if=lambda value: value is None,
+        description="The router object's live weights (compared with canaryEnv).",
+    )
 
 
 class SwitchBody(_Body):

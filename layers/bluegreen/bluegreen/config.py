@@ -16,6 +16,7 @@ from functools import lru_cache
 
 from bluegreen.domain.errors import InvalidInput
 from bluegreen.domain.models import Colour, Digest, Hook, Role
+from bluegreen.domain.traffic import RouterKind
 
 DEFAULT_HOOKS = (Hook(name="cache-flush", command=("wp", "cache", "flush", "--allow-root")),)
 
@@ -50,6 +51,15 @@ class Settings:
     kube_api_url: str = ""
     kubeconfig: str = ""
     kube_context: str = ""
+    traffic_router: RouterKind = RouterKind.SELECTOR
+    colour_service_pattern: str = "{colour}-service"
+    colour_service_port: str = "80"
+    ingress_name: str = "web"
+    ingress_production_action: str = "production-weights"
+    ingress_canary_action: str = "canary-forward"
+    http_route_name: str = "web"
+    http_route_production_rule: str = "production"
+    http_route_canary_rule: str = "canary"
     extra: Mapping[str, str] = field(default_factory=dict)
 
     def deployment_name(self, colour: Colour) -> str:
@@ -59,6 +69,10 @@ class Settings:
     def service_name(self, role: Role) -> str:
         """Name of the Service that routes ``role`` traffic."""
         return self.canary_service_name if role is Role.CANARY else self.production_service_name
+
+    def colour_service_name(self, colour: Colour) -> str:
+        """Name of the Service that selects ``colour`` alone (``alb`` and ``gateway`` routers)."""
+        return self.colour_service_pattern.format(colour=colour.value)
 
     @property
     def image_repository(self) -> str:
@@ -129,6 +143,26 @@ class Settings:
             kube_api_url=text("BG_KUBE_API_URL", defaults.kube_api_url),
             kubeconfig=text("KUBECONFIG", defaults.kubeconfig),
             kube_context=text("BG_KUBE_CONTEXT", defaults.kube_context),
+            traffic_router=RouterKind.parse(
+                text("BG_TRAFFIC_ROUTER", defaults.traffic_router.value),
+                field_name="BG_TRAFFIC_ROUTER",
+            ),
+            colour_service_pattern=text(
+                "BG_COLOUR_SERVICE_PATTERN", defaults.colour_service_pattern
+            ),
+            colour_service_port=text("BG_COLOUR_SERVICE_PORT", defaults.colour_service_port),
+            ingress_name=text("BG_INGRESS_NAME", defaults.ingress_name),
+            ingress_production_action=text(
+                "BG_INGRESS_PRODUCTION_ACTION", defaults.ingress_production_action
+            ),
+            ingress_canary_action=text("BG_INGRESS_CANARY_ACTION", defaults.ingress_canary_action),
+            http_route_name=text("BG_HTTP_ROUTE_NAME", defaults.http_route_name),
+            http_route_production_rule=text(
+                "BG_HTTP_ROUTE_PRODUCTION_RULE", defaults.http_route_production_rule
+            ),
+            http_route_canary_rule=text(
+                "BG_HTTP_ROUTE_CANARY_RULE", defaults.http_route_canary_rule
+            ),
         )
 
 

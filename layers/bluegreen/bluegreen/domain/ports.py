@@ -24,6 +24,7 @@ from bluegreen.domain.models import (
     RolloutState,
     Verdict,
 )
+from bluegreen.domain.traffic import RouterKind, Traffic, Weights
 
 
 class Ledger(Protocol):
@@ -147,11 +148,63 @@ class Cluster(Protocol):
         """Set ``canaryEnv.image`` (resourceVersion-guarded); False when already so."""
         ...
 
+    def traffic(self) -> Traffic:
+        """Where the stack's router object sends production and canary traffic now."""
+        ...
+
+    def shift_traffic(
+        self,
+        weights: Weights,
+        canary: Colour | None = None,
+        *,
+        confirm: Callable[[], None] | None = None,
+    ) -> bool:
+        """Set production's weights (and, given ``canary``, the roles): canaryEnv and the
+        router object, one write each; ``TrafficNotWeighted`` under the selector router."""
+        ...
+
     def start_hook(self, colour: Colour, hook: Hook, run_id: str) -> str:
         """Create the hook's Job from that colour's pod template; returns the Job name."""
         ...
 
     def hook_run(self, job_name: str, log_lines: int = 50) -> HookRun: ...
+
+
+class Router(Protocol):
+    """How a stack moves traffic between the colours: Services' selectors, or the weights
+    of one Ingress or HTTPRoute (``bluegreen.adapters.routers``)."""
+
+    @property
+    def kind(self) -> RouterKind: ...
+
+    def traffic(self) -> Traffic:
+        """What the router object says now: production's weights and the canary's colour."""
+        ...
+
+    def switch_roles(
+        self,
+        canary: Colour,
+        image: str | None = None,
+        *,
+        confirm: Callable[[], None] | None = None,
+    ) -> bool:
+        """Make ``canary`` the canary and send all of production to the other colour.
+
+        Same contract as ``Cluster.switch_roles``: False when already so, put back and
+        ``SwitchRestored`` (or ``SwitchIncomplete``) when it cannot complete.
+        """
+        ...
+
+    def shift(
+        self,
+        weights: Weights,
+        canary: Colour | None = None,
+        *,
+        image: str | None = None,
+        confirm: Callable[[], None] | None = None,
+    ) -> bool:
+        """Production's weights as given, ``canary`` (default: unchanged) the canary."""
+        ...
 
 
 class FlowStarter(Protocol):

@@ -36,6 +36,7 @@ from bluegreen.domain.models import (
     Verdict,
 )
 from bluegreen.domain.ports import Cluster, FlowStarter, Ledger
+from bluegreen.domain.traffic import Traffic
 from bluegreen.logic import roles
 from bluegreen.logic.deploy import TEXT_LIMIT
 
@@ -92,6 +93,7 @@ class Release:
     canary_env: CanaryEnv
     rollouts: dict[Colour, RolloutState]
     selectors: dict[Role, Colour | None]
+    traffic: Traffic | None = None
 
 
 def read_release(cluster: Cluster) -> Release:
@@ -102,7 +104,13 @@ def read_release(cluster: Cluster) -> Release:
     """
     if callable(getattr(cluster, "snapshot", None)):
         snap = cast(SnapshotReader, cluster).snapshot()
-        return Release(snap.canary_env, dict(snap.rollouts), dict(snap.selectors))
+        traffic = getattr(snap, "traffic", None)
+        return Release(
+            snap.canary_env,
+            dict(snap.rollouts),
+            dict(snap.selectors),
+            traffic if isinstance(traffic, Traffic) else None,
+        )
     return Release(
         canary_env=cluster.canary_env(),
         rollouts={colour: cluster.rollout(colour) for colour in Colour},
@@ -149,6 +157,8 @@ class ServiceStatus:
     selectors: dict[Role, Colour | None]
     colours: dict[Colour, ColourStatus]
     disagreements: tuple[str, ...] = ()
+    traffic: Traffic | None = None
+    """What the router object says (None for a cluster adapter without routers)."""
 
     @property
     def production(self) -> Colour:
@@ -209,12 +219,18 @@ def service_status(cluster: Cluster) -> ServiceStatus:
         )
         for colour in Colour
     }
+    traffic = release.traffic
     return ServiceStatus(
         canary=canary,
         canary_env=env,
         selectors=dict(selectors),
         colours=colours,
-        disagreements=roles.disagreements(canary, selectors),
+        disagreements=(
+            roles.traffic_disagreements(env, traffic)
+            if traffic is not None
+            else roles.disagreements(canary, selectors)
+        ),
+        traffic=traffic,
     )
 
 
