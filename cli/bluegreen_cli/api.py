@@ -1,9 +1,9 @@
 """The HTTP client of the services API, SigV4-signed for API Gateway's IAM auth.
 
 Requests are signed with botocore's ``SigV4Auth`` for service ``execute-api``
-using the standard credential chain (environment, profile, SSO, instance role).
-The local stack accepts signed and unsigned requests alike: it reads the caller's
-identity from the signature's access key, as API Gateway does.
+using the standard credential chain (environment, profile, SSO, instance role),
+or, for the local stack, with the access key it publishes in its state file:
+it verifies signatures as API Gateway does and refuses unsigned requests.
 """
 
 from __future__ import annotations
@@ -42,12 +42,20 @@ class Signer:
     """Adds SigV4 headers for ``execute-api`` from the standard credential chain."""
 
     def __init__(
-        self, region: str | None, profile: str | None = None, *, local_user: str | None = None
+        self,
+        region: str | None,
+        profile: str | None = None,
+        *,
+        access_key: tuple[str, str] | None = None,
     ) -> None:
+        """Sign for ``region``; ``access_key`` (id, secret) instead of the credential chain."""
         import botocore.session  # imported here: plain --help stays fast
+        from botocore.credentials import Credentials
 
         session = botocore.session.Session(profile=profile)
-        self._credentials = session.get_credentials()
+        self._credentials: Credentials | None = (
+            Credentials(*access_key) if access_key else session.get_credentials()
+        )
         # botocore reads AWS_DEFAULT_REGION and the profile; the other SDKs and the
         # Lambda runtime set AWS_REGION, which takes precedence there.
         self.region = (
@@ -55,17 +63,10 @@ class Signer:
             or os.environ.get("AWS_REGION", "").strip()
             or session.get_config_variable("region")
         )
-        if self._credentials is None and local_user:
-            from botocore.credentials import Credentials
-
-            # The local stack believes any access key and reports it as an IAM user:
-            # without real credentials, who is at the keyboard is the honest identity.
-            self._credentials = Credentials(local_user, "local-stack-only")
         if self._credentials is None:
             raise CliError(
                 "no AWS credentials found to sign the request: configure the standard "
-                "credential chain (AWS_PROFILE, aws configure, SSO) or pass --no-sign "
-                "for the local stack"
+                "credential chain (AWS_PROFILE, aws configure, SSO)"
             )
         if not self.region:
             raise CliError("no AWS region: pass --region, or set AWS_REGION or AWS_DEFAULT_REGION")
@@ -77,6 +78,7 @@ class Signer:
         from botocore.auth import SigV4Auth
         from botocore.awsrequest import AWSRequest
 
+        assert self._credentials is not None  # checked when the signer was made
         request = AWSRequest(method=method, url=url, data=body or b"", headers=dict(headers))
         SigV4Auth(self._credentials.get_frozen_credentials(), "execute-api", self.region).add_auth(
             request
@@ -100,7 +102,10 @@ class ApiClient:
         url = self.endpoint + "/" + path.lstrip("/")
         params = {k: str(v) for k, v in (query or {}).items() if v is not None and v != ""}
         if params:
-            url += "?" + urllib.parse.urlencode(sorted(params.items()))
+            # %20 for a space, as SigV4 encodes it in the canonical query ("+" would not be).
+            url += "?" + urllib.parse.urlencode(
+                sorted(params.items()), quote_via=urllib.parse.quote
+            )
         return url
 
     def get(self, path: str, query: dict[str, object] | None = None) -> Any:

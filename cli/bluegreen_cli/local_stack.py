@@ -31,6 +31,10 @@ class LocalStackInfo:
     namespace: str
     path: Path
     environment: dict[str, str] = field(default_factory=dict)
+    access_key_id: str = ""
+    """The access key the stack's API accepts: the CLI signs with it (empty: an older stack
+    that published none)."""
+    secret_access_key: str = ""
 
     @classmethod
     def from_json(cls, data: dict[str, object], path: Path) -> LocalStackInfo:
@@ -60,6 +64,8 @@ class LocalStackInfo:
             namespace=text("namespace"),
             path=path,
             environment={str(k): str(v) for k, v in environment.items()},
+            access_key_id=str(data.get("access_key_id") or ""),
+            secret_access_key=str(data.get("secret_access_key") or ""),
         )
 
 

@@ -222,7 +222,8 @@ def _add_common_options(parser: argparse.ArgumentParser, *, suppress: bool) -> N
         "--no-sign",
         action="store_true",
         default=default(False),
-        help="send requests unsigned (the local stack accepts them)",
+        help="send requests unsigned (API Gateway and the local stack answer 403: for an "
+        "endpoint without IAM auth only)",
     )
     parser.add_argument(
         "--json",
@@ -245,7 +246,7 @@ def _push(ctx: commands.Context) -> int:
             "push works only against the local stack: start it with `make local` "
             "(and do not pass --endpoint to another API)"
         )
-    result = push(ctx.local, ctx.args.tag, broken=ctx.args.broken, fault=ctx.args.fault)
+    result = push(ctx.local, ctx.client, ctx.args.tag, broken=ctx.args.broken, fault=ctx.args.fault)
     delivered = result.get("ecrPush")
     items = [(k, v) for k, v in result.items() if k not in ("ecrPush", "executionArn")]
     if isinstance(delivered, dict):
@@ -280,29 +281,18 @@ def resolve_endpoint(args: argparse.Namespace) -> tuple[str, LocalStackInfo | No
 def make_signer(
     args: argparse.Namespace, endpoint: str, local: LocalStackInfo | None
 ) -> Signer | None:
-    """A SigV4 signer, unless ``--no-sign``; the local stack tolerates missing credentials."""
+    """A SigV4 signer, unless ``--no-sign``; the local stack's own key for the local stack."""
     if args.no_sign:
         return None
     region = args.region or region_of_endpoint(endpoint) or (local.region if local else None)
-    local_user = _login_name() if local is not None else None
+    if local is not None and local.access_key_id:
+        return Signer(region, access_key=(local.access_key_id, local.secret_access_key))
     try:
-        return Signer(region, args.profile, local_user=local_user)
+        return Signer(region, args.profile)
     except CliError:
-        if local is not None:
-            return None
         raise
     except Exception as exc:  # botocore: unknown profile, broken config files
         raise CliError(f"cannot load AWS credentials: {exc}") from None
-
-
-def _login_name() -> str:
-    import getpass
-
-    try:
-        name = getpass.getuser()
-    except (KeyError, OSError):
-        name = ""
-    return "".join(c for c in name if c.isalnum() or c in "-_.") or "local-operator"
 
 
 def main(

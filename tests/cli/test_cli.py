@@ -6,10 +6,12 @@ import json
 import os
 import socket
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
+from local.apigw import HttpRequest, LocalCredential, verify_sigv4
 from tests.cli.conftest import FakeApi, Run, Seen
 
 HEX_A = "a" * 64
@@ -82,8 +84,13 @@ def deployment(status: str, outcome: str, error: str | None = None) -> dict[str,
 
 
 def use_local_stack_state(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, api_url: str, pid: int | None = None
-) -> None:
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    api_url: str,
+    pid: int | None = None,
+    *,
+    access_key: tuple[str, str] = ("AKIALOCALSTACK", "local-secret"),
+) -> Path:
     """Write a local stack state file (by default naming this live process) and point at it."""
     state = tmp_path / "stack.json"
     state.write_text(
@@ -98,10 +105,13 @@ def use_local_stack_state(
                 "repository": "rezfusion-cloud",
                 "registry": "r",
                 "namespace": "wp-platform",
+                "access_key_id": access_key[0],
+                "secret_access_key": access_key[1],
             }
         )
     )
     monkeypatch.setenv("BLUEGREEN_LOCAL_STATE", str(state))
+    return state
 
 
 def test_status_prints_a_table_of_both_colours(api: FakeApi, bluegreen: Callable[..., Run]) -> None:
@@ -495,33 +505,26 @@ def test_a_request_seen_by_the_fake_is_json(api: FakeApi) -> None:
     )
 
 
-def test_local_stack_without_credentials_signs_as_the_login_user(
+def test_the_local_stack_is_signed_with_the_key_it_publishes(
     api: FakeApi, bluegreen: Callable[..., Run], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    # GIVEN a running local stack and no AWS credentials at all
+    # GIVEN a running local stack that publishes its key, and other AWS credentials around
     use_local_stack_state(monkeypatch, tmp_path, api.url)
-    for name in (
-        "AWS_ACCESS_KEY_ID",
-        "AWS_SECRET_ACCESS_KEY",
-        "AWS_SESSION_TOKEN",
-        "AWS_SECURITY_TOKEN",
-    ):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
-    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
-    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
-    monkeypatch.setenv("USER", "alice")
-    monkeypatch.setenv("LOGNAME", "alice")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIAREALACCOUNT")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "real-secret")
     api.routes[("POST", "/services")] = (
         200,
         {"changed": True, "canary": "green", "production": "blue"},
     )
     # WHEN the canary is switched
     run = bluegreen("switch", "green")
-    # THEN the request is signed with the login name as access key: the stack's caller
     assert run.code == 0, run.err
-    headers = {k.lower(): v for k, v in api.seen[-1].headers.items()}
-    assert headers["authorization"].startswith("AWS4-HMAC-SHA256 Credential=alice/")
+    # THEN the request is signed with the stack's key, and the local gateway accepts it
+    seen = api.seen[-1]
+    assert seen.headers["Authorization"].startswith("AWS4-HMAC-SHA256 Credential=AKIALOCALSTACK/")
+    key = LocalCredential("AKIALOCALSTACK", "local-secret", "arn:aws:iam::123456789012:user/me")
+    request = HttpRequest(seen.method, seen.path, list(seen.headers.items()), seen.raw, "")
+    assert verify_sigv4(request, {key.access_key_id: key}, "us-west-2", datetime.now(UTC)) == key
 
 
 def test_region_is_read_from_aws_region(
