@@ -521,9 +521,10 @@ def gateway_error(
     status: int, message: str, request_id: str, error_type: str | None = None
 ) -> HttpResponse:
     """An answer API Gateway itself produces (``{"message": ...}``)."""
-    kind = error_type or (
-        "MissingAuthenticationTokenException" if status == 403 else "InternalServerErrorException"
-    )
+    kind = error_type or {
+        400: "BadRequestException",
+        403: "MissingAuthenticationTokenException",
+    }.get(status, "InternalServerErrorException")
     return HttpResponse(
         status,
         [
@@ -611,18 +612,46 @@ class LocalApiGateway:
             protocol_version = "HTTP/1.1"
             server_version = "local-apigateway"
 
+            def _body(self) -> bytes | None:
+                """The request body, de-chunked; None when its framing cannot be read."""
+                if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
+                    chunks: list[bytes] = []
+                    while True:
+                        size_line = self.rfile.readline(65537).split(b";")[0].strip()
+                        try:
+                            size = int(size_line, 16)
+                        except ValueError:
+                            return None
+                        if size == 0:
+                            while self.rfile.readline(65537).strip():
+                                pass  # trailers
+                            return b"".join(chunks)
+                        chunks.append(self.rfile.read(size))
+                        self.rfile.readline(65537)
+                length_text = (self.headers.get("Content-Length") or "0").strip()
+                if not length_text.isdigit():
+                    return None
+                length = int(length_text)
+                return self.rfile.read(length) if length > 0 else b""
+
             def _serve(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
+                started = time.monotonic()
+                body = self._body()
                 request = HttpRequest(
                     method=self.command,
                     target=self.path,
                     headers=list(self.headers.items()),
-                    body=self.rfile.read(length) if length > 0 else b"",
+                    body=body or b"",
                     source_ip=self.client_address[0],
                     protocol=self.request_version,
                 )
-                started = time.monotonic()
-                response = gateway.respond(request)
+                if body is None:
+                    self.close_connection = True
+                    response = gateway_error(
+                        400, "The request body's length cannot be read", str(uuid.uuid4())
+                    )
+                else:
+                    response = gateway.respond(request)
                 self.send_response(response.status)
                 for name, value in response.headers:
                     self.send_header(name, value)
@@ -638,6 +667,13 @@ class LocalApiGateway:
                     )
 
             do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = _serve
+
+            def __getattr__(self, name: str) -> Any:
+                # Any other method (TRACE, CONNECT, made-up ones) is API Gateway's 403 for
+                # a method the API does not define, not http.server's 501.
+                if name.startswith("do_"):
+                    return self._serve
+                raise AttributeError(name)
 
             def log_message(self, format: str, *args: Any) -> None:
                 """Silenced: the access log above says what matters."""

@@ -50,7 +50,7 @@ def test_every_error_answer_is_documented_with_its_body() -> None:
     for path, operations in document["paths"].items():
         for method, operation in operations.items():
             # THEN API Gateway's own refusals are documented on every route
-            assert GATEWAY_ANSWERS <= set(operation["responses"]), (method, path)
+            assert set(operation["responses"]) >= GATEWAY_ANSWERS, (method, path)
             for status, response in operation["responses"].items():
                 if int(status) >= 400:
                     schema = response["content"]["application/json"]["schema"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import http.client
 import json
+import socket
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -531,3 +532,73 @@ def test_an_authorization_header_that_is_not_sigv4_is_incomplete() -> None:
     assert "Authorization header requires 'Credential' parameter." in message
     assert headers["x-amzn-ErrorType"] == "IncompleteSignatureException"
     assert handler.events == []
+
+
+# -- HTTP framing -----------------------------------------------------------------
+
+
+def raw_exchange(url: str, raw: bytes) -> bytes:
+    """Send ``raw`` bytes as they are and read the whole answer (the server closes)."""
+    host, port = url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=5) as connection:
+        connection.sendall(raw)
+        answer = b""
+        while chunk := connection.recv(65536):
+            answer += chunk
+            if b"\r\n\r\n" in answer and answer.endswith(b"}"):
+                break
+    return answer
+
+
+@pytest.mark.parametrize("method", ["TRACE", "CONNECT", "FROB"])
+def test_a_method_no_route_has_is_the_gateways_403_not_a_501(method: str) -> None:
+    handler = Recorder()
+    with gateway(handler) as api:
+        status, _, body = request(api.url, method, "/services")
+    assert status == 403
+    assert json.loads(body) == {"message": "Missing Authentication Token"}
+    assert handler.events == []
+
+
+@pytest.mark.parametrize("length", ["abc", "-5", "1e3"])
+def test_an_unreadable_content_length_is_a_400(length: str) -> None:
+    handler = Recorder()
+    with gateway(handler) as api:
+        answer = raw_exchange(
+            api.url,
+            f"POST /services HTTP/1.1\r\nHost: x\r\nContent-Length: {length}\r\n\r\n".encode(),
+        )
+    status_line, _, rest = answer.partition(b"\r\n")
+    assert status_line == b"HTTP/1.1 400 Bad Request"
+    assert json.loads(rest.partition(b"\r\n\r\n")[2]) == {
+        "message": "The request body's length cannot be read"
+    }
+    assert handler.events == []
+
+
+def test_a_chunked_body_is_read_whole_and_signed_as_such() -> None:
+    # GIVEN a signed POST whose body is sent in two chunks
+    handler = Recorder()
+    body = b'{"selector":"green"}'
+    with gateway(handler) as api:
+        host = api.url.removeprefix("http://")
+        signed = signed_headers(
+            "POST",
+            api.url + "/services",
+            access_key=(ALICE.access_key_id, ALICE.secret_access_key),
+            region=STAGE.region,
+            body=body,
+            headers={"Content-Type": "application/json"},
+        )
+        head = "".join(f"{name}: {value}\r\n" for name, value in signed.items())
+        chunks = b"%x\r\n%s\r\n%x\r\n%s\r\n0\r\n\r\n" % (8, body[:8], len(body) - 8, body[8:])
+        answer = raw_exchange(
+            api.url,
+            f"POST /services HTTP/1.1\r\nHost: {host}\r\nTransfer-Encoding: chunked\r\n"
+            f"Connection: close\r\n{head}\r\n".encode()
+            + chunks,
+        )
+    # THEN the handler saw the whole body, from Alice
+    assert answer.startswith(b"HTTP/1.1 200"), answer
+    assert handler.events[0]["body"] == body.decode()
+    assert handler.events[0]["requestContext"]["identity"]["userArn"] == ALICE.user_arn

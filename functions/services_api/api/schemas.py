@@ -40,7 +40,7 @@ DEPLOYMENT_ID_PATTERN = r"^[A-Za-z0-9_-]+$"
 """Step Functions' alphabet for execution names, which deployment ids are."""
 
 
-_DIGITS = re.compile(r"[0-9]{1,9}")
+_DIGITS = re.compile(r"[0-9]+")
 
 
 def _digits_only(value: object) -> object:
