@@ -66,10 +66,14 @@ class Signer:
         if self._credentials is None:
             raise CliError(
                 "no AWS credentials found to sign the request: configure the standard "
-                "credential chain (AWS_PROFILE, aws configure, SSO)"
+                "credential chain (AWS_PROFILE, aws configure, SSO)",
+                error="NoCredentials",
             )
         if not self.region:
-            raise CliError("no AWS region: pass --region, or set AWS_REGION or AWS_DEFAULT_REGION")
+            raise CliError(
+                "no AWS region: pass --region, or set AWS_REGION or AWS_DEFAULT_REGION",
+                error="NoRegion",
+            )
 
     def headers(
         self, method: str, url: str, body: bytes | None, headers: dict[str, str]
@@ -89,13 +93,22 @@ class Signer:
 class ApiClient:
     """Calls one services API stage; every failure becomes a one-line ``CliError``."""
 
-    def __init__(self, endpoint: str, signer: Signer | None, timeout: float = 30.0) -> None:
+    def __init__(
+        self,
+        endpoint: str,
+        signer: Signer | None,
+        timeout: float = 30.0,
+        *,
+        unreachable_hint: str = "",
+    ) -> None:
+        """``unreachable_hint`` is added to the error when nothing answers at ``endpoint``."""
         scheme = urllib.parse.urlsplit(endpoint).scheme
         if scheme not in ("http", "https"):
             raise CliError(f"endpoint {endpoint!r} is not an http(s) URL")
         self.endpoint = endpoint.rstrip("/")
         self.signer = signer
         self.timeout = timeout
+        self.unreachable_hint = unreachable_hint
 
     def url(self, path: str, query: dict[str, object] | None = None) -> str:
         """The absolute URL of ``path`` with the non-empty ``query`` parameters."""
@@ -140,8 +153,11 @@ class ApiClient:
             raise _api_error(exc.code, _decode(exc.read())) from None
         except (urllib.error.URLError, TimeoutError, ConnectionError) as exc:
             reason = getattr(exc, "reason", exc)
+            hint = f"; {self.unreachable_hint}" if self.unreachable_hint else ""
             raise CliError(
-                f"cannot reach the API at {self.endpoint}: {reason}", EXIT_UNAVAILABLE
+                f"cannot reach the API at {self.endpoint}: {reason}{hint}",
+                EXIT_UNAVAILABLE,
+                "Unreachable",
             ) from None
 
 

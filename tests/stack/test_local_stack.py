@@ -434,3 +434,83 @@ def test_a_second_stack_runs_beside_the_first_without_make(
     assert second.returncode == 0
     assert not (state_dir / STATE_FILE).exists()
     assert running_stack(stack.options.state_dir) == stack.state
+
+
+def run_module(module: str, *argv: str) -> subprocess.CompletedProcess[str]:
+    """``python -m <module> ...`` from the project folder, without make's PYTHONPATH."""
+    return subprocess.run(
+        [sys.executable, "-m", module, *argv],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        cwd=ROOT,
+        env={k: v for k, v in os.environ.items() if k != "PYTHONPATH"},
+    )
+
+
+def test_make_execute_starts_a_console_execution_and_reports_its_end(stack: LocalStack) -> None:
+    # GIVEN a console input of the deploy flow (a digest, deployable as given)
+    state_file = str(stack.options.state_dir / STATE_FILE)
+    flow_input = EVENTS / "deploy_flow" / "deploy_canary_by_digest.json"
+    # WHEN it is executed as the README says (make execute runs this module)
+    done = run_module("local.execute", str(flow_input), "--state", state_file)
+    # THEN it started an execution of the stack's state machine and waited for its end
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert stack.state is not None
+    name = done.stdout.split()[1]
+    assert name.startswith("wp-platform-console-")
+    executions = stack.state.state_machine_arn.replace(":stateMachine:", ":execution:")
+    assert f"executionArn  {executions}:{name}" in done.stdout
+    assert "status        SUCCEEDED" in done.stdout
+    # AND the API knows it as a deployment by that name, with the console's actor
+    status, body = curl(stack, "GET", f"/deployments/{name}")
+    assert status == 200, body
+    assert body["record"]["trigger"] == "console"
+    assert body["record"]["actor"] == "arn:aws:iam::123456789012:user/alice"
+
+
+def test_make_execute_refuses_what_is_not_a_flow_input(stack: LocalStack, tmp_path: Path) -> None:
+    array = tmp_path / "array.json"
+    array.write_text("[1]")
+    state_file = str(stack.options.state_dir / STATE_FILE)
+    done = run_module("local.execute", str(array), "--state", state_file)
+    assert done.returncode == 2
+    assert done.stderr == f"execute: error: {array} is not a JSON object: the flow's input is one\n"
+    done = run_module(
+        "local.execute",
+        str(EVENTS / "deploy_flow" / "rollback_canary.json"),
+        "--state",
+        str(tmp_path / "nothing.json"),
+    )
+    assert done.returncode == 2
+    assert "no local stack is running" in done.stderr
+    assert "make local" in done.stderr
+
+
+def test_make_invoke_of_deploy_steps_with_a_flow_input_says_to_execute_it(
+    stack: LocalStack,
+) -> None:
+    # WHEN the flow's input is given to the deploy_steps handler, as `make invoke` would
+    done = run_module(
+        "local.invoke",
+        "deploy_steps",
+        str(EVENTS / "deploy_flow" / "deploy_canary_by_digest.json"),
+        "--state",
+        str(stack.options.state_dir / STATE_FILE),
+    )
+    # THEN one line says what it is and what to run instead; no trace
+    assert done.returncode == 2
+    assert done.stdout == ""
+    assert done.stderr.startswith("invoke: error: this is the deploy flow's input")
+    assert "make execute INPUT=<file>" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert done.stderr.count("\n") == 1
+
+
+def test_the_banner_exports_what_the_aws_cli_needs(stack: LocalStack) -> None:
+    assert stack.state is not None
+    banner = stack.banner()
+    region = stack.state.region
+    assert f"AWS_REGION={region} AWS_DEFAULT_REGION={region}" in banner
+    assert f"AWS_ENDPOINT_URL={stack.state.moto_url}" in banner
+    assert "stopping the stack forgets it" in banner
