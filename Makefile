@@ -11,7 +11,7 @@ export PYTHONPATH := $(CURDIR)/layers/bluegreen:$(CURDIR)
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export SAM_CLI_TELEMETRY := 0
 
-.PHONY: help venv test unit lint validate kube kube-gomod demo bench build local push invoke lock openapi clean
+.PHONY: help venv test unit lint validate kube kube-gomod demo bench build local push invoke execute lock openapi clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s $$'\t'
@@ -69,6 +69,9 @@ push: $(STAMP) ## simulate an ECR push into the running local stack: make push T
 
 invoke: $(STAMP) ## invoke a handler against the running local stack: make invoke FN=ecr_push EVENT=events/x.json
 	$(PY) -m local.invoke $(FN) $(EVENT)
+
+execute: $(STAMP) ## start the deploy flow on the running local stack, as the console does: make execute INPUT=events/deploy_flow/x.json [NAME=id]
+	$(PY) -m local.execute $(INPUT) $(if $(NAME),--name $(NAME),)
 
 lock: ## regenerate requirements-dev.txt from requirements-dev.in
 	rm -rf $(VENV) && $(PYTHON) -m venv $(VENV)

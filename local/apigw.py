@@ -11,15 +11,24 @@ becomes API Gateway's own ``502 {"message": "Internal server error"}``, and a
 path or method the API does not define gets its ``403 Missing Authentication
 Token``, so the local endpoint fails where the deployed one would.
 
-Not emulated: signature verification (any access key is believed, unsigned
-requests are let through with an empty identity), throttling, payload limits,
-the 29 s integration timeout.
+Every request is checked as API Gateway checks an ``AWS_IAM`` method: no
+``Authorization`` header is ``403 Missing Authentication Token``; an unknown
+access key, a signature that does not match the request (``verify_sigv4``
+recomputes it over the method, path, query, signed headers and body hash), a
+credential scoped to another region or service, or a time more than five
+minutes off is a ``403`` with API Gateway's own message. The identity the
+handler sees is the verified key's IAM user, never a header the caller sent.
+
+Not emulated: presigned URLs (``X-Amz-Signature`` in the query), session
+tokens, IAM policies (a known key may call every route), throttling, payload
+limits, the 29 s integration timeout.
 """
 
 from __future__ import annotations
 
 import base64
 import hashlib
+import hmac
 import json
 import re
 import sys
@@ -29,11 +38,11 @@ import traceback
 import uuid
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl, unquote, urlsplit
+from urllib.parse import parse_qsl, quote, unquote, urlsplit
 
 ProxyHandler = Callable[[dict[str, Any], Any], Any]
 """A Lambda handler taking a REST proxy event and a context."""
@@ -141,20 +150,236 @@ class Stage:
 
 def access_key_of(authorization: str | None) -> str | None:
     """The access key id of a SigV4 ``Authorization`` header, if it is one."""
-    if not authorization or not authorization.startswith("AWS4-HMAC-SHA256"):
+    if not authorization or not authorization.startswith(SIGV4_ALGORITHM):
         return None
     match = _CREDENTIAL.search(authorization)
     return match.group(1) if match else None
 
 
-def default_identity(stage: Stage, access_key: str) -> dict[str, Any]:
-    """The IAM identity API Gateway reports for an access key: an IAM user of the account."""
-    return {
-        "accountId": stage.account,
-        "caller": access_key,
-        "user": access_key,
-        "userArn": f"arn:aws:iam::{stage.account}:user/{access_key}",
-    }
+# -- SigV4, as API Gateway checks it for AWS_IAM methods ------------------------------
+
+SIGV4_ALGORITHM = "AWS4-HMAC-SHA256"
+SIGV4_SERVICE = "execute-api"
+SIGV4_TIMESTAMP = "%Y%m%dT%H%M%SZ"
+MAX_CLOCK_SKEW = timedelta(minutes=5)
+"""How far a signature's time may be from the gateway's, either way (API Gateway's limit)."""
+
+MISSING_TOKEN = "Missing Authentication Token"  # noqa: S105 - API Gateway's message
+INVALID_TOKEN = "The security token included in the request is invalid."  # noqa: S105
+SIGNATURE_MISMATCH = (
+    "The request signature we calculated does not match the signature you provided. "
+    "Check your AWS Secret Access Key and signing method. Consult the service "
+    "documentation for details."
+)
+
+
+@dataclass(frozen=True)
+class LocalCredential:
+    """An access key the endpoint knows, and the IAM identity it belongs to."""
+
+    access_key_id: str
+    secret_access_key: str
+    user_arn: str
+
+    def identity(self) -> dict[str, Any]:
+        """The ``requestContext.identity`` fields API Gateway fills in for this key's user."""
+        fields = self.user_arn.split(":")
+        return {
+            "accessKey": self.access_key_id,
+            "accountId": fields[4] if len(fields) > 5 else None,
+            "caller": self.access_key_id,
+            "user": self.access_key_id,
+            "userArn": self.user_arn,
+        }
+
+
+@dataclass(frozen=True)
+class Refused:
+    """API Gateway's 403 for a request whose signature it does not accept."""
+
+    error_type: str
+    message: str
+
+
+def _hmac(key: bytes, text: str) -> bytes:
+    return hmac.new(key, text.encode(), hashlib.sha256).digest()
+
+
+def signing_key(secret: str, day: str, region: str, service: str = SIGV4_SERVICE) -> bytes:
+    """The SigV4 key of one day, region and service, derived from the secret."""
+    key = _hmac(f"AWS4{secret}".encode(), day)
+    return _hmac(_hmac(_hmac(key, region), service), "aws4_request")
+
+
+def canonical_uri(raw_path: str) -> str:
+    """The path as SigV4 signs it for every service but S3.
+
+    Dot segments and empty segments are removed, then the path, which arrives
+    URI-encoded already, is URI-encoded once more.
+    """
+    segments: list[str] = []
+    for segment in raw_path.split("/"):
+        if segment == "..":
+            if segments:
+                segments.pop()
+        elif segment and segment != ".":
+            segments.append(segment)
+    path = "/" + "/".join(segments)
+    if raw_path.endswith("/") and segments:
+        path += "/"
+    return quote(path, safe="/~")
+
+
+def canonical_query(raw_query: str) -> str:
+    """Each name and value percent-decoded, encoded again as SigV4 requires, then sorted."""
+    if not raw_query:
+        return ""
+    pairs = []
+    for pair in raw_query.split("&"):
+        name, _, value = pair.partition("=")
+        pairs.append((quote(unquote(name), safe="-_.~"), quote(unquote(value), safe="-_.~")))
+    return "&".join(f"{name}={value}" for name, value in sorted(pairs))
+
+
+def _authorization_parts(authorization: str) -> dict[str, str]:
+    """``Credential``, ``SignedHeaders`` and ``Signature`` of a SigV4 header."""
+    parts: dict[str, str] = {}
+    for item in authorization[len(SIGV4_ALGORITHM) :].split(","):
+        name, sep, value = item.strip().partition("=")
+        if sep:
+            parts[name.strip()] = value.strip()
+    return parts
+
+
+def verify_sigv4(
+    request: HttpRequest,
+    credentials: Mapping[str, LocalCredential],
+    region: str,
+    now: datetime,
+) -> LocalCredential | Refused:
+    """The credential that signed ``request``, or API Gateway's reason to refuse it.
+
+    The checks, in API Gateway's order: a SigV4 ``Authorization`` header with its
+    three parts and a date; a credential scoped to this region and
+    ``execute-api``; a date within five minutes; a known access key (and no
+    session token, which the keys here never have); the signature over the
+    canonical request (method, path, query, signed headers, body hash).
+    """
+    headers: dict[str, list[str]] = {}
+    for name, value in request.headers:
+        headers.setdefault(name.lower(), []).append(value)
+    authorization = ",".join(headers.get("authorization", [])).strip()
+    if not authorization:
+        return Refused("MissingAuthenticationTokenException", MISSING_TOKEN)
+    signed = authorization.startswith(SIGV4_ALGORITHM + " ")
+    parts = _authorization_parts(authorization) if signed else {}
+    amz_date = (headers.get("x-amz-date") or [""])[-1].strip()
+    missing = [
+        f"Authorization header requires '{name}' parameter."
+        for name in ("Credential", "Signature", "SignedHeaders")
+        if not parts.get(name)
+    ]
+    if not amz_date:
+        missing.append(
+            "Authorization header requires existence of either a 'X-Amz-Date' or a 'Date' header."
+        )
+    if missing:
+        return Refused(
+            "IncompleteSignatureException", " ".join(missing) + f" Authorization={authorization}"
+        )
+    scope = parts["Credential"].split("/")
+    if len(scope) != 5 or scope[4] != "aws4_request":
+        return Refused(
+            "IncompleteSignatureException",
+            f"Credential should be scoped with a valid terminator: 'aws4_request', not "
+            f"'{parts['Credential']}'.",
+        )
+    access_key, day, scope_region, service, _ = scope
+    if scope_region != region:
+        return Refused(
+            "InvalidSignatureException",
+            f"Credential should be scoped to a valid region, not '{scope_region}'. ",
+        )
+    if service != SIGV4_SERVICE:
+        return Refused(
+            "InvalidSignatureException",
+            f"Credential should be scoped to correct service: '{SIGV4_SERVICE}'. ",
+        )
+    try:
+        signed_at = datetime.strptime(amz_date, SIGV4_TIMESTAMP).replace(tzinfo=UTC)
+    except ValueError:
+        return Refused(
+            "IncompleteSignatureException",
+            f"Date must be in ISO-8601 'basic format'. Got '{amz_date}'.",
+        )
+    if day != amz_date[:8]:
+        return Refused(
+            "InvalidSignatureException",
+            f"Date in Credential scope does not match YYYYMMDD from ISO-8601 version of date "
+            f"from HTTP: '{day}' != '{amz_date[:8]}', from '{amz_date}'.",
+        )
+    stamp = now.strftime(SIGV4_TIMESTAMP)
+    if signed_at < now - MAX_CLOCK_SKEW:
+        earliest = (now - MAX_CLOCK_SKEW).strftime(SIGV4_TIMESTAMP)
+        return Refused(
+            "InvalidSignatureException",
+            f"Signature expired: {amz_date} is now earlier than {earliest} ({stamp} - 5 min.)",
+        )
+    if signed_at > now + MAX_CLOCK_SKEW:
+        latest = (now + MAX_CLOCK_SKEW).strftime(SIGV4_TIMESTAMP)
+        return Refused(
+            "InvalidSignatureException",
+            f"Signature not yet current: {amz_date} is still later than {latest} "
+            f"({stamp} + 5 min.)",
+        )
+    credential = credentials.get(access_key)
+    if credential is None or headers.get("x-amz-security-token"):
+        return Refused("UnrecognizedClientException", INVALID_TOKEN)
+
+    signed_names = [name.strip().lower() for name in parts["SignedHeaders"].split(";")]
+    body_hash = hashlib.sha256(request.body).hexdigest()
+    # A client may send the body's hash as a header; it is signed, so it must be the body's.
+    declared_hash = (headers.get("x-amz-content-sha256") or [body_hash])[-1].strip()
+    split = urlsplit(request.target)
+    canonical_headers = "".join(
+        f"{name}:{','.join(' '.join(value.split()) for value in headers.get(name, []))}\n"
+        for name in signed_names
+    )
+    canonical_request = "\n".join(
+        [
+            request.method.upper(),
+            canonical_uri(split.path or "/"),
+            canonical_query(split.query),
+            canonical_headers,
+            ";".join(signed_names),
+            declared_hash,
+        ]
+    )
+    string_to_sign = "\n".join(
+        [
+            SIGV4_ALGORITHM,
+            amz_date,
+            f"{day}/{region}/{SIGV4_SERVICE}/aws4_request",
+            hashlib.sha256(canonical_request.encode()).hexdigest(),
+        ]
+    )
+    expected = hmac.new(
+        signing_key(credential.secret_access_key, day, region),
+        string_to_sign.encode(),
+        hashlib.sha256,
+    ).hexdigest()
+    intact = (
+        "host" in signed_names
+        and all(name in headers for name in signed_names)
+        and declared_hash == body_hash
+    )
+    if not intact or not hmac.compare_digest(expected, parts["Signature"]):
+        return Refused(
+            "InvalidSignatureException",
+            f"{SIGNATURE_MISMATCH}\n\nThe Canonical String for this request should have been\n"
+            f"'{canonical_request}'\n\nThe String-to-Sign should have been\n'{string_to_sign}'\n",
+        )
+    return credential
 
 
 @dataclass
@@ -175,11 +400,15 @@ def proxy_event(
     path_parameters: Mapping[str, str],
     stage: Stage,
     *,
-    identity_for: Callable[[Stage, str], dict[str, Any]] = default_identity,
+    caller: LocalCredential | None = None,
     request_id: str | None = None,
     now: datetime | None = None,
 ) -> dict[str, Any]:
-    """The REST API proxy event API Gateway sends the Lambda for ``request``."""
+    """The REST API proxy event API Gateway sends the Lambda for ``request``.
+
+    ``caller`` is the credential whose signature was verified: its IAM identity
+    is what the handler sees, never anything the request says about itself.
+    """
     now = now or datetime.now(UTC)
     request_id = request_id or str(uuid.uuid4())
     split = urlsplit(request.target)
@@ -199,9 +428,8 @@ def proxy_event(
         query[key] = value
 
     header_lookup = {k.lower(): v for k, v in headers.items()}
-    access_key = access_key_of(header_lookup.get("authorization"))
     identity: dict[str, Any] = {
-        "accessKey": access_key,
+        "accessKey": None,
         "accountId": None,
         "caller": None,
         "cognitoAuthenticationProvider": None,
@@ -214,8 +442,8 @@ def proxy_event(
         "userAgent": header_lookup.get("user-agent"),
         "userArn": None,
     }
-    if access_key:
-        identity.update(identity_for(stage, access_key))
+    if caller is not None:
+        identity.update(caller.identity())
 
     body, is_base64 = _body(request.body)
     return {
@@ -289,17 +517,20 @@ class HttpResponse:
     body: bytes
 
 
-def gateway_error(status: int, message: str, request_id: str) -> HttpResponse:
+def gateway_error(
+    status: int, message: str, request_id: str, error_type: str | None = None
+) -> HttpResponse:
     """An answer API Gateway itself produces (``{"message": ...}``)."""
+    kind = error_type or {
+        400: "BadRequestException",
+        403: "MissingAuthenticationTokenException",
+    }.get(status, "InternalServerErrorException")
     return HttpResponse(
         status,
         [
             ("Content-Type", "application/json"),
             ("x-amzn-RequestId", request_id),
-            (
-                "x-amzn-ErrorType",
-                "ForbiddenException" if status == 403 else "InternalServerErrorException",
-            ),
+            ("x-amzn-ErrorType", kind),
         ],
         json.dumps({"message": message}).encode(),
     )
@@ -343,8 +574,11 @@ class LocalApiGateway:
     """An HTTP server on loopback that stands in for the REST API stage.
 
     ``handler`` is called for every request matching ``routes``, one at a time,
-    as a single warm Lambda instance would serve them. ``control_paths`` are
-    local-only ``POST`` paths (``/_local/...``) that a deployed API never serves.
+    as a single warm Lambda instance would serve them, once its SigV4 signature
+    is verified against ``credentials`` (every method is ``AWS_IAM``).
+    ``control_paths`` are local-only ``POST`` paths (``/_local/...``) that a
+    deployed API never serves; they need a valid signature too, since a push
+    delivered there deploys itself.
     """
 
     handler: ProxyHandler
@@ -353,7 +587,9 @@ class LocalApiGateway:
     host: str = "127.0.0.1"
     port: int = 3000
     control_paths: dict[str, ControlPath] = field(default_factory=dict)
-    identity_for: Callable[[Stage, str], dict[str, Any]] = default_identity
+    credentials: Mapping[str, LocalCredential] = field(default_factory=dict)
+    """The access keys whose signatures are accepted, by access key id."""
+    clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
     access_log: Callable[[str], None] | None = None
     context_factory: Callable[[str], Any] | None = None
     _server: ThreadingHTTPServer | None = field(default=None, init=False, repr=False)
@@ -376,18 +612,46 @@ class LocalApiGateway:
             protocol_version = "HTTP/1.1"
             server_version = "local-apigateway"
 
+            def _body(self) -> bytes | None:
+                """The request body, de-chunked; None when its framing cannot be read."""
+                if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
+                    chunks: list[bytes] = []
+                    while True:
+                        size_line = self.rfile.readline(65537).split(b";")[0].strip()
+                        try:
+                            size = int(size_line, 16)
+                        except ValueError:
+                            return None
+                        if size == 0:
+                            while self.rfile.readline(65537).strip():
+                                pass  # trailers
+                            return b"".join(chunks)
+                        chunks.append(self.rfile.read(size))
+                        self.rfile.readline(65537)
+                length_text = (self.headers.get("Content-Length") or "0").strip()
+                if not length_text.isdigit():
+                    return None
+                length = int(length_text)
+                return self.rfile.read(length) if length > 0 else b""
+
             def _serve(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
+                started = time.monotonic()
+                body = self._body()
                 request = HttpRequest(
                     method=self.command,
                     target=self.path,
                     headers=list(self.headers.items()),
-                    body=self.rfile.read(length) if length > 0 else b"",
+                    body=body or b"",
                     source_ip=self.client_address[0],
                     protocol=self.request_version,
                 )
-                started = time.monotonic()
-                response = gateway.respond(request)
+                if body is None:
+                    self.close_connection = True
+                    response = gateway_error(
+                        400, "The request body's length cannot be read", str(uuid.uuid4())
+                    )
+                else:
+                    response = gateway.respond(request)
                 self.send_response(response.status)
                 for name, value in response.headers:
                     self.send_header(name, value)
@@ -403,6 +667,13 @@ class LocalApiGateway:
                     )
 
             do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = _serve
+
+            def __getattr__(self, name: str) -> Any:
+                # Any other method (TRACE, CONNECT, made-up ones) is API Gateway's 403 for
+                # a method the API does not define, not http.server's 501.
+                if name.startswith("do_"):
+                    return self._serve
+                raise AttributeError(name)
 
             def log_message(self, format: str, *args: Any) -> None:
                 """Silenced: the access log above says what matters."""
@@ -437,20 +708,21 @@ class LocalApiGateway:
         path = urlsplit(request.target).path
         control = self.control_paths.get(path)
         if control is not None:
+            caller = self._verified(request, request_id)
+            if isinstance(caller, HttpResponse):
+                return caller
             return self._control(control, request, request_id)
         for route in self.routes:
             params = route.match(request.method, path)
             if params is not None:
                 break
         else:
-            return gateway_error(403, "Missing Authentication Token", request_id)
+            return gateway_error(403, MISSING_TOKEN, request_id)
+        caller = self._verified(request, request_id)
+        if isinstance(caller, HttpResponse):
+            return caller
         event = proxy_event(
-            request,
-            route,
-            params,
-            self.stage,
-            identity_for=self.identity_for,
-            request_id=request_id,
+            request, route, params, self.stage, caller=caller, request_id=request_id
         )
         context = self.context_factory(request_id) if self.context_factory else None
         try:
@@ -463,6 +735,13 @@ class LocalApiGateway:
             sys.stderr.write(f"handler raised (request {request_id}):\n{traceback.format_exc()}")
             return gateway_error(502, "Internal server error", request_id)
         return http_response(result, request_id)
+
+    def _verified(self, request: HttpRequest, request_id: str) -> LocalCredential | HttpResponse:
+        """The credential that signed the request, or API Gateway's 403 refusing it."""
+        caller = verify_sigv4(request, self.credentials, self.stage.region, self.clock())
+        if isinstance(caller, Refused):
+            return gateway_error(403, caller.message, request_id, caller.error_type)
+        return caller
 
     def _control(self, control: ControlPath, request: HttpRequest, request_id: str) -> HttpResponse:
         if request.method != "POST":
@@ -494,6 +773,8 @@ __all__ = [
     "HttpRequest",
     "HttpResponse",
     "LocalApiGateway",
+    "LocalCredential",
+    "Refused",
     "Route",
     "Stage",
     "access_key_of",
@@ -501,4 +782,5 @@ __all__ = [
     "match_resource",
     "proxy_event",
     "routes_from_template",
+    "verify_sigv4",
 ]

@@ -1084,7 +1084,7 @@ def _explore(stack: LocalStack, console: Console) -> None:
     console.line()
     console.line(console.paint("The stack keeps running for exploring (Ctrl-C stops it):", "1"))
     for line in (
-        f"  API (services_api)  {state.api_url}    e.g. curl {state.api_url}/services",
+        f"  API (services_api)  {state.api_url}    SigV4 only, as API Gateway (AWS_IAM)",
         f"  moto (AWS)          {state.moto_url}",
         f"  cluster emulator    {state.cluster_url}",
         "",
@@ -1093,7 +1093,11 @@ def _explore(stack: LocalStack, console: Console) -> None:
         f"  export BLUEGREEN_LOCAL_STATE={state_file}   # then: .venv/bin/bluegreen status, "
         "make push TAG=dev",
         f"  export AWS_ENDPOINT_URL={state.moto_url} AWS_REGION={state.region} "
-        "AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing",
+        f"AWS_DEFAULT_REGION={state.region}",
+        f"  export AWS_ACCESS_KEY_ID={state.access_key_id} "
+        f"AWS_SECRET_ACCESS_KEY={state.secret_access_key}",
+        f'  curl --aws-sigv4 "aws:amz:{state.region}:execute-api" '
+        f'--user "$AWS_ACCESS_KEY_ID:$AWS_SECRET_ACCESS_KEY" {state.api_url}/services',
     ):
         console.line(line)
     while True:

@@ -104,6 +104,25 @@ def load_event(path: str) -> Any:
         raise InvokeError(f"{path} is not JSON: {exc.msg} at line {exc.lineno}") from None
 
 
+def check_event_fits(function: str, event: Any) -> None:
+    """Refuse, with what to do instead, an event that is another entry point's input.
+
+    deploy_steps runs one task of the flow (``{"step": ...}``); the flow's own
+    input (``events/deploy_flow/``) is started as an execution, not invoked.
+    """
+    if function != "deploy_steps" or not isinstance(event, dict) or "step" in event:
+        return
+    if "action" in event:
+        raise InvokeError(
+            "this is the deploy flow's input, not a deploy_steps task: start an execution "
+            "with it instead, `make execute INPUT=<file>` (python -m local.execute <file>)"
+        )
+    raise InvokeError(
+        'deploy_steps takes one task of the deploy flow ({"step": ...}), as the state '
+        "machine sends it; to run the flow, `make execute INPUT=events/deploy_flow/<file>`"
+    )
+
+
 def invoke(function: str, event: Any, context: LocalLambdaContext | None = None) -> Any:
     """Import ``functions.<function>.app`` and call its ``lambda_handler``."""
     from local.stack import make_project_importable
@@ -148,6 +167,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         function = resolve_function(args.function)
         event = load_event(args.event)
+        check_event_fits(function, event)
         if not args.no_stack:
             from local.stack import running_stack_at
 

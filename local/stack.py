@@ -101,6 +101,11 @@ class StackState:
     """``emulator`` or ``kube`` (the real control plane)."""
     faults_url: str = ""
     """Where ``POST /_emulator/faults/images`` marks images: the emulator, or the kubelet."""
+    access_key_id: str = ""
+    """The access key the API endpoint accepts signatures of (SigV4, ``execute-api``)."""
+    secret_access_key: str = ""
+    caller_arn: str = ""
+    """The IAM identity the handlers see for that key: who deployments are recorded as."""
 
     def to_json(self) -> str:
         """The state file's text."""
@@ -168,6 +173,17 @@ class StackOptions:
     """The handlers' Powertools log level (their JSON logs go to standard output)."""
     overrides: Mapping[str, str] = field(default_factory=dict)
     """Extra environment for the handlers (``BG_*`` settings), after the template's."""
+    access_key_id: str = "testing"
+    """The one access key the API endpoint accepts (moto's default key: one pair signs
+    for the API and the AWS CLI alike)."""
+    secret_access_key: str = "testing"  # noqa: S105 - a local stack's well-known key
+    caller_name: str = ""
+    """The IAM user the key belongs to; empty: the login name of who started the stack."""
+
+    @property
+    def caller_arn(self) -> str:
+        """``arn:aws:iam::<account>:user/<caller_name>``: the identity API calls carry."""
+        return f"arn:aws:iam::{ACCOUNT}:user/{self.caller_name or _login_name()}"
 
     @classmethod
     def ephemeral(cls, state_dir: Path, **changes: Any) -> StackOptions:
@@ -345,6 +361,9 @@ class LocalStack:
             environment=environment,
             cluster_kind=self.options.cluster,
             faults_url=self._faults_url(cluster_url),
+            access_key_id=self.options.access_key_id,
+            secret_access_key=self.options.secret_access_key,
+            caller_arn=self.options.caller_arn,
         )
         if self.options.write_state:
             self.options.state_dir.mkdir(parents=True, exist_ok=True)
@@ -472,8 +491,8 @@ class LocalStack:
                 "MOTO_PORT": moto_url.rsplit(":", 1)[-1],
                 # The seed's images name this region's registry: the host's region is not used.
                 "AWS_REGION": Settings().region,
-                "AWS_ACCESS_KEY_ID": "testing",
-                "AWS_SECRET_ACCESS_KEY": "testing",
+                "AWS_ACCESS_KEY_ID": self.options.access_key_id,
+                "AWS_SECRET_ACCESS_KEY": self.options.secret_access_key,
                 "BG_KUBE_API_URL": cluster_url,
                 "POWERTOOLS_TRACE_DISABLED": "true",
                 "POWERTOOLS_METRICS_DISABLED": "true",
@@ -580,7 +599,7 @@ class LocalStack:
                 )
 
     def _start_api(self, environment: Mapping[str, str]) -> str:
-        from local.apigw import LocalApiGateway, Stage, routes_from_template
+        from local.apigw import LocalApiGateway, LocalCredential, Stage, routes_from_template
         from local.invoke import LocalLambdaContext
 
         region = environment["AWS_REGION"]
@@ -597,6 +616,13 @@ class LocalStack:
             host=self.options.host,
             port=self.options.api_port,
             control_paths={"/_local/events": self._deliver_event},
+            credentials={
+                self.options.access_key_id: LocalCredential(
+                    self.options.access_key_id,
+                    self.options.secret_access_key,
+                    self.options.caller_arn,
+                )
+            },
             access_log=_log if self.options.access_log else None,
             context_factory=context,
         )
@@ -717,7 +743,7 @@ class LocalStack:
     # what people see ------------------------------------------------------------------
 
     def banner(self) -> str:
-        """Endpoints, the kubectl line and the environment for the CLI / AWS CLI."""
+        """Endpoints, the kubectl line and the environment for the CLI / AWS CLI / curl."""
         if self.state is None:
             return "the local stack is not running"
         state = self.state
@@ -727,7 +753,7 @@ class LocalStack:
             f"eks-bluegreen local stack (pid {state.pid}, clock x{self.options.speed:g}, "
             f"cluster: {state.cluster_kind})",
             "",
-            f"  API (services_api)  {state.api_url}    e.g. curl {state.api_url}/services",
+            f"  API (services_api)  {state.api_url}    SigV4 only, as API Gateway (AWS_IAM)",
             f"  moto (AWS)          {state.moto_url}",
             (
                 f"  cluster emulator    {state.cluster_url}"
@@ -735,6 +761,11 @@ class LocalStack:
                 else f"  kube-apiserver      {state.cluster_url}  (real control plane, RBAC on)"
             ),
             f"  state machine       {state.state_machine_arn}",
+            f"  API credentials     {state.access_key_id} / {state.secret_access_key}  "
+            f"(calls are recorded as {state.caller_arn})",
+            "",
+            "Everything (ledger, executions, cluster) lives in this process's memory: "
+            "stopping the stack forgets it.",
             "",
             "kubectl:",
         ]
@@ -750,7 +781,7 @@ class LocalStack:
             )
         elif state.kubeconfig:
             lines.append(f"  KUBECONFIG={state.kubeconfig} {rel_kubectl} get deploy,svc,cm")
-        cli = "CLI (reads .local-stack/ by itself):"
+        cli = "CLI (reads .local-stack/ by itself, signs with the credentials above):"
         if self.options.state_dir.resolve() != STATE_DIR:
             state_file = self.options.state_dir.resolve() / STATE_FILE
             cli = f"CLI (this stack's state): export BLUEGREEN_LOCAL_STATE={state_file}"
@@ -760,11 +791,15 @@ class LocalStack:
             "  .venv/bin/bluegreen status       make push TAG=dev [BROKEN=1]",
             "  make invoke FN=ecr_push EVENT=events/ecr_push/tagged_push.json",
             "",
-            "environment for the AWS CLI or another shell:",
+            "environment for the AWS CLI, curl or another shell:",
             f"  export AWS_ENDPOINT_URL={state.moto_url} AWS_REGION={state.region} "
-            "AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing",
+            f"AWS_DEFAULT_REGION={state.region}",
+            f"  export AWS_ACCESS_KEY_ID={state.access_key_id} "
+            f"AWS_SECRET_ACCESS_KEY={state.secret_access_key}",
             f"  export BLUEGREEN_ENDPOINT={state.api_url}",
             f"  aws dynamodb scan --table-name {state.environment.get('BG_LEDGER_TABLE_NAME')}",
+            f'  curl --aws-sigv4 "aws:amz:{state.region}:execute-api" '
+            f'--user "$AWS_ACCESS_KEY_ID:$AWS_SECRET_ACCESS_KEY" {state.api_url}/services',
             "",
             "Ctrl-C stops everything.",
         ]
@@ -856,6 +891,17 @@ def _remove_state(path: Path, pid: int) -> None:
     with contextlib.suppress(OSError, ValueError):
         if StackState.from_json(path.read_text()).pid == pid:
             path.unlink()
+
+
+def _login_name() -> str:
+    """Who started the stack, as an IAM user name (``local-operator`` when unknown)."""
+    import getpass
+
+    try:
+        name = getpass.getuser()
+    except (KeyError, OSError):
+        name = ""
+    return "".join(c for c in name if c.isalnum() or c in "+=,.@_-") or "local-operator"
 
 
 def _log(line: str) -> None:

@@ -53,6 +53,9 @@ class Backend:
     _list: Callable[[str], list[dict[str, Any]]]
     _mutate: Callable[[str, str, Callable[[dict[str, Any]], None]], None]
     mark_image: Callable[[str, str], None]
+    _rest: Callable[[str, str, Any], Any]
+    url: str = ""
+    """The API server's URL, as the product's client sees it."""
     kubeconfig: str = ""
     """For kubectl: an administrator's kubeconfig (kube), empty for the emulator."""
     server: str = ""
@@ -82,6 +85,10 @@ class Backend:
         """Change an object behind the product's back, as another writer would."""
         self._mutate(resource, name, change)
 
+    def delete(self, resource: str, name: str) -> None:
+        """Delete an object of the namespace, as an administrator would."""
+        self._rest("DELETE", f"{_PATHS[resource].format(ns=self.namespace)}/{name}", None)
+
     def eventually(self, what: str, check: Callable[[], T | None], seconds: float = 30.0) -> T:
         """``check()`` once it is truthy: at once on the emulator, within ``seconds`` on kube."""
         deadline = time.monotonic() + (seconds if self.real else 0.0)
@@ -94,16 +101,39 @@ class Backend:
             time.sleep(0.1)
 
 
+def _rest(client: Any) -> Callable[[str, str, Any], Any]:
+    """One JSON request through an ``ApiClient`` (its credentials), the body as parsed JSON."""
+
+    def call(method: str, path: str, body: Any) -> Any:
+        response = client.call_api(
+            path,
+            method,
+            body=body,
+            header_params={"Accept": "application/json", "Content-Type": "application/json"},
+            auth_settings=["BearerToken"],
+            _preload_content=False,
+        )
+        raw = response[0] if isinstance(response, tuple) else response
+        return json.loads(raw.data or b"null")
+
+    return call
+
+
 def emulator_backend(emulator: Any, namespace: str = "wp-platform") -> Backend:
     """The backend over a running ``ClusterEmulator``."""
+    from bluegreen.adapters.kube_client import api_client_for
+
+    settings = Settings(kube_api_url=emulator.url, namespace=namespace)
     return Backend(
         name="emulator",
-        settings=Settings(kube_api_url=emulator.url, namespace=namespace),
+        settings=settings,
         namespace=namespace,
         _get=lambda resource, name: emulator.get(resource, namespace, name),
         _list=lambda resource: emulator.list(resource, namespace),
         _mutate=lambda resource, name, change: emulator.mutate(resource, namespace, name, change),
         mark_image=emulator.faults.break_image,
+        _rest=_rest(api_client_for(settings)),
+        url=emulator.url,
         server=emulator.url,
         extras={"emulator": emulator},
     )
@@ -113,22 +143,13 @@ def kube_backend(plane: Any, namespace: str, client: Any) -> Backend:
     """The backend over the real control plane, in ``namespace``, with an admin ``client``."""
     from kubernetes.client.exceptions import ApiException
 
-    def call(method: str, path: str, body: Any = None) -> Any:
-        response = client.call_api(
-            path,
-            method,
-            body=body,
-            header_params={"Accept": "application/json", "Content-Type": "application/json"},
-            auth_settings=["BearerToken"],
-            _preload_content=False,
-        )
-        # The client returns the raw response itself when asked not to preload it.
-        raw = response[0] if isinstance(response, tuple) else response
-        return json.loads(raw.data or b"null")
+    call = _rest(client)
 
     def get(resource: str, name: str) -> dict[str, Any] | None:
         try:
-            found: dict[str, Any] = call("GET", f"{_PATHS[resource].format(ns=namespace)}/{name}")
+            found: dict[str, Any] = call(
+                "GET", f"{_PATHS[resource].format(ns=namespace)}/{name}", None
+            )
         except ApiException as exc:
             if exc.status == 404:
                 return None
@@ -136,13 +157,15 @@ def kube_backend(plane: Any, namespace: str, client: Any) -> Backend:
         return found
 
     def list_(resource: str) -> list[dict[str, Any]]:
-        items: list[dict[str, Any]] = call("GET", _PATHS[resource].format(ns=namespace))["items"]
+        items: list[dict[str, Any]] = call("GET", _PATHS[resource].format(ns=namespace), None)[
+            "items"
+        ]
         return items
 
     def mutate(resource: str, name: str, change: Callable[[dict[str, Any]], None]) -> None:
         path = f"{_PATHS[resource].format(ns=namespace)}/{name}"
         for _ in range(20):
-            changed = copy.deepcopy(call("GET", path))
+            changed = copy.deepcopy(call("GET", path, None))
             change(changed)
             try:
                 call("PUT", path, changed)
@@ -162,23 +185,48 @@ def kube_backend(plane: Any, namespace: str, client: Any) -> Backend:
         _list=list_,
         _mutate=mutate,
         mark_image=plane.kubelet.images.mark,
+        _rest=call,
+        url=str(plane.url),
         kubeconfig=str(plane.admin_kubeconfig),
         extras={"plane": plane},
     )
 
 
 BACKENDS = ["emulator", pytest.param("kube", marks=pytest.mark.kube)]
-"""``@pytest.fixture(params=BACKENDS)``: the emulator, then the real control plane."""
+"""The parameters of ``backend``: the emulator, then the real control plane."""
+
+EMULATOR_ONLY = ("emulator", "cluster_emulator", "request_log", "scripted_api")
+"""Fixtures only the emulator has: a test that takes one runs on the emulator alone."""
 
 
-@pytest.fixture(params=BACKENDS)
+def parametrize_backends(metafunc: pytest.Metafunc) -> None:
+    """``pytest_generate_tests``: a test taking ``backend`` runs on each backend it can.
+
+    On the emulator alone when it also takes an emulator-only fixture or is marked
+    ``emulator_only``; else on both.
+    """
+    if "backend" not in metafunc.fixturenames:
+        return
+    if any(
+        "backend" in str(marker.args[0])
+        for marker in metafunc.definition.iter_markers("parametrize")
+    ):
+        return
+    only = metafunc.definition.get_closest_marker("emulator_only") is not None or any(
+        name in metafunc.fixturenames for name in EMULATOR_ONLY
+    )
+    metafunc.parametrize("backend", ["emulator"] if only else BACKENDS, indirect=True)
+
+
+@pytest.fixture
 def backend(request: pytest.FixtureRequest) -> Iterator[Backend]:
-    """The default seed on each backend in turn (instant emulator; real control plane)."""
-    if request.param == "emulator":
-        from local.cluster import Clock, ClusterEmulator
+    """The default seed on the backend of this run (see ``parametrize_backends``).
 
-        with ClusterEmulator(seed="default", clock=Clock.instant()) as emulator:
-            yield emulator_backend(emulator)
+    On the emulator it is the test's ``cluster_emulator`` (instant clock), so a test
+    that also takes the emulator sees the same one.
+    """
+    if getattr(request, "param", "emulator") == "emulator":
+        yield emulator_backend(request.getfixturevalue("cluster_emulator"))
         return
     plane = request.getfixturevalue("control_plane")
     namespace = request.getfixturevalue("kube_namespace")

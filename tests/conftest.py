@@ -11,7 +11,20 @@ import socket
 
 import pytest
 
-pytest_plugins = ["local.cluster.testing", "local.kube.testing"]
+pytest_plugins = ["local.cluster.testing", "local.kube.testing", "tests.backends"]
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "emulator_only: a test of what only the emulator can do (faults, counts)"
+    )
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    from tests.backends import parametrize_backends
+
+    parametrize_backends(metafunc)
+
 
 _LOOPBACK_PREFIXES = ("127.", "::1", "localhost")
 _real_connect = socket.socket.connect

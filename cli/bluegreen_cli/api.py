@@ -1,9 +1,9 @@
 """The HTTP client of the services API, SigV4-signed for API Gateway's IAM auth.
 
 Requests are signed with botocore's ``SigV4Auth`` for service ``execute-api``
-using the standard credential chain (environment, profile, SSO, instance role).
-The local stack accepts signed and unsigned requests alike: it reads the caller's
-identity from the signature's access key, as API Gateway does.
+using the standard credential chain (environment, profile, SSO, instance role),
+or, for the local stack, with the access key it publishes in its state file:
+it verifies signatures as API Gateway does and refuses unsigned requests.
 """
 
 from __future__ import annotations
@@ -42,12 +42,20 @@ class Signer:
     """Adds SigV4 headers for ``execute-api`` from the standard credential chain."""
 
     def __init__(
-        self, region: str | None, profile: str | None = None, *, local_user: str | None = None
+        self,
+        region: str | None,
+        profile: str | None = None,
+        *,
+        access_key: tuple[str, str] | None = None,
     ) -> None:
+        """Sign for ``region``; ``access_key`` (id, secret) instead of the credential chain."""
         import botocore.session  # imported here: plain --help stays fast
+        from botocore.credentials import Credentials
 
         session = botocore.session.Session(profile=profile)
-        self._credentials = session.get_credentials()
+        self._credentials: Credentials | None = (
+            Credentials(*access_key) if access_key else session.get_credentials()
+        )
         # botocore reads AWS_DEFAULT_REGION and the profile; the other SDKs and the
         # Lambda runtime set AWS_REGION, which takes precedence there.
         self.region = (
@@ -55,20 +63,17 @@ class Signer:
             or os.environ.get("AWS_REGION", "").strip()
             or session.get_config_variable("region")
         )
-        if self._credentials is None and local_user:
-            from botocore.credentials import Credentials
-
-            # The local stack believes any access key and reports it as an IAM user:
-            # without real credentials, who is at the keyboard is the honest identity.
-            self._credentials = Credentials(local_user, "local-stack-only")
         if self._credentials is None:
             raise CliError(
                 "no AWS credentials found to sign the request: configure the standard "
-                "credential chain (AWS_PROFILE, aws configure, SSO) or pass --no-sign "
-                "for the local stack"
+                "credential chain (AWS_PROFILE, aws configure, SSO)",
+                error="NoCredentials",
             )
         if not self.region:
-            raise CliError("no AWS region: pass --region, or set AWS_REGION or AWS_DEFAULT_REGION")
+            raise CliError(
+                "no AWS region: pass --region, or set AWS_REGION or AWS_DEFAULT_REGION",
+                error="NoRegion",
+            )
 
     def headers(
         self, method: str, url: str, body: bytes | None, headers: dict[str, str]
@@ -77,6 +82,7 @@ class Signer:
         from botocore.auth import SigV4Auth
         from botocore.awsrequest import AWSRequest
 
+        assert self._credentials is not None  # checked when the signer was made
         request = AWSRequest(method=method, url=url, data=body or b"", headers=dict(headers))
         SigV4Auth(self._credentials.get_frozen_credentials(), "execute-api", self.region).add_auth(
             request
@@ -87,20 +93,32 @@ class Signer:
 class ApiClient:
     """Calls one services API stage; every failure becomes a one-line ``CliError``."""
 
-    def __init__(self, endpoint: str, signer: Signer | None, timeout: float = 30.0) -> None:
+    def __init__(
+        self,
+        endpoint: str,
+        signer: Signer | None,
+        timeout: float = 30.0,
+        *,
+        unreachable_hint: str = "",
+    ) -> None:
+        """``unreachable_hint`` is added to the error when nothing answers at ``endpoint``."""
         scheme = urllib.parse.urlsplit(endpoint).scheme
         if scheme not in ("http", "https"):
             raise CliError(f"endpoint {endpoint!r} is not an http(s) URL")
         self.endpoint = endpoint.rstrip("/")
         self.signer = signer
         self.timeout = timeout
+        self.unreachable_hint = unreachable_hint
 
     def url(self, path: str, query: dict[str, object] | None = None) -> str:
         """The absolute URL of ``path`` with the non-empty ``query`` parameters."""
         url = self.endpoint + "/" + path.lstrip("/")
         params = {k: str(v) for k, v in (query or {}).items() if v is not None and v != ""}
         if params:
-            url += "?" + urllib.parse.urlencode(sorted(params.items()))
+            # %20 for a space, as SigV4 encodes it in the canonical query ("+" would not be).
+            url += "?" + urllib.parse.urlencode(
+                sorted(params.items()), quote_via=urllib.parse.quote
+            )
         return url
 
     def get(self, path: str, query: dict[str, object] | None = None) -> Any:
@@ -135,8 +153,11 @@ class ApiClient:
             raise _api_error(exc.code, _decode(exc.read())) from None
         except (urllib.error.URLError, TimeoutError, ConnectionError) as exc:
             reason = getattr(exc, "reason", exc)
+            hint = f"; {self.unreachable_hint}" if self.unreachable_hint else ""
             raise CliError(
-                f"cannot reach the API at {self.endpoint}: {reason}", EXIT_UNAVAILABLE
+                f"cannot reach the API at {self.endpoint}: {reason}{hint}",
+                EXIT_UNAVAILABLE,
+                "Unreachable",
             ) from None
 
 

@@ -7,6 +7,7 @@ import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, TextIO
+from urllib.parse import quote
 
 from bluegreen_cli.api import ApiClient
 from bluegreen_cli.deployments import execution_of, progress_of, record_of, watch
@@ -228,7 +229,7 @@ def deployments(ctx: Context) -> int:
 
 def show(ctx: Context) -> int:
     """``GET /deployments/{id}``: the record and the live execution."""
-    body = ctx.client.get(f"/deployments/{ctx.args.id}")
+    body = ctx.client.get(f"/deployments/{quote(ctx.args.id, safe='')}")
     ctx.emit(body, render_deployment(body))
     return EXIT_OK
 

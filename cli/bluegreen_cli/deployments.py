@@ -7,6 +7,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TextIO
+from urllib.parse import quote
 
 from bluegreen_cli.api import ApiClient
 from bluegreen_cli.errors import EXIT_UNAVAILABLE, CliError
@@ -102,7 +103,7 @@ def watch(
     started = clock()
     last: tuple[str, str] | None = None
     while True:
-        body = client.get(f"/deployments/{deployment_id}")
+        body = client.get(f"/deployments/{quote(deployment_id, safe='')}")
         progress = progress_of(body)
         elapsed = clock() - started
         seen = (progress.status, progress.outcome)

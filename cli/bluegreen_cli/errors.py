@@ -19,13 +19,26 @@ exit codes:
 """
 
 
-class CliError(Exception):
-    """An error reported to the user in one line, with the exit code scripts see."""
+_NAMES = {EXIT_FAILED: "OperationFailed", EXIT_USAGE: "UsageError", EXIT_UNAVAILABLE: "Unavailable"}
 
-    def __init__(self, message: str, exit_code: int = EXIT_USAGE) -> None:
+
+class CliError(Exception):
+    """An error reported to the user in one line, with the exit code scripts see.
+
+    ``error`` names it for ``--json`` (``{"error": ..., "detail": ...}`` on stdout);
+    by default the name of its exit code's kind.
+    """
+
+    def __init__(self, message: str, exit_code: int = EXIT_USAGE, error: str = "") -> None:
         super().__init__(message)
         self.message = message
         self.exit_code = exit_code
+        self.error = error or _NAMES.get(exit_code, "Error")
+        self.detail = message
+
+    def as_json(self) -> dict[str, object]:
+        """The error as ``--json`` prints it."""
+        return {"error": self.error, "detail": self.detail}
 
 
 class ApiError(CliError):
@@ -38,3 +51,7 @@ class ApiError(CliError):
         self.error = error
         self.detail = detail
         self.body = body
+
+    def as_json(self) -> dict[str, object]:
+        """The API's error as ``--json`` prints it, with the HTTP status."""
+        return {"error": self.error, "detail": self.detail, "status": self.status}

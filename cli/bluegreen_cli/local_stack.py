@@ -2,7 +2,8 @@
 
 The stack writes ``.local-stack/stack.json`` (its pid, URLs and environment) in
 the project folder; the command line reads it to default its endpoint and to
-simulate ECR pushes. A file whose pid is no longer alive is ignored.
+simulate ECR pushes. A file whose pid is no longer alive names no stack: the
+command line says the stack is not running rather than failing to connect.
 """
 
 from __future__ import annotations
@@ -33,6 +34,10 @@ class LocalStackInfo:
     environment: dict[str, str] = field(default_factory=dict)
     faults_url: str = ""
     """Where images are marked to misbehave (the emulator, or the real cluster's kubelet)."""
+    access_key_id: str = ""
+    """The access key the stack's API accepts: the CLI signs with it (empty: an older stack
+    that published none)."""
+    secret_access_key: str = ""
 
     @classmethod
     def from_json(cls, data: dict[str, object], path: Path) -> LocalStackInfo:
@@ -63,11 +68,17 @@ class LocalStackInfo:
             path=path,
             environment={str(k): str(v) for k, v in environment.items()},
             faults_url=str(data.get("faults_url") or data.get("cluster_url") or ""),
+            access_key_id=str(data.get("access_key_id") or ""),
+            secret_access_key=str(data.get("secret_access_key") or ""),
         )
 
 
 def process_alive(pid: int) -> bool:
-    """True when a process with that pid exists (signal 0 checks without signalling)."""
+    """True when a process with that pid runs (signal 0 checks without signalling).
+
+    A killed process its parent has not reaped yet (a zombie) still answers
+    signal 0, but serves nothing: on Linux its ``/proc`` state says so.
+    """
     if pid <= 0:
         return False
     try:
@@ -76,7 +87,12 @@ def process_alive(pid: int) -> bool:
         return False
     except PermissionError:
         return True
-    return True
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True  # no /proc (macOS): signal 0 is all there is
+    # "pid (command) state ...": the command may hold spaces and parentheses.
+    return stat.rpartition(")")[2].split()[:1] != ["Z"]
 
 
 def candidate_state_files(start: Path | None = None) -> list[Path]:
@@ -90,10 +106,11 @@ def candidate_state_files(start: Path | None = None) -> list[Path]:
     return [folder / STATE_DIR_NAME / STATE_FILE_NAME for folder in folders]
 
 
-def find_running(start: Path | None = None) -> LocalStackInfo | None:
-    """The running local stack nearest to ``start``, or None when none runs."""
+def _recorded(start: Path | None) -> list[LocalStackInfo]:
+    """Every readable state file, nearest first (``$BLUEGREEN_LOCAL_STATE`` alone if set)."""
     override = os.environ.get("BLUEGREEN_LOCAL_STATE")
     paths = [Path(override)] if override else candidate_state_files(start)
+    found = []
     for path in paths:
         try:
             data = json.loads(path.read_text())
@@ -102,9 +119,26 @@ def find_running(start: Path | None = None) -> LocalStackInfo | None:
         if not isinstance(data, dict):
             continue
         try:
-            info = LocalStackInfo.from_json(data, path)
+            found.append(LocalStackInfo.from_json(data, path))
         except ValueError:
             continue
-        if process_alive(info.pid):
-            return info
-    return None
+    return found
+
+
+def find_running(start: Path | None = None) -> LocalStackInfo | None:
+    """The running local stack nearest to ``start``, or None when none runs."""
+    return next((info for info in _recorded(start) if process_alive(info.pid)), None)
+
+
+def find_stale(start: Path | None = None) -> LocalStackInfo | None:
+    """The nearest state file left by a stack whose process is gone (killed, crashed)."""
+    return next((info for info in _recorded(start) if not process_alive(info.pid)), None)
+
+
+def not_running(stale: LocalStackInfo) -> str:
+    """What to say about a stack whose state file outlived it, and how to start one."""
+    return (
+        f"the local stack is not running: {stale.path} names pid {stale.pid}, which is no "
+        "longer alive (the stack was stopped without cleaning up, e.g. killed). Start it "
+        "with `make local` (or `python -m local.stack`); it replaces the stale file"
+    )

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import os
+import socket
 import sys
+import urllib.parse
 from collections.abc import Callable, Sequence
 from typing import TextIO
 
@@ -18,11 +21,13 @@ from bluegreen_cli.errors import (
     EXIT_USAGE,
     CliError,
 )
-from bluegreen_cli.local_stack import LocalStackInfo, find_running
+from bluegreen_cli.local_stack import LocalStackInfo, find_running, find_stale, not_running
 from bluegreen_cli.push import FAULT_MODES, push
 from bluegreen_cli.tables import pairs
 
 ENDPOINT_ENV = "BLUEGREEN_ENDPOINT"
+MAX_PAGE = 100
+"""The API's largest page (``limit`` of GET /images and GET /deployments)."""
 
 DESCRIPTION = """\
 Operate eks-bluegreen: switch the canary colour, deploy digests, roll back,
@@ -42,6 +47,17 @@ def _seconds(text: str) -> float:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
     if not math.isfinite(value) or value <= 0:
         raise argparse.ArgumentTypeError(f"{text!r} must be a number of seconds above 0")
+    return value
+
+
+def _page_size(text: str) -> int:
+    """A page size the API accepts: a whole number from 1 to ``MAX_PAGE``."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if not 1 <= value <= MAX_PAGE:
+        raise argparse.ArgumentTypeError(f"{value} is out of range: from 1 to {MAX_PAGE}")
     return value
 
 
@@ -151,7 +167,13 @@ def build_parser() -> argparse.ArgumentParser:
         ("deployments", "deployments and rollbacks, newest first", commands.deployments),
     ):
         p = command(name, help_text, run)
-        p.add_argument("--limit", type=int, default=20, help="how many (default 20)")
+        p.add_argument(
+            "--limit",
+            type=_page_size,
+            default=20,
+            metavar="N",
+            help=f"how many, 1 to {MAX_PAGE} (default 20); more with --cursor",
+        )
         p.add_argument("--cursor", help="the cursor printed at the end of the previous page")
 
     p = command("show", "one deployment: its record and live execution status", commands.show)
@@ -223,7 +245,8 @@ def _add_common_options(parser: argparse.ArgumentParser, *, suppress: bool) -> N
         "--no-sign",
         action="store_true",
         default=default(False),
-        help="send requests unsigned (the local stack accepts them)",
+        help="send requests unsigned (API Gateway and the local stack answer 403: for an "
+        "endpoint without IAM auth only)",
     )
     parser.add_argument(
         "--json",
@@ -246,7 +269,7 @@ def _push(ctx: commands.Context) -> int:
             "push works only against the local stack: start it with `make local` "
             "(and do not pass --endpoint to another API)"
         )
-    result = push(ctx.local, ctx.args.tag, broken=ctx.args.broken, fault=ctx.args.fault)
+    result = push(ctx.local, ctx.client, ctx.args.tag, broken=ctx.args.broken, fault=ctx.args.fault)
     delivered = result.get("ecrPush")
     items = [(k, v) for k, v in result.items() if k not in ("ecrPush", "executionArn")]
     if isinstance(delivered, dict):
@@ -269,41 +292,47 @@ def resolve_endpoint(args: argparse.Namespace) -> tuple[str, LocalStackInfo | No
     explicit = args.endpoint or os.environ.get(ENDPOINT_ENV, "").strip()
     if explicit:
         is_local = local is not None and explicit.rstrip("/") == local.api_url.rstrip("/")
+        stale = None if is_local else find_stale()
+        if stale is not None and explicit.rstrip("/") == stale.api_url.rstrip("/"):
+            raise CliError(not_running(stale), EXIT_UNAVAILABLE, "LocalStackNotRunning")
         return explicit, local if is_local else None
     if local is not None:
         return local.api_url, local
+    stale = find_stale()
+    if stale is not None:
+        raise CliError(not_running(stale), EXIT_UNAVAILABLE, "LocalStackNotRunning")
     raise CliError(
         "no API endpoint: pass --endpoint URL (the stack's API URL output), set "
         f"{ENDPOINT_ENV}, or start the local stack with `make local`"
     )
 
 
+def _unreachable(endpoint: str, timeout: float) -> str | None:
+    """Why nothing answers at ``endpoint``'s host and port, or None when something does."""
+    split = urllib.parse.urlsplit(endpoint)
+    port = split.port or (443 if split.scheme == "https" else 80)
+    try:
+        socket.create_connection((split.hostname or "", port), timeout=timeout).close()
+    except OSError as exc:
+        return exc.strerror or str(exc)
+    return None
+
+
 def make_signer(
     args: argparse.Namespace, endpoint: str, local: LocalStackInfo | None
 ) -> Signer | None:
-    """A SigV4 signer, unless ``--no-sign``; the local stack tolerates missing credentials."""
+    """A SigV4 signer, unless ``--no-sign``; the local stack's own key for the local stack."""
     if args.no_sign:
         return None
     region = args.region or region_of_endpoint(endpoint) or (local.region if local else None)
-    local_user = _login_name() if local is not None else None
+    if local is not None and local.access_key_id:
+        return Signer(region, access_key=(local.access_key_id, local.secret_access_key))
     try:
-        return Signer(region, args.profile, local_user=local_user)
+        return Signer(region, args.profile)
     except CliError:
-        if local is not None:
-            return None
         raise
     except Exception as exc:  # botocore: unknown profile, broken config files
         raise CliError(f"cannot load AWS credentials: {exc}") from None
-
-
-def _login_name() -> str:
-    import getpass
-
-    try:
-        name = getpass.getuser()
-    except (KeyError, OSError):
-        name = ""
-    return "".join(c for c in name if c.isalnum() or c in "-_.") or "local-operator"
 
 
 def main(
@@ -312,14 +341,37 @@ def main(
     """Run the command line; returns the exit code (never raises for expected failures)."""
     out = out or sys.stdout
     err = err or sys.stderr
+    words = list(sys.argv[1:] if argv is None else argv)
+    # Known before parsing, so that a usage error is JSON too; "--" ends the options.
+    as_json = "--json" in words[: words.index("--")] if "--" in words else "--json" in words
     try:
-        args = build_parser().parse_args(argv)
+        args = build_parser().parse_args(words)
         endpoint, local = resolve_endpoint(args)
-        client = ApiClient(endpoint, make_signer(args, endpoint, local), timeout=args.timeout)
+        try:
+            signer = make_signer(args, endpoint, local)
+        except CliError:
+            # No credentials matter less than no API: say that first.
+            reason = _unreachable(endpoint, min(args.timeout, 5.0))
+            if reason is not None:
+                raise CliError(
+                    f"cannot reach the API at {endpoint}: {reason}",
+                    EXIT_UNAVAILABLE,
+                    "Unreachable",
+                ) from None
+            raise
+        hint = (
+            f"the local stack {local.path} names (pid {local.pid}) does not answer: if it was "
+            "killed, start it again with `make local`"
+            if local is not None
+            else ""
+        )
+        client = ApiClient(endpoint, signer, timeout=args.timeout, unreachable_hint=hint)
         ctx = commands.Context(client=client, args=args, out=out, err=err, local=local)
         code: int = args.run(ctx)
         return code
     except CliError as exc:
+        if as_json:
+            out.write(json.dumps(exc.as_json(), indent=2, sort_keys=True) + "\n")
         err.write(f"bluegreen: error: {exc.message}\n")
         return exc.exit_code
     except KeyboardInterrupt:
@@ -328,6 +380,9 @@ def main(
     except BrokenPipeError:
         return EXIT_OK
     except Exception as exc:  # the promise is one line, never a traceback
+        if as_json:
+            answer = {"error": "Unexpected", "detail": f"{type(exc).__name__}: {exc}"}
+            out.write(json.dumps(answer, indent=2, sort_keys=True) + "\n")
         err.write(f"bluegreen: error: unexpected {type(exc).__name__}: {exc}\n")
         return EXIT_UNAVAILABLE
 

@@ -4,7 +4,8 @@ What a ``docker push`` to ECR followed by EventBridge would do: the image lands
 in (moto's) ECR with a real-looking digest, the sha256 of its manifest; with
 ``--broken`` the local cluster (emulator or kubelet) is told how that image fails; then
 the "ECR Image Action" event the stack's rule matches is delivered to
-``ecr_push`` through the stack's local-only ``POST /_local/events`` path.
+``ecr_push`` through the stack's local-only ``POST /_local/events`` path, signed
+like every other call to the stack's API (a delivered push deploys itself).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
+from bluegreen_cli.api import ApiClient
 from bluegreen_cli.errors import EXIT_UNAVAILABLE, CliError
 from bluegreen_cli.local_stack import LocalStackInfo
 
@@ -82,9 +84,15 @@ def ecr_push_event(
 
 
 def push(
-    stack: LocalStackInfo, tag: str, *, broken: bool, fault: str = FAULT_MODES[0]
+    stack: LocalStackInfo,
+    api: ApiClient,
+    tag: str,
+    *,
+    broken: bool,
+    fault: str = FAULT_MODES[0],
 ) -> dict[str, Any]:
-    """Push a new image tagged ``tag`` and deliver its event; returns what happened."""
+    """Push a new image tagged ``tag``, deliver its event through ``api`` (the stack's
+    signed API client); returns what happened."""
     import boto3  # imported here: the other commands never need it
 
     manifest = image_manifest(tag, secrets.token_hex(16))
@@ -109,7 +117,7 @@ def push(
     if broken:
         _post(f"{stack.faults_url}/_emulator/faults/images", {"image": digest, "mode": fault})
     event = ecr_push_event(stack, digest, tag, datetime.now(UTC), str(uuid.uuid4()))
-    delivered = _post(f"{stack.api_url}/_local/events", event)
+    delivered = api.call("POST", "/_local/events", payload=event).body
     started = delivered if isinstance(delivered, dict) else {}
     return {
         "tag": tag,

@@ -9,8 +9,8 @@ them only when a request needs them.
 
 from __future__ import annotations
 
-import binascii
 import json
+import re
 from collections.abc import Callable
 from http import HTTPStatus
 from typing import Any, TypeVar, cast
@@ -39,29 +39,27 @@ from bluegreen.domain.errors import (
     SwitchRestored,
     UnknownImage,
 )
-from bluegreen.logic import history
 from bluegreen.observability import logger, metrics, tracer
 
 if __package__:  # imported as functions.services_api.app (tests, the OpenAPI generator)
-    from .api import deployments, images, services
+    from .api import admission, deployments, images, services
+    from .api.schemas import CURSOR_PATTERN, DEPLOYMENT_ID_PATTERN, TRIMMED, TRIMMED_RULE
 else:  # the Lambda runtime loads this file as the top-level module ``app``
-    from api import deployments, images, services  # type: ignore[import-not-found,no-redef]
+    from api import (  # type: ignore[import-not-found,no-redef]
+        admission,
+        deployments,
+        images,
+        services,
+    )
+    from api.schemas import (  # type: ignore[import-not-found,no-redef]
+        CURSOR_PATTERN,
+        DEPLOYMENT_ID_PATTERN,
+        TRIMMED,
+        TRIMMED_RULE,
+    )
 
 
-def _json_body(text: str) -> Any:
-    """The request body as JSON, parsed once; nesting past Python's limit is malformed JSON.
-
-    ``json.loads`` raises ``RecursionError`` on a body like ``[[[[...]]]]`` nested
-    thousands deep; as a ``JSONDecodeError`` Powertools answers it like any other
-    malformed body instead of failing the request.
-    """
-    try:
-        return json.loads(text)
-    except RecursionError:
-        raise json.JSONDecodeError("nested too deeply", text, 0) from None
-
-
-app = APIGatewayRestResolver(enable_validation=True, json_body_deserializer=_json_body)
+app = APIGatewayRestResolver(enable_validation=True, json_body_deserializer=admission.parse_json)
 app.include_router(services.router)
 app.include_router(images.router)
 app.include_router(deployments.router)
@@ -174,6 +172,14 @@ def other_domain_error(exc: BlueGreenError) -> Response[dict[str, str]]:
     return _rejected(HTTPStatus.CONFLICT, exc)
 
 
+_PATTERN_RULES = {
+    TRIMMED: TRIMMED_RULE,
+    CURSOR_PATTERN: "is not a cursor this API handed out; pass nextCursor from a previous page",
+    DEPLOYMENT_ID_PATTERN: "is not a deployment id: letters, digits, '-' and '_' only",
+}
+"""What a refusal says for each pattern the request models use."""
+
+
 def _where(loc: Any) -> str:
     parts = [str(part) for part in loc if part != "body"] if isinstance(loc, tuple) else []
     return ".".join(parts) or "body"
@@ -197,29 +203,13 @@ def request_invalid(exc: RequestValidationError) -> Response[dict[str, str]]:
             problems.append(f"{where}: is not a field this request accepts")
         elif error.get("type") == "missing" and where == "body":
             problems.append("body: a JSON object is required")
+        elif error.get("type") == "string_pattern_mismatch":
+            pattern = error.get("ctx", {}).get("pattern")
+            problems.append(f"{where}: {_PATTERN_RULES.get(pattern, error.get('msg'))}")
         else:
-            problems.append(f"{where}: {error.get('msg', 'is not valid')}")
+            message = str(error.get("msg", "is not valid")).removeprefix("Value error, ")
+            problems.append(f"{where}: {message}")
     return error_response(HTTPStatus.UNPROCESSABLE_ENTITY, "ValidationError", "; ".join(problems))
-
-
-@exception_handler(binascii.Error)
-def body_not_base64(exc: binascii.Error) -> Response[dict[str, str]]:
-    """``isBase64Encoded`` with a body that is not base64: 400."""
-    return error_response(
-        HTTPStatus.BAD_REQUEST,
-        "MalformedBody",
-        f"the body is marked base64-encoded but cannot be decoded ({exc})",
-    )
-
-
-@exception_handler(UnicodeDecodeError)
-def body_not_text(exc: UnicodeDecodeError) -> Response[dict[str, str]]:
-    """A base64 body whose bytes are not UTF-8 text: 400."""
-    return error_response(
-        HTTPStatus.BAD_REQUEST,
-        "MalformedBody",
-        f"the body is not UTF-8 text (byte {exc.start} cannot be decoded)",
-    )
 
 
 @exception_handler(RequestUnsupportedContentType)
@@ -236,17 +226,20 @@ def unsupported_content_type(exc: RequestUnsupportedContentType) -> Response[dic
 def route_not_found(exc: NotFoundError) -> Response[dict[str, str]]:
     """No route for this method and path: 404 listing what exists.
 
-    ``GET /deployments/<id>`` only matches ids of word characters: any other id
-    (``/deployments/%E2%9C%93``) is a bad id, a 400, not a missing route.
+    ``GET /deployments/<id>`` only matches ids of the characters a URL path
+    segment keeps: any other id (``/deployments/%E2%9C%93``) is a bad id, the
+    same 422 as an id the route matches but the schema's pattern refuses.
     """
     event = app.current_event
     deployment_id = event.path.removeprefix(_DEPLOYMENT_PATH)
     one_segment = bool(deployment_id) and "/" not in deployment_id
-    if event.http_method == "GET" and event.path.startswith(_DEPLOYMENT_PATH) and one_segment:
-        try:
-            history.check_deployment_id(deployment_id)
-        except InvalidInput as bad_id:
-            return _rejected(HTTPStatus.BAD_REQUEST, bad_id)
+    bad_id = one_segment and not re.fullmatch(DEPLOYMENT_ID_PATTERN, deployment_id)
+    if event.http_method == "GET" and event.path.startswith(_DEPLOYMENT_PATH) and bad_id:
+        return error_response(
+            HTTPStatus.UNPROCESSABLE_ENTITY,
+            "ValidationError",
+            f"path.id: {_PATTERN_RULES[DEPLOYMENT_ID_PATTERN]}",
+        )
     return error_response(
         HTTPStatus.NOT_FOUND,
         "RouteNotFound",
@@ -282,29 +275,13 @@ def unexpected(exc: Exception) -> Response[dict[str, str]]:
 @tracer.capture_lambda_handler
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     """API Gateway REST proxy entry point."""
-    return app.resolve(_as_json_request(event), context)
-
-
-_FORM = "application/x-www-form-urlencoded"
-
-
-def _as_json_request(event: dict[str, Any]) -> dict[str, Any]:
-    """Read a body sent as a form (``curl -d`` without a Content-Type) as the JSON it is.
-
-    Every body this API takes is JSON; the original system was driven with plain
-    ``curl -d '{"selector": "green"}'``, which labels the body as a form.
-    """
-    if not event.get("body") or not isinstance(event.get("headers"), dict):
-        return event
-    headers = {k: v for k, v in event["headers"].items() if k.lower() != "content-type"}
-    content_type = next(
-        (str(v) for k, v in event["headers"].items() if k.lower() == "content-type"), ""
-    )
-    if content_type and not content_type.lower().startswith(_FORM):
-        return event
-    headers["Content-Type"] = content_types.APPLICATION_JSON
-    fixed = dict(event, headers=headers)
-    if isinstance(event.get("multiValueHeaders"), dict):
-        multi = {k: v for k, v in event["multiValueHeaders"].items() if k.lower() != "content-type"}
-        fixed["multiValueHeaders"] = dict(multi, **{"Content-Type": [headers["Content-Type"]]})
-    return fixed
+    admitted = admission.admit(event)
+    if isinstance(admitted, admission.Refusal):
+        logger.info("request refused", extra={"error": admitted.error, "detail": admitted.detail})
+        return {
+            "statusCode": admitted.status.value,
+            "multiValueHeaders": {"Content-Type": [content_types.APPLICATION_JSON]},
+            "body": json.dumps({"error": admitted.error, "detail": admitted.detail}),
+            "isBase64Encoded": False,
+        }
+    return app.resolve(admitted, context)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 
-from aws_lambda_powertools.event_handler.openapi.models import Server
+from aws_lambda_powertools.event_handler.openapi.models import APIKey, APIKeyIn, Server
 
 from functions.services_api.app import app
 
@@ -21,6 +21,29 @@ DESCRIPTION = (
 )
 
 
+SIGV4 = "sigv4"
+"""The security scheme every operation requires: API Gateway's ``AWS_IAM`` authorizer."""
+
+
+def sigv4_scheme() -> APIKey:
+    """SigV4 on the ``Authorization`` header, as API Gateway documents ``AWS_IAM``.
+
+    OpenAPI has no SigV4 type; API Gateway's own exports describe it as an
+    ``apiKey`` scheme on ``Authorization`` with ``x-amazon-apigateway-authtype``.
+    """
+    return APIKey.model_validate(
+        {
+            "type": "apiKey",
+            "in": APIKeyIn.header,
+            "name": "Authorization",
+            "description": "AWS Signature Version 4 for service `execute-api` (callers need "
+            "`execute-api:Invoke` on the method); API Gateway answers 403 "
+            '`{"message": ...}` to a missing, malformed or wrong signature.',
+            "x-amazon-apigateway-authtype": "awsSigv4",
+        }
+    )
+
+
 def document() -> dict[str, object]:
     """The OpenAPI document as data, with a stable key order."""
     schema = app.get_openapi_json_schema(
@@ -28,6 +51,8 @@ def document() -> dict[str, object]:
         version="1.0.0",
         description=DESCRIPTION,
         servers=[Server(url="/", description="The API's stage URL (stack output ServicesApiUrl)")],
+        security_schemes={SIGV4: sigv4_scheme()},
+        security=[{SIGV4: []}],
     )
     document: dict[str, object] = json.loads(schema)
     return document

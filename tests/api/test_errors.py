@@ -22,11 +22,11 @@ CASES = [
     ("error_unknown_digest", 404, "UnknownImage", "deadbeef"),
     ("error_unknown_colour", 422, "ValidationError", "selector: Input should be 'blue' or 'green'"),
     ("error_unknown_service", 422, "ValidationError", "service"),
-    ("error_body_not_object", 422, "ValidationError", "body"),
+    ("error_body_not_object", 400, "MalformedBody", "must be one JSON object"),
     ("error_no_body", 422, "ValidationError", "body"),
     ("error_bad_limit", 422, "ValidationError", "limit"),
     ("error_limit_not_number", 422, "ValidationError", "limit"),
-    ("error_bad_cursor", 400, "InvalidInput", "cursor"),
+    ("error_bad_cursor", 422, "ValidationError", "cursor: is not a cursor this API handed out"),
     ("error_unknown_deployment", 404, "NotFound", "wp-platform-deploy-nosuch"),
     ("error_unknown_route", 404, "RouteNotFound", "GET /colours"),
     ("error_wrong_content_type", 415, "UnsupportedContentType", "application/json"),
@@ -79,18 +79,21 @@ def test_json_nested_past_the_parsers_limit_is_malformed_json(
     assert ledger.deployments()[0] == []
 
 
-@pytest.mark.parametrize("path", ["/deployments/\u2713", "/deployments/\x00", "/deployments/a b"])
-def test_a_deployment_id_the_route_cannot_match_is_a_bad_id(
+@pytest.mark.parametrize(
+    "path", ["/deployments/\u2713", "/deployments/\x00", "/deployments/a b", "/deployments/a.b"]
+)
+def test_a_deployment_id_out_of_its_alphabet_is_a_bad_id(
     stack: Stack, ledger: Any, emu: ClusterEmulator, path: str
 ) -> None:
-    # GIVEN a path API Gateway decoded from /deployments/%E2%9C%93 (or %00, %20)
+    # GIVEN a path API Gateway decoded from /deployments/%E2%9C%93 (or %00, %20, a dot)
     # WHEN it is read
     answer = call(event("get_deployment", path=path))
-    # THEN 400 says what a deployment id is, instead of a route that "does not exist"
-    assert answer.status == 400, answer.body
-    assert answer.body["error"] == "InvalidInput"
-    assert answer.body["detail"].startswith("id: ")
-    assert "is not a deployment id" in answer.body["detail"]
+    # THEN the same 422 says what a deployment id is, whether the route matched or not
+    assert answer.status == 422, answer.body
+    assert answer.body == {
+        "error": "ValidationError",
+        "detail": "path.id: is not a deployment id: letters, digits, '-' and '_' only",
+    }
 
 
 def test_a_path_below_a_deployment_is_still_no_route(

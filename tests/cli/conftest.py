@@ -25,6 +25,7 @@ class Seen:
     path: str
     headers: dict[str, str]
     body: Any
+    raw: bytes = b""
 
 
 @dataclass
@@ -61,6 +62,7 @@ def api() -> Iterator[FakeApi]:
                 self.path,
                 dict(self.headers.items()),
                 json.loads(raw) if raw else None,
+                raw,
             )
             fake.seen.append(request)
             status, body = fake.answer(request)

@@ -6,11 +6,16 @@ import json
 import os
 import socket
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from bluegreen_cli.main import MAX_PAGE
 
+from local.apigw import HttpRequest, LocalCredential, verify_sigv4
 from tests.cli.conftest import FakeApi, Run, Seen
+
+ROOT = Path(__file__).resolve().parents[2]
 
 HEX_A = "a" * 64
 HEX_B = "b" * 64
@@ -82,8 +87,13 @@ def deployment(status: str, outcome: str, error: str | None = None) -> dict[str,
 
 
 def use_local_stack_state(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, api_url: str, pid: int | None = None
-) -> None:
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    api_url: str,
+    pid: int | None = None,
+    *,
+    access_key: tuple[str, str] = ("AKIALOCALSTACK", "local-secret"),
+) -> Path:
     """Write a local stack state file (by default naming this live process) and point at it."""
     state = tmp_path / "stack.json"
     state.write_text(
@@ -98,10 +108,13 @@ def use_local_stack_state(
                 "repository": "rezfusion-cloud",
                 "registry": "r",
                 "namespace": "wp-platform",
+                "access_key_id": access_key[0],
+                "secret_access_key": access_key[1],
             }
         )
     )
     monkeypatch.setenv("BLUEGREEN_LOCAL_STATE", str(state))
+    return state
 
 
 def test_status_prints_a_table_of_both_colours(api: FakeApi, bluegreen: Callable[..., Run]) -> None:
@@ -381,16 +394,169 @@ def test_endpoint_from_the_running_local_stack(
     assert len(api.seen) == 1
 
 
-def test_a_dead_stack_is_not_used(
-    bluegreen: Callable[..., Run], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+DEAD_PID = 2**22 + 12345
+"""Above Linux's largest pid: never a live process."""
+
+
+@pytest.mark.parametrize("endpoint_from_env", [False, True])
+def test_a_killed_stack_is_said_not_running_with_how_to_start_it(
+    bluegreen: Callable[..., Run],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    endpoint_from_env: bool,
 ) -> None:
-    # GIVEN a state file whose process is gone
-    use_local_stack_state(monkeypatch, tmp_path, "http://127.0.0.1:9", pid=2**22 + 12345)
+    # GIVEN the state file a killed stack left behind (and, maybe, the banner's
+    # BLUEGREEN_ENDPOINT still exported)
+    state = use_local_stack_state(monkeypatch, tmp_path, "http://127.0.0.1:9", pid=DEAD_PID)
+    if endpoint_from_env:
+        monkeypatch.setenv("BLUEGREEN_ENDPOINT", "http://127.0.0.1:9")
     # WHEN status runs
     run = bluegreen("status")
-    # THEN it is as if no stack ran
-    assert run.code == 2
+    # THEN it says the stack is not running, why it thinks so and how to start it
+    assert run.code == 3
+    assert run.err.startswith("bluegreen: error: the local stack is not running: ")
+    assert f"{state} names pid {DEAD_PID}, which is no longer alive" in run.err
     assert "make local" in run.err
+    assert "refused" not in run.err
+    assert run.err.count("\n") == 1
+
+
+def test_an_endpoint_of_no_stack_is_still_used(
+    api: FakeApi, bluegreen: Callable[..., Run], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # GIVEN a stale state file, and an explicit endpoint that is another API
+    use_local_stack_state(monkeypatch, tmp_path, "http://127.0.0.1:9", pid=DEAD_PID)
+    api.routes[("GET", "/services")] = (200, STATUS)
+    # WHEN status runs against that endpoint
+    run = bluegreen("--endpoint", api.url, "--no-sign", "status")
+    # THEN the stale file is no reason to refuse
+    assert run.code == 0, run.err
+
+
+def test_a_live_pid_that_serves_nothing_says_the_stack_does_not_answer(
+    bluegreen: Callable[..., Run], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # GIVEN a state file naming a live process (this one) that serves nothing at its URL
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    state = use_local_stack_state(monkeypatch, tmp_path, f"http://127.0.0.1:{port}")
+    # WHEN status runs
+    run = bluegreen("status")
+    # THEN it is unreachable (3), and the message says which stack and what to do
+    assert run.code == 3
+    assert f"cannot reach the API at http://127.0.0.1:{port}" in run.err
+    assert f"the local stack {state} names (pid {os.getpid()}) does not answer" in run.err
+    assert "make local" in run.err
+
+
+def test_an_unreachable_endpoint_says_so_even_without_credentials(
+    bluegreen: Callable[..., Run], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # GIVEN no AWS credentials at all
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    # WHEN an endpoint where nothing listens is asked
+    run = bluegreen("--endpoint", "http://127.0.0.1:1", "--region", "us-west-2", "status")
+    # THEN the answer is that it cannot be reached (3), not that credentials are missing
+    assert run.code == 3
+    assert run.err.startswith("bluegreen: error: cannot reach the API at http://127.0.0.1:1")
+    assert "credentials" not in run.err
+
+
+def test_missing_credentials_are_named_when_the_endpoint_answers(
+    api: FakeApi, bluegreen: Callable[..., Run], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    run = bluegreen("--endpoint", api.url, "--region", "us-west-2", "status")
+    assert run.code == 2
+    assert "no AWS credentials" in run.err
+    assert api.seen == []
+
+
+@pytest.mark.parametrize(
+    ("argv", "code", "error"),
+    [
+        (("deploy", "not-a-tag"), 2, "UnknownImage"),
+        (("status",), 3, "InternalError"),
+        (("history", "--limit", "500"), 2, "UsageError"),
+        (("switch", "purple"), 2, "UsageError"),
+    ],
+)
+def test_json_errors_print_a_json_object_on_stdout(
+    api: FakeApi, bluegreen: Callable[..., Run], argv: tuple[str, ...], code: int, error: str
+) -> None:
+    # GIVEN an API that refuses the deploy and fails the status
+    api.routes[("POST", "/services")] = (
+        404,
+        {"error": "UnknownImage", "detail": "imageTag: no image tagged 'not-a-tag'"},
+    )
+    api.routes[("GET", "/services")] = (500, {"error": "InternalError", "detail": "boom"})
+    # WHEN a command fails with --json
+    run = bluegreen("--endpoint", api.url, "--json", *argv)
+    # THEN the exit code is the error's, and stdout holds one JSON object saying it
+    assert run.code == code
+    answer = json.loads(run.out)
+    assert answer["error"] == error
+    assert answer["detail"]
+    assert run.err.startswith("bluegreen: error: ")
+
+
+def test_json_api_errors_carry_the_apis_detail_and_status(
+    api: FakeApi, bluegreen: Callable[..., Run]
+) -> None:
+    api.routes[("POST", "/services")] = (
+        409,
+        {"error": "DigestFailed", "detail": "sha256:abc was judged failed"},
+    )
+    run = bluegreen("--endpoint", api.url, "--json", "deploy", HEX_A)
+    assert run.code == 2
+    assert json.loads(run.out) == {
+        "error": "DigestFailed",
+        "detail": "sha256:abc was judged failed",
+        "status": 409,
+    }
+
+
+def test_json_unreachable_is_a_json_object_too(bluegreen: Callable[..., Run]) -> None:
+    run = bluegreen("--endpoint", "http://127.0.0.1:1", "--json", "--region", "us-west-2", "status")
+    assert run.code == 3
+    assert json.loads(run.out)["error"] == "Unreachable"
+
+
+@pytest.mark.parametrize("command", ["history", "deployments"])
+@pytest.mark.parametrize("limit", ["0", "101", "200", "-1"])
+def test_a_page_size_out_of_range_is_a_usage_error_naming_the_range(
+    api: FakeApi, bluegreen: Callable[..., Run], command: str, limit: str
+) -> None:
+    run = bluegreen("--endpoint", api.url, command, "--limit", limit)
+    assert run.code == 2
+    assert "from 1 to 100" in run.err
+    assert api.seen == [], "refused before asking the API"
+
+
+@pytest.mark.parametrize("command", ["history", "deployments"])
+def test_the_help_names_the_largest_page(
+    command: str, bluegreen: Callable[..., Run], capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit):
+        bluegreen(command, "--help")
+    text = " ".join(capsys.readouterr().out.split())
+    assert "--limit N how many, 1 to 100 (default 20)" in text
+
+
+def test_the_clis_largest_page_is_the_apis() -> None:
+    document = json.loads((ROOT / "docs" / "openapi.json").read_text())
+    for path in ("/images", "/deployments"):
+        (limit,) = [p for p in document["paths"][path]["get"]["parameters"] if p["name"] == "limit"]
+        assert limit["schema"]["maximum"] == MAX_PAGE
 
 
 def test_requests_are_sigv4_signed_for_execute_api(
@@ -495,33 +661,26 @@ def test_a_request_seen_by_the_fake_is_json(api: FakeApi) -> None:
     )
 
 
-def test_local_stack_without_credentials_signs_as_the_login_user(
+def test_the_local_stack_is_signed_with_the_key_it_publishes(
     api: FakeApi, bluegreen: Callable[..., Run], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    # GIVEN a running local stack and no AWS credentials at all
+    # GIVEN a running local stack that publishes its key, and other AWS credentials around
     use_local_stack_state(monkeypatch, tmp_path, api.url)
-    for name in (
-        "AWS_ACCESS_KEY_ID",
-        "AWS_SECRET_ACCESS_KEY",
-        "AWS_SESSION_TOKEN",
-        "AWS_SECURITY_TOKEN",
-    ):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
-    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
-    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
-    monkeypatch.setenv("USER", "alice")
-    monkeypatch.setenv("LOGNAME", "alice")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIAREALACCOUNT")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "real-secret")
     api.routes[("POST", "/services")] = (
         200,
         {"changed": True, "canary": "green", "production": "blue"},
     )
     # WHEN the canary is switched
     run = bluegreen("switch", "green")
-    # THEN the request is signed with the login name as access key: the stack's caller
     assert run.code == 0, run.err
-    headers = {k.lower(): v for k, v in api.seen[-1].headers.items()}
-    assert headers["authorization"].startswith("AWS4-HMAC-SHA256 Credential=alice/")
+    # THEN the request is signed with the stack's key, and the local gateway accepts it
+    seen = api.seen[-1]
+    assert seen.headers["Authorization"].startswith("AWS4-HMAC-SHA256 Credential=AKIALOCALSTACK/")
+    key = LocalCredential("AKIALOCALSTACK", "local-secret", "arn:aws:iam::123456789012:user/me")
+    request = HttpRequest(seen.method, seen.path, list(seen.headers.items()), seen.raw, "")
+    assert verify_sigv4(request, {key.access_key_id: key}, "us-west-2", datetime.now(UTC)) == key
 
 
 def test_region_is_read_from_aws_region(

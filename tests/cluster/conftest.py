@@ -1,8 +1,10 @@
-"""Fixtures of the cluster adapter's tests: the cluster emulator, and a scripted API server.
+"""Fixtures of the cluster adapter's tests: both backends, and a scripted API server.
 
-The emulator (``local.cluster``) is the real thing for behaviour. The scripted
+A test that takes ``cluster`` or ``backend`` runs on the emulator and on the real
+control plane (``tests.backends``); one that takes ``emulator`` (faults, request
+counts, changes between two requests) runs on the emulator alone. The scripted
 server answers whatever a test tells it to (a 401, a 403, a Status body) and
-records the headers it received, for what the emulator does not model.
+records the headers it received, for what neither backend does on demand.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import pytest
 from bluegreen.adapters.cluster import KubernetesCluster
 from bluegreen.adapters.kube_client import api_client_for
 from bluegreen.config import Settings
+from tests.backends import Backend
 
 if TYPE_CHECKING:
     from local.cluster import ClusterEmulator
@@ -30,18 +33,18 @@ TIMEOUT = (1.0, 1.0)
 
 
 @pytest.fixture
-def emulator() -> Iterator[ClusterEmulator]:
-    """The default seed (namespace wp-platform, blue canary, green production), instant time."""
-    from local.cluster import Clock, ClusterEmulator
+def emulator(cluster_emulator: ClusterEmulator) -> ClusterEmulator:
+    """The default seed (namespace wp-platform, blue canary, green production), instant time.
 
-    with ClusterEmulator(seed="default", clock=Clock.instant()) as emu:
-        yield emu
+    A test that takes it runs on the emulator alone (``tests.backends``).
+    """
+    return cluster_emulator
 
 
 @pytest.fixture
-def settings(emulator: ClusterEmulator) -> Settings:
-    """Settings of the default stack, pointed at the emulator."""
-    return Settings(kube_api_url=emulator.url)
+def settings(backend: Backend) -> Settings:
+    """Settings of the default stack, pointed at this run's backend as the product."""
+    return backend.settings
 
 
 @pytest.fixture

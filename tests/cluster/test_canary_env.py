@@ -9,11 +9,10 @@ from typing import Any
 import pytest
 
 from bluegreen.adapters.cluster import CanaryEnvMalformed, KubernetesCluster
-from bluegreen.config import Settings
 from bluegreen.domain.errors import ClusterObjectMissing
 from bluegreen.domain.models import Colour, Role
-from local.cluster import ClusterEmulator
-from tests.cluster.conftest import NAMESPACE, RequestLog, stored
+from tests.backends import Backend
+from tests.cluster.conftest import RequestLog
 
 SEED_IMAGE = (
     "123456789012.dkr.ecr.us-west-2.amazonaws.com/rezfusion-cloud@sha256:"
@@ -22,7 +21,7 @@ SEED_IMAGE = (
 NEW_IMAGE = "123456789012.dkr.ecr.us-west-2.amazonaws.com/rezfusion-cloud@sha256:" + "c" * 64
 
 
-def set_canary_env(emulator: ClusterEmulator, raw: str | None) -> None:
+def set_canary_env(backend: Backend, raw: str | None) -> None:
     """Change the ConfigMap's canaryEnv behind the adapter's back (None removes the key)."""
 
     def change(configmap: dict[str, Any]) -> None:
@@ -32,36 +31,34 @@ def set_canary_env(emulator: ClusterEmulator, raw: str | None) -> None:
         else:
             data["canaryEnv"] = raw
 
-    emulator.mutate("configmaps", NAMESPACE, "canary-env", change)
+    backend.mutate("configmaps", "canary-env", change)
 
 
-def stored_canary_env(emulator: ClusterEmulator) -> dict[str, Any]:
+def stored_canary_env(backend: Backend) -> dict[str, Any]:
     value: dict[str, Any] = json.loads(
-        stored(emulator, "configmaps", "canary-env")["data"]["canaryEnv"]
+        backend.stored("configmaps", "canary-env")["data"]["canaryEnv"]
     )
     return value
 
 
 def test_present_canary_env_is_read_with_its_resource_version(
-    cluster: KubernetesCluster, emulator: ClusterEmulator
+    cluster: KubernetesCluster, backend: Backend
 ) -> None:
     # GIVEN the default seed (blue is the canary)
     # WHEN canaryEnv is read
     env = cluster.canary_env()
 
     # THEN it says what the ConfigMap says, at the ConfigMap's resourceVersion
-    configmap = stored(emulator, "configmaps", "canary-env")
+    configmap = backend.stored("configmaps", "canary-env")
     assert env.selector is Colour.BLUE
     assert env.image == SEED_IMAGE
     assert env.present
     assert env.resource_version == configmap["metadata"]["resourceVersion"]
 
 
-def test_missing_key_means_the_initial_canary(
-    cluster: KubernetesCluster, emulator: ClusterEmulator
-) -> None:
+def test_missing_key_means_the_initial_canary(cluster: KubernetesCluster, backend: Backend) -> None:
     # GIVEN a ConfigMap without the canaryEnv key (a namespace set up before any switch)
-    set_canary_env(emulator, None)
+    set_canary_env(backend, None)
 
     # WHEN canaryEnv is read
     env = cluster.canary_env()
@@ -85,13 +82,13 @@ def test_missing_key_means_the_initial_canary(
 )
 def test_malformed_canary_env_is_a_named_error_that_says_what_is_wrong(
     cluster: KubernetesCluster,
-    emulator: ClusterEmulator,
+    backend: Backend,
     request_log: Callable[[], RequestLog],
     raw: str,
     problem: str,
 ) -> None:
     # GIVEN a canaryEnv somebody broke by hand
-    set_canary_env(emulator, raw)
+    set_canary_env(backend, raw)
     log = request_log()
 
     # WHEN it is read, or an image is set over it
@@ -108,7 +105,7 @@ def test_malformed_canary_env_is_a_named_error_that_says_what_is_wrong(
     assert problem in message
     assert "bluegreen switch <colour>" in message
     assert log.writes() == []
-    assert stored(emulator, "configmaps", "canary-env")["data"]["canaryEnv"] == raw
+    assert backend.stored("configmaps", "canary-env")["data"]["canaryEnv"] == raw
 
 
 @pytest.mark.parametrize(
@@ -124,14 +121,14 @@ def test_malformed_canary_env_is_a_named_error_that_says_what_is_wrong(
 @pytest.mark.parametrize("canary", list(Colour))
 def test_a_switch_repairs_a_malformed_canary_env_with_the_new_canarys_image(
     cluster: KubernetesCluster,
-    emulator: ClusterEmulator,
+    backend: Backend,
     request_log: Callable[[], RequestLog],
     raw: str,
     canary: Colour,
 ) -> None:
     # GIVEN a canaryEnv somebody broke by hand, in a namespace switched before
     cluster.switch_roles(Colour.GREEN)
-    set_canary_env(emulator, raw)
+    set_canary_env(backend, raw)
     image = cluster.deployment_image(canary)
     log = request_log()
 
@@ -142,8 +139,8 @@ def test_a_switch_repairs_a_malformed_canary_env_with_the_new_canarys_image(
     # THEN canaryEnv holds the new roles and the image that colour's Deployment runs,
     # the Services follow, in the requests of any switch (three reads, three writes)
     assert changed
-    assert stored_canary_env(emulator)["selector"] == canary.value
-    assert stored_canary_env(emulator)["image"] == image
+    assert stored_canary_env(backend)["selector"] == canary.value
+    assert stored_canary_env(backend)["image"] == image
     env = cluster.canary_env()
     assert env.selector is canary
     assert cluster.service_selectors() == {Role.CANARY: canary, Role.PRODUCTION: canary.other}
@@ -151,11 +148,11 @@ def test_a_switch_repairs_a_malformed_canary_env_with_the_new_canarys_image(
 
 
 def test_a_switch_with_an_image_repairs_a_malformed_canary_env_without_reading_more(
-    cluster: KubernetesCluster, emulator: ClusterEmulator, request_log: Callable[[], RequestLog]
+    cluster: KubernetesCluster, backend: Backend, request_log: Callable[[], RequestLog]
 ) -> None:
     # GIVEN a canaryEnv that is not JSON, in a namespace switched before
     cluster.switch_roles(Colour.GREEN)
-    set_canary_env(emulator, "not json")
+    set_canary_env(backend, "not json")
     log = request_log()
 
     # WHEN a switch names the image itself
@@ -163,23 +160,23 @@ def test_a_switch_with_an_image_repairs_a_malformed_canary_env_without_reading_m
 
     # THEN that image is written, without reading the Deployment: two reads, three writes
     assert [method for method, _ in log.all()] == ["GET", "GET", "PATCH", "PUT", "PATCH"]
-    assert stored_canary_env(emulator) == {"selector": "blue", "image": NEW_IMAGE}
+    assert stored_canary_env(backend) == {"selector": "blue", "image": NEW_IMAGE}
 
 
-def test_missing_configmap_is_named(
-    make_cluster: Callable[..., KubernetesCluster], settings: Settings
-) -> None:
-    # GIVEN settings naming a ConfigMap that does not exist
-    cluster = make_cluster(Settings(kube_api_url=settings.kube_api_url, configmap_name="absent"))
+def test_missing_configmap_is_named(cluster: KubernetesCluster, backend: Backend) -> None:
+    # GIVEN the ConfigMap was deleted
+    backend.delete("configmaps", "canary-env")
 
     # WHEN canaryEnv is read
     # THEN the error names the object that is missing
-    with pytest.raises(ClusterObjectMissing, match='ConfigMap "absent" in namespace "wp-platform"'):
+    with pytest.raises(
+        ClusterObjectMissing, match=f'ConfigMap "canary-env" in namespace "{backend.namespace}"'
+    ):
         cluster.canary_env()
 
 
 def test_set_canary_image_replaces_only_the_image(
-    cluster: KubernetesCluster, emulator: ClusterEmulator
+    cluster: KubernetesCluster, backend: Backend
 ) -> None:
     # GIVEN blue is the canary, running the seed image
     # WHEN the canary's image is recorded as a new one
@@ -187,7 +184,7 @@ def test_set_canary_image_replaces_only_the_image(
 
     # THEN the ConfigMap says the new image, still with blue as the canary
     assert changed
-    assert stored_canary_env(emulator) == {"selector": "blue", "image": NEW_IMAGE}
+    assert stored_canary_env(backend) == {"selector": "blue", "image": NEW_IMAGE}
 
 
 def test_set_canary_image_already_so_writes_nothing(
@@ -205,30 +202,30 @@ def test_set_canary_image_already_so_writes_nothing(
 
 
 def test_set_canary_image_creates_a_missing_key_with_the_initial_canary(
-    cluster: KubernetesCluster, emulator: ClusterEmulator
+    cluster: KubernetesCluster, backend: Backend
 ) -> None:
     # GIVEN a ConfigMap without canaryEnv
-    set_canary_env(emulator, None)
+    set_canary_env(backend, None)
 
     # WHEN an image is set
     cluster.set_canary_image(NEW_IMAGE)
 
     # THEN the key exists, with blue (the initial canary) and the image
-    assert stored_canary_env(emulator) == {"selector": "blue", "image": NEW_IMAGE}
+    assert stored_canary_env(backend) == {"selector": "blue", "image": NEW_IMAGE}
     assert cluster.canary_env().present
 
 
 def test_set_canary_image_keeps_keys_it_does_not_own(
-    cluster: KubernetesCluster, emulator: ClusterEmulator
+    cluster: KubernetesCluster, backend: Backend
 ) -> None:
     # GIVEN a canaryEnv carrying an extra key some other tool reads
-    set_canary_env(emulator, '{"selector":"green","image":"old","note":"keep me"}')
+    set_canary_env(backend, '{"selector":"green","image":"old","note":"keep me"}')
 
     # WHEN the image is set
     cluster.set_canary_image(NEW_IMAGE)
 
     # THEN the extra key survived
-    assert stored_canary_env(emulator) == {
+    assert stored_canary_env(backend) == {
         "selector": "green",
         "image": NEW_IMAGE,
         "note": "keep me",

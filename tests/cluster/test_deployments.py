@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -11,16 +12,17 @@ from bluegreen.adapters.cluster import KubernetesCluster
 from bluegreen.adapters.kube_client import api_client_for
 from bluegreen.config import Settings
 from bluegreen.domain.errors import ClusterObjectMissing
-from bluegreen.domain.models import Colour
+from bluegreen.domain.models import Colour, RolloutState
 from local.cluster import Clock, ClusterEmulator
-from tests.cluster.conftest import NAMESPACE, TIMEOUT, RequestLog, intercept
+from tests.backends import Backend
+from tests.cluster.conftest import TIMEOUT, RequestLog, intercept
 from tests.cluster.test_canary_env import NEW_IMAGE, SEED_IMAGE
 
 SIDECAR = {"name": "metrics", "image": "prom/statsd-exporter:v0.28.0"}
 
 
-def containers(emulator: ClusterEmulator, colour: Colour) -> dict[str, dict[str, Any]]:
-    deployment = emulator.get("deployments", NAMESPACE, f"{colour.value}-deployment")
+def containers(backend: Backend, colour: Colour) -> dict[str, dict[str, Any]]:
+    deployment = backend.get("deployments", f"{colour.value}-deployment")
     assert deployment is not None
     return {c["name"]: c for c in deployment["spec"]["template"]["spec"]["containers"]}
 
@@ -37,23 +39,23 @@ def test_deployment_image_is_the_configured_containers(cluster: KubernetesCluste
 
 
 def test_set_image_patches_only_the_configured_container(
-    cluster: KubernetesCluster, emulator: ClusterEmulator
+    cluster: KubernetesCluster, backend: Backend
 ) -> None:
     # GIVEN the green Deployment runs a sidecar next to web
-    emulator.mutate("deployments", NAMESPACE, "green-deployment", add_sidecar)
+    backend.mutate("deployments", "green-deployment", add_sidecar)
 
     # WHEN web's image is set to a new digest
     changed = cluster.set_deployment_image(Colour.GREEN, NEW_IMAGE)
 
     # THEN web runs it, the sidecar is untouched, and blue was not touched at all
     assert changed
-    after = containers(emulator, Colour.GREEN)
+    after = containers(backend, Colour.GREEN)
     assert after["web"]["image"] == NEW_IMAGE
     assert (after["metrics"]["name"], after["metrics"]["image"]) == (
         SIDECAR["name"],
         SIDECAR["image"],
     )
-    assert containers(emulator, Colour.BLUE)["web"]["image"] == SEED_IMAGE
+    assert containers(backend, Colour.BLUE)["web"]["image"] == SEED_IMAGE
     assert cluster.deployment_image(Colour.GREEN) == NEW_IMAGE
 
 
@@ -72,13 +74,13 @@ def test_set_image_already_so_writes_nothing(
 
 
 def test_set_image_that_loses_a_race_rereads_and_retries(
-    cluster: KubernetesCluster, emulator: ClusterEmulator, request_log: Callable[[], RequestLog]
+    cluster: KubernetesCluster, backend: Backend, request_log: Callable[[], RequestLog]
 ) -> None:
     # GIVEN someone changes the Deployment right after the adapter read it
     intercept(
         cluster,
         after=lambda method, url: method == "GET" and url.endswith("/blue-deployment"),
-        action=lambda: emulator.mutate("deployments", NAMESPACE, "blue-deployment", add_sidecar),
+        action=lambda: backend.mutate("deployments", "blue-deployment", add_sidecar),
     )
     log = request_log()
 
@@ -89,7 +91,7 @@ def test_set_image_that_loses_a_race_rereads_and_retries(
     # the other change, and both changes are there
     assert changed
     assert [m for m, _ in log.all()] == ["GET", "PATCH", "GET", "PATCH"]
-    after = containers(emulator, Colour.BLUE)
+    after = containers(backend, Colour.BLUE)
     assert after["web"]["image"] == NEW_IMAGE
     assert after["metrics"]["image"] == SIDECAR["image"]
 
@@ -98,7 +100,7 @@ def test_a_deployment_without_the_configured_container_is_named(
     make_cluster: Callable[..., KubernetesCluster], settings: Settings
 ) -> None:
     # GIVEN settings naming a container the Deployments do not have
-    cluster = make_cluster(Settings(kube_api_url=settings.kube_api_url, container_name="php"))
+    cluster = make_cluster(replace(settings, container_name="php"))
 
     # WHEN the image is read or set
     # THEN the error names the Deployment, the container wanted and the ones it has
@@ -112,9 +114,7 @@ def test_a_deployment_that_does_not_exist_is_named(
     make_cluster: Callable[..., KubernetesCluster], settings: Settings
 ) -> None:
     # GIVEN a Deployment name pattern that matches nothing in the namespace
-    cluster = make_cluster(
-        Settings(kube_api_url=settings.kube_api_url, deployment_name_pattern="wp-{colour}")
-    )
+    cluster = make_cluster(replace(settings, deployment_name_pattern="wp-{colour}"))
 
     # WHEN a rollout is read
     # THEN the missing Deployment is named
@@ -168,14 +168,20 @@ def test_a_rollout_under_way_is_progressing_then_complete(
 
 
 def test_a_broken_image_stalls_the_rollout_with_the_controllers_message(
-    cluster: KubernetesCluster, emulator: ClusterEmulator
+    cluster: KubernetesCluster, backend: Backend
 ) -> None:
     # GIVEN an image whose pods never become ready
-    emulator.faults.break_image(NEW_IMAGE)
+    backend.mark_image(NEW_IMAGE, "CrashLoopBackOff")
 
-    # WHEN it is rolled out and the progress deadline passes (instant clock)
+    # WHEN it is rolled out and the progress deadline passes (at once on the instant
+    # emulator; after the test namespace's short deadline on the real controller)
     cluster.set_deployment_image(Colour.GREEN, NEW_IMAGE)
-    state = cluster.rollout(Colour.GREEN)
+
+    def stalled() -> RolloutState | None:
+        found = cluster.rollout(Colour.GREEN)
+        return found if found.stalled else None
+
+    state = backend.eventually("the rollout stalled", stalled, seconds=60)
 
     # THEN the rollout is stalled, with the deadline message, and never complete
     assert state.stalled

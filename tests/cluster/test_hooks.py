@@ -9,9 +9,10 @@ import pytest
 
 from bluegreen.adapters.cluster import KubernetesCluster, hook_job_name
 from bluegreen.domain.errors import ClusterObjectMissing
-from bluegreen.domain.models import Colour, Hook
+from bluegreen.domain.models import Colour, Hook, HookRun
 from local.cluster import ClusterEmulator
-from tests.cluster.conftest import NAMESPACE, RequestLog
+from tests.backends import Backend
+from tests.cluster.conftest import RequestLog
 from tests.cluster.test_canary_env import SEED_IMAGE
 
 CACHE_FLUSH = Hook(
@@ -33,19 +34,19 @@ def dress_up_blue(deployment: dict[str, Any]) -> None:
     pod["securityContext"] = {"fsGroup": 33}
 
 
-def job(emulator: ClusterEmulator, name: str) -> dict[str, Any]:
-    found = emulator.get("jobs", NAMESPACE, name)
+def job(backend: Backend, name: str) -> dict[str, Any]:
+    found = backend.get("jobs", name)
     assert found is not None, f"no Job {name}"
     return found
 
 
 def test_hook_job_is_built_from_the_colours_pod_template(
-    cluster: KubernetesCluster, emulator: ClusterEmulator
+    cluster: KubernetesCluster, backend: Backend
 ) -> None:
     # GIVEN blue's pod has env, envFrom, a volume, a service account, a security context,
     # args, probes and a sidecar
-    emulator.mutate("deployments", NAMESPACE, "blue-deployment", dress_up_blue)
-    deployment = emulator.get("deployments", NAMESPACE, "blue-deployment")
+    backend.mutate("deployments", "blue-deployment", dress_up_blue)
+    deployment = backend.get("deployments", "blue-deployment")
     assert deployment is not None
     pod = deployment["spec"]["template"]["spec"]
     web = pod["containers"][0]
@@ -55,7 +56,7 @@ def test_hook_job_is_built_from_the_colours_pod_template(
 
     # THEN the Job runs web's image, env, envFrom and mounts with the hook's command instead of
     # the server's, in a pod with the same volumes, account and security context
-    created = job(emulator, name)
+    created = job(backend, name)
     spec = created["spec"]
     template = spec["template"]
     (container,) = template["spec"]["containers"]
@@ -87,7 +88,7 @@ def test_hook_job_is_built_from_the_colours_pod_template(
 
 
 def test_starting_the_same_hook_of_the_same_run_twice_creates_one_job(
-    cluster: KubernetesCluster, emulator: ClusterEmulator
+    cluster: KubernetesCluster, backend: Backend
 ) -> None:
     # GIVEN a hook already started for a run (a retried Step Functions task)
     first = cluster.start_hook(Colour.BLUE, CACHE_FLUSH, "deploy-0042")
@@ -99,7 +100,7 @@ def test_starting_the_same_hook_of_the_same_run_twice_creates_one_job(
     assert first == second == hook_job_name("deploy-0042", "cache-flush")
     ours = [
         j
-        for j in emulator.list("jobs", NAMESPACE)
+        for j in backend.list("jobs")
         if j["metadata"]["labels"].get("bluegreen/run") == "deploy-0042"
     ]
     assert len(ours) == 1
@@ -116,12 +117,22 @@ def test_another_run_gets_its_own_job(cluster: KubernetesCluster) -> None:
     assert first != second
 
 
-def test_a_successful_hook_reports_its_log(cluster: KubernetesCluster) -> None:
-    # GIVEN the cache flush with --allow-root started on blue (instant clock: it has run)
+def finished(backend: Backend, cluster: KubernetesCluster, name: str, **options: Any) -> HookRun:
+    """The hook's run once its Job has ended (at once on the emulator's instant clock)."""
+
+    def ended() -> HookRun | None:
+        run = cluster.hook_run(name, **options)
+        return run if run.finished else None
+
+    return backend.eventually(f"hook Job {name} ended", ended)
+
+
+def test_a_successful_hook_reports_its_log(cluster: KubernetesCluster, backend: Backend) -> None:
+    # GIVEN the cache flush with --allow-root started on blue
     name = cluster.start_hook(Colour.BLUE, CACHE_FLUSH, "deploy-1")
 
-    # WHEN its run is read
-    run = cluster.hook_run(name)
+    # WHEN its run is read once it ended
+    run = finished(backend, cluster, name)
 
     # THEN it finished, succeeded, and its log says so
     assert run.finished
@@ -131,12 +142,14 @@ def test_a_successful_hook_reports_its_log(cluster: KubernetesCluster) -> None:
     assert run.reason == ""
 
 
-def test_a_failed_hook_reports_its_log_and_why(cluster: KubernetesCluster) -> None:
+def test_a_failed_hook_reports_its_log_and_why(
+    cluster: KubernetesCluster, backend: Backend
+) -> None:
     # GIVEN the cache flush as root without --allow-root (the original system's bug)
     name = cluster.start_hook(Colour.BLUE, CACHE_FLUSH_AS_ROOT_WITHOUT_FLAG, "deploy-2")
 
-    # WHEN its run is read
-    run = cluster.hook_run(name)
+    # WHEN its run is read once it ended
+    run = finished(backend, cluster, name)
 
     # THEN it finished and failed; the log shows wp-cli's complaint, the reason the exit code
     assert run.finished
@@ -146,13 +159,13 @@ def test_a_failed_hook_reports_its_log_and_why(cluster: KubernetesCluster) -> No
     assert "exited with code 1" in run.reason
 
 
-def test_log_tail_keeps_the_last_lines(cluster: KubernetesCluster) -> None:
+def test_log_tail_keeps_the_last_lines(cluster: KubernetesCluster, backend: Backend) -> None:
     # GIVEN a hook that prints five lines
     chatty = Hook(name="chatty", command=("sh", "-c", "echo 1; echo 2; echo 3; echo 4; echo 5"))
     name = cluster.start_hook(Colour.GREEN, chatty, "deploy-3")
 
     # WHEN its run is read keeping two lines
-    run = cluster.hook_run(name, log_lines=2)
+    run = finished(backend, cluster, name, log_lines=2)
 
     # THEN only the last two are kept
     assert run.succeeded

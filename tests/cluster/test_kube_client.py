@@ -16,6 +16,7 @@ from bluegreen.adapters.kube_client import api_client_for, configuration_for
 from bluegreen.config import Settings
 from bluegreen.domain.errors import ClusterUnavailable
 from bluegreen.domain.models import Colour
+from tests.backends import Backend
 from tests.cluster.conftest import TIMEOUT, ScriptedApi, configmap
 
 _PEM = b"-----BEGIN CERTIFICATE-----\nMIIBszCCAVmgAwIBAgIUYmx1ZWdyZWVu\n-----END CERTIFICATE-----\n"
@@ -189,7 +190,9 @@ def test_importing_the_adapter_does_not_import_the_kubernetes_client() -> None:
     assert result.stdout.strip() == "[]"
 
 
-def test_from_settings_builds_the_client_on_the_first_request(settings: Settings) -> None:
+def test_from_settings_builds_the_client_on_the_first_request(
+    settings: Settings, backend: Backend
+) -> None:
     # GIVEN an adapter made from the settings alone (what the functions do)
     cluster = KubernetesCluster.from_settings(settings, timeout=TIMEOUT)
 
@@ -198,4 +201,4 @@ def test_from_settings_builds_the_client_on_the_first_request(settings: Settings
 
     # THEN it reached the configured API server
     assert env.selector is Colour.BLUE
-    assert cluster.api_client.configuration.host == settings.kube_api_url
+    assert cluster.api_client.configuration.host == backend.url

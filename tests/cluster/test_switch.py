@@ -23,13 +23,12 @@ from bluegreen.domain.errors import (
 )
 from bluegreen.domain.models import Colour, Role
 from local.cluster import ClusterEmulator
+from tests.backends import Backend
 from tests.cluster.conftest import (
-    NAMESPACE,
     RequestLog,
     intercept,
     production_moves_only_where_canary_env_says,
     role_history,
-    stored,
 )
 from tests.cluster.test_canary_env import NEW_IMAGE, SEED_IMAGE, stored_canary_env
 
@@ -59,33 +58,33 @@ class Interrupted(BaseException):
     """The process running the switch dies (a Lambda timeout): nothing after runs."""
 
 
-def roles_in(emulator: ClusterEmulator) -> tuple[str, str, str]:
+def roles_in(backend: Backend) -> tuple[str, str, str]:
     """(canaryEnv.selector, canary Service's app, production Service's app) as stored."""
-    canary = emulator.get("services", NAMESPACE, "canary-service")
-    production = emulator.get("services", NAMESPACE, "production-service")
+    canary = backend.get("services", "canary-service")
+    production = backend.get("services", "production-service")
     assert canary is not None
     assert production is not None
     return (
-        stored_canary_env(emulator)["selector"],
+        stored_canary_env(backend)["selector"],
         canary["spec"]["selector"]["app"],
         production["spec"]["selector"]["app"],
     )
 
 
-def assert_agreement(emulator: ClusterEmulator) -> str:
+def assert_agreement(backend: Backend) -> str:
     """The ConfigMap and both Services say the same roles; returns the canary colour."""
-    selector, canary_app, production_app = roles_in(emulator)
+    selector, canary_app, production_app = roles_in(backend)
     assert canary_app == selector, (selector, canary_app, production_app)
     assert production_app == Colour(selector).other.value, (selector, canary_app, production_app)
     return selector
 
 
-def role_objects(emulator: ClusterEmulator) -> dict[str, Any]:
+def role_objects(backend: Backend) -> dict[str, Any]:
     """What a switch may change and must put back: canaryEnv's data, selectors, generations."""
-    configmap = stored(emulator, "configmaps", "canary-env")
+    configmap = backend.stored("configmaps", "canary-env")
     found: dict[str, Any] = {"configmap": (configmap.get("data"), _generation_of(configmap))}
     for name in ("canary-service", "production-service"):
-        service = stored(emulator, "services", name)
+        service = backend.stored("services", name)
         found[name] = (service["spec"]["selector"], _generation_of(service))
     return found
 
@@ -96,7 +95,7 @@ def _generation_of(obj: dict[str, Any]) -> str | None:
 
 
 def test_switch_moves_configmap_and_both_services(
-    cluster: KubernetesCluster, emulator: ClusterEmulator
+    cluster: KubernetesCluster, backend: Backend
 ) -> None:
     # GIVEN blue is the canary, green production
     # WHEN green is made the canary
@@ -104,28 +103,28 @@ def test_switch_moves_configmap_and_both_services(
 
     # THEN the ConfigMap and both Services say so
     assert changed
-    assert roles_in(emulator) == ("green", "green", "blue")
+    assert roles_in(backend) == ("green", "green", "blue")
     assert cluster.service_selectors() == {Role.CANARY: Colour.GREEN, Role.PRODUCTION: Colour.BLUE}
 
 
 def test_after_a_switch_canary_env_image_names_what_the_new_canary_runs(
-    cluster: KubernetesCluster, emulator: ClusterEmulator
+    cluster: KubernetesCluster, backend: Backend
 ) -> None:
     # GIVEN blue is the canary and canaryEnv.image names blue's image; green runs another
-    assert stored_canary_env(emulator)["image"] == SEED_IMAGE
+    assert stored_canary_env(backend)["image"] == SEED_IMAGE
 
     # WHEN green is made the canary, then blue again
     cluster.switch_roles(Colour.GREEN)
-    after_green = stored_canary_env(emulator)["image"]
+    after_green = stored_canary_env(backend)["image"]
     cluster.switch_roles(Colour.BLUE)
 
     # THEN each time canaryEnv.image names what the new canary colour's Deployment runs
     assert after_green == GREEN_IMAGE
-    assert stored_canary_env(emulator)["image"] == SEED_IMAGE
+    assert stored_canary_env(backend)["image"] == SEED_IMAGE
     assert cluster.canary_env().image == cluster.deployment_image(Colour.BLUE)
 
 
-def test_switch_there_and_back_again(cluster: KubernetesCluster, emulator: ClusterEmulator) -> None:
+def test_switch_there_and_back_again(cluster: KubernetesCluster, backend: Backend) -> None:
     # GIVEN a namespace where the canary already moved once
     cluster.switch_roles(Colour.GREEN)
 
@@ -134,12 +133,12 @@ def test_switch_there_and_back_again(cluster: KubernetesCluster, emulator: Clust
 
     # THEN everything says blue again, with the new image
     assert changed
-    assert roles_in(emulator) == ("blue", "blue", "green")
-    assert stored_canary_env(emulator) == {"selector": "blue", "image": NEW_IMAGE}
+    assert roles_in(backend) == ("blue", "blue", "green")
+    assert stored_canary_env(backend) == {"selector": "blue", "image": NEW_IMAGE}
 
 
 def test_switch_to_the_current_canary_writes_nothing(
-    cluster: KubernetesCluster, emulator: ClusterEmulator, request_log: Callable[[], RequestLog]
+    cluster: KubernetesCluster, backend: Backend, request_log: Callable[[], RequestLog]
 ) -> None:
     # GIVEN blue is the canary everywhere
     log = request_log()
@@ -150,11 +149,11 @@ def test_switch_to_the_current_canary_writes_nothing(
     # THEN nothing changed and nothing was written
     assert not changed
     assert log.writes() == []
-    assert roles_in(emulator) == ("blue", "blue", "green")
+    assert roles_in(backend) == ("blue", "blue", "green")
 
 
 def test_switch_that_only_changes_the_image_keeps_the_roles(
-    cluster: KubernetesCluster, emulator: ClusterEmulator
+    cluster: KubernetesCluster, backend: Backend
 ) -> None:
     # GIVEN blue is the canary
     # WHEN blue is made the canary with a new image
@@ -162,12 +161,12 @@ def test_switch_that_only_changes_the_image_keeps_the_roles(
 
     # THEN the image changed, the roles did not
     assert changed
-    assert stored_canary_env(emulator) == {"selector": "blue", "image": NEW_IMAGE}
-    assert roles_in(emulator) == ("blue", "blue", "green")
+    assert stored_canary_env(backend) == {"selector": "blue", "image": NEW_IMAGE}
+    assert roles_in(backend) == ("blue", "blue", "green")
 
 
 def test_switch_that_loses_the_configmap_race_rereads_and_keeps_the_other_change(
-    cluster: KubernetesCluster, emulator: ClusterEmulator, request_log: Callable[[], RequestLog]
+    cluster: KubernetesCluster, backend: Backend, request_log: Callable[[], RequestLog]
 ) -> None:
     # GIVEN another writer adds a key to canaryEnv right after the adapter read the ConfigMap
     def other_writer(configmap: dict[str, Any]) -> None:
@@ -176,7 +175,7 @@ def test_switch_that_loses_the_configmap_race_rereads_and_keeps_the_other_change
     intercept(
         cluster,
         after=lambda method, url: method == "GET" and url.endswith("/configmaps/canary-env"),
-        action=lambda: emulator.mutate("configmaps", NAMESPACE, "canary-env", other_writer),
+        action=lambda: backend.mutate("configmaps", "canary-env", other_writer),
     )
     log = request_log()
 
@@ -189,13 +188,13 @@ def test_switch_that_loses_the_configmap_race_rereads_and_keeps_the_other_change
     assert [m for m, _ in log.all()] == [
         "GET", "GET", "GET", "PATCH", "PUT", "GET", "GET", "PUT", "PATCH",
     ]  # fmt: skip
-    assert stored_canary_env(emulator) == {"selector": "green", "image": GREEN_IMAGE, "by": "ops"}
-    assert assert_agreement(emulator) == "green"
+    assert stored_canary_env(backend) == {"selector": "green", "image": GREEN_IMAGE, "by": "ops"}
+    assert assert_agreement(backend) == "green"
 
 
 def test_switch_when_another_switcher_already_did_it(
     cluster: KubernetesCluster,
-    emulator: ClusterEmulator,
+    backend: Backend,
     make_cluster: Callable[..., KubernetesCluster],
 ) -> None:
     # GIVEN another switcher makes green the canary between the adapter's reads
@@ -211,37 +210,36 @@ def test_switch_when_another_switcher_already_did_it(
 
     # THEN the end state is green everywhere, switched exactly once, by the other one
     assert not changed
-    assert assert_agreement(emulator) == "green"
-    configmap = emulator.get("configmaps", NAMESPACE, "canary-env")
+    assert assert_agreement(backend) == "green"
+    configmap = backend.get("configmaps", "canary-env")
     assert configmap is not None
     assert configmap["metadata"]["annotations"][SWITCH_GENERATION] == "1"
 
 
 def test_switch_repairs_services_that_disagree_with_the_configmap(
-    cluster: KubernetesCluster, emulator: ClusterEmulator
+    cluster: KubernetesCluster, backend: Backend
 ) -> None:
     # GIVEN somebody pointed the canary Service at green by hand; the ConfigMap says blue
     def point_at_green(service: dict[str, Any]) -> None:
         service["spec"]["selector"]["app"] = "green"
 
-    emulator.mutate("services", NAMESPACE, "canary-service", point_at_green)
+    backend.mutate("services", "canary-service", point_at_green)
 
     # WHEN blue is made the canary (what the ConfigMap already says)
     changed = cluster.switch_roles(Colour.BLUE)
 
     # THEN the Service was made to follow the ConfigMap
     assert changed
-    assert roles_in(emulator) == ("blue", "blue", "green")
+    assert roles_in(backend) == ("blue", "blue", "green")
 
 
 def test_switch_repairs_a_production_service_pointed_at_the_canary(
-    cluster: KubernetesCluster, emulator: ClusterEmulator
+    backend: Backend, cluster: KubernetesCluster, emulator: ClusterEmulator
 ) -> None:
     # GIVEN somebody pointed the production Service at blue, the canary, by hand
     since = emulator.store.revision
-    emulator.mutate(
+    backend.mutate(
         "services",
-        NAMESPACE,
         "production-service",
         lambda service: service["spec"]["selector"].update(app="blue"),
     )
@@ -251,7 +249,7 @@ def test_switch_repairs_a_production_service_pointed_at_the_canary(
 
     # THEN production went back to green, and only ever to a colour canaryEnv calls production
     # (the hand edit aside)
-    assert roles_in(emulator) == ("blue", "blue", "green")
+    assert roles_in(backend) == ("blue", "blue", "green")
     history = role_history(emulator, since)
     assert production_moves_only_where_canary_env_says(history) == [
         f"{('blue', 'blue', 'green')} -> {('blue', 'blue', 'blue')}"
@@ -259,26 +257,25 @@ def test_switch_repairs_a_production_service_pointed_at_the_canary(
 
 
 def test_switch_after_a_hand_edit_of_the_configmap_still_ends_in_agreement(
-    cluster: KubernetesCluster, emulator: ClusterEmulator
+    cluster: KubernetesCluster, backend: Backend
 ) -> None:
     # GIVEN switches happened, then somebody edited canaryEnv.selector by hand (no generation)
     cluster.switch_roles(Colour.GREEN)
     cluster.switch_roles(Colour.BLUE)
-    emulator.mutate(
+    backend.mutate(
         "configmaps",
-        NAMESPACE,
         "canary-env",
         lambda cm: cm["data"].update(canaryEnv=f'{{"selector":"green","image":"{SEED_IMAGE}"}}'),
     )
 
     # WHEN blue is made the canary again, then green
     cluster.switch_roles(Colour.BLUE)
-    first = roles_in(emulator)
+    first = roles_in(backend)
     cluster.switch_roles(Colour.GREEN)
 
     # THEN each switch ends with the ConfigMap and the Services agreeing
     assert first == ("blue", "blue", "green")
-    assert assert_agreement(emulator) == "green"
+    assert assert_agreement(backend) == "green"
 
 
 # the order of the writes -------------------------------------------------------------------
@@ -315,7 +312,7 @@ def test_a_switch_moves_the_canary_service_then_canary_env_then_production(
 )
 def test_a_switch_interrupted_after_any_write_leaves_production_where_it_was_or_should_be(
     cluster: KubernetesCluster,
-    emulator: ClusterEmulator,
+    backend: Backend,
     make_cluster: Callable[..., KubernetesCluster],
     writes: int,
     left: tuple[str, str, str],
@@ -340,7 +337,7 @@ def test_a_switch_interrupted_after_any_write_leaves_production_where_it_was_or_
     # THEN production is still on green (which canaryEnv called production until the second
     # write) or already on blue (once canaryEnv calls it production): never on the canary
     # by a move of its own
-    assert roles_in(emulator) == left
+    assert roles_in(backend) == left
 
     # AND WHEN another switcher (a new Lambda, fake time) asks for green again
     time = FakeTime()
@@ -348,11 +345,12 @@ def test_a_switch_interrupted_after_any_write_leaves_production_where_it_was_or_
     again.switch_roles(Colour.GREEN)
 
     # THEN it completes what was left: everything agrees on green
-    assert roles_in(emulator) == ("green", "green", "blue")
-    assert stored_canary_env(emulator)["image"] == GREEN_IMAGE
+    assert roles_in(backend) == ("green", "green", "blue")
+    assert stored_canary_env(backend)["image"] == GREEN_IMAGE
 
 
 def test_a_switch_interrupted_half_way_is_put_back_by_switching_back(
+    backend: Backend,
     cluster: KubernetesCluster,
     emulator: ClusterEmulator,
     make_cluster: Callable[..., KubernetesCluster],
@@ -365,7 +363,7 @@ def test_a_switch_interrupted_half_way_is_put_back_by_switching_back(
     )
     with pytest.raises(Interrupted):
         cluster.switch_roles(Colour.GREEN)
-    assert roles_in(emulator) == ("green", "green", "green")
+    assert roles_in(backend) == ("green", "green", "green")
     since = emulator.store.revision
 
     # WHEN somebody switches back to blue
@@ -373,8 +371,8 @@ def test_a_switch_interrupted_half_way_is_put_back_by_switching_back(
     make_cluster(clock=time.clock, sleep=time.sleep).switch_roles(Colour.BLUE)
 
     # THEN the previous roles are back, and production never left green meanwhile
-    assert roles_in(emulator) == ("blue", "blue", "green")
-    assert stored_canary_env(emulator)["image"] == SEED_IMAGE
+    assert roles_in(backend) == ("blue", "blue", "green")
+    assert stored_canary_env(backend)["image"] == SEED_IMAGE
     assert all(state[2] == "green" for state in role_history(emulator, since))
 
 
@@ -398,6 +396,7 @@ def _die() -> None:
     ],
 )
 def test_three_429s_asking_to_retry_after_a_second_are_waited_out_and_the_switch_completes(
+    backend: Backend,
     make_cluster: Callable[..., KubernetesCluster],
     emulator: ClusterEmulator,
     request_log: Callable[[], RequestLog],
@@ -415,14 +414,14 @@ def test_three_429s_asking_to_retry_after_a_second_are_waited_out_and_the_switch
 
     # THEN it waited at least the second asked before each retry, and completed
     assert changed
-    assert roles_in(emulator) == ("green", "green", "blue")
+    assert roles_in(backend) == ("green", "green", "blue")
     assert len([s for s in time.sleeps if s >= 1.0]) == 3
     assert time.now >= 3.0
     assert sum(1 for m, p in log.all() if m == method and p.endswith(path.rstrip("$"))) == 4
 
 
 def test_a_503_asking_for_longer_than_the_budget_is_not_waited_for(
-    make_cluster: Callable[..., KubernetesCluster], emulator: ClusterEmulator
+    backend: Backend, make_cluster: Callable[..., KubernetesCluster], emulator: ClusterEmulator
 ) -> None:
     # GIVEN the production Service is overloaded and asks to come back in 30 seconds
     time = FakeTime()
@@ -430,7 +429,7 @@ def test_a_503_asking_for_longer_than_the_budget_is_not_waited_for(
     emulator.faults.fail_requests(
         "PATCH", "/services/production-service$", 503, count=1, retry_after=30
     )
-    before = role_objects(emulator)
+    before = role_objects(backend)
 
     # WHEN green is made the canary
     with pytest.raises(SwitchRestored, match="503"):
@@ -438,17 +437,17 @@ def test_a_503_asking_for_longer_than_the_budget_is_not_waited_for(
 
     # THEN it did not sleep past its budget, and put the previous roles back
     assert time.now <= 5.0
-    assert role_objects(emulator) == before
+    assert role_objects(backend) == before
 
 
 def test_a_production_service_that_keeps_failing_gets_the_previous_roles_put_back(
-    make_cluster: Callable[..., KubernetesCluster], emulator: ClusterEmulator
+    backend: Backend, make_cluster: Callable[..., KubernetesCluster], emulator: ClusterEmulator
 ) -> None:
     # GIVEN the production Service's patch fails with a 500 every time
     time = FakeTime()
     cluster = make_cluster(clock=time.clock, sleep=time.sleep, switch_budget_seconds=5.0)
     emulator.faults.fail_requests("PATCH", "/services/production-service$", 500, count=1000)
-    before = role_objects(emulator)
+    before = role_objects(backend)
     since = emulator.store.revision
 
     # WHEN green is made the canary
@@ -461,13 +460,13 @@ def test_a_production_service_that_keeps_failing_gets_the_previous_roles_put_bac
     assert "put back" in str(failure.value)
     assert "canary Service selects blue, the production Service selects green" in str(failure.value)
     assert 4.0 <= time.now <= 10.0
-    assert role_objects(emulator) == before
-    assert roles_in(emulator) == ("blue", "blue", "green")
+    assert role_objects(backend) == before
+    assert roles_in(backend) == ("blue", "blue", "green")
     assert production_moves_only_where_canary_env_says(role_history(emulator, since)) == []
 
 
 def test_a_switch_that_can_neither_complete_nor_be_put_back_names_what_it_left(
-    make_cluster: Callable[..., KubernetesCluster], emulator: ClusterEmulator
+    backend: Backend, make_cluster: Callable[..., KubernetesCluster], emulator: ClusterEmulator
 ) -> None:
     # GIVEN the production Service cannot be patched, and once canaryEnv is written, the
     # ConfigMap cannot be written again
@@ -494,7 +493,7 @@ def test_a_switch_that_can_neither_complete_nor_be_put_back_names_what_it_left(
     )
     assert "repeating the switch completes it" in message
     assert "switching to blue puts the previous roles back" in message
-    assert roles_in(emulator) == ("green", "green", "green")
+    assert roles_in(backend) == ("green", "green", "green")
 
     # AND WHEN the API recovers and the switch is repeated by another caller
     emulator.faults.clear()
@@ -502,11 +501,11 @@ def test_a_switch_that_can_neither_complete_nor_be_put_back_names_what_it_left(
     make_cluster(clock=later.clock, sleep=later.sleep).switch_roles(Colour.GREEN)
 
     # THEN it completes what was left
-    assert roles_in(emulator) == ("green", "green", "blue")
+    assert roles_in(backend) == ("green", "green", "blue")
 
 
 def test_a_switch_that_cannot_even_read_the_cluster_back_names_what_it_last_saw(
-    make_cluster: Callable[..., KubernetesCluster], emulator: ClusterEmulator
+    backend: Backend, make_cluster: Callable[..., KubernetesCluster], emulator: ClusterEmulator
 ) -> None:
     # GIVEN the production Service cannot be patched and, once canaryEnv is written, nothing
     # in the namespace can be read any more
@@ -528,11 +527,11 @@ def test_a_switch_that_cannot_even_read_the_cluster_back_names_what_it_last_saw(
         "as this switch last saw it, the canary Service selects green, the production "
         "Service selects green, and canaryEnv makes green the canary"
     ) in str(failure.value)
-    assert roles_in(emulator) == ("green", "green", "green")
+    assert roles_in(backend) == ("green", "green", "green")
 
 
 def test_a_service_write_failing_once_is_completed(
-    cluster: KubernetesCluster, emulator: ClusterEmulator
+    backend: Backend, cluster: KubernetesCluster, emulator: ClusterEmulator
 ) -> None:
     # GIVEN the first write of the production Service fails with a 503
     cluster.switch_roles(Colour.GREEN)
@@ -543,35 +542,35 @@ def test_a_service_write_failing_once_is_completed(
 
     # THEN the switch completed anyway: the ConfigMap and both Services say blue
     assert changed
-    assert roles_in(emulator) == ("blue", "blue", "green")
+    assert roles_in(backend) == ("blue", "blue", "green")
 
 
 def test_a_switch_refused_before_any_write_changes_nothing(
-    make_cluster: Callable[..., KubernetesCluster], emulator: ClusterEmulator
+    backend: Backend, make_cluster: Callable[..., KubernetesCluster], emulator: ClusterEmulator
 ) -> None:
     # GIVEN the canary Service, the switch's first write, cannot be written
     time = FakeTime()
     cluster = make_cluster(clock=time.clock, sleep=time.sleep)
     emulator.faults.fail_requests("PATCH", "/services/canary-service$", 503, count=1000)
-    before = role_objects(emulator)
+    before = role_objects(backend)
 
     # WHEN green is made the canary
     with pytest.raises(ClusterUnavailable, match="503"):
         cluster.switch_roles(Colour.GREEN)
 
     # THEN nothing changed anywhere
-    assert role_objects(emulator) == before
+    assert role_objects(backend) == before
 
 
 def test_a_confirmation_that_fails_stops_the_switch_and_puts_the_canary_service_back(
-    cluster: KubernetesCluster, emulator: ClusterEmulator
+    cluster: KubernetesCluster, backend: Backend
 ) -> None:
     # GIVEN the caller's check, once the canary Service moved, finds a deployment holding the lock
-    before = role_objects(emulator)
+    before = role_objects(backend)
     moved: list[tuple[str, str, str]] = []
 
     def deployment_took_the_lock() -> None:
-        moved.append(roles_in(emulator))
+        moved.append(roles_in(backend))
         raise LockHeld("deployment d-1 holds the lock")
 
     # WHEN green is made the canary
@@ -583,14 +582,14 @@ def test_a_confirmation_that_fails_stops_the_switch_and_puts_the_canary_service_
     assert moved == [("blue", "green", "green")]
     assert "d-1" in str(failure.value)
     assert "put back" in str(failure.value)
-    assert role_objects(emulator) == before
+    assert role_objects(backend) == before
 
 
 def test_an_unexpected_fault_mid_switch_is_put_back_and_shown_as_it_is(
-    cluster: KubernetesCluster, emulator: ClusterEmulator
+    cluster: KubernetesCluster, backend: Backend
 ) -> None:
     # GIVEN the caller's check fails with something that is no domain error (a bug)
-    before = role_objects(emulator)
+    before = role_objects(backend)
 
     def broken() -> None:
         raise RuntimeError("the lock table is misconfigured")
@@ -600,13 +599,14 @@ def test_an_unexpected_fault_mid_switch_is_put_back_and_shown_as_it_is(
         cluster.switch_roles(Colour.GREEN, confirm=broken)
 
     # THEN the canary Service was put back before the fault surfaced as itself
-    assert role_objects(emulator) == before
+    assert role_objects(backend) == before
 
 
 # concurrent switchers --------------------------------------------------------------------------
 
 
 def test_a_stalled_switch_is_taken_over_and_its_last_write_cannot_land_after(
+    backend: Backend,
     cluster: KubernetesCluster,
     emulator: ClusterEmulator,
     make_cluster: Callable[..., KubernetesCluster],
@@ -631,7 +631,7 @@ def test_a_stalled_switch_is_taken_over_and_its_last_write_cannot_land_after(
     # production onto blue, the canary then); it read again and switched to its own wish
     # in order, so the ConfigMap and Services agree, and production never moved onto a
     # colour canaryEnv called canary
-    assert assert_agreement(emulator) == "green"
+    assert assert_agreement(backend) == "green"
     history = role_history(emulator, since)
     assert ("blue", "blue", "blue") not in history
     assert production_moves_only_where_canary_env_says(history) == []
@@ -661,7 +661,10 @@ def switch_all_at_once(switchers: list[KubernetesCluster], wanted: list[Colour])
 
 @pytest.mark.parametrize("round_seed", [1, 2, 3])
 def test_twenty_concurrent_switchers_end_in_agreement(
-    make_cluster: Callable[..., KubernetesCluster], emulator: ClusterEmulator, round_seed: int
+    backend: Backend,
+    make_cluster: Callable[..., KubernetesCluster],
+    emulator: ClusterEmulator,
+    round_seed: int,
 ) -> None:
     # GIVEN twenty switchers (each its own client, like twenty Lambdas) wanting random colours
     chooser = random.Random(round_seed)
@@ -675,14 +678,14 @@ def test_twenty_concurrent_switchers_end_in_agreement(
 
         # THEN every switch succeeded, and the ConfigMap and Services agree on one of the wishes
         assert failures == []
-        assert Colour(assert_agreement(emulator)) in wanted
+        assert Colour(assert_agreement(backend)) in wanted
 
     # AND at no instant did production move onto a colour canaryEnv called canary
     assert production_moves_only_where_canary_env_says(role_history(emulator, since)) == []
 
 
 def test_concurrent_switchers_on_a_flaky_api_end_in_agreement(
-    make_cluster: Callable[..., KubernetesCluster], emulator: ClusterEmulator
+    backend: Backend, make_cluster: Callable[..., KubernetesCluster], emulator: ClusterEmulator
 ) -> None:
     # GIVEN eight switchers wanting random colours while writes of the Services and the
     # ConfigMap now and then fail with a 503 or a 429
@@ -699,5 +702,5 @@ def test_concurrent_switchers_on_a_flaky_api_end_in_agreement(
     # THEN each one completed, they agree on one of the wishes, and production only ever
     # moved to a colour canaryEnv called production
     assert failures == []
-    assert Colour(assert_agreement(emulator)) in wanted
+    assert Colour(assert_agreement(backend)) in wanted
     assert production_moves_only_where_canary_env_says(role_history(emulator, since)) == []

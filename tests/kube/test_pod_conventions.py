@@ -49,7 +49,7 @@ class Backend:
 
 
 @pytest.fixture(params=["emulator", pytest.param("kube", marks=pytest.mark.kube)])
-def backend(request: pytest.FixtureRequest) -> Iterator[Backend]:
+def pods(request: pytest.FixtureRequest) -> Iterator[Backend]:
     from kubernetes.client import AppsV1Api, BatchV1Api, CoreV1Api
 
     if request.param == "emulator":
@@ -87,19 +87,19 @@ def _digest() -> str:
     return "sha256:" + uuid.uuid4().hex * 2
 
 
-def _deploy(backend: Backend, image: str, resources: dict[str, Any] | None = None) -> None:
+def _deploy(pods: Backend, image: str, resources: dict[str, Any] | None = None) -> None:
     container: dict[str, Any] = {"name": "web", "image": image}
     if resources is not None:
         container["resources"] = resources
-    backend.apps.patch_namespaced_deployment(
+    pods.apps.patch_namespaced_deployment(
         "blue-deployment",
-        backend.namespace,
+        pods.namespace,
         {"spec": {"template": {"spec": {"containers": [container]}}}},
     )
 
 
-def _new_pod(backend: Backend, image: str) -> Any:
-    pods = backend.core.list_namespaced_pod(backend.namespace, label_selector="app=blue").items
+def _new_pod(pods: Backend, image: str) -> Any:
+    pods = pods.core.list_namespaced_pod(pods.namespace, label_selector="app=blue").items
     found = [p for p in pods if p.spec.containers[0].image == image]
     return found[0] if found else None
 
@@ -114,47 +114,47 @@ def _until(what: str, check: Callable[[], Any], seconds: float = 20.0) -> Any:
     raise AssertionError(f"{what} within {seconds}s")
 
 
-def _container(backend: Backend, image: str) -> Any:
-    pod = _new_pod(backend, image)
+def _container(pods: Backend, image: str) -> Any:
+    pod = _new_pod(pods, image)
     statuses = (pod.status.container_statuses or []) if pod is not None else []
     return statuses[0] if statuses else None
 
 
-def _log(backend: Backend, pod: str, *, previous: bool = False) -> str:
-    answer = backend.core.read_namespaced_pod_log(
-        pod, backend.namespace, container="web", previous=previous, _preload_content=False
+def _log(pods: Backend, pod: str, *, previous: bool = False) -> str:
+    answer = pods.core.read_namespaced_pod_log(
+        pod, pods.namespace, container="web", previous=previous, _preload_content=False
     )
     return str(answer.data.decode())
 
 
-def _waiting(backend: Backend, image: str) -> Any:
+def _waiting(pods: Backend, image: str) -> Any:
     """The container once it waits for something other than being created."""
-    container = _container(backend, image)
+    container = _container(pods, image)
     waiting = container.state.waiting if container is not None else None
     return container if waiting is not None and waiting.reason != "ContainerCreating" else None
 
 
-def _warnings(backend: Backend, pod: str) -> list[tuple[str, str]]:
-    events = backend.core.list_namespaced_event(
-        backend.namespace, field_selector=f"involvedObject.name={pod}"
+def _warnings(pods: Backend, pod: str) -> list[tuple[str, str]]:
+    events = pods.core.list_namespaced_event(
+        pods.namespace, field_selector=f"involvedObject.name={pod}"
     ).items
     return [(e.reason, e.message) for e in events if e.type == "Warning"]
 
 
-def test_a_crash_looping_image_restarts_with_kubernetes_back_off(backend: Backend) -> None:
+def test_a_crash_looping_image_restarts_with_kubernetes_back_off(pods: Backend) -> None:
     # GIVEN an image marked to crash
     image = f"{REPO}@{_digest()}"
-    backend.mark(image.split("@")[1], CRASH_LOOP)
+    pods.mark(image.split("@")[1], CRASH_LOOP)
 
     # WHEN the canary colour is set to it
-    _deploy(backend, image)
+    _deploy(pods, image)
 
     # THEN its pod restarts: once at once, again after the first back-off (10 s of Kubernetes)
-    _until("restarted once", lambda: (c := _container(backend, image)) and c.restart_count >= 1)
+    _until("restarted once", lambda: (c := _container(pods, image)) and c.restart_count >= 1)
     began = time.monotonic()
     second = _until(
         "restarted twice",
-        lambda: (c := _container(backend, image)) and c.restart_count >= 2 and c,
+        lambda: (c := _container(pods, image)) and c.restart_count >= 2 and c,
     )
     waited = time.monotonic() - began
     assert waited <= 10 / KUBE_KUBELET_SPEED * 1.5 + 0.5
@@ -164,53 +164,53 @@ def test_a_crash_looping_image_restarts_with_kubernetes_back_off(backend: Backen
     assert second.last_state.terminated.exit_code == 1
     assert second.last_state.terminated.reason == "Error"
     # AND its previous log and its Events say so, as kubectl would show them
-    pod = _new_pod(backend, image)
-    assert _log(backend, pod.metadata.name, previous=True) == CRASH_LOG
-    assert any(reason == "BackOff" for reason, _ in _warnings(backend, pod.metadata.name))
+    pod = _new_pod(pods, image)
+    assert _log(pods, pod.metadata.name, previous=True) == CRASH_LOG
+    assert any(reason == "BackOff" for reason, _ in _warnings(pods, pod.metadata.name))
 
 
-def test_an_oom_killed_image_restarts_with_exit_137(backend: Backend) -> None:
+def test_an_oom_killed_image_restarts_with_exit_137(pods: Backend) -> None:
     # GIVEN an image marked to run out of memory, deployed
     image = f"{REPO}@{_digest()}"
-    backend.mark(image.split("@")[1], OOM_KILLED)
-    _deploy(backend, image)
+    pods.mark(image.split("@")[1], OOM_KILLED)
+    _deploy(pods, image)
 
     # WHEN its container has been killed
     container = _until(
-        "killed", lambda: (c := _container(backend, image)) and c.last_state.terminated and c
+        "killed", lambda: (c := _container(pods, image)) and c.last_state.terminated and c
     )
 
     # THEN it was killed for memory, and its log says why
     assert container.last_state.terminated.reason == "OOMKilled"
     assert container.last_state.terminated.exit_code == 137
     assert container.restart_count >= 1
-    pod = _new_pod(backend, image)
-    assert _log(backend, pod.metadata.name, previous=True) == OOM_LOG
+    pod = _new_pod(pods, image)
+    assert _log(pods, pod.metadata.name, previous=True) == OOM_LOG
 
 
 def test_an_image_that_cannot_be_pulled_goes_from_err_image_pull_to_back_off(
-    backend: Backend,
+    pods: Backend,
 ) -> None:
     # GIVEN an image marked as not in the registry, deployed
     image = f"{REPO}@{_digest()}"
-    backend.mark(image.split("@")[1], IMAGE_PULL)
-    _deploy(backend, image)
+    pods.mark(image.split("@")[1], IMAGE_PULL)
+    _deploy(pods, image)
 
     # WHEN the kubelet has tried to pull it, then backed off
-    first = _until("a pull failed", lambda: _waiting(backend, image))
+    first = _until("a pull failed", lambda: _waiting(pods, image))
     later = _until(
         "the kubelet backed off",
         lambda: (
-            (c := _container(backend, image)) and c.state.waiting.reason == "ImagePullBackOff" and c
+            (c := _container(pods, image)) and c.state.waiting.reason == "ImagePullBackOff" and c
         ),
     )
 
     # THEN the container never started, and the reasons are Kubernetes' own
     assert first.state.waiting.reason in {"ErrImagePull", "ImagePullBackOff"}
     assert "not found" in later.state.waiting.message
-    pod = _new_pod(backend, image)
+    pod = _new_pod(pods, image)
     assert pod.status.phase == "Pending"
-    warnings = _warnings(backend, pod.metadata.name)
+    warnings = _warnings(pods, pod.metadata.name)
     assert ("Failed", "Error: ImagePullBackOff") in warnings
 
 
@@ -222,53 +222,51 @@ def test_an_image_that_cannot_be_pulled_goes_from_err_image_pull_to_back_off(
     ],
 )
 def test_a_container_that_cannot_be_created_waits_with_its_reason(
-    backend: Backend, mode: str, reason: str, words: str
+    pods: Backend, mode: str, reason: str, words: str
 ) -> None:
     # GIVEN an image marked with a creation failure, deployed
     image = f"{REPO}@{_digest()}"
-    backend.mark(image.split("@")[1], mode)
-    _deploy(backend, image)
+    pods.mark(image.split("@")[1], mode)
+    _deploy(pods, image)
 
     # WHEN the kubelet has tried to create its container
-    container = _until("the container waits", lambda: _waiting(backend, image))
+    container = _until("the container waits", lambda: _waiting(pods, image))
 
     # THEN it waits with Kubernetes' reason and message, never restarting
     assert container.state.waiting.reason == reason
     assert words in container.state.waiting.message
     assert container.restart_count == 0
-    pod = _new_pod(backend, image)
-    assert any(r == "Failed" for r, _ in _warnings(backend, pod.metadata.name))
+    pod = _new_pod(pods, image)
+    assert any(r == "Failed" for r, _ in _warnings(pods, pod.metadata.name))
 
 
-def test_a_slow_start_runs_without_restarts_and_is_not_ready_yet(backend: Backend) -> None:
+def test_a_slow_start_runs_without_restarts_and_is_not_ready_yet(pods: Backend) -> None:
     # GIVEN an image that gets ready only 90 s (of Kubernetes) after it starts, deployed
     image = f"{REPO}@{_digest()}"
-    backend.mark(image.split("@")[1], SLOW_START)
-    _deploy(backend, image)
+    pods.mark(image.split("@")[1], SLOW_START)
+    _deploy(pods, image)
 
     # WHEN its container runs
-    container = _until(
-        "running", lambda: (c := _container(backend, image)) and c.state.running and c
-    )
+    container = _until("running", lambda: (c := _container(pods, image)) and c.state.running and c)
     time.sleep(2 / KUBE_KUBELET_SPEED * 5)
 
     # THEN it is not ready yet and has never restarted
-    container = _container(backend, image)
+    container = _container(pods, image)
     assert container.state.running is not None
     assert container.ready is False
     assert container.restart_count == 0
 
 
-def test_requests_no_node_can_hold_leave_the_pod_unschedulable(backend: Backend) -> None:
+def test_requests_no_node_can_hold_leave_the_pod_unschedulable(pods: Backend) -> None:
     # GIVEN a pod template asking for more CPU than the node has
     image = f"{REPO}@{_digest()}"
 
     # WHEN it is deployed
-    _deploy(backend, image, resources={"requests": {"cpu": "64"}})
+    _deploy(pods, image, resources={"requests": {"cpu": "64"}})
 
     # THEN its pod stays Pending, not scheduled, and the scheduler says why
     def unschedulable() -> Any:
-        pod = _new_pod(backend, image)
+        pod = _new_pod(pods, image)
         conditions = (pod.status.conditions or []) if pod is not None else []
         return next((c for c in conditions if c.reason == "Unschedulable"), None) and pod
 
@@ -277,7 +275,7 @@ def test_requests_no_node_can_hold_leave_the_pod_unschedulable(backend: Backend)
     assert condition.status == "False"
     assert "Insufficient cpu" in condition.message
     assert not pod.spec.node_name
-    failed = [m for r, m in _warnings(backend, pod.metadata.name) if r == "FailedScheduling"]
+    failed = [m for r, m in _warnings(pods, pod.metadata.name) if r == "FailedScheduling"]
     assert failed
     assert "Insufficient cpu" in failed[0]
 
@@ -294,12 +292,12 @@ def test_requests_no_node_can_hold_leave_the_pod_unschedulable(backend: Backend)
     ],
 )
 def test_a_job_pod_ends_as_its_command_would_and_serves_its_log(
-    backend: Backend, command: list[str], phase: str, log: str
+    pods: Backend, command: list[str], phase: str, log: str
 ) -> None:
     # GIVEN a Job running wp-cli as root
     name = f"hook-{uuid.uuid4().hex[:8]}"
-    backend.batch.create_namespaced_job(
-        backend.namespace,
+    pods.batch.create_namespaced_job(
+        pods.namespace,
         {
             "metadata": {"name": name},
             "spec": {
@@ -318,16 +316,16 @@ def test_a_job_pod_ends_as_its_command_would_and_serves_its_log(
 
     # WHEN its pod has ended
     def ended() -> Any:
-        pods = backend.core.list_namespaced_pod(
-            backend.namespace, label_selector=f"job-name={name}"
+        found = pods.core.list_namespaced_pod(
+            pods.namespace, label_selector=f"job-name={name}"
         ).items
-        return next((p for p in pods if p.status.phase in {"Succeeded", "Failed"}), None)
+        return next((p for p in found if p.status.phase in {"Succeeded", "Failed"}), None)
 
     pod = _until("the Job's pod ended", ended)
 
     # THEN it ended as wp-cli would, and its log reads through the API server
     assert pod.status.phase == phase
-    assert _log(backend, pod.metadata.name) == log
+    assert _log(pods, pod.metadata.name) == log
 
 
 def test_the_push_options_are_the_modes_both_backends_know() -> None:

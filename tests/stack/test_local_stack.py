@@ -29,6 +29,7 @@ from local.stack import (
     running_stack,
 )
 from tests.events import EVENTS, load_event
+from tests.stack import signing
 
 pytestmark = [
     pytest.mark.stack,
@@ -44,7 +45,10 @@ KUBECTL = ROOT / ".venv" / "bin" / "kubectl"
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
     state_dir = tmp_path_factory.mktemp("local-stack")
     # A fast clock: a broken image's 600 s progress deadline passes in about 2 s.
-    with LocalStack(StackOptions.ephemeral(state_dir, speed=300)) as running:
+    options = StackOptions.ephemeral(
+        state_dir, speed=300, secret_access_key="stack-secret", caller_name="release-engineer"
+    )
+    with LocalStack(options) as running:
         yield running
 
 
@@ -55,18 +59,8 @@ def _cli_finds_this_stack(stack: LocalStack, monkeypatch: pytest.MonkeyPatch) ->
 
 
 def curl(stack: LocalStack, method: str, path: str, body: object | None = None) -> tuple[int, Any]:
-    assert stack.state is not None
-    request = urllib.request.Request(
-        stack.state.api_url + path,
-        data=None if body is None else json.dumps(body).encode(),
-        headers={"Content-Type": "application/json"},
-        method=method,
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=30) as answer:
-            return answer.status, json.load(answer)
-    except urllib.error.HTTPError as exc:
-        return exc.code, json.load(exc)
+    """A JSON call to the stack's API, signed with the key the stack publishes."""
+    return signing.call(stack, method, path, body)
 
 
 def kubectl(stack: LocalStack, *args: str) -> str:
@@ -268,15 +262,109 @@ def test_a_signed_deploy_of_a_seeded_digest_is_recorded_with_the_callers_identit
     # GIVEN the digest production runs since the cluster was seeded (never pushed through us)
     _, services = curl(stack, "GET", "/services")
     production = services["colours"][services["production"]]["digest"]
-    # WHEN the CLI (signing with the test credentials' access key) deploys it to the canary
+    # WHEN the CLI (signing with the key the stack's state file publishes) deploys it
     code, out, err = cli("--json", "deploy", production, "--wait", "--interval", "0.2")
-    # THEN the deploy succeeded and the ledger names the IAM identity API Gateway reported
+    # THEN the deploy succeeded and the ledger names the IAM user of the verified key
     assert code == 0, err
     record = json.loads(out)["record"]
     assert record["toDigest"] == production
     assert record["trigger"] == "api"
-    assert record["actor"] == "arn:aws:iam::123456789012:user/testing"
+    assert record["actor"] == "arn:aws:iam::123456789012:user/release-engineer"
     assert record["sourceIp"] == "127.0.0.1"
+
+
+def test_the_stack_publishes_the_key_its_api_accepts(stack: LocalStack) -> None:
+    state = running_stack(stack.options.state_dir)
+    assert state is not None
+    assert (state.access_key_id, state.secret_access_key) == ("testing", "stack-secret")
+    assert state.caller_arn == "arn:aws:iam::123456789012:user/release-engineer"
+    banner = stack.banner()
+    assert "AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=stack-secret" in banner
+    assert '--aws-sigv4 "aws:amz:us-west-2:execute-api"' in banner
+
+
+def raw_call(
+    stack: LocalStack, method: str, path: str, body: bytes, headers: dict[str, str]
+) -> tuple[int, Any]:
+    assert stack.state is not None
+    request = urllib.request.Request(
+        stack.state.api_url + path, data=body or None, headers=headers, method=method
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=30) as answer:
+            return answer.status, json.load(answer)
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.load(exc)
+
+
+def test_unsigned_and_forged_calls_are_refused_and_change_nothing(stack: LocalStack) -> None:
+    # GIVEN the roles and the deployments now
+    _, before = curl(stack, "GET", "/services")
+    _, history_before = curl(stack, "GET", "/deployments")
+    target = "green" if before["canary"] == "blue" else "blue"
+    body = json.dumps({"selector": target}).encode()
+    assert stack.state is not None
+    url = stack.state.api_url + "/services"
+    # WHEN a switch arrives unsigned, signed with a wrong secret, or with an unknown key,
+    # and a push event arrives unsigned
+    unsigned = raw_call(stack, "POST", "/services", body, {"Content-Type": "application/json"})
+    wrong = signing.signed_headers(
+        "POST", url, access_key=("testing", "testing"), region="us-west-2", body=body
+    )
+    forged = raw_call(stack, "POST", "/services", body, wrong)
+    stranger = signing.call(
+        stack, "POST", "/services", {"selector": target}, access_key=("AKIASTRANGER", "x")
+    )
+    event = load_event("ecr_push/tagged_push.json")
+    push = raw_call(stack, "POST", "/_local/events", json.dumps(event).encode(), {})
+    # THEN each is API Gateway's 403
+    assert unsigned == (403, {"message": "Missing Authentication Token"})
+    assert forged[0] == 403
+    assert forged[1]["message"].startswith("The request signature we calculated does not match")
+    assert stranger == (
+        403,
+        {"message": "The security token included in the request is invalid."},
+    )
+    assert push == (403, {"message": "Missing Authentication Token"})
+    # AND nothing changed
+    _, after = curl(stack, "GET", "/services")
+    _, history_after = curl(stack, "GET", "/deployments")
+    assert after["canary"] == before["canary"]
+    assert history_after == history_before
+
+
+def test_curl_signs_as_the_readme_says(stack: LocalStack) -> None:
+    # GIVEN the README's curl command, with the stack's published credentials
+    assert stack.state is not None
+    version = subprocess.run(["curl", "--version"], capture_output=True, text=True, check=True)
+    major, minor = (int(part) for part in version.stdout.split()[1].split(".")[:2])
+    assert (major, minor) >= (7, 75), "curl 7.75 or later signs with --aws-sigv4"
+    sigv4 = ["--aws-sigv4", f"aws:amz:{stack.state.region}:execute-api"]
+    user = ["--user", f"{stack.state.access_key_id}:{stack.state.secret_access_key}"]
+    # WHEN it reads the services and asks for a page of images
+    done = [
+        subprocess.run(
+            ["curl", "-sS", *sigv4, *user, stack.state.api_url + path],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        )
+        for path in ("/services", "/images?limit=2")
+    ]
+    # THEN both are the API's answers, not API Gateway's 403
+    services, images = (json.loads(d.stdout) for d in done)
+    assert services["canary"] in ("blue", "green"), services
+    assert "images" in images, images
+    # AND without the signature, the same command is refused
+    unsigned = subprocess.run(
+        ["curl", "-sS", stack.state.api_url + "/services"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    assert json.loads(unsigned.stdout) == {"message": "Missing Authentication Token"}
 
 
 def test_help_shows_the_default_ports_and_state_folder(capsys: pytest.CaptureFixture[str]) -> None:
@@ -329,7 +417,14 @@ def test_a_second_stack_runs_beside_the_first_without_make(
         assert stack.state is not None
         assert state.pid == second.pid
         assert state.api_url != stack.state.api_url
-        with urllib.request.urlopen(state.api_url + "/services", timeout=30) as answer:
+        headers = signing.signed_headers(
+            "GET",
+            state.api_url + "/services",
+            access_key=(state.access_key_id, state.secret_access_key),
+            region=state.region,
+        )
+        request = urllib.request.Request(state.api_url + "/services", headers=headers)
+        with urllib.request.urlopen(request, timeout=30) as answer:
             assert answer.status == 200
         assert running_stack(stack.options.state_dir) == stack.state
     finally:
@@ -339,3 +434,83 @@ def test_a_second_stack_runs_beside_the_first_without_make(
     assert second.returncode == 0
     assert not (state_dir / STATE_FILE).exists()
     assert running_stack(stack.options.state_dir) == stack.state
+
+
+def run_module(module: str, *argv: str) -> subprocess.CompletedProcess[str]:
+    """``python -m <module> ...`` from the project folder, without make's PYTHONPATH."""
+    return subprocess.run(
+        [sys.executable, "-m", module, *argv],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        cwd=ROOT,
+        env={k: v for k, v in os.environ.items() if k != "PYTHONPATH"},
+    )
+
+
+def test_make_execute_starts_a_console_execution_and_reports_its_end(stack: LocalStack) -> None:
+    # GIVEN a console input of the deploy flow (a digest, deployable as given)
+    state_file = str(stack.options.state_dir / STATE_FILE)
+    flow_input = EVENTS / "deploy_flow" / "deploy_canary_by_digest.json"
+    # WHEN it is executed as the README says (make execute runs this module)
+    done = run_module("local.execute", str(flow_input), "--state", state_file)
+    # THEN it started an execution of the stack's state machine and waited for its end
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert stack.state is not None
+    name = done.stdout.split()[1]
+    assert name.startswith("wp-platform-console-")
+    executions = stack.state.state_machine_arn.replace(":stateMachine:", ":execution:")
+    assert f"executionArn  {executions}:{name}" in done.stdout
+    assert "status        SUCCEEDED" in done.stdout
+    # AND the API knows it as a deployment by that name, with the console's actor
+    status, body = curl(stack, "GET", f"/deployments/{name}")
+    assert status == 200, body
+    assert body["record"]["trigger"] == "console"
+    assert body["record"]["actor"] == "arn:aws:iam::123456789012:user/alice"
+
+
+def test_make_execute_refuses_what_is_not_a_flow_input(stack: LocalStack, tmp_path: Path) -> None:
+    array = tmp_path / "array.json"
+    array.write_text("[1]")
+    state_file = str(stack.options.state_dir / STATE_FILE)
+    done = run_module("local.execute", str(array), "--state", state_file)
+    assert done.returncode == 2
+    assert done.stderr == f"execute: error: {array} is not a JSON object: the flow's input is one\n"
+    done = run_module(
+        "local.execute",
+        str(EVENTS / "deploy_flow" / "rollback_canary.json"),
+        "--state",
+        str(tmp_path / "nothing.json"),
+    )
+    assert done.returncode == 2
+    assert "no local stack is running" in done.stderr
+    assert "make local" in done.stderr
+
+
+def test_make_invoke_of_deploy_steps_with_a_flow_input_says_to_execute_it(
+    stack: LocalStack,
+) -> None:
+    # WHEN the flow's input is given to the deploy_steps handler, as `make invoke` would
+    done = run_module(
+        "local.invoke",
+        "deploy_steps",
+        str(EVENTS / "deploy_flow" / "deploy_canary_by_digest.json"),
+        "--state",
+        str(stack.options.state_dir / STATE_FILE),
+    )
+    # THEN one line says what it is and what to run instead; no trace
+    assert done.returncode == 2
+    assert done.stdout == ""
+    assert done.stderr.startswith("invoke: error: this is the deploy flow's input")
+    assert "make execute INPUT=<file>" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert done.stderr.count("\n") == 1
+
+
+def test_the_banner_exports_what_the_aws_cli_needs(stack: LocalStack) -> None:
+    assert stack.state is not None
+    banner = stack.banner()
+    region = stack.state.region
+    assert f"AWS_REGION={region} AWS_DEFAULT_REGION={region}" in banner
+    assert f"AWS_ENDPOINT_URL={stack.state.moto_url}" in banner
+    assert "stopping the stack forgets it" in banner

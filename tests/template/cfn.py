@@ -99,19 +99,50 @@ def function_environment(
     return {name: str(resolve(value, parameters)) for name, value in merged.items()}
 
 
-def policies(resource: Mapping[str, Any]) -> list[Any]:
-    """The ``Policies`` of a SAM function or state machine, always as a list."""
-    value = resource["Properties"].get("Policies", [])
-    listed = value if isinstance(value, list) else [value]
-    # A conditional policy counts with both of its branches (AWS::NoValue drops out).
+def _both_branches(listed: list[Any]) -> list[Any]:
+    # A conditional item counts with both of its branches (AWS::NoValue drops out).
     found: list[Any] = []
-    for policy in listed:
-        if isinstance(policy, dict) and set(policy) == {"Fn::If"}:
-            _, when_true, when_false = policy["Fn::If"]
+    for item in listed:
+        if isinstance(item, dict) and set(item) == {"Fn::If"}:
+            _, when_true, when_false = item["Fn::If"]
             found.extend(p for p in (when_true, when_false) if p != {"Ref": "AWS::NoValue"})
         else:
-            found.append(policy)
+            found.append(item)
     return found
+
+
+def own_role(resource: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The ``AWS::IAM::Role`` a function names in ``Role`` (None: SAM makes its role)."""
+    role = resource["Properties"].get("Role")
+    if not isinstance(role, dict) or "Fn::GetAtt" not in role:
+        return None
+    logical_id, attribute = role["Fn::GetAtt"]
+    assert attribute == "Arn", role
+    found: dict[str, Any] = load_template()["Resources"][logical_id]
+    assert found["Type"] == "AWS::IAM::Role", logical_id
+    return found
+
+
+def policies(resource: Mapping[str, Any]) -> list[Any]:
+    """The ``Policies`` of a SAM function or state machine, always as a list.
+
+    For a function with its own role, the role's inline policy documents (as
+    ``{"Statement": ...}``, as SAM writes inline policies).
+    """
+    role = own_role(resource)
+    if role is not None:
+        inline = _both_branches(role["Properties"].get("Policies", []))
+        return [{"Statement": policy["PolicyDocument"]["Statement"]} for policy in inline]
+    value = resource["Properties"].get("Policies", [])
+    return _both_branches(value if isinstance(value, list) else [value])
+
+
+def managed_policies(resource: Mapping[str, Any]) -> list[Any]:
+    """The managed policy ARNs a function's own role carries, conditional ones included."""
+    role = own_role(resource)
+    if role is None:
+        return []
+    return _both_branches(role["Properties"].get("ManagedPolicyArns", []))
 
 
 def statements(resource: Mapping[str, Any]) -> list[dict[str, Any]]:

@@ -7,7 +7,14 @@ from typing import Any
 
 import pytest
 
-from tests.template.cfn import as_list, load_template, policies, statements
+from tests.template.cfn import (
+    as_list,
+    load_template,
+    managed_policies,
+    own_role,
+    policies,
+    statements,
+)
 
 # SAM policy templates allowed, with the one action each grants and the template
 # argument that names its single resource.
@@ -110,7 +117,12 @@ def test_deploy_steps_reach_the_ledger_the_one_cluster_alarms_and_the_bus(
     }
     assert all(granted[action] == LEDGER for action in LEDGER_ACTIONS)
     assert granted["eks:DescribeCluster"] == [CLUSTER]
-    assert granted["events:PutEvents"] == [{"Ref": "EventBusName"}]
+    assert granted["events:PutEvents"] == [
+        {
+            "Fn::Sub": "arn:${AWS::Partition}:events:${AWS::Region}:${AWS::AccountId}"
+            ":event-bus/${EventBusName}"
+        }
+    ]
     # alarm names are a free-form list: this account's alarms in this region, never "*"
     assert granted["cloudwatch:DescribeAlarms"] == [
         {"Fn::Sub": "arn:${AWS::Partition}:cloudwatch:${AWS::Region}:${AWS::AccountId}:alarm:*"}
@@ -170,3 +182,106 @@ def test_no_wildcard_resource_or_action_without_a_reason_aws_imposes(
             assert targets == ["*"]
         # and no statement can read the ledger wholesale
         assert "dynamodb:Scan" not in actions, "the ledger is read through its keys only"
+
+
+VPC_ACCESS = {
+    "Fn::Sub": "arn:${AWS::Partition}:iam::aws:policy/service-role/AWSLambdaVPCAccessExecutionRole"
+}
+BASIC = [
+    {"Fn::Sub": "arn:${AWS::Partition}:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole"},
+    {"Fn::Sub": "arn:${AWS::Partition}:iam::aws:policy/AWSXrayWriteOnlyAccess"},
+]
+
+
+@pytest.mark.parametrize("name", ["DeployStepsFunction", "ServicesApiFunction"])
+def test_the_vpc_permissions_come_only_with_the_vpc(resources: dict[str, Any], name: str) -> None:
+    # GIVEN a function that joins the VPC when SubnetIds are given
+    function = resources[name]
+    # WHEN its role is read: its own, since SAM's would carry AWSLambdaVPCAccessExecutionRole
+    # whenever VpcConfig is present, whatever the condition says
+    role = own_role(function)
+    assert role is not None, f"{name} needs its own role"
+    assert "Policies" not in function["Properties"], "SAM ignores Policies beside a Role"
+    managed = role["Properties"]["ManagedPolicyArns"]
+    # THEN it has the logs and X-Ray policies SAM would give, and the VPC one only InVpc
+    assert managed == [
+        *BASIC,
+        {"Fn::If": ["InVpc", VPC_ACCESS, {"Ref": "AWS::NoValue"}]},
+    ]
+    assert function["Properties"]["VpcConfig"]["Fn::If"][0] == "InVpc"
+    assert role["Properties"]["AssumeRolePolicyDocument"]["Statement"] == [
+        {
+            "Effect": "Allow",
+            "Principal": {"Service": "lambda.amazonaws.com"},
+            "Action": "sts:AssumeRole",
+        }
+    ]
+
+
+def test_ecr_push_never_gets_vpc_permissions(resources: dict[str, Any]) -> None:
+    function = resources["EcrPushFunction"]
+    assert "VpcConfig" not in function["Properties"]
+    assert VPC_ACCESS not in managed_policies(function)
+    assert all("VPCAccessPolicy" not in str(policy) for policy in policies(function))
+
+
+ROUTES = [
+    ("GET", "/services"),
+    ("POST", "/services"),
+    ("POST", "/rollback"),
+    ("POST", "/promote"),
+    ("GET", "/images"),
+    ("GET", "/deployments"),
+    ("GET", "/deployments/{id}"),
+]
+METHOD_ARN = (
+    "arn:${AWS::Partition}:execute-api:${AWS::Region}:${AWS::AccountId}"
+    ":${ServicesApi}/${ApiStageName}"
+)
+
+
+def method_arns(routes: list[tuple[str, str]]) -> list[dict[str, str]]:
+    """The method ARNs of routes on this API and stage (a path parameter is "*")."""
+    return [
+        {"Fn::Sub": f"{METHOD_ARN}/{method}{path.replace('{id}', '*')}"} for method, path in routes
+    ]
+
+
+def api_routes(resources: dict[str, Any]) -> list[tuple[str, str]]:
+    events = resources["ServicesApiFunction"]["Properties"]["Events"].values()
+    return [(e["Properties"]["Method"].upper(), e["Properties"]["Path"]) for e in events]
+
+
+@pytest.mark.parametrize(
+    ("policy", "output", "routes"),
+    [
+        (
+            "ServicesApiReadOnlyPolicy",
+            "ServicesApiReadOnlyPolicyArn",
+            [route for route in ROUTES if route[0] == "GET"],
+        ),
+        ("ServicesApiOperatorPolicy", "ServicesApiOperatorPolicyArn", ROUTES),
+    ],
+)
+def test_callers_get_invoke_on_the_methods_of_this_api_and_stage_only(
+    resources: dict[str, Any], policy: str, output: str, routes: list[tuple[str, str]]
+) -> None:
+    # GIVEN the template's routes (the policies must follow them)
+    assert sorted(api_routes(resources)) == sorted(ROUTES)
+    # WHEN the managed policy for callers is read
+    managed = resources[policy]
+    assert managed["Type"] == "AWS::IAM::ManagedPolicy"
+    (statement,) = managed["Properties"]["PolicyDocument"]["Statement"]
+    # THEN it is execute-api:Invoke on exactly those methods of this API's stage
+    assert statement["Effect"] == "Allow"
+    assert statement["Action"] == "execute-api:Invoke"
+    assert statement["Resource"] == method_arns(routes)
+    # AND the stack outputs it for attaching to people's and pipelines' roles
+    assert load_template()["Outputs"][output]["Value"] == {"Ref": policy}
+
+
+def test_read_only_callers_cannot_change_anything(resources: dict[str, Any]) -> None:
+    (statement,) = resources["ServicesApiReadOnlyPolicy"]["Properties"]["PolicyDocument"][
+        "Statement"
+    ]
+    assert all("/GET/" in arn["Fn::Sub"] for arn in statement["Resource"])

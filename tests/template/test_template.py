@@ -282,6 +282,13 @@ def test_ledger_table_is_on_demand_with_two_indexes_ttl_and_point_in_time_recove
     assert table["DeletionPolicy"] == table["UpdateReplacePolicy"] == "Retain"
 
 
+def test_the_ledger_cannot_be_deleted_while_protected(template: dict[str, Any]) -> None:
+    # GIVEN the ledger table: its verdicts are what rollbacks choose from
+    properties = template["Resources"]["LedgerTable"]["Properties"]
+    # THEN DynamoDB refuses DeleteTable on it, by hand or through a stack update
+    assert properties["DeletionProtectionEnabled"] is True
+
+
 def test_idempotency_table_has_the_powertools_shape(template: dict[str, Any]) -> None:
     # GIVEN the idempotency table as declared
     properties = template["Resources"]["IdempotencyTable"]["Properties"]
@@ -327,6 +334,52 @@ def test_the_ecr_rule_matches_exactly_successful_pushes_to_the_one_repository(
         "Arn": {"Fn::GetAtt": ["EcrPushDeadLetterQueue", "Arn"]}
     }
     assert properties["RetryPolicy"]["MaximumRetryAttempts"] > 0
+
+
+def test_a_push_waiting_in_the_dead_letter_queue_raises_an_alarm(template: dict[str, Any]) -> None:
+    # GIVEN the alarm on the dead-letter queue
+    alarm = template["Resources"]["EcrPushDeadLetterQueueAlarm"]
+    properties = alarm["Properties"]
+    # THEN it watches that queue's visible messages and fires on the first one
+    assert alarm["Type"] == "AWS::CloudWatch::Alarm"
+    assert (properties["Namespace"], properties["MetricName"]) == (
+        "AWS/SQS",
+        "ApproximateNumberOfMessagesVisible",
+    )
+    assert properties["Dimensions"] == [
+        {"Name": "QueueName", "Value": {"Fn::GetAtt": ["EcrPushDeadLetterQueue", "QueueName"]}}
+    ]
+    assert properties["ComparisonOperator"] == "GreaterThanThreshold"
+    assert properties["Threshold"] == 0
+    assert properties["Statistic"] == "Maximum"
+    assert properties["EvaluationPeriods"] == 1
+    # AND an empty queue (no data points) is not an alarm
+    assert properties["TreatMissingData"] == "notBreaching"
+    assert template["Outputs"]["EcrPushDeadLetterQueueAlarmName"]["Value"] == {
+        "Ref": "EcrPushDeadLetterQueueAlarm"
+    }
+
+
+@pytest.mark.parametrize(("value", "reserved"), [("5", True), ("0", False), ("40", True)])
+def test_ecr_push_has_reserved_concurrency_unless_told_none(
+    template: dict[str, Any], value: str, reserved: bool
+) -> None:
+    # GIVEN the parameter (5 by default) and the condition that reads it
+    parameter = template["Parameters"]["EcrPushReservedConcurrency"]
+    assert parameter["Default"] == "5"
+    assert re.fullmatch(parameter["AllowedPattern"], value)
+    condition = template["Conditions"]["ReservesEcrPushConcurrency"]
+    assert condition == {"Fn::Not": [{"Fn::Equals": [{"Ref": "EcrPushReservedConcurrency"}, "0"]}]}
+    # WHEN the function's concurrency is resolved for that value
+    setting = template["Resources"]["EcrPushFunction"]["Properties"]["ReservedConcurrentExecutions"]
+    when, if_true, if_false = setting["Fn::If"]
+    assert when == "ReservesEcrPushConcurrency"
+    chosen = if_true if value != "0" else if_false
+    # THEN it reserves that many, or (0) reserves none rather than throttling every push
+    if reserved:
+        assert resolve(chosen, {"EcrPushReservedConcurrency": value}) == value
+    else:
+        assert chosen == {"Ref": "AWS::NoValue"}
 
 
 def test_the_dead_letter_queue_accepts_only_the_push_rule(template: dict[str, Any]) -> None:
@@ -493,9 +546,7 @@ def test_cluster_facing_functions_join_the_vpc_only_when_subnets_are_given(
         "SecurityGroupIds": {"Ref": "SecurityGroupIds"},
     }
     assert outside == {"Ref": "AWS::NoValue"}
-    assert {"Fn::If": ["InVpc", {"VPCAccessPolicy": {}}, {"Ref": "AWS::NoValue"}]} in properties[
-        "Policies"
-    ]
+    # (the network-interface permissions follow the same condition: test_policies)
     assert template["Parameters"]["SubnetIds"]["Default"] == ""
 
 

@@ -17,7 +17,6 @@ from bluegreen.adapters.cluster import KubernetesCluster
 from bluegreen.adapters.kube_client import api_client_for
 from bluegreen.domain.traffic import RouterKind
 from tests.backends import Backend
-from tests.backends import backend as backend  # the fixture, for this folder's tests
 
 WEIGHTED = [RouterKind.ALB, RouterKind.GATEWAY]
 PRODUCTION_ACTION = "alb.ingress.kubernetes.io/actions.production-weights"

@@ -18,17 +18,24 @@ from .responses import (
     BAD_REQUEST,
     CLUSTER,
     CONFLICT,
+    GATEWAY,
     INVALID,
     NOT_FOUND,
     UNSUPPORTED,
     answer,
 )
 from .schemas import (
+    CURSOR_LIMIT,
+    CURSOR_PATTERN,
+    DEPLOYMENT_ID_LIMIT,
+    DEPLOYMENT_ID_PATTERN,
+    LIMIT_DESCRIPTION,
     DeploymentBody,
     DeploymentPageBody,
     DeploymentStartedBody,
     DeploymentStatusBody,
     ExecutionBody,
+    PageLimit,
     PromoteRequest,
     RollbackRequest,
 )
@@ -86,11 +93,18 @@ def execution_body(execution: dict[str, object]) -> ExecutionBody:
     "/deployments",
     summary="Deployments, rollbacks and canary switches, newest first",
     tags=["deployments"],
-    responses={200: answer(DeploymentPageBody, "A page of deployments"), **BAD_REQUEST, **INVALID},
+    responses={
+        200: answer(DeploymentPageBody, "A page of deployments"),
+        **BAD_REQUEST,
+        **INVALID,
+        **GATEWAY,
+    },
 )
 def get_deployments(
-    limit: Annotated[int, Query(ge=1, le=history.MAX_PAGE)] = 50,
-    cursor: Annotated[str | None, Query(max_length=2048)] = None,
+    limit: Annotated[PageLimit, Query(description=LIMIT_DESCRIPTION)] = 50,
+    cursor: Annotated[
+        str | None, Query(min_length=1, max_length=CURSOR_LIMIT, pattern=CURSOR_PATTERN)
+    ] = None,
 ) -> DeploymentPageBody:
     """A page of the ledger's deployments; pass ``nextCursor`` back as ``cursor``."""
     page = history.deployment_history(dependencies.ledger(), limit, cursor)
@@ -109,11 +123,19 @@ def get_deployments(
         **BAD_REQUEST,
         **NOT_FOUND,
         **INVALID,
+        **GATEWAY,
         502: CLUSTER[502],
     },
 )
 def get_deployment(
-    id: Annotated[str, Path(max_length=80, description="The deployment id (execution name)")],
+    id: Annotated[
+        str,
+        Path(
+            max_length=DEPLOYMENT_ID_LIMIT,
+            pattern=DEPLOYMENT_ID_PATTERN,
+            description="The deployment id (execution name)",
+        ),
+    ],
 ) -> DeploymentStatusBody:
     """The record (if the flow wrote it yet) and the execution (if there is one)."""
     deployment_id = id  # ``id`` is the path parameter's public name
@@ -143,6 +165,7 @@ def get_deployment(
         **CONFLICT,
         **UNSUPPORTED,
         **INVALID,
+        **GATEWAY,
         **CLUSTER,
     },
 )
@@ -178,6 +201,7 @@ def post_rollback(
         **CONFLICT,
         **UNSUPPORTED,
         **INVALID,
+        **GATEWAY,
         **CLUSTER,
     },
 )

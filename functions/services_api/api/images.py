@@ -10,8 +10,16 @@ from aws_lambda_powertools.event_handler.openapi.params import Query
 from bluegreen.logic import history
 
 from . import dependencies
-from .responses import BAD_REQUEST, INVALID, answer
-from .schemas import ImageBody, ImagePageBody, Placement
+from .responses import BAD_REQUEST, GATEWAY, INVALID, answer
+from .schemas import (
+    CURSOR_LIMIT,
+    CURSOR_PATTERN,
+    LIMIT_DESCRIPTION,
+    ImageBody,
+    ImagePageBody,
+    PageLimit,
+    Placement,
+)
 
 router = Router()  # type: ignore[no-untyped-call]
 
@@ -38,11 +46,13 @@ def image_body(view: history.ImageView) -> ImageBody:
     "/images",
     summary="Images pushed, newest first, with tags, verdict and the colours running them",
     tags=["images"],
-    responses={200: answer(ImagePageBody, "A page of images"), **BAD_REQUEST, **INVALID},
+    responses={200: answer(ImagePageBody, "A page of images"), **BAD_REQUEST, **INVALID, **GATEWAY},
 )
 def get_images(
-    limit: Annotated[int, Query(ge=1, le=history.MAX_PAGE)] = 50,
-    cursor: Annotated[str | None, Query(max_length=2048)] = None,
+    limit: Annotated[PageLimit, Query(description=LIMIT_DESCRIPTION)] = 50,
+    cursor: Annotated[
+        str | None, Query(min_length=1, max_length=CURSOR_LIMIT, pattern=CURSOR_PATTERN)
+    ] = None,
 ) -> ImagePageBody:
     """A page of the ledger's images; pass ``nextCursor`` back as ``cursor``."""
     page = history.image_history(dependencies.ledger(), dependencies.cluster(), limit, cursor)

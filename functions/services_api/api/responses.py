@@ -6,7 +6,7 @@ from typing import Any
 
 from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 
-from .schemas import ErrorBody
+from .schemas import ErrorBody, GatewayMessage
 
 
 def answer(model: Any, description: str) -> OpenAPIResponse:
@@ -32,3 +32,12 @@ CLUSTER = {
     502: _error("The cluster or an AWS service answered with an error"),
     503: _error("The cluster could not be reached or refused the function's credentials"),
 }
+GATEWAY = {
+    403: answer(
+        GatewayMessage,
+        "API Gateway refused the request: no SigV4 signature (`Missing Authentication "
+        "Token`), a wrong one, an unknown access key, or no `execute-api:Invoke` permission",
+    ),
+    429: answer(GatewayMessage, "API Gateway throttled the request (stage throttling)"),
+}
+"""What API Gateway itself answers on every route, before the function sees the request."""

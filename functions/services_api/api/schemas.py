@@ -4,24 +4,63 @@ The models are the API's contract: Powertools validates requests against them
 and the OpenAPI document (``docs/openapi.json``) is generated from them. Request
 models forbid unknown fields so a misspelt field is an error, not a silent no-op.
 Field names are camelCase on the wire, as in the original ``imageTag``.
+
+Request models are strict: a boolean is a JSON boolean, a string a JSON string
+(``"force": "yes"`` or ``1`` is a 422, never a ``true``). Every string field
+follows one rule, ``TRIMMED``: it may not begin or end with whitespace. Such a
+value is refused, not trimmed, so what the ledger records is what was sent.
 """
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
+from bluegreen.logic.history import MAX_PAGE
 from bluegreen.logic.services import REASON_LIMIT
 
 ColourName = Literal["blue", "green"]
 ServiceName = Literal["canary", "production"]
 
+TRIMMED = r"^(\S([\s\S]*\S)?)?$"
+"""Empty, or starting and ending with a character that is not whitespace (JSON Schema
+and pydantic read it alike); ``TRIMMED_RULE`` is what a refusal says."""
+TRIMMED_RULE = "must not begin or end with whitespace"
+IMAGE_TAG_LIMIT = 200
+CURSOR_LIMIT = 2048
+CURSOR_PATTERN = r"^[A-Za-z0-9_\-=.~+/:]+$"
+"""The alphabet of the cursors ``nextCursor`` hands out (``history.check_page`` has the
+final word on whether one is real)."""
+DEPLOYMENT_ID_LIMIT = 80
+DEPLOYMENT_ID_PATTERN = r"^[A-Za-z0-9_-]+$"
+"""Step Functions' alphabet for execution names, which deployment ids are."""
+
+
+_DIGITS = re.compile(r"[0-9]+")
+
+
+def _digits_only(value: object) -> object:
+    """A query string's number as written: decimal digits, nothing around them.
+
+    Query values arrive as text; pydantic alone would also read ``" 5"``, ``"5.0"``
+    or ``"+5"`` as 5.
+    """
+    if isinstance(value, str) and not _DIGITS.fullmatch(value):
+        raise ValueError("must be a whole number written in decimal digits")
+    return value
+
+
+LIMIT_DESCRIPTION = f"How many to return, newest first: 1 to {MAX_PAGE}."
+PageLimit = Annotated[int, Field(ge=1, le=MAX_PAGE), BeforeValidator(_digits_only)]
+"""The ``limit`` query parameter of the history routes, read strictly (``_digits_only``)."""
+
 
 class _Request(BaseModel):
-    model_config = ConfigDict(extra="forbid", alias_generator=to_camel, frozen=True)
+    model_config = ConfigDict(extra="forbid", alias_generator=to_camel, frozen=True, strict=True)
 
 
 class _Body(BaseModel):
@@ -41,7 +80,9 @@ class ServicesChange(_Request):
     )
     image_tag: str | None = Field(
         default=None,
-        max_length=200,
+        min_length=1,
+        max_length=IMAGE_TAG_LIMIT,
+        pattern=TRIMMED,
         description="A digest (`sha256:<64 hex>` or 64 hex) or a tag the ledger knows; "
         "deployed through the deploy flow.",
     )
@@ -54,7 +95,10 @@ class ServicesChange(_Request):
         description="With `imageTag`: deploy even a digest the ledger judged failed.",
     )
     reason: str = Field(
-        default="", max_length=REASON_LIMIT, description="Free text kept in the record."
+        default="",
+        max_length=REASON_LIMIT,
+        pattern=TRIMMED,
+        description="Free text kept in the record.",
     )
 
 
@@ -63,7 +107,10 @@ class RollbackRequest(_Request):
 
     service: ServiceName = Field(default="canary")
     reason: str = Field(
-        default="", max_length=REASON_LIMIT, description="Free text kept in the record."
+        default="",
+        max_length=REASON_LIMIT,
+        pattern=TRIMMED,
+        description="Free text kept in the record.",
     )
 
 
@@ -71,7 +118,10 @@ class PromoteRequest(_Request):
     """``POST /promote``: deploy the canary's digest to production."""
 
     reason: str = Field(
-        default="", max_length=REASON_LIMIT, description="Free text kept in the record."
+        default="",
+        max_length=REASON_LIMIT,
+        pattern=TRIMMED,
+        description="Free text kept in the record.",
     )
 
 
@@ -83,6 +133,13 @@ class ErrorBody(_Body):
 
     error: str = Field(examples=["InvalidInput"])
     detail: str = Field(examples=["imageTag: 'abc' is not a sha256 digest"])
+
+
+class GatewayMessage(_Body):
+    """An answer API Gateway gives itself, before the function runs: signature refused,
+    throttled."""
+
+    message: str = Field(examples=["Missing Authentication Token"])
 
 
 class Replicas(_Body):

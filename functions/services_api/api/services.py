@@ -19,6 +19,7 @@ from .responses import (
     BAD_REQUEST,
     CLUSTER,
     CONFLICT,
+    GATEWAY,
     INVALID,
     NOT_FOUND,
     UNSUPPORTED,
@@ -128,7 +129,12 @@ def record_start(started: services.DeploymentStarted, caller: services.Caller) -
     "/services",
     summary="Canary and production: colours, digests, rollouts, the canaryEnv ConfigMap",
     tags=["services"],
-    responses={200: answer(ServiceStatusBody, "The release state"), **INVALID, **CLUSTER},
+    responses={
+        200: answer(ServiceStatusBody, "The release state"),
+        **INVALID,
+        **GATEWAY,
+        **CLUSTER,
+    },
 )
 def get_services() -> ServiceStatusBody:
     """Read the release state; a ConfigMap/Service disagreement is flagged, not hidden."""
@@ -153,6 +159,7 @@ def get_services() -> ServiceStatusBody:
         **CONFLICT,
         **UNSUPPORTED,
         **INVALID,
+        **GATEWAY,
         **CLUSTER,
         503: answer(
             ErrorBody,
