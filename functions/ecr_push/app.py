@@ -50,17 +50,6 @@ if TYPE_CHECKING:
 
 SETTINGS = load_settings()
 
-AUTO_DEPLOY: OnRecorded | None = on_recorded(
-    SETTINGS,
-    lazy_flow(SETTINGS.state_machine_arn, SETTINGS.region) if SETTINGS.state_machine_arn else None,
-)
-"""The auto-deploy seam: called once per recorded push with the record and its tag.
-
-Starts the deploy state machine when the tag matches ``SETTINGS.auto_deploy_tags``
-(``bluegreen.logic.autodeploy``; see ``bluegreen.logic.pushes.OnRecorded`` for the
-exactly-once guarantee). None would record only.
-"""
-
 
 class Recorder(NamedTuple):
     """What recording a push needs, built once per execution environment."""
@@ -94,6 +83,19 @@ def recorder() -> Recorder:
         config,
         ecr_tag_lookup(ecr, SETTINGS.repository, SETTINGS.registry),
     )
+
+
+AUTO_DEPLOY: OnRecorded | None = on_recorded(
+    SETTINGS,
+    lazy_flow(SETTINGS.state_machine_arn, SETTINGS.region) if SETTINGS.state_machine_arn else None,
+    lambda: recorder().ledger,
+)
+"""The auto-deploy seam: called once per recorded push with the record and its tag.
+
+Starts the deploy state machine when the tag matches ``SETTINGS.auto_deploy_tags``
+(``bluegreen.logic.autodeploy``; see ``bluegreen.logic.pushes.OnRecorded`` for the
+exactly-once guarantee). None would record only.
+"""
 
 
 def ecr_tag_lookup(client: Any, repository: str, registry: str) -> TagLookup:

@@ -21,17 +21,21 @@ def test_rollback_starts_the_flows_rollback(
 ) -> None:
     # WHEN a rollback of the service is asked for
     answer = call(event(f"rollback_{service}"))
-    # THEN the flow starts its rollback action for that service, with who asked
+    # THEN the flow starts its rollback action for that service
     assert answer.status == 202
     assert answer.body["action"] == "rollback"
     assert answer.body["service"] == service
+    assert answer.body["queued"] is False
+    assert answer.body["waitsBehind"] is None
     assert stack.execution_input(answer.body["executionArn"]) == {
         "action": "rollback",
         "service": service,
-        "trigger": "api",
-        "actor": ALICE,
-        "sourceIp": "203.0.113.10",
     }
+    # AND who asked, from where, and what that service ran then are recorded before the start
+    record = ledger.deployment(answer.body["deploymentId"])
+    assert (record.trigger, record.actor, record.source_ip) == ("api", ALICE, "203.0.113.10")
+    colour = Colour.BLUE if service == "canary" else Colour.GREEN
+    assert record.seen_image == pinned(OLDER if colour is Colour.BLUE else KNOWN)
 
 
 @pytest.mark.parametrize("body", [None, ""])
@@ -56,11 +60,12 @@ def test_rollback_sends_the_reason_to_the_flow(
     answer = call(
         event("rollback_production", body={"service": "production", "reason": "500s on /cart"})
     )
-    # THEN the flow input carries the reason and where the caller was
+    # THEN the flow input and the record carry the reason; the record where the caller was
     assert answer.status == 202, answer.body
     flow_input = stack.execution_input(answer.body["executionArn"])
     assert flow_input["reason"] == "500s on /cart"
-    assert flow_input["sourceIp"] == "203.0.113.10"
+    record = ledger.deployment(answer.body["deploymentId"])
+    assert (record.reason, record.source_ip) == ("500s on /cart", "203.0.113.10")
 
 
 @pytest.mark.parametrize("route", ["rollback_canary", "promote"])
@@ -115,7 +120,7 @@ def test_promote_deploys_the_canary_digest_to_production(
     assert flow_input["action"] == "deploy"
     assert flow_input["image"] == str(OLDER)
     assert flow_input["service"] == "production"
-    assert flow_input["actor"] == ALICE
+    assert ledger.deployment(answer.body["deploymentId"]).actor == ALICE
 
 
 def test_promote_refuses_a_failed_digest(stack: Stack, ledger: Any, emu: ClusterEmulator) -> None:

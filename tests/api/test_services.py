@@ -168,14 +168,14 @@ def test_deploy_bare_hex_digest_starts_the_flow_for_the_canary(
     answer = call(event("deploy_hex_digest"))
     # THEN the flow starts with the contract's input, named by the deployment id
     flow_input = _started(stack, answer)
-    assert flow_input == {
-        "action": "deploy",
-        "image": str(KNOWN),
-        "service": "canary",
-        "trigger": "api",
-        "actor": "arn:aws:sts::123456789012:assumed-role/release-engineer/alice",
-        "sourceIp": "203.0.113.10",
-    }
+    assert flow_input == {"action": "deploy", "image": str(KNOWN), "service": "canary"}
+    # and who asked, from where, is the ledger's record, written before the start
+    record = ledger.deployment(answer.body["deploymentId"])
+    assert (record.trigger, record.actor, record.source_ip) == (
+        "api",
+        "arn:aws:sts::123456789012:assumed-role/release-engineer/alice",
+        "203.0.113.10",
+    )
     assert answer.body["digest"] == str(KNOWN)
     assert answer.body["service"] == "canary"
     assert answer.body["executionArn"].endswith(f":{answer.body['deploymentId']}")

@@ -71,3 +71,12 @@ class HealthCheckFailed(BlueGreenError):
 class NotPromotable(BlueGreenError):
     """The canary runs nothing that may go to production (no pinned digest, judged
     failed, or production already runs it)."""
+
+
+class DigestFailed(BlueGreenError):
+    """The ledger judged the digest failed; deploying it again needs ``force: true``."""
+
+
+class RequestAbandoned(BlueGreenError):
+    """The entry point recorded this request, could not start its execution and told its
+    caller so; an execution of that name that runs after all changes nothing."""
