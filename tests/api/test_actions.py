@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from bluegreen.domain.models import Colour, Verdict
+from bluegreen.domain.models import Colour, Outcome, Verdict
 from bluegreen.logic.deploy import parse_request
 from bluegreen.logic.services import REASON_LIMIT
 from local.cluster.emulator import ClusterEmulator
@@ -149,3 +149,63 @@ def test_promote_refuses_what_production_already_runs(
     answer = call(event("promote"))
     assert answer.status == 409
     assert f"already runs {KNOWN}" in answer.body["detail"]
+
+
+def _hold_the_lock(ledger: Any, stack: Stack) -> str:
+    """A deployment of KNOWN to the canary that holds the lock, as the flow leaves it."""
+    holder = f"{stack.application}-deploy-running"
+    assert ledger.acquire_lock(holder, 600)
+    return holder
+
+
+@pytest.mark.parametrize(
+    ("name", "body"),
+    [
+        ("rollback_canary", {"reason": "5xx"}),
+        ("rollback_production", {"service": "production"}),
+        ("deploy_to_production", None),
+    ],
+)
+def test_an_action_asked_while_a_deployment_holds_the_lock_is_queued_behind_it(
+    stack: Stack, ledger: Any, emu: ClusterEmulator, name: str, body: Any
+) -> None:
+    # GIVEN a deployment holds the application's lock
+    holder = _hold_the_lock(ledger, stack)
+    # WHEN a rollback or a deploy is asked for
+    answer = call(event(name, body=body) if body else event(name))
+    # THEN it is started, and the answer says it is queued and behind which deployment
+    assert answer.status == 202, answer.body
+    assert answer.body["queued"] is True
+    assert answer.body["waitsBehind"] == holder
+    # AND the record keeps what it waits behind, for when it gets the lock
+    record = ledger.deployment(answer.body["deploymentId"])
+    assert record.waits_behind == holder
+    assert record.outcome is Outcome.RUNNING
+    assert record.colour is None  # not begun: the flow decides once it holds the lock
+
+
+def test_a_rollback_records_the_image_its_caller_saw_on_that_colour(
+    stack: Stack, ledger: Any, emu: ClusterEmulator
+) -> None:
+    # GIVEN the canary (blue) runs an image by tag, behind the API's back
+    set_image(emu, Colour.BLUE, f"{REGISTRY}:dev")
+    # WHEN a rollback of the canary is asked for
+    answer = call(event("rollback_canary"))
+    # THEN what blue ran at that moment is recorded: the flow acts only on that
+    assert answer.status == 202, answer.body
+    assert ledger.deployment(answer.body["deploymentId"]).seen_image == f"{REGISTRY}:dev"
+
+
+def test_promote_while_a_deployment_holds_the_lock_is_refused_naming_it(
+    stack: Stack, ledger: Any, emu: ClusterEmulator
+) -> None:
+    # GIVEN a deployment holds the lock (what the canary runs is not settled)
+    holder = _hold_the_lock(ledger, stack)
+    # WHEN promotion is asked for
+    answer = call(event("promote"))
+    # THEN 409 names the running deployment, and nothing starts nor is recorded
+    assert answer.status == 409, answer.body
+    assert answer.body["error"] == "LockHeld"
+    assert holder in answer.body["detail"]
+    assert stack.executions() == []
+    assert ledger.deployments()[0] == []

@@ -25,7 +25,7 @@ error's class name is the Task's Error and its message the Cause.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -855,34 +855,59 @@ def choose_rollback_target(
     current: Digest | None,
     before: Digest | None,
     before_unknown: str,
+    role: Role = Role.CANARY,
 ) -> RollbackChoice:
-    """The digest a colour rolls back to, away from ``current``.
+    """The digest a colour serving ``role`` rolls back to, away from ``current``.
 
     ``before`` is what the colour ran before ``current`` (``None`` when that is
-    not known; ``before_unknown`` then says why, for the Cause). In order:
+    not known; ``before_unknown`` then says why, for the Cause). Never a digest
+    judged failed, never ``current``. For the canary, in order:
 
     1. ``before``, when it is judged healthy;
-    2. else the application's most recently judged healthy digest (never one
-       judged failed, never ``current``): it may have run on the other colour
-       only, but it is known to be good, which ``before`` is not;
+    2. else the application's most recently judged healthy digest: it may have
+       run on the other colour only, but it is known to be good, which
+       ``before`` is not;
     3. else ``before``, when it was never judged failed;
     4. else nothing: the caller leaves the cluster as it is.
 
-    ``before`` comes first so that a failed production deploy goes back to
-    what production ran, not to whatever the canary passed most recently (that
-    would promote a digest to production without anyone asking for it).
+    For production, what production ran comes first, so that a failed deploy
+    or rollback of production never quietly promotes what the canary passed:
+
+    1. ``before``, when it is judged healthy;
+    2. else ``before``, when it was never judged failed (it served production
+       until now);
+    3. else the most recent digest judged healthy among those the ledger's
+       production deployments ran (``ran_on_production``);
+    4. else the most recent digest judged healthy, though it never ran on
+       production: nothing production ran is safe, and the Cause says so;
+    5. else nothing.
     """
     usable = before if before is not None and before != current else None
     verdict = ledger.verdict(usable) if usable is not None else Verdict.UNKNOWN
+    exclude = [current] if current is not None else []
     if usable is not None and verdict is Verdict.HEALTHY:
         return RollbackChoice(usable, "what ran before, judged healthy")
-    healthy = ledger.last_healthy(exclude=[current] if current is not None else [])
-    if healthy is not None:
-        return RollbackChoice(healthy, "the most recent digest judged healthy")
-    if usable is not None and verdict is not Verdict.FAILED:
-        return RollbackChoice(
-            usable, "what ran before, never judged failed; no other digest is judged healthy"
-        )
+    if role is Role.PRODUCTION:
+        if usable is not None and verdict is not Verdict.FAILED:
+            return RollbackChoice(usable, "what production ran before, never judged failed")
+        ran = ran_on_production(ledger, exclude=exclude)
+        if ran is not None:
+            return RollbackChoice(ran, "the most recent healthy digest production ran")
+        healthy = ledger.last_healthy(exclude=exclude)
+        if healthy is not None:
+            return RollbackChoice(
+                healthy,
+                "the most recent digest judged healthy; it never ran on production, but "
+                "nothing production ran is safe",
+            )
+    else:
+        healthy = ledger.last_healthy(exclude=exclude)
+        if healthy is not None:
+            return RollbackChoice(healthy, "the most recent digest judged healthy")
+        if usable is not None and verdict is not Verdict.FAILED:
+            return RollbackChoice(
+                usable, "what ran before, never judged failed; no other digest is judged healthy"
+            )
     if before is None:
         about_before = before_unknown
     elif before == current:
@@ -891,6 +916,33 @@ def choose_rollback_target(
         about_before = f"what ran before, {before.short}, is judged failed"
     others = f"other than {current.short} " if current is not None else ""
     return RollbackChoice(None, f"{about_before}, and no digest {others}is judged healthy")
+
+
+def ran_on_production(ledger: Ledger, exclude: Sequence[Digest] = ()) -> Digest | None:
+    """The newest digest judged healthy that production ran, from the ledger's deployments.
+
+    A production deployment shows what production ran before it (its
+    from-digest), what it put there when it succeeded and what it rolled back
+    to; the newest of those judged healthy and not in ``exclude`` wins, among
+    the newest ``_HISTORY_PAGES * _HISTORY_PAGE_SIZE`` deployments.
+    """
+    seen: set[Digest] = set(exclude)
+    cursor: str | None = None
+    for _ in range(_HISTORY_PAGES):
+        page, cursor = ledger.deployments(limit=_HISTORY_PAGE_SIZE, cursor=cursor)
+        for recorded in page:
+            if recorded.role is not Role.PRODUCTION or recorded.action not in ACTIONS:
+                continue
+            landed = recorded.to_digest if recorded.outcome is Outcome.SUCCEEDED else None
+            for candidate in (landed, recorded.rolled_back_to, recorded.from_digest):
+                if candidate is None or candidate in seen:
+                    continue
+                seen.add(candidate)
+                if ledger.verdict(candidate) is Verdict.HEALTHY:
+                    return candidate
+        if cursor is None:
+            break
+    return None
 
 
 _HISTORY_PAGES = 4
@@ -926,6 +978,7 @@ def _choose_for(ports: DeployPorts, deployment: Json, colour: Colour) -> Rollbac
     """The rollback choice for a failed deploy or a requested rollback."""
     from_image = str(deployment.get("fromImage") or "")
     from_digest = _digest_or_none(deployment.get("fromDigest"))
+    role = Role.parse(deployment.get("service", Role.CANARY.value))
     if deployment.get("action") != "rollback":
         shown = _short(from_image) if from_image else "nothing"
         return choose_rollback_target(
@@ -933,6 +986,7 @@ def _choose_for(ports: DeployPorts, deployment: Json, colour: Colour) -> Rollbac
             current=_digest_or_none(deployment.get("digest")),
             before=from_digest,
             before_unknown=f"what {colour} ran before this deploy ({shown}) is not a digest",
+            role=role,
         )
     # A requested rollback: the colour runs ``fromDigest`` now; what ran before it is
     # in the deployment history, not in this record.
@@ -946,6 +1000,7 @@ def _choose_for(ports: DeployPorts, deployment: Json, colour: Colour) -> Rollbac
                 f"{colour} runs {shown}, which is not pinned to a digest, so what ran "
                 "before it is unknown"
             ),
+            role=role,
         )
     pages = _HISTORY_PAGES * _HISTORY_PAGE_SIZE
     return choose_rollback_target(
@@ -956,7 +1011,28 @@ def _choose_for(ports: DeployPorts, deployment: Json, colour: Colour) -> Rollbac
             f"the ledger's latest {pages} deployments hold no successful one that put "
             f"{from_digest.short} on {colour}, so what ran before it is unknown"
         ),
+        role=role,
     )
+
+
+def _judge_failed(
+    ports: DeployPorts, deployment: Mapping[str, Any], digest: Digest, why: str
+) -> str:
+    """Mark ``digest`` failed, unless the canary is concerned and production runs it.
+
+    A canary's failure or rollback says nothing certain about the digest
+    production serves, and marking it failed would forbid every later rollback
+    of production to what it runs. Returns what the Cause adds ("" when marked).
+    """
+    if deployment.get("service") == Role.CANARY.value:
+        production = Colour.parse(deployment["colour"]).other
+        if digest_of_image(ports.cluster.deployment_image(production)) == digest:
+            return (
+                f" {digest.short} was not marked failed: production ({production}) runs it; "
+                "roll production back too if it is bad there."
+            )
+    ports.ledger.set_verdict(digest, Verdict.FAILED, why)
+    return ""
 
 
 def roll_back(event: Json, ports: DeployPorts) -> Json:
@@ -987,7 +1063,7 @@ def roll_back(event: Json, ports: DeployPorts) -> Json:
             f"The cluster was left as it is: {now}."
         )
         if failed is not None and not manual:
-            ledger.set_verdict(failed, Verdict.FAILED, f"{error_name}: {error_text}")
+            cause += _judge_failed(ports, deployment, failed, f"{error_name}: {error_text}")
         ledger.finish_deployment(str(deployment["id"]), Outcome.FAILED, cause)
         _publish(ports, events.FAILED, _event_detail(ports, deployment, Outcome.FAILED, cause))
         ledger.release_lock(str(deployment["id"]))
@@ -1028,15 +1104,16 @@ def conclude_rollback(event: Json, ports: DeployPorts) -> Json:
         )
         or "none configured"
     )
+    spared = ""
     if failed is not None and failed != target:
-        ledger.set_verdict(failed, Verdict.FAILED, f"{error_name}: {error_text}")
+        spared = _judge_failed(ports, deployment, failed, f"{error_name}: {error_text}")
     now = describe_colour(cluster, colour)
     what = f"rolled back by request ({error_text})" if manual else f"{error_name}: {error_text}"
     # Kubernetes messages end with a full stop of their own.
     what = what.rstrip(".")
     cause = (
         f"{what}. {colour} ({deployment['service']}) was rolled back to {target.short}{why}; "
-        f"hooks re-run: {hooks_said}. Cluster now: {now}."
+        f"hooks re-run: {hooks_said}. Cluster now: {now}.{spared}"
     )
     ledger.finish_deployment(
         str(deployment["id"]), Outcome.ROLLED_BACK, cause, rolled_back_to=target
@@ -1077,7 +1154,7 @@ def abort(event: Json, ports: DeployPorts) -> Json:
         name = second_name
         failed = _digest_or_none(deployment.get("digest"))
         if failed is not None and deployment.get("action") == "deploy":
-            ports.ledger.set_verdict(failed, Verdict.FAILED, f"{first_name}: {first_text}")
+            cause += _judge_failed(ports, deployment, failed, f"{first_name}: {first_text}")
     else:
         name, cause = first_name, first_text
         if isinstance(deployment, dict) or ports.ledger.deployment(deployment_id) is not None:
