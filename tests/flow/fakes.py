@@ -25,6 +25,7 @@ from bluegreen.domain.models import (
     RolloutState,
     Verdict,
 )
+from bluegreen.logic.health import AlarmStates
 
 REPO = "123456789012.dkr.ecr.us-west-2.amazonaws.com/rezfusion-cloud"
 
@@ -263,8 +264,15 @@ class FakeHttp:
 
 
 class FakeAlarms:
-    def __init__(self, alarming: Sequence[str] = ()) -> None:
-        self.names = list(alarming)
+    """Alarms by name: the given ones are in ALARM, ``existing`` (default: all) exist."""
 
-    def alarming(self, names: Sequence[str]) -> list[str]:
-        return [n for n in names if n in self.names]
+    def __init__(self, alarming: Sequence[str] = (), existing: Sequence[str] | None = None) -> None:
+        self.names = list(alarming)
+        self.existing = None if existing is None else set(existing) | set(alarming)
+
+    def states(self, names: Sequence[str]) -> AlarmStates:
+        known = [n for n in names if self.existing is None or n in self.existing]
+        return AlarmStates(
+            alarming=tuple(n for n in known if n in self.names),
+            missing=tuple(n for n in names if n not in known),
+        )
