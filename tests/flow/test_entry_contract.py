@@ -14,8 +14,9 @@ from typing import Any
 import pytest
 
 from bluegreen.adapters.stepfunctions import StepFunctionsFlow
-from bluegreen.domain.executions import execution_name
+from bluegreen.domain.executions import execution_arn, execution_name
 from bluegreen.domain.models import Outcome, Role, Verdict
+from bluegreen.logic.autodeploy import on_recorded
 from bluegreen.logic.services import Caller
 from local.stepfunctions import shortened_waits
 from tests.flow.conftest import SEED_BLUE, SEED_GREEN, Stack
@@ -393,3 +394,47 @@ def test_the_callers_reason_is_kept_whatever_the_outcome(stack: Stack, outcome: 
         "failed": "No digest to roll back to",
     }[outcome]
     assert expected_cause in record.cause
+
+
+def test_a_push_deploy_is_recorded_as_the_push_with_its_tag_to_the_end(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import dataclasses
+
+    from functions.ecr_push import app as ecr_push
+    from local.lambdas import LambdaContext
+    from tests.events import load_event
+
+    # GIVEN ecr_push wired to this stack's ledger and state machine, as deployed
+    settings = dataclasses.replace(
+        ecr_push.SETTINGS,
+        application=stack.settings.application,
+        state_machine_arn=stack.rig.machine.arn,
+    )
+    monkeypatch.setattr(ecr_push, "SETTINGS", settings)
+    monkeypatch.setattr(
+        ecr_push, "AUTO_DEPLOY", on_recorded(settings, lambda: stack.flow, lambda: stack.ledger)
+    )
+    ecr_push.recorder.cache_clear()
+    event = load_event("ecr_push/tagged_push.json")
+    pushed = event["detail"]["image-digest"]
+
+    # WHEN the README's tagged push sample arrives
+    answer = ecr_push.lambda_handler(
+        event,
+        LambdaContext(
+            function_name="ecr-push",
+            invoked_function_arn="arn:aws:lambda:us-west-2:123456789012:function:ecr-push",
+        ),
+    )
+    ecr_push.recorder.cache_clear()
+
+    # THEN it deployed itself, and the record says a push of dev did it, to the end
+    assert answer == {"recorded": True, "digest": pushed, "tags": ["dev"]}
+    name = execution_name(stack.settings.application, "deploy", pushed.removeprefix("sha256:"))
+    run = stack.rig.wait(execution_arn(stack.rig.machine.arn, name))
+    assert run.status == "SUCCEEDED", run.cause
+    record = stack.ledger.deployment(name)
+    assert record is not None
+    assert (record.trigger, record.actor, record.tag) == ("ecr-push", "ecr-push", "dev")
+    assert (record.outcome, record.reason) == (Outcome.SUCCEEDED, "push of rezfusion-cloud:dev")
