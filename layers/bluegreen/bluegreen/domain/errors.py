@@ -86,3 +86,12 @@ class SwitchRestored(BlueGreenError):
 class SwitchIncomplete(BlueGreenError):
     """A selector switch could neither complete nor put the previous roles back; the
     message names what each Service selects and what canaryEnv says now."""
+
+
+class DigestFailed(BlueGreenError):
+    """The ledger judged the digest failed; deploying it again needs ``force: true``."""
+
+
+class RequestAbandoned(BlueGreenError):
+    """The entry point recorded this request, could not start its execution and told its
+    caller so; an execution of that name that runs after all changes nothing."""
