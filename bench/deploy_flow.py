@@ -70,7 +70,7 @@ def main() -> None:
             ):
                 reports: list[tuple[float, Any]] = []
                 for n in range(RUNS + 1):
-                    flow_input = {"action": "deploy", "image": _digest(0xB0 + n), "actor": "bench"}
+                    flow_input = {"action": "deploy", "image": _digest(0xB0 + n), "reason": "bench"}
                     started = time.perf_counter()
                     arn = sfn.start_execution(
                         stateMachineArn=machine.arn, name=f"bench-{n}", input=_json(flow_input)

@@ -414,7 +414,12 @@ class LocalStack:
 
         self._exits.callback(restore)
         host, port = server.get_host_and_port()
-        return f"http://{host}:{port}"
+        url = f"http://{host}:{port}"
+        # moto keeps its backends in the process: a second stack started in the same
+        # process (tests) would inherit the first one's ledger, verdicts and executions.
+        reset = urllib.request.Request(f"{url}/moto-api/reset", data=b"", method="POST")
+        urllib.request.urlopen(reset, timeout=30).close()
+        return url
 
     def _start_cluster(self) -> str:
         if self.options.cluster == "kube":

@@ -2,8 +2,10 @@
 
 Triggered by the EventBridge rule for ``aws.ecr`` / ``ECR Image Action``
 (PUSH, SUCCESS, the application's repository). The rule already filters; the
-handler checks again, because a widened rule or a replayed archive must not
-write foreign images into the ledger. Events that are not a push of ours are
+handler checks again (and that the event comes from the stack's own account
+and region, and names a tag the API would accept), because a widened rule, a
+cross-account bus or a replayed archive must not write foreign images into
+the ledger. Events that are not a push of ours are
 logged once with the reason and acknowledged, never raised: a retry would not
 make them valid.
 
@@ -50,17 +52,6 @@ if TYPE_CHECKING:
 
 SETTINGS = load_settings()
 
-AUTO_DEPLOY: OnRecorded | None = on_recorded(
-    SETTINGS,
-    lazy_flow(SETTINGS.state_machine_arn, SETTINGS.region) if SETTINGS.state_machine_arn else None,
-)
-"""The auto-deploy seam: called once per recorded push with the record and its tag.
-
-Starts the deploy state machine when the tag matches ``SETTINGS.auto_deploy_tags``
-(``bluegreen.logic.autodeploy``; see ``bluegreen.logic.pushes.OnRecorded`` for the
-exactly-once guarantee). None would record only.
-"""
-
 
 class Recorder(NamedTuple):
     """What recording a push needs, built once per execution environment."""
@@ -94,6 +85,19 @@ def recorder() -> Recorder:
         config,
         ecr_tag_lookup(ecr, SETTINGS.repository, SETTINGS.registry),
     )
+
+
+AUTO_DEPLOY: OnRecorded | None = on_recorded(
+    SETTINGS,
+    lazy_flow(SETTINGS.state_machine_arn, SETTINGS.region) if SETTINGS.state_machine_arn else None,
+    lambda: recorder().ledger,
+)
+"""The auto-deploy seam: called once per recorded push with the record and its tag.
+
+Starts the deploy state machine when the tag matches ``SETTINGS.auto_deploy_tags``
+(``bluegreen.logic.autodeploy``; see ``bluegreen.logic.pushes.OnRecorded`` for the
+exactly-once guarantee). None would record only.
+"""
 
 
 def ecr_tag_lookup(client: Any, repository: str, registry: str) -> TagLookup:
@@ -144,6 +148,10 @@ def parse(event: object) -> ImagePush | IgnoredEvent:
         time=str(event.get("time") or ""),
         detail=envelope.detail,
         repository=SETTINGS.repository,
+        account=str(event.get("account") or ""),
+        region=str(event.get("region") or ""),
+        expected_account=SETTINGS.registry_account,
+        expected_region=SETTINGS.region,
     )
 
 
@@ -151,7 +159,12 @@ def parse(event: object) -> ImagePush | IgnoredEvent:
 @metrics.log_metrics
 @tracer.capture_lambda_handler(capture_response=False)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    """Record the pushed digest and tag; acknowledge anything else with its reason."""
+    """Record the pushed digest and tag; acknowledge anything else with its reason.
+
+    A delivery of a push that a concurrent invocation is recording now is a
+    duplicate: answered as such, in one log line. A tagged push whose tag is
+    left off (a later push of the tag is known) says why in ``tagLeftOff``.
+    """
     found = parse(event)
     if isinstance(found, IgnoredEvent):
         logger.info("event ignored", extra={"reason": found.reason, **found.facts})
@@ -160,7 +173,22 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
 
     ledger, record, idempotency, tag_lookup = recorder()
     idempotency.register_lambda_context(context)
-    image = record(push=found, ledger=ledger, on_recorded=AUTO_DEPLOY, tag_lookup=tag_lookup)
+    from aws_lambda_powertools.utilities.idempotency.exceptions import (
+        IdempotencyAlreadyInProgressError,
+    )
+
+    try:
+        recorded = record(push=found, ledger=ledger, on_recorded=AUTO_DEPLOY, tag_lookup=tag_lookup)
+    except IdempotencyAlreadyInProgressError:
+        # The same push is being recorded by a concurrent delivery right now; that one
+        # answers for it (and is retried if it fails), so this one is done.
+        logger.info(
+            "duplicate delivery: the same push is being recorded by another invocation",
+            extra={"event_id": found.event_id, "digest": str(found.digest), "tag": found.tag},
+        )
+        metrics.add_metric(name="DuplicateDeliveries", unit=MetricUnit.Count, value=1)
+        return {"recorded": False, "duplicate": True, "reason": "duplicate-in-progress"}
+    image = recorded.image
     logger.info(
         "push recorded",
         extra={
@@ -168,7 +196,15 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
             "tag": found.tag,
             "tags": sorted(image.tags),
             "event_id": found.event_id,
+            "tag_left_off": recorded.tag_left_off or None,
         },
     )
     metrics.add_metric(name="PushesRecorded", unit=MetricUnit.Count, value=1)
-    return {"recorded": True, "digest": str(image.digest), "tags": sorted(image.tags)}
+    answer: dict[str, Any] = {
+        "recorded": True,
+        "digest": str(image.digest),
+        "tags": sorted(image.tags),
+    }
+    if recorded.tag_left_off:
+        answer["tagLeftOff"] = recorded.tag_left_off
+    return answer

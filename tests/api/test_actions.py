@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from bluegreen.domain.models import Colour, Verdict
+from bluegreen.domain.models import Colour, Outcome, Verdict
 from bluegreen.logic.deploy import parse_request
 from bluegreen.logic.services import REASON_LIMIT
 from local.cluster.emulator import ClusterEmulator
@@ -21,17 +21,21 @@ def test_rollback_starts_the_flows_rollback(
 ) -> None:
     # WHEN a rollback of the service is asked for
     answer = call(event(f"rollback_{service}"))
-    # THEN the flow starts its rollback action for that service, with who asked
+    # THEN the flow starts its rollback action for that service
     assert answer.status == 202
     assert answer.body["action"] == "rollback"
     assert answer.body["service"] == service
+    assert answer.body["queued"] is False
+    assert answer.body["waitsBehind"] is None
     assert stack.execution_input(answer.body["executionArn"]) == {
         "action": "rollback",
         "service": service,
-        "trigger": "api",
-        "actor": ALICE,
-        "sourceIp": "203.0.113.10",
     }
+    # AND who asked, from where, and what that service ran then are recorded before the start
+    record = ledger.deployment(answer.body["deploymentId"])
+    assert (record.trigger, record.actor, record.source_ip) == ("api", ALICE, "203.0.113.10")
+    colour = Colour.BLUE if service == "canary" else Colour.GREEN
+    assert record.seen_image == pinned(OLDER if colour is Colour.BLUE else KNOWN)
 
 
 @pytest.mark.parametrize("body", [None, ""])
@@ -56,11 +60,12 @@ def test_rollback_sends_the_reason_to_the_flow(
     answer = call(
         event("rollback_production", body={"service": "production", "reason": "500s on /cart"})
     )
-    # THEN the flow input carries the reason and where the caller was
+    # THEN the flow input and the record carry the reason; the record where the caller was
     assert answer.status == 202, answer.body
     flow_input = stack.execution_input(answer.body["executionArn"])
     assert flow_input["reason"] == "500s on /cart"
-    assert flow_input["sourceIp"] == "203.0.113.10"
+    record = ledger.deployment(answer.body["deploymentId"])
+    assert (record.reason, record.source_ip) == ("500s on /cart", "203.0.113.10")
 
 
 @pytest.mark.parametrize("route", ["rollback_canary", "promote"])
@@ -115,7 +120,7 @@ def test_promote_deploys_the_canary_digest_to_production(
     assert flow_input["action"] == "deploy"
     assert flow_input["image"] == str(OLDER)
     assert flow_input["service"] == "production"
-    assert flow_input["actor"] == ALICE
+    assert ledger.deployment(answer.body["deploymentId"]).actor == ALICE
 
 
 def test_promote_refuses_a_failed_digest(stack: Stack, ledger: Any, emu: ClusterEmulator) -> None:
@@ -144,3 +149,63 @@ def test_promote_refuses_what_production_already_runs(
     answer = call(event("promote"))
     assert answer.status == 409
     assert f"already runs {KNOWN}" in answer.body["detail"]
+
+
+def _hold_the_lock(ledger: Any, stack: Stack) -> str:
+    """A deployment of KNOWN to the canary that holds the lock, as the flow leaves it."""
+    holder = f"{stack.application}-deploy-running"
+    assert ledger.acquire_lock(holder, 600)
+    return holder
+
+
+@pytest.mark.parametrize(
+    ("name", "body"),
+    [
+        ("rollback_canary", {"reason": "5xx"}),
+        ("rollback_production", {"service": "production"}),
+        ("deploy_to_production", None),
+    ],
+)
+def test_an_action_asked_while_a_deployment_holds_the_lock_is_queued_behind_it(
+    stack: Stack, ledger: Any, emu: ClusterEmulator, name: str, body: Any
+) -> None:
+    # GIVEN a deployment holds the application's lock
+    holder = _hold_the_lock(ledger, stack)
+    # WHEN a rollback or a deploy is asked for
+    answer = call(event(name, body=body) if body else event(name))
+    # THEN it is started, and the answer says it is queued and behind which deployment
+    assert answer.status == 202, answer.body
+    assert answer.body["queued"] is True
+    assert answer.body["waitsBehind"] == holder
+    # AND the record keeps what it waits behind, for when it gets the lock
+    record = ledger.deployment(answer.body["deploymentId"])
+    assert record.waits_behind == holder
+    assert record.outcome is Outcome.RUNNING
+    assert record.colour is None  # not begun: the flow decides once it holds the lock
+
+
+def test_a_rollback_records_the_image_its_caller_saw_on_that_colour(
+    stack: Stack, ledger: Any, emu: ClusterEmulator
+) -> None:
+    # GIVEN the canary (blue) runs an image by tag, behind the API's back
+    set_image(emu, Colour.BLUE, f"{REGISTRY}:dev")
+    # WHEN a rollback of the canary is asked for
+    answer = call(event("rollback_canary"))
+    # THEN what blue ran at that moment is recorded: the flow acts only on that
+    assert answer.status == 202, answer.body
+    assert ledger.deployment(answer.body["deploymentId"]).seen_image == f"{REGISTRY}:dev"
+
+
+def test_promote_while_a_deployment_holds_the_lock_is_refused_naming_it(
+    stack: Stack, ledger: Any, emu: ClusterEmulator
+) -> None:
+    # GIVEN a deployment holds the lock (what the canary runs is not settled)
+    holder = _hold_the_lock(ledger, stack)
+    # WHEN promotion is asked for
+    answer = call(event("promote"))
+    # THEN 409 names the running deployment, and nothing starts nor is recorded
+    assert answer.status == 409, answer.body
+    assert answer.body["error"] == "LockHeld"
+    assert holder in answer.body["detail"]
+    assert stack.executions() == []
+    assert ledger.deployments()[0] == []

@@ -1,4 +1,5 @@
-"""Twenty selector switches at once end with the ConfigMap and both Services agreeing."""
+"""Concurrent requests: twenty selector switches at once end with the ConfigMap and both
+Services agreeing; requests sent at once behind a running deployment each record their own."""
 
 from __future__ import annotations
 
@@ -8,11 +9,13 @@ from typing import Any
 
 from bluegreen.adapters.cluster import KubernetesCluster
 from bluegreen.adapters.ledger import DynamoLedger
+from bluegreen.adapters.stepfunctions import StepFunctionsFlow
 from bluegreen.config import load_settings
-from bluegreen.domain.models import Colour
+from bluegreen.domain.models import Colour, Role
 from bluegreen.logic import services
+from functions.services_api.api import dependencies
 from local.cluster.emulator import ClusterEmulator
-from tests.api.conftest import Stack, roles
+from tests.api.conftest import KNOWN, OLDER, Stack, pinned, roles
 
 
 def test_twenty_concurrent_switches_leave_configmap_and_services_in_agreement(
@@ -44,3 +47,52 @@ def test_twenty_concurrent_switches_leave_configmap_and_services_in_agreement(
     assert recorded == {
         f"arn:aws:iam::123456789012:user/u{i}" for i, r in enumerate(results) if r.changed
     }
+
+
+def test_requests_sent_at_once_behind_a_running_deployment_each_record_what_they_saw(
+    stack: Stack, ledger: Any, emu: ClusterEmulator
+) -> None:
+    # GIVEN a deployment holds the lock, and ten callers, each its own Lambda container:
+    # five roll the canary back, five deploy KNOWN to production
+    holder = f"{stack.application}-deploy-running"
+    assert ledger.acquire_lock(holder, 600)
+    settings = load_settings()
+
+    def ask(index: int) -> services.DeploymentStarted:
+        cluster = KubernetesCluster.from_settings(settings)
+        container_ledger = DynamoLedger(settings.ledger_table, stack.dynamodb, settings.application)
+        flow = StepFunctionsFlow(settings.state_machine_arn, stack.sfn)
+        caller = services.Caller(f"arn:aws:iam::123456789012:user/u{index}", "", f"req-{index}")
+        if index % 2:
+            return services.request_rollback(
+                container_ledger, cluster, flow, settings, caller, reason=f"reason {index}"
+            )
+        return services.request_deploy(
+            container_ledger,
+            dependencies.registry(),
+            flow,
+            settings,
+            caller,
+            str(KNOWN),
+            Role.PRODUCTION,
+            reason=f"reason {index}",
+            cluster=cluster,
+        )
+
+    # WHEN they all ask at the same time
+    with ThreadPoolExecutor(max_workers=10) as pool:
+        started = list(pool.map(ask, range(10)))
+
+    # THEN each is its own queued deployment behind the holder, recorded before its start
+    # with its own caller and reason, and, for the rollbacks, what the canary ran
+    assert {s.waits_behind for s in started} == {holder}
+    assert all(s.queued for s in started)
+    records = {d.id: d for d in ledger.deployments(limit=100)[0]}
+    assert len(records) == 10
+    for index, one in enumerate(started):
+        record = records[one.deployment_id]
+        assert (record.reason, record.waits_behind) == (f"reason {index}", holder)
+        assert record.actor == f"arn:aws:iam::123456789012:user/u{index}"
+        if index % 2:
+            assert record.seen_image == pinned(OLDER)
+    assert len(stack.executions()) == 10

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from typing import Any
 
@@ -127,7 +128,7 @@ def test_deployment_with_record_and_live_execution(
     # THEN the record and the execution's live status are both there
     assert answer.status == 200
     assert answer.body["record"]["outcome"] == "rolled_back"
-    assert answer.body["record"]["reason"] == "hook failed"
+    assert answer.body["record"]["cause"] == "hook failed"
     assert answer.body["record"]["hookLogs"] == {"cache-flush": "Error: YIKES! ... as root"}
     assert answer.body["execution"]["status"] == "RUNNING"
     assert answer.body["executionArn"] == started["executionArn"]
@@ -136,8 +137,17 @@ def test_deployment_with_record_and_live_execution(
 def test_deployment_known_only_to_step_functions(
     stack: Stack, ledger: Any, emu: ClusterEmulator
 ) -> None:
-    # GIVEN an execution whose first task has not written the record yet
-    started = call(event("deploy_hex_digest")).body
+    # GIVEN an execution started from the console, whose first task has not written the
+    # record yet
+    name = f"{stack.application}-console-run"
+    started = {
+        "deploymentId": name,
+        "executionArn": stack.sfn.start_execution(
+            stateMachineArn=stack.state_machine_arn,
+            name=name,
+            input=json.dumps({"action": "deploy", "image": str(KNOWN)}),
+        )["executionArn"],
+    }
     # WHEN it is read
     answer = call(
         event(

@@ -168,14 +168,14 @@ def test_deploy_bare_hex_digest_starts_the_flow_for_the_canary(
     answer = call(event("deploy_hex_digest"))
     # THEN the flow starts with the contract's input, named by the deployment id
     flow_input = _started(stack, answer)
-    assert flow_input == {
-        "action": "deploy",
-        "image": str(KNOWN),
-        "service": "canary",
-        "trigger": "api",
-        "actor": "arn:aws:sts::123456789012:assumed-role/release-engineer/alice",
-        "sourceIp": "203.0.113.10",
-    }
+    assert flow_input == {"action": "deploy", "image": str(KNOWN), "service": "canary"}
+    # and who asked, from where, is the ledger's record, written before the start
+    record = ledger.deployment(answer.body["deploymentId"])
+    assert (record.trigger, record.actor, record.source_ip) == (
+        "api",
+        "arn:aws:sts::123456789012:assumed-role/release-engineer/alice",
+        "203.0.113.10",
+    )
     assert answer.body["digest"] == str(KNOWN)
     assert answer.body["service"] == "canary"
     assert answer.body["executionArn"].endswith(f":{answer.body['deploymentId']}")
@@ -249,6 +249,21 @@ def test_deploying_a_digest_judged_failed_is_refused_with_its_reason(
         assert str(KNOWN) in answer.body["detail"]
         assert "hook cache-flush failed: exit 1" in answer.body["detail"]
         assert '"force": true' in answer.body["detail"]
+    assert stack.executions() == []
+
+
+def test_a_digest_only_ecr_knows_that_was_judged_failed_is_refused_too(
+    stack: Stack, ledger: Any, emu: ClusterEmulator
+) -> None:
+    # GIVEN a digest never pushed through the ledger (in ECR only, like a seeded one) that a
+    # rollback judged failed
+    ledger.set_verdict(IN_ECR_ONLY, Verdict.FAILED, "rolled back by request")
+    # WHEN it is posted
+    answer = call(event("deploy_hex_digest", body={"imageTag": str(IN_ECR_ONLY)}))
+    # THEN it is refused as the flow would refuse it, before anything starts
+    assert answer.status == 409, answer.body
+    assert answer.body["error"] == "DigestFailed"
+    assert str(IN_ECR_ONLY) in answer.body["detail"]
     assert stack.executions() == []
 
 

@@ -8,6 +8,7 @@ its executions are its own, and its own cluster emulator.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import uuid
 from collections.abc import Iterator
@@ -17,9 +18,12 @@ from typing import Any
 
 import pytest
 
+from bluegreen.adapters.cluster import KubernetesCluster
 from bluegreen.adapters.ledger import DynamoLedger
+from bluegreen.adapters.stepfunctions import StepFunctionsFlow
 from bluegreen.config import Settings
-from bluegreen.domain.models import Digest
+from bluegreen.domain.models import Digest, Role
+from bluegreen.logic import services
 from functions.deploy_steps import app as deploy_steps
 from local.aws import create_tables
 from local.cluster import Clock, ClusterEmulator
@@ -70,6 +74,56 @@ class Stack:
     def run(self, flow_input: Any, name: str | None = None) -> Any:
         return self.rig.run(flow_input, name)
 
+    @property
+    def flow(self) -> StepFunctionsFlow:
+        """The deploy state machine, as the API and the ECR auto-deploy start it."""
+        return StepFunctionsFlow(self.rig.machine.arn, self.rig.sfn)
+
+    @property
+    def api_settings(self) -> Settings:
+        return dataclasses.replace(self.settings, state_machine_arn=self.rig.machine.arn)
+
+    def cluster(self) -> KubernetesCluster:
+        """The product's cluster adapter for this stack (what the API's handler builds)."""
+        return KubernetesCluster.from_settings(self.settings)
+
+    def request_rollback(
+        self, caller: services.Caller, role: Role = Role.CANARY, reason: str = ""
+    ) -> services.DeploymentStarted:
+        """``POST /rollback``'s logic, with the real adapters of this stack."""
+        return services.request_rollback(
+            self.ledger,
+            self.cluster(),
+            self.flow,
+            self.api_settings,
+            caller,
+            role,
+            reason=reason,
+        )
+
+    def request_deploy(
+        self,
+        caller: services.Caller,
+        image: str,
+        role: Role = Role.CANARY,
+        *,
+        reason: str = "",
+        force: bool = False,
+    ) -> services.DeploymentStarted:
+        """``POST /services {"imageTag"}``'s logic, with the real adapters of this stack."""
+        return services.request_deploy(
+            self.ledger,
+            _EverythingInEcr(),
+            self.flow,
+            self.api_settings,
+            caller,
+            image,
+            role,
+            reason=reason,
+            force=force,
+            cluster=self.cluster(),
+        )
+
     def published(self) -> list[tuple[str, dict[str, Any]]]:
         """The deployment events EventBridge delivered for this application, oldest first."""
         sqs = self.rig.clients["sqs"]
@@ -83,6 +137,13 @@ class Stack:
                 event = json.loads(message["Body"])
                 assert event["source"] == self.settings.event_source
                 received.append((event["detail-type"], event["detail"]))
+
+
+class _EverythingInEcr:
+    """The image registry of these tests: every digest they deploy was pushed."""
+
+    def has_digest(self, digest: Digest) -> bool:
+        return True
 
 
 @pytest.fixture

@@ -25,6 +25,7 @@ from bluegreen.domain.models import (
     RolloutState,
     Verdict,
 )
+from bluegreen.logic.health import AlarmStates
 
 REPO = "123456789012.dkr.ecr.us-west-2.amazonaws.com/rezfusion-cloud"
 
@@ -112,14 +113,45 @@ class FakeLedger:
         self,
         deployment_id: str,
         outcome: Outcome,
-        reason: str = "",
+        cause: str = "",
         rolled_back_to: Digest | None = None,
     ) -> Deployment:
-        changes: dict[str, object] = {"outcome": outcome, "reason": reason}
+        changes: dict[str, object] = {"outcome": outcome, "finished_at": datetime.now(UTC)}
+        if cause:
+            changes["cause"] = cause
         if rolled_back_to is not None:
             changes["rolled_back_to"] = rolled_back_to
-        changes["finished_at"] = datetime.now(UTC)
         return self.update_deployment(deployment_id, **changes)
+
+    def open_deployment(self, deployment: Deployment) -> bool:
+        with self._lock:
+            current = self.records.get(deployment.id)
+            if current is not None and not (
+                current.outcome is Outcome.FAILED and not current.execution_arn
+            ):
+                return False
+            self.records[deployment.id] = deployment
+            return True
+
+    def abandon_deployment(self, deployment_id: str, cause: str) -> bool:
+        with self._lock:
+            current = self.records[deployment_id]
+            if current.outcome is not Outcome.RUNNING or current.execution_arn:
+                return False
+            self.records[deployment_id] = replace(
+                current, outcome=Outcome.FAILED, cause=cause, finished_at=datetime.now(UTC)
+            )
+            return True
+
+    def claim_deployment(self, deployment_id: str, execution_arn: str) -> Deployment | None:
+        with self._lock:
+            current = self.records.get(deployment_id)
+            if current is None or current.outcome is not Outcome.RUNNING:
+                return None
+            if current.execution_arn not in ("", execution_arn):
+                return None
+            self.records[deployment_id] = replace(current, execution_arn=execution_arn)
+            return self.records[deployment_id]
 
     def deployment(self, deployment_id: str) -> Deployment | None:
         return self.records.get(deployment_id)
@@ -232,8 +264,15 @@ class FakeHttp:
 
 
 class FakeAlarms:
-    def __init__(self, alarming: Sequence[str] = ()) -> None:
-        self.names = list(alarming)
+    """Alarms by name: the given ones are in ALARM, ``existing`` (default: all) exist."""
 
-    def alarming(self, names: Sequence[str]) -> list[str]:
-        return [n for n in names if n in self.names]
+    def __init__(self, alarming: Sequence[str] = (), existing: Sequence[str] | None = None) -> None:
+        self.names = list(alarming)
+        self.existing = None if existing is None else set(existing) | set(alarming)
+
+    def states(self, names: Sequence[str]) -> AlarmStates:
+        known = [n for n in names if self.existing is None or n in self.existing]
+        return AlarmStates(
+            alarming=tuple(n for n in known if n in self.names),
+            missing=tuple(n for n in names if n not in known),
+        )

@@ -51,6 +51,13 @@ class FlowRig:
     def wait(self, arn: str, timeout: float = 20.0) -> Run:
         return wait_for_execution(self.sfn, arn, timeout)
 
+    def entered(self, arn: str) -> list[str]:
+        """The states an execution has entered so far, in order (it may still run)."""
+        events = self.sfn.get_execution_history(executionArn=arn, maxResults=1000)["events"]
+        return [
+            e["stateEnteredEventDetails"]["name"] for e in events if "stateEnteredEventDetails" in e
+        ]
+
     def run(self, flow_input: Any, name: str | None = None) -> Run:
         """Start an execution (a fresh name unless given) and wait for its end."""
         return self.wait(self.start(flow_input, name or f"run-{uuid.uuid4().hex[:12]}"))

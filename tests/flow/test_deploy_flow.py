@@ -18,6 +18,7 @@ from bluegreen.adapters.stepfunctions import StepFunctionsFlow
 from bluegreen.domain.executions import execution_arn, execution_name
 from bluegreen.domain.models import Outcome, Verdict
 from bluegreen.logic.autodeploy import on_recorded
+from bluegreen.logic.services import Caller
 from local.stepfunctions import shortened_waits
 from tests.events import load_event
 from tests.flow.conftest import SEED_BLUE, SEED_GREEN, Stack
@@ -29,7 +30,7 @@ NEW, NEWER = digest(0xA1), digest(0xA2)
 
 
 def deploy(image: str, **extra: Any) -> dict[str, Any]:
-    return {"action": "deploy", "image": image, "actor": "tester", **extra}
+    return {"action": "deploy", "image": image, **extra}
 
 
 def canary_env(stack: Stack) -> dict[str, Any]:
@@ -213,16 +214,11 @@ def test_manual_rollback_right_after_a_first_deploy(stack: Stack) -> None:
     assert stack.ledger.verdict(SEED_GREEN) is Verdict.HEALTHY
 
     # WHEN a rollback of the canary is requested through the API, with the caller's IP
-    run = stack.run(
-        {
-            "action": "rollback",
-            "service": "canary",
-            "trigger": "api",
-            "actor": "arn:aws:iam::123456789012:user/alice",
-            "sourceIp": "203.0.113.9",
-            "reason": "checkout broken",
-        }
+    started = stack.request_rollback(
+        Caller("arn:aws:iam::123456789012:user/alice", "203.0.113.9", "req-rollback"),
+        reason="checkout broken",
     )
+    run = stack.rig.wait(started.execution_arn)
 
     # THEN blue is back on what it ran before that deploy, and the Cause says so
     assert run.status == "SUCCEEDED", run.cause
@@ -231,10 +227,13 @@ def test_manual_rollback_right_after_a_first_deploy(stack: Stack) -> None:
     cause = str(run.output["Cause"])
     assert f"rolled back to {SEED_BLUE.short}" in cause
     assert "checkout broken" in cause
-    assert stack.ledger.verdict(SEED_GREEN) is Verdict.FAILED
+    # AND SEED_GREEN, which production (green) runs, is not marked failed: the Cause says so
+    assert stack.ledger.verdict(SEED_GREEN) is Verdict.HEALTHY
+    assert f"{SEED_GREEN.short} was not marked failed: production (green) runs it" in cause
     record = stack.ledger.deployment(run.name)
     assert record is not None
     assert (record.action, record.source_ip) == ("rollback", "203.0.113.9")
+    assert (record.trigger, record.actor) == ("api", "arn:aws:iam::123456789012:user/alice")
     assert (record.from_digest, record.rolled_back_to) == (SEED_GREEN, SEED_BLUE)
 
 
@@ -288,7 +287,7 @@ def test_waiting_push_is_superseded_by_a_newer_push(stack: Stack) -> None:
     # GIVEN a deployment holds the lock while two pushes of dev arrive
     assert stack.ledger.acquire_lock("earlier-deploy", 600)
     flow = StepFunctionsFlow(stack.rig.machine.arn, stack.rig.sfn)
-    auto = on_recorded(stack.settings, lambda: flow)
+    auto = on_recorded(stack.settings, lambda: flow, lambda: stack.ledger)
     with shortened_waits(0.01):
         stack.push(NEW, "dev")
         record = stack.ledger.image(NEW)
@@ -324,7 +323,7 @@ def test_waiting_push_is_superseded_by_a_newer_push(stack: Stack) -> None:
 def test_duplicate_push_event_starts_one_execution(stack: Stack) -> None:
     # GIVEN the auto-deploy seam of ecr_push, on the local state machine
     flow = StepFunctionsFlow(stack.rig.machine.arn, stack.rig.sfn)
-    auto = on_recorded(stack.settings, lambda: flow)
+    auto = on_recorded(stack.settings, lambda: flow, lambda: stack.ledger)
     stack.push(NEW, "dev")
     record = stack.ledger.image(NEW)
     assert record is not None
@@ -357,7 +356,9 @@ def test_duplicate_push_event_starts_one_execution(stack: Stack) -> None:
         "invalid_not_an_object.json",
         "invalid_rollback_with_image.json",
         "invalid_service.json",
-        "invalid_trigger.json",
+        "invalid_claims_actor.json",
+        "invalid_claims_trigger.json",
+        "invalid_force_not_boolean.json",
         "invalid_unknown_field.json",
         "invalid_wrong_type.json",
     ],

@@ -60,7 +60,7 @@ def test_request_defaults_and_normalises() -> None:
     request = parse_request({"action": "deploy", "image": f"  {NEW.hex} "})
 
     assert request.service is Role.CANARY
-    assert (request.trigger, request.actor) == ("console", "unknown")
+    assert request.force is False
     assert request.image == NEW.hex
 
 
@@ -276,9 +276,15 @@ def test_newer_push_of_the_tag_supersedes_a_waiting_auto_deploy() -> None:
     now = datetime.now(UTC)
     p.ledger.record_push(OLD, "dev", now, "e1")
     p.ledger.record_push(NEW, "dev", now + timedelta(seconds=5), "e2")
+    # the auto-deploy of OLD's push, recorded before its execution started
+    pushed = p.ledger.image(OLD)
+    assert pushed is not None
+    p.ledger.open_deployment(
+        autodeploy.push_deployment(pushed, "dev", p.settings, name="auto-old", waits_behind=None)
+    )
     event = {
         "step": "begin",
-        "input": {"action": "deploy", "image": str(OLD), "trigger": "ecr-push"},
+        "input": {"action": "deploy", "image": str(OLD)},
         "execution": {"name": "auto-old", "arn": "arn"},
     }
 
@@ -297,7 +303,7 @@ def test_console_deploy_of_an_older_digest_is_not_superseded() -> None:
     p.ledger.record_push(NEW, "dev", now + timedelta(seconds=5), "e2")
     event = {
         "step": "begin",
-        "input": {"action": "deploy", "image": str(OLD), "trigger": "console"},
+        "input": {"action": "deploy", "image": str(OLD)},
         "execution": {"name": "manual-old", "arn": "arn"},
     }
 
@@ -383,7 +389,8 @@ def test_auto_deploy_only_for_configured_tags() -> None:
         return Flow()
 
     settings = Settings(auto_deploy_tags=("dev", "qa"))
-    hook = autodeploy.on_recorded(settings, make)
+    ledger = FakeLedger()
+    hook = autodeploy.on_recorded(settings, make, lambda: ledger)
     record = ImageRecord("rezfusion-cloud", NEW, frozenset({"dev"}), datetime.now(UTC))
 
     hook(record, "latest")
@@ -394,8 +401,12 @@ def test_auto_deploy_only_for_configured_tags() -> None:
     ((name, flow_input),) = started
     assert name == execution_name("wp-platform", "deploy", NEW.hex)
     assert flow_input["image"] == str(NEW)
-    assert flow_input["trigger"] == "ecr-push"
     assert parse_request(flow_input).service is Role.CANARY
+    # who started it is the ledger's record, written before the start, never the input's
+    assert "trigger" not in flow_input
+    recorded = ledger.deployment(name)
+    assert recorded is not None
+    assert (recorded.trigger, recorded.actor, recorded.tag) == ("ecr-push", "ecr-push", "qa")
 
 
 # --- in-process Lambda dispatch -----------------------------------------------------------

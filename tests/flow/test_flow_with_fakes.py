@@ -73,7 +73,7 @@ def rig(shared: tuple[FlowRig, Router], world: World) -> FlowRig:
 
 
 def deploy(image: str, **extra: Any) -> dict[str, Any]:
-    return {"action": "deploy", "image": image, "trigger": "console", "actor": "tester", **extra}
+    return {"action": "deploy", "image": image, **extra}
 
 
 def test_happy_path_runs_hooks_marks_healthy_and_releases(world: World, rig: FlowRig) -> None:
@@ -241,7 +241,7 @@ def test_manual_rollback_succeeds_and_marks_running_digest_failed(
     world.ledger.set_verdict(NEW, Verdict.HEALTHY)
 
     # WHEN someone asks for a rollback of the canary
-    run = rig.run({"action": "rollback", "actor": "alice", "reason": "500s"})
+    run = rig.run({"action": "rollback", "reason": "500s"})
 
     # THEN the canary is back on BLUE and the flow succeeded
     assert run.status == "SUCCEEDED", run.cause

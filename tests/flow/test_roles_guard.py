@@ -81,7 +81,7 @@ def test_an_execution_started_while_the_roles_disagree_fails_and_touches_no_depl
     before = deployments(stack.emulator)
 
     # WHEN an execution is started from the console
-    run = stack.run({**flow_input, "actor": "tester"})
+    run = stack.run(flow_input)
 
     # THEN it fails with RolesDisagree naming the disagreement; no Deployment was written,
     # no hook Job created, the lock is released and the record says why
@@ -95,7 +95,7 @@ def test_an_execution_started_while_the_roles_disagree_fails_and_touches_no_depl
     record = stack.ledger.deployment(run.name)
     assert record is not None
     assert record.outcome is Outcome.FAILED
-    assert "RolesDisagree" in record.reason
+    assert "RolesDisagree" in record.cause
 
 
 def test_a_canary_whose_colour_became_production_before_its_hooks_gets_neither_hooks_nor_rollback(
@@ -117,7 +117,7 @@ def test_a_canary_whose_colour_became_production_before_its_hooks_gets_neither_h
     router.target = switch_behind_the_flows_back
 
     # WHEN the flow goes on to the hooks
-    run = stack.run({"action": "deploy", "image": str(NEW), "actor": "tester"})
+    run = stack.run({"action": "deploy", "image": str(NEW)})
 
     # THEN no hook Job runs on what production now selects, and the rollback does not write
     # to it either: the execution fails with RolesDisagree, saying blue is production now
@@ -137,7 +137,7 @@ def test_a_canary_deploy_after_the_switch_completes_goes_to_the_new_canary(stack
     set_roles(stack.emulator, "green", "green", "blue")
 
     # WHEN a canary deploy runs
-    run = stack.run({"action": "deploy", "image": str(NEW), "actor": "tester"})
+    run = stack.run({"action": "deploy", "image": str(NEW)})
 
     # THEN it deploys green, the canary, and leaves blue, production, alone
     assert run.status == "SUCCEEDED", run.cause

@@ -182,6 +182,56 @@ def test_failed_production_deploy_goes_back_to_productions_digest_not_the_canary
     assert cluster.images[Colour.GREEN] == f"{REPO}@{OTHER}"
 
 
+def _choose_for_production(ledger: FakeLedger, before: Digest | None = BEFORE) -> RollbackChoice:
+    return choose_rollback_target(
+        ledger,
+        current=CURRENT,
+        before=before,
+        before_unknown="nothing is known about before",
+        role=Role.PRODUCTION,
+    )
+
+
+def test_production_goes_back_to_what_it_ran_even_unjudged_rather_than_the_canarys_digest() -> None:
+    # GIVEN what production ran before was never judged, and the canary passed NEWEST
+    ledger = FakeLedger()
+    ledger.set_verdict(NEWEST, Verdict.HEALTHY)
+
+    # WHEN production's target is chosen THEN it is what production ran
+    choice = _choose_for_production(ledger)
+    assert choice.target == BEFORE
+    assert choice.why == "what production ran before, never judged failed"
+
+
+def test_production_then_goes_to_the_newest_healthy_digest_production_ran() -> None:
+    # GIVEN what production ran before is judged failed; earlier, production ran OTHER
+    # (judged healthy) and the canary since passed NEWEST
+    ledger = FakeLedger()
+    ledger.set_verdict(BEFORE, Verdict.FAILED)
+    ledger.set_verdict(OTHER, Verdict.HEALTHY)
+    earlier = _deploy_state("production", Colour.GREEN, OTHER, digest(20))
+    _record(earlier, ledger)
+    ledger.finish_deployment(earlier["id"], Outcome.SUCCEEDED, "ok")
+    ledger.set_verdict(NEWEST, Verdict.HEALTHY)
+
+    # THEN production goes back to OTHER, not to NEWEST, which it never ran
+    choice = _choose_for_production(ledger)
+    assert choice.target == OTHER
+    assert choice.why == "the most recent healthy digest production ran"
+
+
+def test_production_takes_a_digest_it_never_ran_only_when_nothing_it_ran_is_safe() -> None:
+    # GIVEN nothing production ran is healthy (what it ran before is failed), NEWEST is
+    ledger = FakeLedger()
+    ledger.set_verdict(BEFORE, Verdict.FAILED)
+    ledger.set_verdict(NEWEST, Verdict.HEALTHY)
+
+    # THEN NEWEST, and the why says it never ran on production
+    choice = _choose_for_production(ledger)
+    assert choice.target == NEWEST
+    assert "never ran on production, but nothing production ran is safe" in choice.why
+
+
 # --- a requested rollback: what ran before comes from the deployments ------------------------
 
 
@@ -484,16 +534,14 @@ def test_an_input_that_is_not_an_object_says_what_it_is_in_json_words(
 
 
 def test_a_field_of_the_wrong_type_is_named_in_json_words() -> None:
-    with pytest.raises(InvalidInput, match="actor: must be a string, got a number"):
-        parse_request({"action": "rollback", "actor": 7})
+    with pytest.raises(InvalidInput, match="reason: must be a string, got a number"):
+        parse_request({"action": "rollback", "reason": 7})
 
 
-def test_a_rollback_accepts_the_callers_ip_and_reason() -> None:
-    request = parse_request(
-        {"action": "rollback", "service": "production", "sourceIp": "203.0.113.9", "reason": "5xx"}
-    )
+def test_a_rollback_accepts_the_callers_reason() -> None:
+    request = parse_request({"action": "rollback", "service": "production", "reason": "5xx"})
 
-    assert (request.source_ip, request.reason) == ("203.0.113.9", "5xx")
+    assert request.reason == "5xx"
     assert request.service is Role.PRODUCTION
 
 

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import importlib
 import io
 import json
 import subprocess
 import sys
+import threading
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -22,6 +25,7 @@ from bluegreen.adapters.ledger import DynamoLedger
 from bluegreen.domain.models import Digest, ImageRecord
 from functions.ecr_push import app
 from local.aws import create_tables
+from local.stepfunctions import render_definition
 from tests.events import load_event
 from tests.foundation.conftest import REGION
 
@@ -174,6 +178,10 @@ def test_a_failing_seam_leaves_the_push_to_be_retried(
         ("delete_action.json", "not-a-push"),
         ("other_repository.json", "other-repository"),
         ("malformed_digest.json", "malformed-digest"),
+        ("other_account.json", "other-account"),
+        ("other_region.json", "other-region"),
+        ("malformed_tag.json", "malformed-tag"),
+        ("no_result.json", "no-result"),
     ],
 )
 def test_events_that_are_not_our_pushes_are_ignored_with_one_log_line(
@@ -233,6 +241,7 @@ import sys
 from moto import mock_aws
 import boto3
 from local.aws import create_tables
+from local.stepfunctions import render_definition
 with mock_aws():
     create_tables(boto3.client("dynamodb", region_name="us-west-2"))
     from functions.ecr_push import app
@@ -396,8 +405,16 @@ def test_a_stale_event_neither_moves_the_tag_nor_starts_a_deploy(
     result = app.lambda_handler(
         repository.event(stale, "dev", time="2026-11-16T01:54:35Z"), lambda_context
     )
-    # THEN the image is recorded without the tag, the tag is not moved, nothing deploys
-    assert result == {"recorded": True, "digest": str(stale), "tags": []}
+    # THEN the image is recorded without the tag, the tag is not moved, nothing deploys,
+    # and the answer says why
+    assert result == {
+        "recorded": True,
+        "digest": str(stale),
+        "tags": [],
+        "tagLeftOff": f"the registry points dev at {current}, pushed later: this image is "
+        "recorded without the tag and not deployed (that push's own event moves the tag and "
+        "deploys it)",
+    }
     assert ledger.digest_for_tag("dev") is None
     assert seam_calls == []
     (line,) = [line for line in log_lines(logs) if line.get("tag_points_at")]
@@ -507,3 +524,165 @@ def test_a_redelivery_after_the_tag_moved_on_returns_the_first_answer(
     assert again == recorded
     assert seam_calls == [(first, "dev"), (second, "dev")]
     assert ledger.digest_for_tag("dev") == second
+
+
+# the stack's own account and region, the API's tag grammar, a missing result -------------
+
+
+@pytest.mark.parametrize(
+    ("change", "reason", "problem"),
+    [
+        ({"account": ""}, "malformed-event", "the event has no account"),
+        ({"region": None}, "malformed-event", "the event has no region"),
+        ({"detail": {"image-tag": "-dev"}}, "malformed-tag", "'-dev' is not a tag"),
+        ({"detail": {"image-tag": "x" * 129}}, "malformed-tag", "is not a tag"),
+        ({"detail": {"result": ""}}, "no-result", "neither SUCCESS nor FAILURE"),
+    ],
+)
+def test_events_judged_unlike_a_push_say_why_in_one_line(
+    stack: tuple[DynamoLedger, str],
+    lambda_context: SimpleNamespace,
+    logs: io.StringIO,
+    change: dict[str, Any],
+    reason: str,
+    problem: str,
+) -> None:
+    ledger, _ = stack
+    # GIVEN the tagged push sample with one thing wrong
+    event = load_event("ecr_push/tagged_push.json")
+    for key, value in change.items():
+        if key == "detail":
+            event["detail"].update(value)
+        else:
+            event[key] = value
+    # WHEN it arrives
+    result = app.lambda_handler(event, lambda_context)
+    # THEN it is ignored with its reason, nothing recorded, and one line says what is wrong
+    assert result == {"recorded": False, "reason": reason}
+    assert ledger.images()[0] == []
+    (line,) = [line for line in log_lines(logs) if line.get("reason")]
+    assert problem in line["problem"]
+
+
+def test_a_tag_the_api_accepts_is_recorded(
+    stack: tuple[DynamoLedger, str], lambda_context: SimpleNamespace
+) -> None:
+    ledger, _ = stack
+    # GIVEN a push tagged with every character the grammar allows
+    event = load_event("ecr_push/tagged_push.json")
+    event["detail"]["image-tag"] = "Release_2026.11-rc1"
+    # WHEN it arrives THEN it is recorded with that tag
+    assert app.lambda_handler(event, lambda_context)["tags"] == ["Release_2026.11-rc1"]
+    assert ledger.digest_for_tag("Release_2026.11-rc1") == PUSHED
+
+
+# ten identical deliveries at once, with the auto-deploy on ------------------------------
+
+
+@pytest.fixture
+def wired(
+    stack: tuple[DynamoLedger, str], monkeypatch: pytest.MonkeyPatch
+) -> Iterator[tuple[DynamoLedger, Any, str]]:
+    """The handler as deployed: built from its environment, with a state machine on moto.
+
+    The module is reloaded with the test's tables and application in its environment,
+    so that its settings and its auto-deploy seam are the ones it builds itself at cold
+    start; it is reloaded again afterwards with the suite's environment.
+    """
+    from bluegreen.config import load_settings
+
+    ledger, idempotency_table = stack
+    sfn = boto3.client("stepfunctions", region_name=REGION)
+    # Never executed here: only what is started matters (its tasks name no function).
+    definition = render_definition(
+        {"DeployStepsFunctionArn": "arn:aws:lambda:us-west-2:123456789012:function:none"}
+    )
+    machine = sfn.create_state_machine(
+        name=f"deploy-{uuid.uuid4().hex[:8]}",
+        definition=definition,
+        roleArn="arn:aws:iam::123456789012:role/deploy",
+    )["stateMachineArn"]
+    for name, value in {
+        "BG_APP_NAME": ledger.application,
+        "BG_LEDGER_TABLE_NAME": app.SETTINGS.ledger_table,
+        "BG_IDEMPOTENCY_TABLE_NAME": idempotency_table,
+        "BG_STATE_MACHINE_ARN": machine,
+        "BG_REGISTRY": "123456789012.dkr.ecr.us-west-2.amazonaws.com",
+        "AWS_REGION": REGION,
+    }.items():
+        monkeypatch.setenv(name, value)
+    load_settings.cache_clear()
+    importlib.reload(app)
+    yield ledger, sfn, machine
+    monkeypatch.undo()
+    load_settings.cache_clear()
+    importlib.reload(app)
+
+
+def test_ten_identical_deliveries_at_once_are_one_push_one_deployment_and_nine_duplicates(
+    wired: tuple[DynamoLedger, Any, str],
+    lambda_context: SimpleNamespace,
+    logs: io.StringIO,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    ledger, sfn, machine = wired
+    # GIVEN the registry answers the first delivery only once the nine others have been
+    # answered, so that all ten are inside the handler at the same time
+    answered = threading.Semaphore(0)
+    real_lookup = app.ecr_tag_lookup
+
+    def slow_lookup(client: Any, repository: str, registry: str) -> Any:
+        lookup = real_lookup(client, repository, registry)
+
+        def tag_points_at(tag: str) -> Any:
+            for _ in range(9):
+                answered.acquire(timeout=5)
+            return lookup(tag)
+
+        return tag_points_at
+
+    monkeypatch.setattr(app, "ecr_tag_lookup", slow_lookup)
+    app.recorder.cache_clear()
+    event = load_event("ecr_push/tagged_push.json")
+
+    def deliver(_: int) -> Any:
+        try:
+            return app.lambda_handler(json.loads(json.dumps(event)), lambda_context)
+        except Exception as exc:  # what the Lambda runtime would report as a failed invocation
+            return exc
+        finally:
+            answered.release()
+
+    # WHEN EventBridge delivers the same push ten times at once
+    with ThreadPoolExecutor(max_workers=10) as pool:
+        results = list(pool.map(deliver, range(10)))
+
+    # THEN one invocation recorded it and nine answered "duplicate", none with an error
+    assert [r for r in results if isinstance(r, Exception)] == []
+    assert [r for r in results if r.get("recorded")] == [
+        {"recorded": True, "digest": str(PUSHED), "tags": ["dev"]}
+    ]
+    duplicates = [r for r in results if not r.get("recorded")]
+    assert (
+        duplicates
+        == [{"recorded": False, "duplicate": True, "reason": "duplicate-in-progress"}] * 9
+    )
+    # AND each duplicate logged one line, without a stack trace
+    lines = log_lines(logs)
+    said = [line for line in lines if line["message"].startswith("duplicate delivery")]
+    assert len(said) == 9
+    assert not [line for line in lines if "exception" in line or line["level"] == "ERROR"]
+    # AND the ledger holds one image and one deployment, recorded before its execution started,
+    # as a push deploy of dev; Step Functions holds one execution
+    assert [image.digest for image in ledger.images()[0]] == [PUSHED]
+    executions = sfn.list_executions(stateMachineArn=machine)["executions"]
+    assert len(executions) == 1
+    record = ledger.deployment(executions[0]["name"])
+    assert record is not None
+    assert (record.trigger, record.actor, record.tag) == ("ecr-push", "ecr-push", "dev")
+    assert record.to_digest == PUSHED
+    assert record.reason == "push of rezfusion-cloud:dev"
+    flow_input = json.loads(
+        sfn.describe_execution(executionArn=executions[0]["executionArn"])["input"]
+    )
+    assert not {"trigger", "actor", "sourceIp"} & set(flow_input)

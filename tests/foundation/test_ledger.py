@@ -451,26 +451,119 @@ def test_update_and_finish_change_a_recorded_deployment(ledger: DynamoLedger, cl
     assert updated.execution_arn == "arn:x"
     assert updated.colour is Colour.GREEN
     assert finished.outcome is Outcome.ROLLED_BACK
-    assert finished.reason == "hook failed"
+    assert finished.cause == "hook failed"
     assert finished.rolled_back_to == digest(99)
     assert finished.finished_at == clock.now
     assert ledger.deployment("d1") == finished
 
 
-def test_a_success_keeps_the_callers_reason_and_a_failure_replaces_it(
+@pytest.mark.parametrize("outcome", [o for o in Outcome if o is not Outcome.RUNNING])
+def test_every_outcome_keeps_the_callers_reason_next_to_its_cause(
+    ledger: DynamoLedger, outcome: Outcome
+) -> None:
+    # GIVEN a deployment started with the caller's reason
+    started = deployment(ledger, "d1", at(0))
+    started.reason = "pin the checkout fix"
+    ledger.put_deployment(started)
+    # WHEN it ends, whichever way, with a cause
+    ended = ledger.finish_deployment("d1", outcome, f"how it ended: {outcome.value}")
+    # THEN the record still says why it was asked for, and says how it ended
+    assert ended.reason == "pin the checkout fix"
+    assert ended.cause == f"how it ended: {outcome.value}"
+    assert ledger.deployment("d1") == ended
+
+
+def _request(ledger: DynamoLedger, deployment_id: str) -> Deployment:
+    """A request as an entry point records it before starting its execution."""
+    return Deployment(
+        id=deployment_id,
+        application=ledger.application,
+        action="rollback",
+        role=Role.CANARY,
+        colour=None,
+        to_digest=None,
+        from_digest=None,
+        trigger="api",
+        actor="arn:aws:iam::123456789012:user/alice",
+        started_at=at(0),
+        source_ip="203.0.113.9",
+        reason="500s on /cart",
+        force=True,
+        seen_image=f"{REPO}@{digest(7)}",
+        waits_behind="wp-platform-deploy-running",
+    )
+
+
+def test_a_request_round_trips_with_what_its_caller_saw(ledger: DynamoLedger) -> None:
+    # WHEN an entry point records a request
+    assert ledger.open_deployment(_request(ledger, "r1"))
+    # THEN it reads back whole: force is a boolean, not a string
+    assert ledger.deployment("r1") == _request(ledger, "r1")
+    assert not ledger.open_deployment(_request(ledger, "r1"))
+
+
+def test_a_claimed_request_cannot_be_abandoned_nor_opened_again(ledger: DynamoLedger) -> None:
+    # GIVEN a request its execution claimed
+    ledger.open_deployment(_request(ledger, "r1"))
+    claimed = ledger.claim_deployment("r1", "arn:execution:r1")
+    assert claimed is not None
+    assert claimed.execution_arn == "arn:execution:r1"
+    # WHEN its entry point, whose start call failed, gives it up, or a redelivery reopens it
+    # THEN neither happens, and the same execution may claim it again (a retried step)
+    assert not ledger.abandon_deployment("r1", "could not be started")
+    assert not ledger.open_deployment(_request(ledger, "r1"))
+    assert ledger.claim_deployment("r1", "arn:execution:r1") is not None
+    assert ledger.claim_deployment("r1", "arn:execution:other") is None
+    assert ledger.deployment("r1").outcome is Outcome.RUNNING  # type: ignore[union-attr]
+
+
+def test_an_abandoned_request_cannot_be_claimed_but_may_be_opened_again(
+    ledger: DynamoLedger, clock: Clock
+) -> None:
+    # GIVEN a request whose start failed
+    ledger.open_deployment(_request(ledger, "r1"))
+    assert ledger.abandon_deployment("r1", "could not be started: throttled")
+    abandoned = ledger.deployment("r1")
+    assert abandoned is not None
+    assert (abandoned.outcome, abandoned.cause) == (
+        Outcome.FAILED,
+        "could not be started: throttled",
+    )
+    assert abandoned.reason == "500s on /cart"
+    assert abandoned.finished_at == clock.now
+    # WHEN an execution of that name runs after all THEN it may not claim it
+    assert ledger.claim_deployment("r1", "arn:execution:r1") is None
+    # WHEN the same request is delivered again THEN it is opened afresh
+    assert ledger.open_deployment(_request(ledger, "r1"))
+    assert ledger.deployment("r1").outcome is Outcome.RUNNING  # type: ignore[union-attr]
+
+
+def test_an_execution_claiming_and_its_entry_point_giving_up_at_once_never_both_win(
     ledger: DynamoLedger,
 ) -> None:
-    # GIVEN two deployments started with the caller's reason
-    for name in ("ok", "bad"):
-        started = deployment(ledger, name, at(0))
-        started.reason = "pin the checkout fix"
-        ledger.put_deployment(started)
-    # WHEN one succeeds (no cause) and the other is rolled back with a cause
-    succeeded = ledger.finish_deployment("ok", Outcome.SUCCEEDED)
-    failed = ledger.finish_deployment("bad", Outcome.ROLLED_BACK, "RolloutFailed: stalled")
-    # THEN the success still says why it was asked for; the failure says why it failed
-    assert succeeded.reason == "pin the checkout fix"
-    assert failed.reason == "RolloutFailed: stalled"
+    # GIVEN twenty requests, each raced for by its execution and its entry point at once
+    results: dict[str, dict[str, bool]] = {}
+    for n in range(20):
+        ledger.open_deployment(_request(ledger, f"r{n}"))
+        outcome: dict[str, bool] = {}
+
+        def contend(side: int, n: int = n, outcome: dict[str, bool] = outcome) -> None:
+            if side == 0:
+                outcome["claimed"] = ledger.claim_deployment(f"r{n}", f"arn:{n}") is not None
+            else:
+                outcome["abandoned"] = ledger.abandon_deployment(f"r{n}", "start failed")
+
+        race(contend, [0, 1])
+        results[f"r{n}"] = outcome
+    # THEN for each exactly one of them changed the record, and the record says which
+    for name, outcome in results.items():
+        assert outcome["claimed"] != outcome["abandoned"], name
+        record = ledger.deployment(name)
+        assert record is not None
+        if outcome["claimed"]:
+            assert (record.outcome, record.execution_arn) == (Outcome.RUNNING, f"arn:{name[1:]}")
+        else:
+            assert (record.outcome, record.execution_arn) == (Outcome.FAILED, "")
 
 
 def test_updating_a_missing_deployment_is_not_found_and_creates_nothing(

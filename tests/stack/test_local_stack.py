@@ -265,7 +265,7 @@ def test_a_signed_deploy_of_a_seeded_digest_is_recorded_with_the_callers_identit
     # WHEN the CLI (signing with the key the stack's state file publishes) deploys it
     code, out, err = cli("--json", "deploy", production, "--wait", "--interval", "0.2")
     # THEN the deploy succeeded and the ledger names the IAM user of the verified key
-    assert code == 0, err
+    assert code == 0, out + err
     record = json.loads(out)["record"]
     assert record["toDigest"] == production
     assert record["trigger"] == "api"
@@ -462,11 +462,12 @@ def test_make_execute_starts_a_console_execution_and_reports_its_end(stack: Loca
     executions = stack.state.state_machine_arn.replace(":stateMachine:", ":execution:")
     assert f"executionArn  {executions}:{name}" in done.stdout
     assert "status        SUCCEEDED" in done.stdout
-    # AND the API knows it as a deployment by that name, with the console's actor
+    # AND the API knows it as a console run by that name: Step Functions does not say who
+    # pressed the button, and the input may not claim it
     status, body = curl(stack, "GET", f"/deployments/{name}")
     assert status == 200, body
     assert body["record"]["trigger"] == "console"
-    assert body["record"]["actor"] == "arn:aws:iam::123456789012:user/alice"
+    assert body["record"]["actor"] == "unknown"
 
 
 def test_make_execute_refuses_what_is_not_a_flow_input(stack: LocalStack, tmp_path: Path) -> None:

@@ -65,6 +65,8 @@ def deployment_body(deployment: Deployment) -> DeploymentBody:
         rolled_back_to=str(deployment.rolled_back_to) if deployment.rolled_back_to else None,
         execution_arn=deployment.execution_arn,
         hook_logs=dict(deployment.hook_logs),
+        cause=deployment.cause,
+        waits_behind=deployment.waits_behind,
     )
 
 
@@ -160,7 +162,10 @@ def get_deployment(
     tags=["deployments"],
     status_code=202,
     responses={
-        202: answer(DeploymentStartedBody, "The deploy flow's rollback was started"),
+        202: answer(
+            DeploymentStartedBody,
+            "The deploy flow's rollback was started (`queued`: it waits behind `waitsBehind`)",
+        ),
         **BAD_REQUEST,
         **CONFLICT,
         **UNSUPPORTED,
@@ -174,17 +179,20 @@ def post_rollback(
 ) -> DeploymentStartedBody:
     """Start the flow's rollback action for the canary (default) or production.
 
-    The body is optional: no body rolls the canary back.
+    The body is optional: no body rolls the canary back. While a deployment holds
+    the lock the rollback is queued behind it (``queued``, ``waitsBehind``) and,
+    once it runs, ends as a no-op if the colour no longer runs what it ran now.
     """
     request = request or RollbackRequest()
     caller = caller_of(router.current_event.raw_event)
     started = services.request_rollback(
+        dependencies.ledger(),
+        dependencies.cluster(),
         dependencies.flow(),
         dependencies.settings(),
         caller,
         Role(request.service),
         reason=request.reason,
-        cluster=dependencies.cluster(),
     )
     record_start(started, caller)
     return started_body(started)
@@ -210,7 +218,8 @@ def post_promote(
 ) -> DeploymentStartedBody:
     """Promote what the canary runs now, unless it is unpinned, failed, or already there.
 
-    The body is optional: it carries only a reason.
+    Refused (409) while a deployment holds the lock: what the canary runs is not
+    settled until it ends. The body is optional: it carries only a reason.
     """
     request = request or PromoteRequest()
     caller = caller_of(router.current_event.raw_event)

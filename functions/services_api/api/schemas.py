@@ -228,6 +228,15 @@ class DeploymentStartedBody(_Body):
     action: Literal["deploy", "rollback"]
     service: ServiceName
     digest: str | None = None
+    queued: bool = Field(
+        default=False,
+        description="True when another deployment held the lock: the execution waits for it "
+        "to end, then acts only on the state recorded with this request (a rollback whose "
+        "colour runs something else by then ends as a no-op).",
+    )
+    waits_behind: str | None = Field(
+        default=None, description="The id of the deployment it waits behind, when queued."
+    )
 
 
 class Placement(_Body):
@@ -274,6 +283,10 @@ class DeploymentBody(_Body):
     rolled_back_to: str | None = None
     execution_arn: str = ""
     hook_logs: dict[str, str] = {}
+    cause: str = Field(default="", description="How it ended; `reason` is the caller's own.")
+    waits_behind: str = Field(
+        default="", description="The deployment that held the lock when it was requested."
+    )
 
 
 class DeploymentPageBody(_Body):

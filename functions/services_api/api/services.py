@@ -106,6 +106,8 @@ def started_body(started: services.DeploymentStarted) -> DeploymentStartedBody:
         action=started.action,  # type: ignore[arg-type]
         service=started.role.value,
         digest=str(started.digest) if started.digest else None,
+        queued=started.queued,
+        waits_behind=started.waits_behind,
     )
 
 
@@ -121,6 +123,7 @@ def record_start(started: services.DeploymentStarted, caller: services.Caller) -
             "digest": str(started.digest) if started.digest else None,
             "actor": caller.actor,
             "source_ip": caller.source_ip,
+            "waits_behind": started.waits_behind,
         },
     )
 
@@ -153,7 +156,10 @@ def get_services() -> ServiceStatusBody:
             SwitchBody,
             "The switch completed: the canary colour is as asked (`changed`: whether it moved)",
         ),
-        202: answer(DeploymentStartedBody, "The deploy flow was started for the image"),
+        202: answer(
+            DeploymentStartedBody,
+            "The deploy flow was started for the image (`queued`: it waits behind `waitsBehind`)",
+        ),
         **BAD_REQUEST,
         **NOT_FOUND,
         **CONFLICT,

@@ -83,6 +83,16 @@ class Settings:
         """The pinned image reference ``<registry>/<repo>@sha256:<hex>``."""
         return f"{self.image_repository}@{digest}"
 
+    @property
+    def registry_account(self) -> str:
+        """The AWS account of an ECR registry (``<account>.dkr.ecr.<region>.amazonaws.com``).
+
+        Empty when ``registry`` is not an ECR host: then no account is known.
+        """
+        account, _, rest = self.registry.partition(".")
+        is_ecr = rest.startswith("dkr.ecr.") and account.isdigit() and len(account) == 12
+        return account if is_ecr else ""
+
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> Settings:
         """Build settings from environment variables (names as in template.yaml).

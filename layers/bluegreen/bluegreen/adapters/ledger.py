@@ -46,8 +46,13 @@ ISO-8601 UTC with microseconds, so that they sort as strings)::
   application. Only healthy verdicts carry GSI2 keys (a sparse index), so
   ``last_healthy`` is a descending Query of GSI2 that stops at the first digest
   not excluded; a failed verdict removes the GSI2 keys.
-- Deployments: ids come from ``new_deployment_id`` (time-sortable); creation is
-  conditional on absence, updates on existence; newest-first via GSI1.
+- Deployments: ids come from ``new_deployment_id`` (time-sortable) or are
+  execution names; creation is conditional on absence, updates on existence;
+  newest-first via GSI1. A request recorded before its execution starts
+  (``open_deployment``) is either claimed by its execution
+  (``claim_deployment`` sets ``execution_arn``) or, when the start failed,
+  abandoned (``abandon_deployment``); both are conditional on the other not
+  having happened, so they cannot both win.
 - Lock: one item per application, taken with a conditional put (absent, or
   expired, or already ours) and released with a conditional delete (ours);
   ``ttl`` lets DynamoDB remove long-expired leases.
@@ -85,6 +90,8 @@ _LOCK_TTL_GRACE_SECONDS = 86_400
 _MAX_PAGE = 100
 _DEPLOYMENT_FIELDS = frozenset(f.name for f in fields(Deployment))
 _NEWER_PUSH_RECORDED = object()
+# A deployment record no execution has claimed yet (``execution_arn`` absent or empty).
+_UNCLAIMED = "(attribute_not_exists(execution_arn) OR execution_arn = :none)"
 
 
 @dataclass(frozen=True)
@@ -586,20 +593,98 @@ class DynamoLedger:
         self,
         deployment_id: str,
         outcome: Outcome,
-        reason: str = "",
+        cause: str = "",
         rolled_back_to: Digest | None = None,
     ) -> Deployment:
-        """Record where the deployment ended, and when; ``NotFound`` when no such deployment.
+        """Record where the deployment ended, when and why; ``NotFound`` when no such deployment.
 
-        An empty ``reason`` keeps the one recorded at the start (the caller's own
-        words on a deploy that succeeded); a failure's cause replaces it.
+        ``cause`` says how it ended; the caller's ``reason`` is left as it was
+        recorded at the start, whatever the outcome.
         """
         changes: dict[str, object] = {"outcome": outcome, "finished_at": self._clock()}
-        if reason:
-            changes["reason"] = reason
+        if cause:
+            changes["cause"] = cause
         if rolled_back_to is not None:
             changes["rolled_back_to"] = rolled_back_to
         return self.update_deployment(deployment_id, **changes)
+
+    def open_deployment(self, deployment: Deployment) -> bool:
+        """Record a request before its execution is started; False when one is recorded already.
+
+        Conditional: the id is new, or its record is a request whose start failed
+        (``abandon_deployment``) and that no execution ever claimed, which a
+        retried delivery of the same request may open again.
+        """
+        item = self._deployment_item(deployment)
+        try:
+            self._client.put_item(
+                TableName=self._table,
+                Item=item,
+                ConditionExpression=(
+                    f"attribute_not_exists(PK) OR (outcome = :failed AND {_UNCLAIMED})"
+                ),
+                ExpressionAttributeValues={":failed": _s(Outcome.FAILED.value), ":none": _s("")},
+            )
+        except Exception as exc:
+            if _error_code(exc) == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
+
+    def abandon_deployment(self, deployment_id: str, cause: str) -> bool:
+        """Close a request whose execution could not be started; False when one claimed it.
+
+        Conditional on the record being open and unclaimed, so that an execution
+        which did start after all (a start that timed out on its way back) and
+        this write cannot both win: exactly one of them changes the record.
+        """
+        try:
+            self._client.update_item(
+                TableName=self._table,
+                Key={"PK": _s(self._deployment_pk(deployment_id)), "SK": _s("DEPLOYMENT")},
+                UpdateExpression="SET outcome = :failed, cause = :cause, finished_at = :now",
+                ConditionExpression=f"outcome = :running AND {_UNCLAIMED}",
+                ExpressionAttributeValues={
+                    ":none": _s(""),
+                    ":failed": _s(Outcome.FAILED.value),
+                    ":running": _s(Outcome.RUNNING.value),
+                    ":cause": _s(cause),
+                    ":now": _s(_iso(self._clock())),
+                },
+            )
+        except Exception as exc:
+            if _error_code(exc) == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
+
+    def claim_deployment(self, deployment_id: str, execution_arn: str) -> Deployment | None:
+        """The execution ``execution_arn`` takes the recorded request as its own.
+
+        Conditional on the record being open and unclaimed or claimed by that
+        same execution (a retried step); None when the request was abandoned,
+        finished, or belongs to another execution.
+        """
+        try:
+            response = self._client.update_item(
+                TableName=self._table,
+                Key={"PK": _s(self._deployment_pk(deployment_id)), "SK": _s("DEPLOYMENT")},
+                UpdateExpression="SET execution_arn = :arn",
+                ConditionExpression=(
+                    f"outcome = :running AND ({_UNCLAIMED} OR execution_arn = :arn)"
+                ),
+                ExpressionAttributeValues={
+                    ":none": _s(""),
+                    ":arn": _s(execution_arn),
+                    ":running": _s(Outcome.RUNNING.value),
+                },
+                ReturnValues="ALL_NEW",
+            )
+        except Exception as exc:
+            if _error_code(exc) == "ConditionalCheckFailedException":
+                return None
+            raise
+        return _deployment_from_item(response["Attributes"])
 
     def deployment(self, deployment_id: str) -> Deployment | None:
         """One deployment, or None."""
@@ -748,6 +833,8 @@ def _encode_field(name: str, value: object) -> dict[str, Any] | None:
     """A Deployment field as a DynamoDB attribute value; None means 'absent'."""
     if value is None:
         return None
+    if isinstance(value, bool):
+        return {"BOOL": value}
     if name == "hook_logs":
         if not isinstance(value, Mapping):
             raise InvalidInput(name, "must be a mapping of hook name to log text")
@@ -795,4 +882,8 @@ def _deployment_from_item(item: Item) -> Deployment:
         hook_logs={
             k: str(v.get("S", "")) for k, v in item.get("hook_logs", {}).get("M", {}).items()
         },
+        force=bool(item.get("force", {}).get("BOOL", False)),
+        seen_image=text("seen_image"),
+        waits_behind=text("waits_behind"),
+        cause=text("cause"),
     )

@@ -10,6 +10,8 @@ import urllib.request
 from collections.abc import Sequence
 from typing import Any
 
+from bluegreen.logic.health import AlarmStates
+
 
 class UrllibProbe:
     """``HttpProbe`` with the standard library; redirects are followed."""
@@ -30,18 +32,34 @@ class UrllibProbe:
 
 
 class CloudWatchAlarms:
-    """``AlarmProbe`` over a boto3 ``cloudwatch`` client."""
+    """``AlarmProbe`` over a boto3 ``cloudwatch`` client.
+
+    ``DescribeAlarms`` returns metric alarms only unless ``AlarmTypes`` asks for
+    composite alarms as well, so both are asked for; a name neither kind
+    answers to does not exist. The caller needs ``cloudwatch:DescribeAlarms`` on
+    ``*``: the action has no resource-level permissions, and composite alarms are
+    only returned to a caller allowed it on every alarm.
+    """
+
+    # DescribeAlarms takes at most 100 names per request.
+    _NAMES_PER_REQUEST = 100
 
     def __init__(self, client: Any) -> None:
         self._client = client
 
-    def alarming(self, names: Sequence[str]) -> list[str]:
-        """Names of the alarms among ``names`` whose state is ALARM."""
-        if not names:
-            return []
-        found: list[str] = []
+    def states(self, names: Sequence[str]) -> AlarmStates:
+        """Which of ``names`` are in ALARM, and which name no alarm at all."""
+        wanted = list(dict.fromkeys(names))
+        found: dict[str, str] = {}
         paginator = self._client.get_paginator("describe_alarms")
-        for page in paginator.paginate(AlarmNames=list(names), StateValue="ALARM"):
-            found.extend(alarm["AlarmName"] for alarm in page.get("MetricAlarms", []))
-            found.extend(alarm["AlarmName"] for alarm in page.get("CompositeAlarms", []))
-        return sorted(found)
+        for start in range(0, len(wanted), self._NAMES_PER_REQUEST):
+            batch = wanted[start : start + self._NAMES_PER_REQUEST]
+            for page in paginator.paginate(
+                AlarmNames=batch, AlarmTypes=["MetricAlarm", "CompositeAlarm"]
+            ):
+                for alarm in [*page.get("MetricAlarms", []), *page.get("CompositeAlarms", [])]:
+                    found[str(alarm["AlarmName"])] = str(alarm.get("StateValue", ""))
+        return AlarmStates(
+            alarming=tuple(sorted(n for n in wanted if found.get(n) == "ALARM")),
+            missing=tuple(sorted(n for n in wanted if n not in found)),
+        )

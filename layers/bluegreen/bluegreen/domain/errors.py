@@ -96,3 +96,12 @@ class RouterObjectInvalid(ClusterObjectMissing):
 class TrafficNotWeighted(BlueGreenError):
     """A share of traffic was asked of the ``selector`` router, which moves all of a role's
     traffic at once: progressive promotion needs the ``alb`` or ``gateway`` router."""
+
+
+class DigestFailed(BlueGreenError):
+    """The ledger judged the digest failed; deploying it again needs ``force: true``."""
+
+
+class RequestAbandoned(BlueGreenError):
+    """The entry point recorded this request, could not start its execution and told its
+    caller so; an execution of that name that runs after all changes nothing."""

@@ -19,6 +19,20 @@ if TYPE_CHECKING:
 
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 _ANY_CASE_HEX64 = re.compile(r"[0-9a-fA-F]{64}")
+# Docker's grammar for a tag, which is what ECR accepts: ASCII only, so ``dév`` is no tag.
+_TAG = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")
+
+TAG_GRAMMAR = "letters, digits, '_', '.', '-', at most 128, not starting with '.' or '-'"
+"""The tag grammar in words, for messages that refuse a tag."""
+
+
+def is_tag(value: str) -> bool:
+    """True when ``value`` is an image tag by Docker's grammar (what ECR accepts).
+
+    The one definition of a tag: the services API refuses any other ``imageTag``
+    and ``ecr_push`` ignores an event that reports one.
+    """
+    return bool(_TAG.fullmatch(value))
 
 
 @dataclass(frozen=True, order=True)
@@ -149,6 +163,8 @@ class Outcome(enum.StrEnum):
     ROLLED_BACK = "rolled_back"
     FAILED = "failed"
     SUPERSEDED = "superseded"
+    NO_OP = "no_op"
+    """A queued action found the state its caller saw gone, and changed nothing."""
 
 
 @dataclass(frozen=True)
@@ -240,7 +256,17 @@ class HookRun:
 
 @dataclass
 class Deployment:
-    """One deployment (or rollback) of the application, as the ledger records it."""
+    """One deployment (or rollback) of the application, as the ledger records it.
+
+    Written by whoever starts the execution, before starting it (the API, the ECR
+    auto-deploy), or by the execution's first step when nobody did (a console run),
+    so ``trigger``, ``actor`` and ``source_ip`` say what really started it.
+    ``reason`` is the caller's own words and stays on every outcome; ``cause`` says
+    how it ended. ``seen_image`` is what the service's colour ran when the request
+    was made and ``waits_behind`` the deployment that held the lock then: a queued
+    action acts only on that state. ``colour`` and ``from_digest`` are filled in
+    when the execution takes the lock; until then the request is waiting.
+    """
 
     id: str
     application: str
@@ -260,3 +286,7 @@ class Deployment:
     reason: str = ""
     rolled_back_to: Digest | None = None
     hook_logs: dict[str, str] = field(default_factory=dict)
+    force: bool = False
+    seen_image: str = ""
+    waits_behind: str = ""
+    cause: str = ""

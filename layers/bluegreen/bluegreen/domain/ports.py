@@ -81,9 +81,31 @@ class Ledger(Protocol):
         self,
         deployment_id: str,
         outcome: Outcome,
-        reason: str = "",
+        cause: str = "",
         rolled_back_to: Digest | None = None,
-    ) -> Deployment: ...
+    ) -> Deployment:
+        """Record where it ended and ``cause`` (how); the caller's ``reason`` stays as it was."""
+        ...
+
+    def open_deployment(self, deployment: Deployment) -> bool:
+        """Record a request before starting its execution (conditional write).
+
+        True when written: the id is new, or its record is a request whose start
+        failed and that no execution claimed (a retried delivery opens it again).
+        """
+        ...
+
+    def abandon_deployment(self, deployment_id: str, cause: str) -> bool:
+        """Mark an open, unclaimed request failed because its execution could not start.
+
+        False when an execution has claimed it meanwhile (the start did happen).
+        """
+        ...
+
+    def claim_deployment(self, deployment_id: str, execution_arn: str) -> Deployment | None:
+        """The execution takes its recorded request (conditional on it being open and
+        unclaimed, or claimed by that execution already); None when it may not."""
+        ...
 
     def deployment(self, deployment_id: str) -> Deployment | None: ...
 

@@ -6,21 +6,29 @@ digest, so a duplicate event (or a second tag of the same digest) starts
 nothing new: Step Functions refuses a second execution of the same name and
 ``StepFunctionsFlow.start`` answers with the existing one.
 
+Before starting, the deployment is recorded in the ledger (trigger
+``ecr-push``, the pushed tag, the push's reason): the flow takes who started
+it from that record, never from its input. A start that fails closes the
+record as failed, with why, and raises, so that EventBridge delivers the push
+again; the redelivery opens the record again (only a record no execution ever
+claimed can be) and retries the start.
+
 Imports nothing heavy: ``ecr_push``'s cold start must stay near the floor.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from bluegreen.config import Settings
 from bluegreen.domain.executions import execution_name
-from bluegreen.domain.models import ImageRecord
+from bluegreen.domain.models import Deployment, ImageRecord, Role
 from bluegreen.observability import logger
 
 if TYPE_CHECKING:
-    from bluegreen.domain.ports import FlowStarter
+    from bluegreen.domain.ports import FlowStarter, Ledger
 
 TRIGGER = "ecr-push"
 
@@ -35,33 +43,72 @@ def deploy_input(
         "action": "deploy",
         "image": str(record.digest),
         "service": "canary",
-        "trigger": TRIGGER,
-        "actor": TRIGGER,
         "reason": f"push of {settings.repository}:{tag}",
     }
 
 
+def push_deployment(
+    record: ImageRecord, tag: str, settings: Settings, *, name: str, waits_behind: str | None
+) -> Deployment:
+    """The ledger's record of the deployment a push starts, written before the start."""
+    return Deployment(
+        id=name,
+        application=settings.application,
+        action="deploy",
+        role=Role.CANARY,
+        colour=None,
+        to_digest=record.digest,
+        from_digest=None,
+        trigger=TRIGGER,
+        actor=TRIGGER,
+        started_at=datetime.now(UTC),
+        tag=tag,
+        reason=f"push of {settings.repository}:{tag}",
+        waits_behind=waits_behind or "",
+    )
+
+
 def start_for_push(
-    record: ImageRecord, tag: str | None, settings: Settings, flow: FlowStarter
+    record: ImageRecord, tag: str | None, settings: Settings, flow: FlowStarter, ledger: Ledger
 ) -> str | None:
-    """Start the deploy flow when the pushed tag auto-deploys; returns the execution ARN."""
+    """Record and start the deploy flow when the pushed tag auto-deploys; returns its ARN."""
     flow_input = deploy_input(record, tag, settings)
-    if flow_input is None:
+    if flow_input is None or tag is None:
         return None
     name = execution_name(settings.application, "deploy", record.digest.hex)
-    arn = flow.start(name, flow_input)
-    logger.info("auto-deploy started", extra={"execution_arn": arn, "tag": tag})
+    deployment = push_deployment(
+        record, tag, settings, name=name, waits_behind=ledger.lock_holder()
+    )
+    if not ledger.open_deployment(deployment):
+        logger.info(
+            "the deployment of this digest is recorded already; its execution is the one",
+            extra={"deployment_id": name, "tag": tag},
+        )
+    try:
+        arn = flow.start(name, flow_input)
+    except Exception as exc:
+        cause = f"the deploy flow could not be started ({type(exc).__name__}: {exc})"
+        ledger.abandon_deployment(name, cause)
+        raise
+    logger.info(
+        "auto-deploy started",
+        extra={"execution_arn": arn, "tag": tag, "waits_behind": deployment.waits_behind},
+    )
     return arn
 
 
 def on_recorded(
-    settings: Settings, flow: Callable[[], FlowStarter] | None = None
+    settings: Settings,
+    flow: Callable[[], FlowStarter] | None = None,
+    ledger: Callable[[], Ledger] | None = None,
 ) -> Callable[[ImageRecord, str | None], None]:
     """The ``ecr_push`` seam: a callback that auto-deploys each recorded push it should.
 
-    ``flow`` builds the flow starter on first use (the handler passes Step
-    Functions at ``settings.state_machine_arn``), so a push that does not deploy
-    creates no client. Without one, pushes are recorded only.
+    ``flow`` and ``ledger`` build the flow starter and the ledger on first use
+    (the handler passes Step Functions at ``settings.state_machine_arn`` and its
+    DynamoDB ledger), so a push that does not deploy creates no client. Without
+    both, pushes are recorded only: a deploy nobody recorded would be taken for a
+    console run.
     """
 
     def deploy_if_wanted(record: ImageRecord, tag: str | None) -> None:
@@ -71,9 +118,9 @@ def on_recorded(
                 extra={"tag": tag, "auto_deploy_tags": list(settings.auto_deploy_tags)},
             )
             return
-        if flow is None:
+        if flow is None or ledger is None:
             logger.warning("auto-deploy skipped: BG_STATE_MACHINE_ARN is not set")
             return
-        start_for_push(record, tag, settings, flow())
+        start_for_push(record, tag, settings, flow(), ledger())
 
     return deploy_if_wanted

@@ -25,7 +25,7 @@ error's class name is the Task's Error and its message the Cause.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -33,10 +33,12 @@ from typing import Any
 from bluegreen.config import Settings
 from bluegreen.domain import events
 from bluegreen.domain.errors import (
+    DigestFailed,
     HealthCheckFailed,
     HookFailed,
     InvalidInput,
     LockTimeout,
+    RequestAbandoned,
     RolloutFailed,
     UnknownImage,
 )
@@ -59,8 +61,13 @@ Json = dict[str, Any]
 
 ACTIONS = ("deploy", "rollback")
 TRIGGERS = ("ecr-push", "api", "console")
-_DEPLOY_FIELDS = frozenset({"action", "image", "service", "trigger", "actor", "sourceIp", "reason"})
-_ROLLBACK_FIELDS = frozenset({"action", "service", "trigger", "actor", "sourceIp", "reason"})
+"""What the ledger records as a deployment's trigger: who really started its execution."""
+CONSOLE = "console"
+CONSOLE_ACTOR = "unknown"
+"""The actor of a console run: Step Functions does not tell an execution who started it."""
+_DEPLOY_FIELDS = frozenset({"action", "image", "service", "reason", "force"})
+_ROLLBACK_FIELDS = frozenset({"action", "service", "reason"})
+_STARTER_FIELDS = ("trigger", "actor", "sourceIp")
 TEXT_LIMIT = 1024
 
 
@@ -72,8 +79,9 @@ def _utc_now() -> datetime:
 class FlowTiming:
     """Poll intervals and bounds of the flow's Wait loops, in seconds.
 
-    Bounds count the seconds the flow asked to wait, not the wall clock, so they
-    hold whatever the Wait states really took (tests shorten them).
+    Bounds count the seconds the flow asked to wait, so they hold whatever the
+    Wait states really took (tests shorten them); the lock wait also counts the
+    seconds since the execution started, which is what ``LockTimeout`` reports.
     """
 
     lock_wait_first: int = 5
@@ -108,15 +116,17 @@ class DeployPorts:
 
 @dataclass(frozen=True)
 class FlowRequest:
-    """A validated flow input (the contract shared by ECR auto-deploy, API and console)."""
+    """A validated flow input (the contract shared by ECR auto-deploy, API and console).
+
+    Who started the execution is not part of it: that is the ledger's record,
+    written by the entry point before the start (or by ``begin`` for a console run).
+    """
 
     action: str
     service: Role
-    trigger: str
-    actor: str
     image: str = ""
-    source_ip: str = ""
     reason: str = ""
+    force: bool = False
 
 
 def _json_type(value: object) -> str:
@@ -161,6 +171,15 @@ def parse_request(raw: object) -> FlowRequest:
         raise InvalidInput("action", f"required, one of {', '.join(ACTIONS)}")
     if action not in ACTIONS:
         raise InvalidInput("action", f"{action!r} is not an action: one of {', '.join(ACTIONS)}")
+    for name in _STARTER_FIELDS:
+        if name in raw:
+            raise InvalidInput(
+                name,
+                "is not accepted in the input: the ledger records who really started the "
+                "execution (the API and the ECR auto-deploy record it before they start "
+                "one; any other start is recorded as a console run), never what an input "
+                "claims",
+            )
     allowed = _DEPLOY_FIELDS if action == "deploy" else _ROLLBACK_FIELDS
     unknown = sorted(set(raw) - allowed)
     if unknown:
@@ -169,10 +188,12 @@ def parse_request(raw: object) -> FlowRequest:
             f"is not a field of a {action} input; allowed fields: {', '.join(sorted(allowed))}",
         )
     service = Role.parse(_text(raw, "service", Role.CANARY.value), field_name="service")
-    trigger = _text(raw, "trigger", "console") or "console"
-    if trigger not in TRIGGERS:
-        raise InvalidInput("trigger", f"{trigger!r} is not a trigger: expected one of {TRIGGERS}")
     image = ""
+    force = raw.get("force", False)
+    if not isinstance(force, bool):
+        raise InvalidInput(
+            "force", f"must be a JSON boolean, true or false, got {_json_type(force)}"
+        )
     if action == "deploy":
         image = _text(raw, "image")
         if not image:
@@ -180,13 +201,7 @@ def parse_request(raw: object) -> FlowRequest:
         if Digest.looks_like(image):
             Digest.parse(image, field_name="image")
     return FlowRequest(
-        action=action,
-        service=service,
-        trigger=trigger,
-        actor=_text(raw, "actor", "unknown") or "unknown",
-        image=image,
-        source_ip=_text(raw, "sourceIp"),
-        reason=_text(raw, "reason"),
+        action=action, service=service, image=image, reason=_text(raw, "reason"), force=force
     )
 
 
@@ -379,54 +394,188 @@ def _renew_lease(ports: DeployPorts, deployment: Mapping[str, Any]) -> None:
 # --------------------------------------------------------------------------- steps
 
 
+def refuse_failed_digest(ledger: Ledger, digest: Digest) -> None:
+    """``DigestFailed`` when the ledger judged ``digest`` failed (deploying it needs force)."""
+    record = ledger.image(digest)
+    verdict = record.verdict if record is not None else ledger.verdict(digest)
+    if verdict is not Verdict.FAILED:
+        return
+    why = f": {record.verdict_reason}" if record is not None and record.verdict_reason else ""
+    raise DigestFailed(
+        f'{digest} was judged failed{why}; send "force": true to deploy it anyway '
+        "(bluegreen deploy --force); nothing was changed"
+    )
+
+
+def _colour_of(cluster: Cluster, role: Role) -> Colour:
+    canary = cluster.canary_env().selector
+    return canary if role is Role.CANARY else canary.other
+
+
+def _console_record(
+    ports: DeployPorts,
+    request: FlowRequest,
+    deployment_id: str,
+    execution_arn: str,
+    digest: Digest | None,
+    tag: str,
+) -> Deployment:
+    """The record of a run nobody recorded before starting it: a console run.
+
+    Written before the lock is waited for, so that what the colour runs now is
+    the state a queued console run acts on, as the API's requests do.
+    """
+    return Deployment(
+        id=deployment_id,
+        application=ports.settings.application,
+        action=request.action,
+        role=request.service,
+        colour=None,
+        to_digest=digest,
+        from_digest=None,
+        trigger=CONSOLE,
+        actor=CONSOLE_ACTOR,
+        started_at=ports.now(),
+        execution_arn=execution_arn,
+        tag=tag,
+        reason=request.reason,
+        force=request.force,
+        seen_image=ports.cluster.deployment_image(_colour_of(ports.cluster, request.service)),
+        waits_behind=ports.ledger.lock_holder() or "",
+    )
+
+
+def _check_matches(recorded: Deployment, request: FlowRequest) -> None:
+    """The input must ask for what the entry point recorded under this execution's name."""
+    names = {str(recorded.to_digest), recorded.to_digest.hex} if recorded.to_digest else set()
+    same = (
+        recorded.action == request.action
+        and recorded.role is request.service
+        and (request.action != "deploy" or request.image in names | {recorded.tag} - {""})
+    )
+    if not same:
+        raise InvalidInput(
+            "input",
+            f"does not match the request recorded for {recorded.id} ({recorded.action} "
+            f"{recorded.to_digest or ''} to the {recorded.role.value}, by {recorded.trigger}); "
+            "nothing was changed",
+        )
+
+
+def _own_record(
+    ports: DeployPorts, request: FlowRequest, deployment_id: str, execution_arn: str
+) -> Deployment:
+    """This execution's record in the ledger, claimed by it.
+
+    The entry point (API, ECR auto-deploy) wrote it before starting the execution:
+    it says who started it, and the input must match it. Without one this is a
+    console run, recorded now: a failed digest is refused first (no record then),
+    and a tag is resolved once, so a retry deploys what the first attempt resolved.
+    ``RequestAbandoned`` when the entry point gave up on the request because the
+    start failed (it told its caller so).
+    """
+    ledger = ports.ledger
+    recorded = ledger.deployment(deployment_id)
+    if recorded is None:
+        digest, tag = (
+            resolve_image(ledger, request.image) if request.action == "deploy" else (None, "")
+        )
+        if digest is not None and not request.force:
+            refuse_failed_digest(ledger, digest)
+        ledger.put_deployment(
+            _console_record(ports, request, deployment_id, execution_arn, digest, tag)
+        )
+        recorded = ledger.deployment(deployment_id)
+        if recorded is None:  # pragma: no cover - written just above with a strong read
+            raise InvalidInput("execution", f"the record of {deployment_id} could not be written")
+    if recorded.execution_arn != execution_arn:
+        claimed = ledger.claim_deployment(deployment_id, execution_arn)
+        if claimed is None:
+            ended = f"{recorded.outcome.value}: {recorded.cause}".rstrip(": ")
+            raise RequestAbandoned(
+                f"deployment {deployment_id} was given up before its execution began "
+                f"({ended}); this execution changes nothing"
+            )
+        recorded = claimed
+    if recorded.trigger != CONSOLE:
+        _check_matches(recorded, request)
+    return recorded
+
+
+def _execution_started(execution: Mapping[str, Any], recorded: Deployment) -> datetime:
+    """When the execution started (``$$.Execution.StartTime``), else when it was recorded."""
+    text = execution.get("startTime")
+    if isinstance(text, str) and text:
+        try:
+            started = datetime.fromisoformat(text)
+        except ValueError:
+            pass
+        else:
+            return started if started.tzinfo else started.replace(tzinfo=UTC)
+    return recorded.started_at
+
+
 def begin(event: Json, ports: DeployPorts) -> Json:
-    """Validate the input, take the lock, resolve the colour, record, and apply the image.
+    """Validate the input, claim the record, take the lock, re-check, record, apply.
 
     Returns ``status``: ``locked`` (wait ``waitSeconds`` and call again),
-    ``superseded`` (recorded, lock released: the flow succeeds), ``rollback``
-    (a manual rollback: go to the rollback path) or ``applied`` (with the first
-    rollout reading, so an instant rollout needs no extra poll).
+    ``superseded`` (a newer push of the tag: recorded, lock released, the flow
+    succeeds), ``no_op`` (a rollback whose colour no longer runs what its caller
+    saw: recorded, nothing changed), ``rollback`` (a requested rollback: go to
+    the rollback path) or ``applied`` (with the first rollout reading, so an
+    instant rollout needs no extra poll). What is checked again once the lock is
+    held (the state may have moved while the request waited): a deploy's digest
+    must not be judged failed unless forced (``DigestFailed``), a rollback's
+    colour must still run the image its caller saw.
     """
     settings, ledger, cluster, timing = ports.settings, ports.ledger, ports.cluster, ports.timing
     request = parse_request(event.get("input"))
     execution = event.get("execution") or {}
     deployment_id = str(execution.get("name", ""))
     execution_arn = str(execution.get("arn", ""))
-    digest, tag = resolve_image(ledger, request.image) if request.action == "deploy" else (None, "")
+    recorded = _own_record(ports, request, deployment_id, execution_arn)
+    digest, tag = recorded.to_digest, recorded.tag
+    if recorded.outcome is not Outcome.RUNNING:
+        # A retried Begin whose first attempt already ended the run here.
+        return _ended_at_begin(recorded, settings)
 
     state = event.get("state")
     previous: Json = state if isinstance(state, dict) else {}
     attempt = int(previous.get("lockAttempt", 0)) if previous.get("status") == "locked" else 0
-    waited = int(previous.get("lockWaited", 0)) if previous.get("status") == "locked" else 0
+    asked = int(previous.get("lockWaited", 0)) if previous.get("status") == "locked" else 0
     if not ledger.acquire_lock(deployment_id, settings.lock_lease_seconds):
         holder = ledger.lock_holder() or "another deployment"
+        waited = max(
+            0, int((ports.now() - _execution_started(execution, recorded)).total_seconds())
+        )
         # A holder that died keeps the lock until its lease expires: wait at least that long.
-        if waited >= settings.lock_lease_seconds + timing.lock_wait_max:
+        if max(asked, waited) >= settings.lock_lease_seconds + timing.lock_wait_max:
             raise LockTimeout(
-                f"the {settings.application} deployment lock is still held by {holder} after "
-                f"waiting {waited}s over {attempt} attempts; nothing was changed"
+                f"the {settings.application} deployment lock is still held by {holder} "
+                f"{waited}s after this execution started ({attempt} attempts to take it); "
+                "nothing was changed"
             )
         wait = timing.backoff(timing.lock_wait_first, timing.lock_wait_max, attempt)
         return {
             "status": "locked",
             "holder": holder,
             "lockAttempt": attempt + 1,
-            "lockWaited": waited + wait,
+            "lockWaited": asked + wait,
             "waitSeconds": wait,
         }
 
-    recorded = ledger.deployment(deployment_id)
-    if recorded is not None and recorded.colour is not None:
+    if recorded.colour is not None:
         # A retried Begin: the first attempt may already have applied the image, so
         # what ran before is what the record says, not what the cluster says now.
         colour, from_digest = recorded.colour, recorded.from_digest
         from_image = settings.image_ref(from_digest) if from_digest else ""
     else:
-        colour = cluster.canary_env().selector
-        if request.service is Role.PRODUCTION:
-            colour = colour.other
+        colour = _colour_of(cluster, request.service)
         from_image = cluster.deployment_image(colour)
         from_digest = digest_of_image(from_image)
+        if digest is not None and not recorded.force:
+            refuse_failed_digest(ledger, digest)
+        ledger.update_deployment(deployment_id, colour=colour, from_digest=from_digest)
     image = settings.image_ref(digest) if digest else ""
     deployment: Json = {
         "id": deployment_id,
@@ -439,35 +588,27 @@ def begin(event: Json, ports: DeployPorts) -> Json:
         "tag": tag,
         "fromDigest": str(from_digest) if from_digest else None,
         "fromImage": from_image,
-        "trigger": request.trigger,
-        "actor": request.actor,
-        "reason": request.reason,
+        "trigger": recorded.trigger,
+        "actor": recorded.actor,
+        "reason": recorded.reason,
     }
-    ledger.put_deployment(
-        Deployment(
-            id=deployment_id,
-            application=settings.application,
-            action=request.action,
-            role=request.service,
-            colour=colour,
-            to_digest=digest,
-            from_digest=from_digest,
-            trigger=request.trigger,
-            actor=request.actor,
-            started_at=ports.now(),
-            execution_arn=execution_arn,
-            source_ip=request.source_ip,
-            tag=tag,
-            reason=request.reason,
-        )
-    )
     hooks = _hooks_json(settings.hooks)
 
     if request.action == "rollback":
+        if recorded.seen_image and from_image != recorded.seen_image:
+            cause = (
+                f"nothing to roll back: {colour} ({request.service}) runs {_short(from_image)} "
+                f"now, not {_short(recorded.seen_image)} that the rollback was asked for"
+                f"{f' (it waited behind {recorded.waits_behind})' if recorded.waits_behind else ''}"
+                "; nothing was changed and no verdict was touched"
+            )
+            ledger.finish_deployment(deployment_id, Outcome.NO_OP, cause)
+            ledger.release_lock(deployment_id)
+            return {"status": "no_op", "deployment": deployment, "cause": cause}
         running = _short(from_image)
         cause = (
             f"rollback of {request.service} ({colour}, running {running}) requested by "
-            f"{request.actor}{f': {request.reason}' if request.reason else ''}"
+            f"{recorded.actor}{f': {recorded.reason}' if recorded.reason else ''}"
         )
         return {
             "status": "rollback",
@@ -477,10 +618,10 @@ def begin(event: Json, ports: DeployPorts) -> Json:
         }
 
     assert digest is not None
-    newer = _newer_push(ports, digest, request.trigger)
+    newer = _newer_push(ports, digest, recorded.trigger)
     if newer is not None:
-        reason = f"superseded: {newer} was pushed for the same tag while this deploy waited"
-        ledger.finish_deployment(deployment_id, Outcome.SUPERSEDED, reason)
+        cause = f"superseded: {newer} was pushed for the same tag while this deploy waited"
+        ledger.finish_deployment(deployment_id, Outcome.SUPERSEDED, cause)
         ledger.release_lock(deployment_id)
         return {"status": "superseded", "deployment": deployment, "newer": str(newer)}
 
@@ -494,6 +635,29 @@ def begin(event: Json, ports: DeployPorts) -> Json:
         "rollout": rollout,
         "bakeSeconds": max(settings.bake_seconds, 0),
     }
+
+
+def _ended_at_begin(recorded: Deployment, settings: Settings) -> Json:
+    statuses = {Outcome.SUPERSEDED: "superseded", Outcome.NO_OP: "no_op"}
+    status = statuses.get(recorded.outcome)
+    if status is None:
+        raise RequestAbandoned(
+            f"deployment {recorded.id} has ended already ({recorded.outcome.value}); "
+            "this execution changes nothing"
+        )
+    deployment = {
+        "id": recorded.id,
+        "arn": recorded.execution_arn,
+        "action": recorded.action,
+        "service": recorded.role.value,
+        "colour": recorded.colour.value if recorded.colour else None,
+        "digest": str(recorded.to_digest) if recorded.to_digest else None,
+        "image": settings.image_ref(recorded.to_digest) if recorded.to_digest else "",
+        "trigger": recorded.trigger,
+        "actor": recorded.actor,
+        "reason": recorded.reason,
+    }
+    return {"status": status, "deployment": deployment, "cause": recorded.cause}
 
 
 def _newer_push(ports: DeployPorts, digest: Digest, trigger: str) -> Digest | None:
@@ -694,34 +858,59 @@ def choose_rollback_target(
     current: Digest | None,
     before: Digest | None,
     before_unknown: str,
+    role: Role = Role.CANARY,
 ) -> RollbackChoice:
-    """The digest a colour rolls back to, away from ``current``.
+    """The digest a colour serving ``role`` rolls back to, away from ``current``.
 
     ``before`` is what the colour ran before ``current`` (``None`` when that is
-    not known; ``before_unknown`` then says why, for the Cause). In order:
+    not known; ``before_unknown`` then says why, for the Cause). Never a digest
+    judged failed, never ``current``. For the canary, in order:
 
     1. ``before``, when it is judged healthy;
-    2. else the application's most recently judged healthy digest (never one
-       judged failed, never ``current``): it may have run on the other colour
-       only, but it is known to be good, which ``before`` is not;
+    2. else the application's most recently judged healthy digest: it may have
+       run on the other colour only, but it is known to be good, which
+       ``before`` is not;
     3. else ``before``, when it was never judged failed;
     4. else nothing: the caller leaves the cluster as it is.
 
-    ``before`` comes first so that a failed production deploy goes back to
-    what production ran, not to whatever the canary passed most recently (that
-    would promote a digest to production without anyone asking for it).
+    For production, what production ran comes first, so that a failed deploy
+    or rollback of production never quietly promotes what the canary passed:
+
+    1. ``before``, when it is judged healthy;
+    2. else ``before``, when it was never judged failed (it served production
+       until now);
+    3. else the most recent digest judged healthy among those the ledger's
+       production deployments ran (``ran_on_production``);
+    4. else the most recent digest judged healthy, though it never ran on
+       production: nothing production ran is safe, and the Cause says so;
+    5. else nothing.
     """
     usable = before if before is not None and before != current else None
     verdict = ledger.verdict(usable) if usable is not None else Verdict.UNKNOWN
+    exclude = [current] if current is not None else []
     if usable is not None and verdict is Verdict.HEALTHY:
         return RollbackChoice(usable, "what ran before, judged healthy")
-    healthy = ledger.last_healthy(exclude=[current] if current is not None else [])
-    if healthy is not None:
-        return RollbackChoice(healthy, "the most recent digest judged healthy")
-    if usable is not None and verdict is not Verdict.FAILED:
-        return RollbackChoice(
-            usable, "what ran before, never judged failed; no other digest is judged healthy"
-        )
+    if role is Role.PRODUCTION:
+        if usable is not None and verdict is not Verdict.FAILED:
+            return RollbackChoice(usable, "what production ran before, never judged failed")
+        ran = ran_on_production(ledger, exclude=exclude)
+        if ran is not None:
+            return RollbackChoice(ran, "the most recent healthy digest production ran")
+        healthy = ledger.last_healthy(exclude=exclude)
+        if healthy is not None:
+            return RollbackChoice(
+                healthy,
+                "the most recent digest judged healthy; it never ran on production, but "
+                "nothing production ran is safe",
+            )
+    else:
+        healthy = ledger.last_healthy(exclude=exclude)
+        if healthy is not None:
+            return RollbackChoice(healthy, "the most recent digest judged healthy")
+        if usable is not None and verdict is not Verdict.FAILED:
+            return RollbackChoice(
+                usable, "what ran before, never judged failed; no other digest is judged healthy"
+            )
     if before is None:
         about_before = before_unknown
     elif before == current:
@@ -730,6 +919,33 @@ def choose_rollback_target(
         about_before = f"what ran before, {before.short}, is judged failed"
     others = f"other than {current.short} " if current is not None else ""
     return RollbackChoice(None, f"{about_before}, and no digest {others}is judged healthy")
+
+
+def ran_on_production(ledger: Ledger, exclude: Sequence[Digest] = ()) -> Digest | None:
+    """The newest digest judged healthy that production ran, from the ledger's deployments.
+
+    A production deployment shows what production ran before it (its
+    from-digest), what it put there when it succeeded and what it rolled back
+    to; the newest of those judged healthy and not in ``exclude`` wins, among
+    the newest ``_HISTORY_PAGES * _HISTORY_PAGE_SIZE`` deployments.
+    """
+    seen: set[Digest] = set(exclude)
+    cursor: str | None = None
+    for _ in range(_HISTORY_PAGES):
+        page, cursor = ledger.deployments(limit=_HISTORY_PAGE_SIZE, cursor=cursor)
+        for recorded in page:
+            if recorded.role is not Role.PRODUCTION or recorded.action not in ACTIONS:
+                continue
+            landed = recorded.to_digest if recorded.outcome is Outcome.SUCCEEDED else None
+            for candidate in (landed, recorded.rolled_back_to, recorded.from_digest):
+                if candidate is None or candidate in seen:
+                    continue
+                seen.add(candidate)
+                if ledger.verdict(candidate) is Verdict.HEALTHY:
+                    return candidate
+        if cursor is None:
+            break
+    return None
 
 
 _HISTORY_PAGES = 4
@@ -765,6 +981,7 @@ def _choose_for(ports: DeployPorts, deployment: Json, colour: Colour) -> Rollbac
     """The rollback choice for a failed deploy or a requested rollback."""
     from_image = str(deployment.get("fromImage") or "")
     from_digest = _digest_or_none(deployment.get("fromDigest"))
+    role = Role.parse(deployment.get("service", Role.CANARY.value))
     if deployment.get("action") != "rollback":
         shown = _short(from_image) if from_image else "nothing"
         return choose_rollback_target(
@@ -772,6 +989,7 @@ def _choose_for(ports: DeployPorts, deployment: Json, colour: Colour) -> Rollbac
             current=_digest_or_none(deployment.get("digest")),
             before=from_digest,
             before_unknown=f"what {colour} ran before this deploy ({shown}) is not a digest",
+            role=role,
         )
     # A requested rollback: the colour runs ``fromDigest`` now; what ran before it is
     # in the deployment history, not in this record.
@@ -785,6 +1003,7 @@ def _choose_for(ports: DeployPorts, deployment: Json, colour: Colour) -> Rollbac
                 f"{colour} runs {shown}, which is not pinned to a digest, so what ran "
                 "before it is unknown"
             ),
+            role=role,
         )
     pages = _HISTORY_PAGES * _HISTORY_PAGE_SIZE
     return choose_rollback_target(
@@ -795,7 +1014,28 @@ def _choose_for(ports: DeployPorts, deployment: Json, colour: Colour) -> Rollbac
             f"the ledger's latest {pages} deployments hold no successful one that put "
             f"{from_digest.short} on {colour}, so what ran before it is unknown"
         ),
+        role=role,
     )
+
+
+def _judge_failed(
+    ports: DeployPorts, deployment: Mapping[str, Any], digest: Digest, why: str
+) -> str:
+    """Mark ``digest`` failed, unless the canary is concerned and production runs it.
+
+    A canary's failure or rollback says nothing certain about the digest
+    production serves, and marking it failed would forbid every later rollback
+    of production to what it runs. Returns what the Cause adds ("" when marked).
+    """
+    if deployment.get("service") == Role.CANARY.value:
+        production = Colour.parse(deployment["colour"]).other
+        if digest_of_image(ports.cluster.deployment_image(production)) == digest:
+            return (
+                f" {digest.short} was not marked failed: production ({production}) runs it; "
+                "roll production back too if it is bad there."
+            )
+    ports.ledger.set_verdict(digest, Verdict.FAILED, why)
+    return ""
 
 
 def roll_back(event: Json, ports: DeployPorts) -> Json:
@@ -826,7 +1066,7 @@ def roll_back(event: Json, ports: DeployPorts) -> Json:
             f"The cluster was left as it is: {now}."
         )
         if failed is not None and not manual:
-            ledger.set_verdict(failed, Verdict.FAILED, f"{error_name}: {error_text}")
+            cause += _judge_failed(ports, deployment, failed, f"{error_name}: {error_text}")
         ledger.finish_deployment(str(deployment["id"]), Outcome.FAILED, cause)
         _publish(ports, events.FAILED, _event_detail(ports, deployment, Outcome.FAILED, cause))
         ledger.release_lock(str(deployment["id"]))
@@ -868,15 +1108,16 @@ def conclude_rollback(event: Json, ports: DeployPorts) -> Json:
         )
         or "none configured"
     )
+    spared = ""
     if failed is not None and failed != target:
-        ledger.set_verdict(failed, Verdict.FAILED, f"{error_name}: {error_text}")
+        spared = _judge_failed(ports, deployment, failed, f"{error_name}: {error_text}")
     now = describe_colour(cluster, colour)
     what = f"rolled back by request ({error_text})" if manual else f"{error_name}: {error_text}"
     # Kubernetes messages end with a full stop of their own.
     what = what.rstrip(".")
     cause = (
         f"{what}. {colour} ({deployment['service']}) was rolled back to {target.short}{why}; "
-        f"hooks re-run: {hooks_said}. Cluster now: {now}."
+        f"hooks re-run: {hooks_said}. Cluster now: {now}.{spared}"
     )
     ledger.finish_deployment(
         str(deployment["id"]), Outcome.ROLLED_BACK, cause, rolled_back_to=target
@@ -917,7 +1158,7 @@ def abort(event: Json, ports: DeployPorts) -> Json:
         name = second_name
         failed = _digest_or_none(deployment.get("digest"))
         if failed is not None and deployment.get("action") == "deploy":
-            ports.ledger.set_verdict(failed, Verdict.FAILED, f"{first_name}: {first_text}")
+            cause += _judge_failed(ports, deployment, failed, f"{first_name}: {first_text}")
     else:
         name, cause = first_name, first_text
         if isinstance(deployment, dict) or ports.ledger.deployment(deployment_id) is not None:

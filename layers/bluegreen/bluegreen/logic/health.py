@@ -2,9 +2,11 @@
 
 Three checks, each optional but the first: the colour's rollout is still fully
 available (pods that crash after becoming ready show up here); an HTTP URL
-answers 2xx; none of the named CloudWatch alarms is in ALARM. The bake itself is
-a Wait state of the flow, so no Lambda sits idle while it elapses. The probes'
-adapters (HTTP, CloudWatch) are in ``bluegreen.adapters.probes``.
+answers 2xx; none of the named CloudWatch alarms (metric or composite) is in
+ALARM. The alarm check fails closed: a name CloudWatch does not know is a
+problem too, since an alarm that cannot be read cannot veto anything. The bake
+itself is a Wait state of the flow, so no Lambda sits idle while it elapses.
+The probes' adapters (HTTP, CloudWatch) are in ``bluegreen.adapters.probes``.
 """
 
 from __future__ import annotations
@@ -23,10 +25,20 @@ class HttpProbe(Protocol):
     def status(self, url: str) -> tuple[int, str]: ...
 
 
-class AlarmProbe(Protocol):
-    """Names which of the given CloudWatch alarms are in state ALARM."""
+@dataclass(frozen=True)
+class AlarmStates:
+    """What CloudWatch says of the named alarms: which are in ALARM, which do not exist."""
 
-    def alarming(self, names: Sequence[str]) -> list[str]: ...
+    alarming: tuple[str, ...] = ()
+    missing: tuple[str, ...] = ()
+
+
+class AlarmProbe(Protocol):
+    """Reads the given CloudWatch alarms, metric and composite alike."""
+
+    def states(self, names: Sequence[str]) -> AlarmStates:
+        """Which of ``names`` are in state ALARM, and which name no alarm at all."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -62,7 +74,13 @@ def health_problems(
             answer = f"HTTP {code} {reason}".strip() if code else f"no answer ({reason})"
             problems.append(f"{policy.url} answered {answer}")
     if policy.alarm_names:
-        alarming = probes.alarms.alarming(policy.alarm_names)
-        if alarming:
-            problems.append(f"CloudWatch alarm(s) in ALARM: {', '.join(alarming)}")
+        states = probes.alarms.states(policy.alarm_names)
+        if states.alarming:
+            problems.append(f"CloudWatch alarm(s) in ALARM: {', '.join(states.alarming)}")
+        if states.missing:
+            problems.append(
+                f"CloudWatch alarm(s) not found: {', '.join(states.missing)} (AlarmNames names "
+                "alarms that do not exist in this account and region; an alarm that cannot be "
+                "read vetoes the deploy)"
+            )
     return problems

@@ -1,8 +1,10 @@
 """ECR pushes: which ECR Image Action events are pushes of ours, and recording them.
 
 ``image_push`` decides, from an event's envelope and detail, whether it is a
-successful push of a well-formed digest to the application's repository; any
-other event becomes an ``IgnoredEvent`` with a reason code, never an exception.
+successful push of a well-formed digest, with a tag the API would accept (one
+grammar, ``bluegreen.domain.models.is_tag``), to the application's repository
+in the stack's own account and region; any other event becomes an
+``IgnoredEvent`` with a reason code, never an exception.
 
 ``record_image_push`` records one push in the ledger and then calls the
 ``on_recorded`` seam. Wrapped by ``idempotent_recorder`` it runs once per push
@@ -35,7 +37,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from bluegreen.domain.errors import BlueGreenError, InvalidInput
-from bluegreen.domain.models import Digest, ImageRecord, Verdict
+from bluegreen.domain.models import TAG_GRAMMAR, Digest, ImageRecord, Verdict, is_tag
 from bluegreen.observability import logger
 
 if TYPE_CHECKING:  # typing only: importing these costs cold-start time before any push
@@ -107,12 +109,21 @@ def image_push(
     time: str,
     detail: Mapping[str, Any],
     repository: str,
+    account: str = "",
+    region: str = "",
+    expected_account: str = "",
+    expected_region: str = "",
 ) -> ImagePush | IgnoredEvent:
     """The push an ECR Image Action event reports, or why the event is not one to record.
 
-    Reasons: ``not-an-ecr-image-action``, ``other-repository``, ``not-a-push``
-    (e.g. DELETE), ``push-failed``, ``malformed-digest``, ``malformed-tag``,
-    ``malformed-event`` (no id or an unreadable time).
+    ``account`` and ``region`` are the event's; ``expected_account`` and
+    ``expected_region`` the stack's (the account is left unchecked when the
+    stack's registry is not an ECR host and so names none). Reasons:
+    ``not-an-ecr-image-action``, ``other-account``, ``other-region``,
+    ``other-repository``, ``not-a-push`` (e.g. DELETE), ``no-result``,
+    ``push-failed``, ``malformed-digest``, ``malformed-tag`` (not a string, or
+    not a tag by the API's grammar), ``malformed-event`` (no id, account or
+    region, or an unreadable time).
     """
     facts = {
         "event_id": str(event_id),
@@ -124,10 +135,29 @@ def image_push(
         return IgnoredEvent(
             "not-an-ecr-image-action", {**facts, "source": source, "detail_type": detail_type}
         )
+    for name, value, expected in (
+        ("account", account, expected_account),
+        ("region", region, expected_region),
+    ):
+        if expected and not value:
+            return IgnoredEvent("malformed-event", {**facts, "problem": f"the event has no {name}"})
+    if expected_account and account != expected_account:
+        return IgnoredEvent(
+            "other-account", {**facts, "account": account, "expected": expected_account}
+        )
+    if expected_region and region != expected_region:
+        return IgnoredEvent(
+            "other-region", {**facts, "region": region, "expected": expected_region}
+        )
     if detail.get("repository-name") != repository:
         return IgnoredEvent("other-repository", {**facts, "expected": repository})
     if detail.get("action-type") != "PUSH":
         return IgnoredEvent("not-a-push", facts)
+    if detail.get("result") in (None, ""):
+        return IgnoredEvent(
+            "no-result",
+            {**facts, "problem": "the event says neither SUCCESS nor FAILURE: not a push to judge"},
+        )
     if detail.get("result") != "SUCCESS":
         return IgnoredEvent("push-failed", facts)
     try:
@@ -137,7 +167,10 @@ def image_push(
     raw_tag = detail.get("image-tag")
     if raw_tag is not None and not isinstance(raw_tag, str):
         return IgnoredEvent("malformed-tag", {**facts, "problem": "image-tag is not a string"})
-    tag = raw_tag.strip() if raw_tag else None
+    if raw_tag and not is_tag(raw_tag):
+        return IgnoredEvent(
+            "malformed-tag", {**facts, "problem": f"{raw_tag!r} is not a tag ({TAG_GRAMMAR})"}
+        )
     try:
         pushed_at = datetime.fromisoformat(time)
     except (TypeError, ValueError):
@@ -149,10 +182,19 @@ def image_push(
     return ImagePush(
         repository=repository,
         digest=digest,
-        tag=tag or None,
+        tag=raw_tag or None,
         pushed_at=pushed_at.astimezone(UTC),
         event_id=event_id,
     )
+
+
+@dataclass(frozen=True)
+class RecordedPush:
+    """A push as the ledger recorded it, and why its tag was left off when it was."""
+
+    image: ImageRecord
+    tag: str | None
+    tag_left_off: str = ""
 
 
 def record_image_push(
@@ -161,13 +203,14 @@ def record_image_push(
     ledger: Ledger,
     on_recorded: OnRecorded | None = None,
     tag_lookup: TagLookup | None = None,
-) -> ImageRecord:
+) -> RecordedPush:
     """Record ``push`` in the ledger (tags merge), then hand the record to ``on_recorded``.
 
     With ``tag_lookup``, a tagged push is first checked against the registry
     (see the module docstring): confirmed, stale (recorded untagged, no
     ``on_recorded``), or unknown (ordered by push time). Without it, every
-    push is ordered by push time.
+    push is ordered by push time. When the tag is not attached, the result
+    says why (``tag_left_off``).
     """
     tag, confirmed_at = push.tag, None
     if tag is not None and tag_lookup is not None:
@@ -196,13 +239,26 @@ def record_image_push(
                 "stale push: the tag has moved on; image recorded without it, no auto-deploy",
                 extra={"tag": tag, "digest": str(push.digest), "tag_points_at": str(current)},
             )
-            return ledger.record_push(push.digest, None, push.pushed_at, push.event_id)
+            image = ledger.record_push(push.digest, None, push.pushed_at, push.event_id)
+            return RecordedPush(
+                image,
+                tag,
+                f"the registry points {tag} at {current}, pushed later: this image is "
+                "recorded without the tag and not deployed (that push's own event moves the "
+                "tag and deploys it)",
+            )
     record = ledger.record_push(
         push.digest, tag, push.pushed_at, push.event_id, confirmed_at=confirmed_at
     )
+    left_off = ""
+    if tag is not None and tag not in record.tags:
+        left_off = (
+            f"the ledger holds a newer push of {tag} ({ledger.digest_for_tag(tag)}): this "
+            "image is recorded without the tag"
+        )
     if on_recorded is not None:
         on_recorded(record, tag)
-    return record
+    return RecordedPush(record, tag, left_off)
 
 
 class RecordImagePush(Protocol):
@@ -215,7 +271,7 @@ class RecordImagePush(Protocol):
         ledger: Ledger,
         on_recorded: OnRecorded | None = None,
         tag_lookup: TagLookup | None = None,
-    ) -> ImageRecord: ...
+    ) -> RecordedPush: ...
 
 
 def idempotency_config() -> IdempotencyConfig:
@@ -252,9 +308,31 @@ def idempotent_recorder(
             persistence_store=persistence_store,
             config=config or idempotency_config(),
             output_serializer=CustomDictSerializer(
-                to_dict=image_record_to_dict, from_dict=image_record_from_dict
+                to_dict=recorded_push_to_dict, from_dict=recorded_push_from_dict
             ),
         ),
+    )
+
+
+def recorded_push_to_dict(recorded: RecordedPush) -> dict[str, Any]:
+    """A ``RecordedPush`` as JSON-ready data (the idempotency store keeps this)."""
+    return {
+        "image": image_record_to_dict(recorded.image),
+        "tag": recorded.tag,
+        "tag_left_off": recorded.tag_left_off,
+    }
+
+
+def recorded_push_from_dict(data: Mapping[str, Any]) -> RecordedPush:
+    """The inverse of ``recorded_push_to_dict``; also reads a bare image record."""
+    if "image" not in data:  # stored before the result said why a tag was left off
+        image = image_record_from_dict(data)
+        return RecordedPush(image, None)
+    tag = data.get("tag")
+    return RecordedPush(
+        image_record_from_dict(data["image"]),
+        str(tag) if tag else None,
+        str(data.get("tag_left_off", "")),
     )
 
 

@@ -9,15 +9,16 @@ reads the environment or knows about HTTP; the handler maps results and errors.
 
 from __future__ import annotations
 
-import re
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Protocol, cast
 
 from bluegreen.config import Settings
+from bluegreen.domain import executions
 from bluegreen.domain.errors import (
     BlueGreenError,
+    DigestFailed,
     InvalidInput,
     LockHeld,
     NotPromotable,
@@ -25,6 +26,7 @@ from bluegreen.domain.errors import (
 )
 from bluegreen.domain.executions import execution_name
 from bluegreen.domain.models import (
+    TAG_GRAMMAR,
     CanaryEnv,
     Colour,
     Deployment,
@@ -34,14 +36,12 @@ from bluegreen.domain.models import (
     Role,
     RolloutState,
     Verdict,
+    is_tag,
 )
 from bluegreen.domain.ports import Cluster, FlowStarter, Ledger
 from bluegreen.domain.traffic import Traffic
 from bluegreen.logic import roles
 from bluegreen.logic.deploy import TEXT_LIMIT
-
-# Docker's grammar for a tag: what ECR accepts, so anything else cannot be a tag.
-_TAG = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")
 
 SWITCH_ACTION = "switch"
 """``Deployment.action`` of a ledger record that tells who switched the canary colour."""
@@ -49,10 +49,6 @@ SWITCH_ACTION = "switch"
 REASON_LIMIT = TEXT_LIMIT
 """Longest ``reason`` a request may carry: the deploy flow's own limit on its text
 inputs, so the API never accepts a reason the flow would then refuse."""
-
-
-class DigestFailed(BlueGreenError):
-    """The ledger judged the digest failed; deploying it again needs ``force``."""
 
 
 class AlreadyDeploying(BlueGreenError):
@@ -190,7 +186,12 @@ class SwitchResult:
 
 @dataclass(frozen=True)
 class DeploymentStarted:
-    """A deploy flow execution the API started (or found already started)."""
+    """A deploy flow execution the API started (or found already started).
+
+    ``waits_behind`` is the deployment that held the lock when the request was
+    made (None when nobody did): the execution is queued behind it and, when it
+    gets the lock, acts only on the state this request recorded.
+    """
 
     deployment_id: str
     execution_arn: str
@@ -199,6 +200,12 @@ class DeploymentStarted:
     role: Role
     digest: Digest | None = None
     flow_input: dict[str, object] = field(default_factory=dict)
+    waits_behind: str | None = None
+
+    @property
+    def queued(self) -> bool:
+        """Whether the execution waits for another deployment to release the lock."""
+        return self.waits_behind is not None
 
 
 def service_status(cluster: Cluster) -> ServiceStatus:
@@ -315,7 +322,7 @@ def resolve_image(
     tag = ""
     if ":" in text or Digest.looks_like(text):  # a tag never holds a colon
         digest = Digest.parse(text, field_name="imageTag")
-    elif _TAG.fullmatch(text):
+    elif is_tag(text):
         tag = text
         found = ledger.digest_for_tag(tag)
         if found is None:
@@ -325,8 +332,7 @@ def resolve_image(
         raise InvalidInput(
             "imageTag",
             f"{value!r} is neither a digest (sha256:<64 hex> or 64 lowercase hex) nor an "
-            "image tag (letters, digits, '_', '.', '-', at most 128, not starting with '.' "
-            "or '-')",
+            f"image tag ({TAG_GRAMMAR})",
         )
     record = ledger.image(digest)
     if record is None and not registry.has_digest(digest):
@@ -345,38 +351,89 @@ def console_url(region: str, execution_arn: str) -> str:
 
 
 def _start(
+    ledger: Ledger,
     flow: FlowStarter,
     settings: Settings,
     *,
-    name: str,
+    record: Deployment,
     flow_input: dict[str, object],
-    role: Role,
-    digest: Digest | None,
 ) -> DeploymentStarted:
-    execution_arn = flow.start(name, flow_input)
+    """Record the request, then start its execution; a failed start leaves no open record.
+
+    The record comes first, so the flow takes who started it (and what the
+    caller saw) from the ledger, never from its input. When the start fails the
+    record is abandoned (failed, with why) and the error goes back to the
+    caller; but if the execution did start after all (its answer was lost on the
+    way back) and claimed the record first, the caller is told it started.
+    """
+    ledger.open_deployment(record)
+    try:
+        execution_arn = flow.start(record.id, flow_input)
+    except Exception as exc:
+        cause = (
+            f"the deploy flow could not be started ({type(exc).__name__}: {exc}); "
+            "nothing was changed"
+        )
+        if ledger.abandon_deployment(record.id, cause):
+            raise
+        execution_arn = executions.execution_arn(settings.state_machine_arn, record.id)
     return DeploymentStarted(
-        deployment_id=name,
+        deployment_id=record.id,
         execution_arn=execution_arn,
         console_url=console_url(settings.region, execution_arn),
-        action=str(flow_input["action"]),
-        role=role,
-        digest=digest,
+        action=record.action,
+        role=record.role,
+        digest=record.to_digest,
         flow_input=flow_input,
+        waits_behind=record.waits_behind or None,
     )
 
 
-def _deploy_input(digest: Digest, role: Role, caller: Caller, reason: str) -> dict[str, object]:
+def _request_record(
+    settings: Settings,
+    caller: Caller,
+    *,
+    name: str,
+    action: str,
+    role: Role,
+    waits_behind: str | None,
+    digest: Digest | None = None,
+    tag: str = "",
+    reason: str = "",
+    force: bool = False,
+    seen_image: str = "",
+) -> Deployment:
+    """What the API records about a request before it starts the flow for it."""
+    return Deployment(
+        id=name,
+        application=settings.application,
+        action=action,
+        role=role,
+        colour=None,
+        to_digest=digest,
+        from_digest=None,
+        trigger="api",
+        actor=caller.actor,
+        started_at=datetime.now(UTC),
+        source_ip=caller.source_ip,
+        tag=tag,
+        reason=reason,
+        force=force,
+        seen_image=seen_image,
+        waits_behind=waits_behind or "",
+    )
+
+
+def _deploy_input(digest: Digest, role: Role, reason: str, force: bool) -> dict[str, object]:
     flow_input: dict[str, object] = {
         "action": "deploy",
         "image": str(digest),
         "service": role.value,
-        "trigger": "api",
-        "actor": caller.actor,
     }
-    if caller.source_ip:
-        flow_input["sourceIp"] = caller.source_ip
     if reason:
         flow_input["reason"] = reason
+    if force:
+        flow_input["force"] = True
     return flow_input
 
 
@@ -397,7 +454,9 @@ def request_deploy(
 
     The tag is resolved here so the flow deploys what the caller saw, even if the
     tag moves before the flow runs. Each call is its own deployment: the
-    execution name carries the request id as well as the digest.
+    execution name carries the request id as well as the digest. While another
+    deployment holds the lock the request is queued behind it (``waits_behind``);
+    the flow checks the digest's verdict again when it gets the lock.
 
     Refused with ``DigestFailed`` when the ledger judged the digest failed (a
     known-broken image), unless ``force``; and with ``AlreadyDeploying`` when
@@ -407,33 +466,46 @@ def request_deploy(
     """
     roles.check_may_touch(cluster, "deploy", role)
     digest, tag, record = resolve_image(ledger, registry, image)
-    if record is not None and record.verdict is Verdict.FAILED and not force:
-        why = f": {record.verdict_reason}" if record.verdict_reason else ""
+    # A digest the ledger never saw pushed (one a cluster ran before the stack existed)
+    # still has a verdict once a rollback judged it: the flow would refuse it, so do we.
+    verdict = record.verdict if record is not None else ledger.verdict(digest)
+    if verdict is Verdict.FAILED and not force:
+        why = f": {record.verdict_reason}" if record is not None and record.verdict_reason else ""
         raise DigestFailed(
             f'{digest} was judged failed{why}; send "force": true (bluegreen deploy '
             "--force) to deploy it anyway"
         )
-    _refuse_duplicate(ledger, digest, role)
+    holder = ledger.lock_holder()
+    _refuse_duplicate(ledger, holder, digest, role)
     if tag and not reason:
         reason = f"tag {tag}"
     name = execution_name(settings.application, "deploy", f"{digest.hex}-{caller.request_key}")
     return _start(
+        ledger,
         flow,
         settings,
-        name=name,
-        flow_input=_deploy_input(digest, role, caller, reason),
-        role=role,
-        digest=digest,
+        record=_request_record(
+            settings,
+            caller,
+            name=name,
+            action="deploy",
+            role=role,
+            waits_behind=holder,
+            digest=digest,
+            tag=tag,
+            reason=reason,
+            force=force,
+        ),
+        flow_input=_deploy_input(digest, role, reason, force),
     )
 
 
-def _refuse_duplicate(ledger: Ledger, digest: Digest, role: Role) -> None:
+def _refuse_duplicate(ledger: Ledger, holder: str | None, digest: Digest, role: Role) -> None:
     """``AlreadyDeploying`` when the lock holder's record deploys ``digest`` to ``role``.
 
     The roles cannot change while the lock is held (``switch_canary`` refuses),
     so the holder's service is the colour this request would deploy to.
     """
-    holder = ledger.lock_holder()
     if not holder:
         return
     running = ledger.deployment(holder)
@@ -453,31 +525,46 @@ def _refuse_duplicate(ledger: Ledger, digest: Digest, role: Role) -> None:
 
 
 def request_rollback(
+    ledger: Ledger,
+    cluster: Cluster,
     flow: FlowStarter,
     settings: Settings,
     caller: Caller,
     role: Role = Role.CANARY,
     *,
     reason: str = "",
-    cluster: Cluster,
 ) -> DeploymentStarted:
-    """Start the flow's rollback of ``role`` to the last digest judged healthy.
+    """Start the flow's rollback of ``role``, of the image the caller sees there now.
 
+    That image is recorded with the request: a rollback queued behind another
+    deployment (``waits_behind``) that finds its colour running something else
+    when it gets the lock ends as a no-op, touching neither the cluster nor a
+    verdict, instead of rolling back a digest its caller never saw there.
     Refused with ``RolesDisagree`` while canaryEnv and the Services disagree.
     """
     roles.check_may_touch(cluster, "rollback", role)
+    canary = cluster.canary_env().selector
+    seen = cluster.deployment_image(canary if role is Role.CANARY else canary.other)
     name = execution_name(settings.application, "rollback", f"{role.value}-{caller.request_key}")
-    flow_input: dict[str, object] = {
-        "action": "rollback",
-        "service": role.value,
-        "trigger": "api",
-        "actor": caller.actor,
-    }
-    if caller.source_ip:
-        flow_input["sourceIp"] = caller.source_ip
+    flow_input: dict[str, object] = {"action": "rollback", "service": role.value}
     if reason:
         flow_input["reason"] = reason
-    return _start(flow, settings, name=name, flow_input=flow_input, role=role, digest=None)
+    return _start(
+        ledger,
+        flow,
+        settings,
+        record=_request_record(
+            settings,
+            caller,
+            name=name,
+            action="rollback",
+            role=role,
+            waits_behind=ledger.lock_holder(),
+            reason=reason,
+            seen_image=seen,
+        ),
+        flow_input=flow_input,
+    )
 
 
 def promote(
@@ -491,11 +578,21 @@ def promote(
 ) -> DeploymentStarted:
     """Deploy the digest the canary runs now to production, through the flow.
 
-    Refused (``NotPromotable``) when the canary runs no pinned digest, when the
-    ledger judged that digest failed, or when production already runs it; with
-    ``RolesDisagree`` while canaryEnv and the Services disagree.
+    Refused with ``LockHeld`` while a deployment holds the lock: what the canary
+    runs is not settled until it ends (it may be rolled back), so there is no
+    state the caller could have seen worth promoting. Refused (``NotPromotable``)
+    when the canary runs no pinned digest, when the ledger judged that digest
+    failed, or when production already runs it; with ``RolesDisagree`` while
+    canaryEnv and the Services disagree.
     """
     roles.check_may_touch(cluster, "promotion", Role.PRODUCTION)
+    holder = ledger.lock_holder()
+    if holder:
+        raise LockHeld(
+            f"deployment {holder} of {settings.application} holds the lock; what the canary "
+            f"runs is not settled until it ends: promote once it has finished (bluegreen "
+            f"watch {holder})"
+        )
     canary = cluster.canary_env().selector
     canary_state = cluster.rollout(canary)
     digest = canary_state.digest
@@ -508,19 +605,25 @@ def promote(
         raise NotPromotable(
             f"the canary's digest {digest} was judged failed; it will not be promoted"
         )
-    if cluster.rollout(canary.other).digest == digest:
+    production = cluster.rollout(canary.other)
+    if production.digest == digest:
         raise NotPromotable(f"production ({canary.other.value}) already runs {digest}")
     name = execution_name(settings.application, "promote", f"{digest.hex}-{caller.request_key}")
+    reason = reason or f"promote the canary's {digest.short} to production"
     return _start(
+        ledger,
         flow,
         settings,
-        name=name,
-        flow_input=_deploy_input(
-            digest,
-            Role.PRODUCTION,
+        record=_request_record(
+            settings,
             caller,
-            reason or f"promote the canary's {digest.short} to production",
+            name=name,
+            action="deploy",
+            role=Role.PRODUCTION,
+            waits_behind=None,
+            digest=digest,
+            reason=reason,
+            seen_image=production.image,
         ),
-        role=Role.PRODUCTION,
-        digest=digest,
+        flow_input=_deploy_input(digest, Role.PRODUCTION, reason, False),
     )
