@@ -28,6 +28,7 @@ UNSCOPABLE = {
     "VendedLogDelivery": "CloudWatch Logs' log-delivery actions accept no resource ARN",
     "ReadHealthAlarms": "cloudwatch:DescribeAlarms has no resource-level permissions, and "
     "returns composite alarms only when granted on every alarm",
+    "ReadTargetGroupMetrics": "cloudwatch:GetMetricData has no resource-level permissions",
 }
 LEDGER = [{"Fn::GetAtt": ["LedgerTable", "Arn"]}, {"Fn::Sub": "${LedgerTable.Arn}/index/*"}]
 LEDGER_ACTIONS = {
@@ -115,6 +116,7 @@ def test_deploy_steps_reach_the_ledger_the_one_cluster_alarms_and_the_bus(
     assert set(granted) == LEDGER_ACTIONS | {
         "eks:DescribeCluster",
         "cloudwatch:DescribeAlarms",
+        "cloudwatch:GetMetricData",
         "events:PutEvents",
     }
     assert all(granted[action] == LEDGER for action in LEDGER_ACTIONS)
@@ -127,6 +129,8 @@ def test_deploy_steps_reach_the_ledger_the_one_cluster_alarms_and_the_bus(
     ]
     # DescribeAlarms cannot be scoped (and composite alarms need "*"): read-only, on "*"
     assert granted["cloudwatch:DescribeAlarms"] == ["*"]
+    # GetMetricData (a promotion's analysis) cannot be scoped either: read-only, on "*"
+    assert granted["cloudwatch:GetMetricData"] == ["*"]
 
 
 def test_services_api_reaches_the_ledger_the_flow_the_repository_and_the_cluster(

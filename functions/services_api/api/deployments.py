@@ -6,11 +6,13 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from aws_lambda_powertools.event_handler.api_gateway import Router
+from aws_lambda_powertools.event_handler.api_gateway import Response, Router
 from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
 
 from bluegreen.domain.models import Deployment, Role
-from bluegreen.logic import history, services
+from bluegreen.domain.promotion import Strategy
+from bluegreen.logic import history, routing, services
+from bluegreen.observability import logger
 
 from . import dependencies
 from .caller import caller_of
@@ -35,6 +37,7 @@ from .schemas import (
     DeploymentStartedBody,
     DeploymentStatusBody,
     ExecutionBody,
+    FlipBackBody,
     PageLimit,
     PromoteRequest,
     RollbackRequest,
@@ -162,6 +165,11 @@ def get_deployment(
     tags=["deployments"],
     status_code=202,
     responses={
+        200: answer(
+            FlipBackBody,
+            "Production was flipped back at once: within the flip-back window of the latest "
+            "progressive promotion (alb and gateway routers), weights only",
+        ),
         202: answer(
             DeploymentStartedBody,
             "The deploy flow's rollback was started (`queued`: it waits behind `waitsBehind`)",
@@ -176,35 +184,58 @@ def get_deployment(
 )
 def post_rollback(
     request: Annotated[RollbackRequest | None, Body(embed=False)] = None,
-) -> DeploymentStartedBody:
+) -> Response[DeploymentStartedBody | FlipBackBody]:
     """Start the flow's rollback action for the canary (default) or production.
 
     The body is optional: no body rolls the canary back. While a deployment holds
     the lock the rollback is queued behind it (``queued``, ``waitsBehind``) and,
     once it runs, ends as a no-op if the colour no longer runs what it ran now.
+    Under the alb and gateway routers, production within the flip-back window of
+    the latest promotion is flipped back at once (200): weights only, no rollout.
     """
     request = request or RollbackRequest()
     caller = caller_of(router.current_event.raw_event)
-    started = services.request_rollback(
+    done = routing.rollback_or_flip_back(
         dependencies.ledger(),
         dependencies.cluster(),
         dependencies.flow(),
+        dependencies.promotions(),
         dependencies.settings(),
         caller,
         Role(request.service),
         reason=request.reason,
     )
-    record_start(started, caller)
-    return started_body(started)
+    if isinstance(done, routing.FlipBackDone):
+        logger.info(
+            "production flipped back",
+            extra={"record_id": done.record_id, "promotion_id": done.promotion_id},
+        )
+        return Response(
+            status_code=200,
+            content_type="application/json",
+            body=FlipBackBody(
+                record_id=done.record_id,
+                promotion_id=done.promotion_id,
+                production=done.production.value,
+                canary=done.canary.value,
+                weights=done.weights.to_json(),
+            ),
+        )
+    record_start(done, caller)
+    return Response(status_code=202, content_type="application/json", body=started_body(done))
 
 
 @router.post(
     "/promote",
-    summary="Deploy the canary's digest to production (through the deploy flow)",
+    summary="Promote the canary: progressively under alb/gateway, by digest under selector",
     tags=["deployments"],
     status_code=202,
     responses={
-        202: answer(DeploymentStartedBody, "The deploy flow was started for production"),
+        202: answer(
+            DeploymentStartedBody,
+            "The flow was started: a progressive promotion (`action: promote`) under the alb "
+            "and gateway routers, the canary's digest deployed to production under selector",
+        ),
         **BAD_REQUEST,
         **CONFLICT,
         **UNSUPPORTED,
@@ -219,16 +250,23 @@ def post_promote(
     """Promote what the canary runs now, unless it is unpinned, failed, or already there.
 
     Refused (409) while a deployment holds the lock: what the canary runs is not
-    settled until it ends. The body is optional: it carries only a reason.
+    settled until it ends. The body is optional: a reason, and under the alb and
+    gateway routers a strategy (the stack's when absent).
     """
     request = request or PromoteRequest()
     caller = caller_of(router.current_event.raw_event)
-    started = services.promote(
+    strategy = (
+        Strategy.parse(request.strategy.model_dump(exclude_none=True))
+        if request.strategy is not None
+        else None
+    )
+    started = routing.request_promotion(
         dependencies.cluster(),
         dependencies.ledger(),
         dependencies.flow(),
         dependencies.settings(),
         caller,
+        strategy=strategy,
         reason=request.reason,
     )
     record_start(started, caller)

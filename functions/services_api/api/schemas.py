@@ -20,6 +20,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
+from bluegreen.domain.promotion import PAUSE_MAX, STEPS_MAX
 from bluegreen.logic.history import MAX_PAGE
 from bluegreen.logic.services import REASON_LIMIT
 
@@ -114,9 +115,31 @@ class RollbackRequest(_Request):
     )
 
 
-class PromoteRequest(_Request):
-    """``POST /promote``: deploy the canary's digest to production."""
+class StepBody(_Request):
+    """One step of a progressive promotion: the canary's share of production, then a pause."""
 
+    weight: int = Field(ge=1, le=100, description="Percent of production on the canary colour.")
+    pause: Annotated[int, Field(ge=0, le=PAUSE_MAX)] | Literal["manual"] | None = Field(
+        default=None,
+        description="Seconds to judge the step before the next (the stack's default pause when "
+        'absent; none on the last step), or "manual": wait for POST /deployments/{id}/resume.',
+    )
+
+
+class StrategyBody(_Request):
+    """Steps of percentages, each more than the one before, ending at 100."""
+
+    steps: list[StepBody] = Field(min_length=1, max_length=STEPS_MAX)
+
+
+class PromoteRequest(_Request):
+    """``POST /promote``: promote what the canary runs (progressively under alb and gateway)."""
+
+    strategy: StrategyBody | None = Field(
+        default=None,
+        description="alb and gateway routers: the steps (the stack's PromotionSteps when "
+        "absent). Refused under the selector router, which moves all traffic at once.",
+    )
     reason: str = Field(
         default="",
         max_length=REASON_LIMIT,
@@ -225,7 +248,7 @@ class DeploymentStartedBody(_Body):
     deployment_id: str
     execution_arn: str
     console_url: str
-    action: Literal["deploy", "rollback"]
+    action: Literal["deploy", "rollback", "promote"]
     service: ServiceName
     digest: str | None = None
     queued: bool = Field(
@@ -237,6 +260,19 @@ class DeploymentStartedBody(_Body):
     waits_behind: str | None = Field(
         default=None, description="The id of the deployment it waits behind, when queued."
     )
+
+
+class FlipBackBody(_Body):
+    """``POST /rollback`` of production within a promotion's flip-back window: done at once."""
+
+    flipped_back: bool = Field(
+        default=True, description="Production is back on the colour the promotion took it from."
+    )
+    record_id: str = Field(description="Id of the ledger record of the flip-back.")
+    promotion_id: str = Field(description="The promotion that was flipped back.")
+    production: ColourName
+    canary: ColourName
+    weights: dict[str, int]
 
 
 class Placement(_Body):

@@ -7,7 +7,7 @@ The modules of ``bluegreen.adapters`` (``ledger``, ``cluster``, ``stepfunctions`
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Protocol
 
@@ -24,6 +24,7 @@ from bluegreen.domain.models import (
     RolloutState,
     Verdict,
 )
+from bluegreen.domain.promotion import FlipBack, PromotionRecord
 from bluegreen.domain.traffic import RouterKind, Traffic, Weights
 
 
@@ -226,6 +227,57 @@ class Router(Protocol):
         confirm: Callable[[], None] | None = None,
     ) -> bool:
         """Production's weights as given, ``canary`` (default: unchanged) the canary."""
+        ...
+
+
+class Promotions(Protocol):
+    """A progressive promotion's progress, its manual gates and the flip-back window.
+
+    The flow writes the progress (it is the only writer of it); a person's resume or
+    abort and the flow's gate meet on conditional writes, so exactly one of two
+    decisions about a gate lands.
+    """
+
+    def save(self, promotion_id: str, progress: Mapping[str, object]) -> None:
+        """Record the flow's progress (step, weights, analyses, status)."""
+        ...
+
+    def record(self, promotion_id: str) -> PromotionRecord | None: ...
+
+    def open_gate(self, promotion_id: str, token: str, reason: str) -> bool:
+        """The flow waits for a person with ``token``; False when an abort was asked first."""
+        ...
+
+    def close_gate(
+        self, promotion_id: str, step: int, decision: str, actor: str, reason: str = ""
+    ) -> str | None:
+        """A person's decision at the open gate: its token, or None when none is open."""
+        ...
+
+    def request_abort(self, promotion_id: str, actor: str, reason: str = "") -> bool:
+        """Ask a running promotion (not at a gate) to back out; False when it has ended."""
+        ...
+
+    def keep_flip_back(self, window: FlipBack) -> None: ...
+
+    def flip_back(self) -> FlipBack | None:
+        """The latest promotion's flip-back window, if one is kept."""
+        ...
+
+    def take_flip_back(self, promotion_id: str) -> bool:
+        """Use the window up (conditional): True for exactly one caller."""
+        ...
+
+
+class TaskTokens(Protocol):
+    """Step Functions' callbacks: what resumes or fails a task that waits for a person."""
+
+    def succeed(self, token: str, output: Mapping[str, object]) -> bool:
+        """Resume the task; False when it waits no more (timed out, ended)."""
+        ...
+
+    def fail(self, token: str, error: str, cause: str) -> bool:
+        """Fail the task with ``error``; False when it waits no more."""
         ...
 
 

@@ -40,7 +40,7 @@ from bluegreen.domain.models import (
 )
 from bluegreen.domain.ports import Cluster, FlowStarter, Ledger
 from bluegreen.domain.traffic import Traffic
-from bluegreen.logic import roles
+from bluegreen.logic import promotion, roles
 from bluegreen.logic.deploy import TEXT_LIMIT
 
 SWITCH_ACTION = "switch"
@@ -464,6 +464,7 @@ def request_deploy(
     already, which would only queue a duplicate behind it. Refused with
     ``RolesDisagree`` while canaryEnv and the Services disagree (``logic.roles``).
     """
+    promotion.refuse_during_promotion(ledger)
     roles.check_may_touch(cluster, "deploy", role)
     digest, tag, record = resolve_image(ledger, registry, image)
     # A digest the ledger never saw pushed (one a cluster ran before the stack existed)
@@ -542,6 +543,7 @@ def request_rollback(
     verdict, instead of rolling back a digest its caller never saw there.
     Refused with ``RolesDisagree`` while canaryEnv and the Services disagree.
     """
+    promotion.refuse_during_promotion(ledger)
     roles.check_may_touch(cluster, "rollback", role)
     canary = cluster.canary_env().selector
     seen = cluster.deployment_image(canary if role is Role.CANARY else canary.other)

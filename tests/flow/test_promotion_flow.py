@@ -1,0 +1,300 @@
+"""Progressive promotion: the real deploy.asl.json on moto, judged by moto's CloudWatch.
+
+The deploy_steps handler runs every Task; the router object lives in the cluster
+emulator; the traffic simulator (``local.traffic``) sends a steady request rate
+through the router's weights and publishes ALB metrics per target group into
+moto's CloudWatch (``local.cloudwatch`` gives moto the p99 it lacks). Wait states
+run at 1/50 of their length, so an analysis interval of 60 s is 1.2 s here.
+Assertions read the execution history, the router object as stored (sampled while
+the flow runs, so each step's weights are seen), canaryEnv and the ledger.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import boto3
+import pytest
+
+from bluegreen.adapters.cluster import KubernetesCluster
+from bluegreen.adapters.kube_client import api_client_for
+from bluegreen.adapters.promotions import DynamoPromotions
+from bluegreen.adapters.stepfunctions import StepFunctionsFlow
+from bluegreen.domain.models import Outcome, Role, Verdict
+from bluegreen.logic import routing
+from bluegreen.logic.services import Caller
+from local.cloudwatch import percentiles_in_moto
+from local.stepfunctions import shortened_waits
+from local.traffic import TrafficSimulator
+from tests.flow.conftest import NAMESPACE, SEED_BLUE, Stack
+
+pytestmark = pytest.mark.flow
+
+
+def target_groups(unique: str) -> dict[str, str]:
+    """Each colour's TargetGroup dimension, the test's own: moto's one CloudWatch serves
+    the whole session, and two tests' traffic must never mix."""
+    return {c: f"targetgroup/k8s-{unique}-{c}/0123456789abcdef" for c in ("blue", "green")}
+
+
+ANNOTATION = "alb.ingress.kubernetes.io/actions.production-weights"
+CANARY_ANNOTATION = "alb.ingress.kubernetes.io/actions.canary-forward"
+FACTOR = 0.02
+
+
+def _weights(emulator: Any, router: str) -> tuple[tuple[int, int], str]:
+    """(production's blue and green weights, the canary rule's colour) as stored."""
+
+    def split(groups: list[dict[str, Any]], key: str) -> dict[str, int]:
+        found = {"blue": 0, "green": 0}
+        for group in groups:
+            colour = str(group[key]).removesuffix("-service")
+            if colour in found:
+                found[colour] += int(group.get("weight", 1))
+        return found
+
+    if router == "alb":
+        annotations = emulator.get("ingresses", NAMESPACE, "web")["metadata"]["annotations"]
+        production = split(
+            json.loads(annotations[ANNOTATION])["forwardConfig"]["targetGroups"], "serviceName"
+        )
+        canary = split(
+            json.loads(annotations[CANARY_ANNOTATION])["forwardConfig"]["targetGroups"],
+            "serviceName",
+        )
+    else:
+        rules = {
+            r["name"]: r for r in emulator.get("httproutes", NAMESPACE, "web")["spec"]["rules"]
+        }
+        production = split(rules["production"]["backendRefs"], "name")
+        canary = split(rules["canary"]["backendRefs"], "name")
+    return (production["blue"], production["green"]), max(canary, key=lambda c: canary[c])
+
+
+class RouterSampler:
+    """Reads the router object every few milliseconds and keeps each distinct state."""
+
+    def __init__(self, emulator: Any, router: str) -> None:
+        self._emulator, self._router = emulator, router
+        self.seen: list[tuple[tuple[int, int], str]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            state = _weights(self._emulator, self._router)
+            if not self.seen or self.seen[-1] != state:
+                self.seen.append(state)
+            time.sleep(0.005)
+
+    def __enter__(self) -> RouterSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+@dataclass
+class Promotion:
+    stack: Stack
+    router: str
+    simulator: TrafficSimulator
+
+    @property
+    def name(self) -> str:
+        """The execution's name (the deployment id): the application's own."""
+        return f"{self.stack.settings.application}-promote"
+
+    def run(self, strategy: dict[str, Any], timeout: float = 40.0) -> tuple[Any, list[Any]]:
+        with RouterSampler(self.stack.emulator, self.router) as sampler:
+            arn = self.stack.rig.start({"action": "promote", "strategy": strategy}, self.name)
+            run = self.stack.rig.wait(arn, timeout)
+        return run, sampler.seen
+
+    def canary_env(self) -> dict[str, Any]:
+        configmap = self.stack.emulator.get("configmaps", NAMESPACE, "canary-env")
+        value: dict[str, Any] = json.loads(configmap["data"]["canaryEnv"])
+        return value
+
+    def progress(self) -> Any:
+        promotions = DynamoPromotions(
+            self.stack.settings.ledger_table,
+            self.stack.rig.clients["dynamodb"],
+            self.stack.settings.application,
+        )
+        return promotions, promotions.record(self.name)
+
+
+@pytest.fixture(params=["alb", "gateway"])
+def promotion(request: pytest.FixtureRequest, stack_factory: Any) -> Iterator[Promotion]:
+    """A stack with a weighted router, analysis on, traffic flowing through the router."""
+    router = str(request.param)
+    groups = target_groups(uuid.uuid4().hex[:10])
+    stack = stack_factory(
+        BG_TRAFFIC_ROUTER=router,
+        BG_ANALYSIS_TARGET_GROUPS=",".join(f"{c}={t}" for c, t in groups.items()),
+        BG_ANALYSIS_INTERVAL_SECONDS="60",
+        BG_ANALYSIS_MIN_REQUESTS="5",
+        BG_ANALYSIS_MAX_ERROR_PERCENT="1",
+        BG_ANALYSIS_MAX_P99_SECONDS="0.5",
+    )
+    cluster = KubernetesCluster(stack.settings, api_client_for(stack.settings))
+    cloudwatch = boto3.client("cloudwatch", region_name="us-west-2")
+    simulator = TrafficSimulator(cluster, cloudwatch, groups, rate=400.0, tick=0.05)
+    with percentiles_in_moto(), shortened_waits(FACTOR), simulator:
+        yield Promotion(stack, router, simulator)
+
+
+def test_a_promotion_that_passes_steps_the_weights_up_and_swaps_the_roles(
+    promotion: Promotion,
+) -> None:
+    # GIVEN blue the canary on SEED_BLUE, green production, a good image everywhere
+    stack = promotion.stack
+
+    # WHEN blue is promoted 10 % -> 50 % -> 100 %, a minute's analysis per step
+    run, seen = promotion.run(
+        {"steps": [{"weight": 10, "pause": 60}, {"weight": 50, "pause": 60}, {"weight": 100}]}
+    )
+
+    # THEN the execution succeeded through the promotion's states, judging each step
+    assert run.status == "SUCCEEDED", run.cause
+    assert run.states[:3] == ["Begin", "Route", "BeginPromotion"]
+    assert run.states.count("ShiftTraffic") == 3
+    assert run.states.count("Analyse") >= 2
+    assert run.states[-1] == "Promoted"
+    # AND the router object held each step's weights in turn, then the swapped roles
+    assert seen == [
+        ((0, 100), "blue"),
+        ((10, 90), "blue"),
+        ((50, 50), "blue"),
+        ((100, 0), "green"),
+    ]
+    # AND canaryEnv: green is the canary now (still running what production ran), blue
+    # production with all of it
+    env = promotion.canary_env()
+    assert env["selector"] == "green"
+    assert env["weights"] == {"blue": 100, "green": 0}
+    assert env["image"] == stack.running("green")
+    # AND the ledger: the promotion succeeded, blue's digest is healthy, the lock is free
+    record = stack.ledger.deployment(promotion.name)
+    assert record is not None
+    assert record.outcome is Outcome.SUCCEEDED
+    assert "flips back" in record.cause
+    assert stack.ledger.verdict(SEED_BLUE) is Verdict.HEALTHY
+    assert stack.ledger.lock_holder() is None
+    # AND each analysis it ran passed, with real numbers
+    promotions, progress = promotion.progress()
+    analyses = progress.progress["analyses"]
+    assert {a["finding"] for a in analyses} == {"passed"}
+    assert all(a["requests"] >= 5 for a in analyses)
+    window = promotions.flip_back()
+    assert window is not None
+    assert (window.production, window.previous) == ("blue", "green")
+    # AND no simulated request failed on the way
+    assert promotion.simulator.tally.failed == 0
+
+
+def test_a_promotion_that_fails_analysis_at_10_percent_is_backed_out_in_one_write(
+    promotion: Promotion,
+) -> None:
+    # GIVEN blue's image answers 5 % of its requests with a 5xx
+    stack = promotion.stack
+    promotion.simulator.mark(str(SEED_BLUE), "errors")
+
+    # WHEN blue is promoted
+    run, seen = promotion.run({"steps": [{"weight": 10, "pause": 120}, {"weight": 100}]})
+
+    # THEN the execution FAILED with the analysis that failed in its Cause
+    assert run.status == "FAILED"
+    assert run.error == "AnalysisFailed"
+    assert "error rate" in (run.cause or "")
+    assert "above 1 %" in (run.cause or "")
+    assert "Production was set back to 100 % on green" in (run.cause or "")
+    assert run.states[-2:] == ["BackOut", "PromotionFailed"]
+    # AND it was judged at 10 % and backed out right after the first failed reading (a
+    # window of a few requests may show none of the 5 % yet, and pass)
+    _, progress = promotion.progress()
+    findings = [a["finding"] for a in progress.progress["analyses"]]
+    assert findings[-1] == "failed"
+    assert "failed" not in findings[:-1]
+    assert run.states.count("Analyse") == len(findings)
+    last = len(run.states) - 1 - run.states[::-1].index("Analyse")
+    assert run.states[last:] == ["Analyse", "Judged?", "BackOut", "PromotionFailed"]
+    assert seen == [((0, 100), "blue"), ((10, 90), "blue"), ((0, 100), "blue")]
+    # AND canaryEnv agrees: green production at 100 %, blue still the canary
+    env = promotion.canary_env()
+    assert (env["selector"], env["weights"]) == ("blue", {"blue": 0, "green": 100})
+    # AND the digest is marked failed, the record says why, the lock is free
+    assert stack.ledger.verdict(SEED_BLUE) is Verdict.FAILED
+    record = stack.ledger.deployment(promotion.name)
+    assert record is not None
+    assert record.outcome is Outcome.FAILED
+    assert record.cause.startswith("AnalysisFailed: ")
+    assert stack.ledger.lock_holder() is None
+    # AND it was published for subscribers
+    assert any(kind == "Deployment Failed" for kind, _ in stack.published())
+
+
+def test_backing_out_takes_production_back_within_seconds_of_the_failed_reading(
+    promotion: Promotion,
+) -> None:
+    # GIVEN blue's image is slow (about 2 s per request, above the 0.5 s p99 allowed)
+    promotion.simulator.mark(str(SEED_BLUE), "slow")
+
+    # WHEN blue is promoted
+    run, _ = promotion.run({"steps": [{"weight": 10, "pause": 120}, {"weight": 100}]})
+
+    # THEN the p99 failed it, and production was back on green well within 5 s of flow
+    # time after the reading that failed
+    assert run.error == "AnalysisFailed"
+    assert "p99 latency" in (run.cause or "")
+    _, progress = promotion.progress()
+    failed = datetime.fromisoformat(progress.progress["failedAt"])
+    backed_out = datetime.fromisoformat(progress.progress["backedOutAt"])
+    assert timedelta(0) <= backed_out - failed < timedelta(seconds=5)
+
+
+def test_a_rollback_of_production_after_a_promotion_flips_back_without_a_rollout(
+    promotion: Promotion,
+) -> None:
+    # GIVEN blue promoted to production, green (the canary now) still runs production's image
+    stack = promotion.stack
+    run, _ = promotion.run({"steps": [{"weight": 50, "pause": 60}, {"weight": 100}]})
+    assert run.status == "SUCCEEDED", run.cause
+    green_before = stack.running("green")
+    cluster = KubernetesCluster(stack.settings, api_client_for(stack.settings))
+    promotions, _ = promotion.progress()
+
+    # WHEN a person rolls production back
+    done = routing.rollback_or_flip_back(
+        stack.ledger,
+        cluster,
+        StepFunctionsFlow(stack.rig.machine.arn, stack.rig.sfn),
+        promotions,
+        stack.settings,
+        Caller("arn:aws:iam::123456789012:user/alice", "203.0.113.9", "req-flip"),
+        Role.PRODUCTION,
+        reason="checkout errors",
+    )
+
+    # THEN production is all on green again at once, blue the canary, nothing rolled out
+    assert isinstance(done, routing.FlipBackDone)
+    assert _weights(stack.emulator, promotion.router) == ((0, 100), "blue")
+    assert stack.running("green") == green_before
+    env = promotion.canary_env()
+    assert (env["selector"], env["weights"]) == ("blue", {"blue": 0, "green": 100})
+    # AND it is in the ledger, with who asked; the promoted digest is judged failed
+    record = stack.ledger.deployment(done.record_id)
+    assert record is not None
+    assert (record.action, record.outcome) == ("rollback", Outcome.SUCCEEDED)
+    assert record.actor == "arn:aws:iam::123456789012:user/alice"
+    assert stack.ledger.verdict(SEED_BLUE) is Verdict.FAILED
