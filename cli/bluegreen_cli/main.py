@@ -154,9 +154,43 @@ def build_parser() -> argparse.ArgumentParser:
     _reason(p)
     waiting(p)
 
-    p = command("promote", "put the canary's digest on production", commands.promote)
+    p = command(
+        "promote",
+        "promote the canary: progressively under the alb and gateway routers, by digest "
+        "under selector",
+        commands.promote,
+    )
+    p.add_argument(
+        "--steps",
+        type=commands.parse_steps,
+        metavar="W[:PAUSE],...",
+        help="alb and gateway: the canary's share of production per step, ending at 100, "
+        "each with an optional pause in seconds or 'manual' (e.g. 10,50:manual,100); "
+        "without it the stack's strategy runs",
+    )
     _reason(p)
     waiting(p)
+
+    p = command(
+        "resume",
+        "resume a progressive promotion waiting at a manual gate",
+        commands.resume,
+    )
+    p.add_argument("id", help="the promotion's deployment id")
+    p.add_argument(
+        "--hold",
+        action="store_true",
+        help="keep the gate waiting instead (a heartbeat, for gates that need one)",
+    )
+    _reason(p)
+
+    p = command(
+        "abort",
+        "abort a progressive promotion: production back to the old colour",
+        commands.abort,
+    )
+    p.add_argument("id", help="the promotion's deployment id")
+    _reason(p)
 
     for name, help_text, run in (
         (

@@ -247,3 +247,193 @@ def test_a_rollback_once_the_old_colour_runs_something_else_goes_through_the_flo
     # THEN no flip-back to an image production never ran: the flow's rollback
     assert answer.status == 202
     assert answer.body["action"] == "rollback"
+
+
+# --- gates: resume, abort, and what GET /deployments/{id} shows ------------------------
+
+
+class Tokens:
+    """Step Functions' callbacks, kept in memory: which token got what."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, str]] = []
+
+    def succeed(self, token: str, output: Any) -> bool:
+        self.sent.append(("success", token))
+        return True
+
+    def fail(self, token: str, error: str, cause: str) -> bool:
+        self.sent.append((error, token))
+        return True
+
+    def heartbeat(self, token: str) -> bool:
+        self.sent.append(("heartbeat", token))
+        return True
+
+
+@pytest.fixture
+def tokens(monkeypatch: pytest.MonkeyPatch, alb: Stack) -> Tokens:
+    fake = Tokens()
+    monkeypatch.setattr(dependencies, "task_tokens", lambda: fake)
+    return fake
+
+
+def _gate_event(action: str, promotion_id: str, body: Any = None) -> dict[str, Any]:
+    loaded = event(f"{action}_promotion")
+    loaded["path"] = f"/deployments/{promotion_id}/{action}"
+    loaded["pathParameters"] = {"id": promotion_id}
+    if body is not None:
+        import json
+
+        loaded["body"] = json.dumps(body)
+    return loaded
+
+
+def _at_a_gate(ledger: Any, stack: Stack, *, waiting: bool) -> str:
+    promotion_id = _running_promotion(ledger, stack)
+    store = dependencies.promotions()
+    store.save(
+        promotion_id,
+        {
+            "status": "gate",
+            "step": 1,
+            "steps": [
+                {"weight": 10, "pause": 60},
+                {"weight": 50, "pause": "manual"},
+                {"weight": 100},
+            ],
+            "weights": {"blue": 50, "green": 50},
+            "canary": "blue",
+            "production": "green",
+            "analyses": [{"finding": "passed", "requests": 812, "errorPercent": 0.0}],
+        },
+    )
+    if waiting:
+        assert store.open_gate(promotion_id, "token-1", "step 2 (50 % on blue) pauses for a person")
+    return promotion_id
+
+
+def test_get_deployment_shows_the_step_weights_readings_and_that_it_waits(
+    alb: Stack, ledger: Any, emu: ClusterEmulator, tokens: Tokens
+) -> None:
+    # GIVEN a promotion at its 50 % gate
+    promotion_id = _at_a_gate(ledger, alb, waiting=True)
+
+    # WHEN it is looked at
+    answer = call(
+        event(
+            "get_deployment",
+            path=f"/deployments/{promotion_id}",
+            pathParameters={"id": promotion_id},
+        )
+    )
+
+    # THEN the step, the weights, the readings so far and the wait are shown; no token
+    assert answer.status == 200, answer.body
+    promotion = answer.body["promotion"]
+    assert (promotion["step"], promotion["weights"]) == (2, {"blue": 50, "green": 50})
+    assert promotion["waitingForPerson"] is True
+    assert "pauses for a person" in promotion["waitingFor"]
+    assert promotion["analyses"][0]["requests"] == 812
+    assert "token-1" not in str(answer.body)
+
+
+def test_resume_at_a_gate_sends_its_token_and_records_who(
+    alb: Stack, ledger: Any, emu: ClusterEmulator, tokens: Tokens
+) -> None:
+    promotion_id = _at_a_gate(ledger, alb, waiting=True)
+
+    answer = call(_gate_event("resume", promotion_id))
+
+    assert answer.status == 200, answer.body
+    assert answer.body == {"deploymentId": promotion_id, "decision": "resume", "step": 2}
+    assert tokens.sent == [("success", "token-1")]
+    record = dependencies.promotions().record(promotion_id)
+    assert record is not None
+    assert record.waiting == ""
+    (gate,) = record.gates
+    assert (gate.decision, gate.actor) == ("resume", ALICE)
+    assert gate.reason == "50 % looks good on the dashboards"
+    # AND a second resume finds nothing waiting: 409, no second token sent
+    again = call(_gate_event("resume", promotion_id))
+    assert again.status == 409
+    assert again.body["error"] == "NotWaiting"
+    assert tokens.sent == [("success", "token-1")]
+
+
+def test_abort_at_a_gate_fails_its_token_with_promotion_aborted(
+    alb: Stack, ledger: Any, emu: ClusterEmulator, tokens: Tokens
+) -> None:
+    promotion_id = _at_a_gate(ledger, alb, waiting=True)
+    answer = call(_gate_event("abort", promotion_id))
+    assert answer.status == 200, answer.body
+    assert answer.body["decision"] == "abort"
+    assert tokens.sent == [("PromotionAborted", "token-1")]
+
+
+def test_a_hold_is_a_heartbeat_and_the_gate_keeps_waiting(
+    alb: Stack, ledger: Any, emu: ClusterEmulator, tokens: Tokens
+) -> None:
+    promotion_id = _at_a_gate(ledger, alb, waiting=True)
+    answer = call(_gate_event("resume", promotion_id, {"hold": True}))
+    assert answer.status == 200, answer.body
+    assert answer.body["decision"] == "hold"
+    assert tokens.sent == [("heartbeat", "token-1")]
+    record = dependencies.promotions().record(promotion_id)
+    assert record is not None
+    assert record.waiting
+
+
+def test_a_resume_of_a_promotion_that_waits_for_nothing_is_409_and_changes_nothing(
+    alb: Stack, ledger: Any, emu: ClusterEmulator, tokens: Tokens
+) -> None:
+    # GIVEN a promotion analysing its step, at no gate
+    promotion_id = _at_a_gate(ledger, alb, waiting=False)
+
+    # WHEN someone resumes it
+    answer = call(_gate_event("resume", promotion_id))
+
+    # THEN 409 NotWaiting saying where it is; nothing sent, nothing recorded
+    assert answer.status == 409
+    assert answer.body["error"] == "NotWaiting"
+    assert (
+        "waits for no person (step 2 of 3, production blue 50 %, green 50 %"
+        in answer.body["detail"]
+    )
+    assert tokens.sent == []
+    record = dependencies.promotions().record(promotion_id)
+    assert record is not None
+    assert record.gates == ()
+
+
+@pytest.mark.parametrize("action", ["resume", "abort"])
+def test_a_decision_about_what_is_not_a_running_promotion_is_refused(
+    alb: Stack, ledger: Any, emu: ClusterEmulator, tokens: Tokens, action: str
+) -> None:
+    # GIVEN a deploy (not a promotion), and an id nobody knows
+    deployed = call(event("deploy_to_production"))
+    assert deployed.status == 202
+
+    # WHEN a person resumes or aborts them
+    not_a_promotion = call(_gate_event(action, deployed.body["deploymentId"]))
+    unknown = call(_gate_event(action, "wp-platform-promote-nobody"))
+
+    # THEN 409 NotWaiting and 404 NotFound, and nothing was sent
+    assert not_a_promotion.status == 409
+    assert "not a progressive promotion" in not_a_promotion.body["detail"]
+    assert unknown.status == 404
+    assert tokens.sent == []
+
+
+def test_an_abort_while_analysing_is_kept_for_the_promotions_next_step(
+    alb: Stack, ledger: Any, emu: ClusterEmulator, tokens: Tokens
+) -> None:
+    promotion_id = _at_a_gate(ledger, alb, waiting=False)
+    answer = call(_gate_event("abort", promotion_id))
+    assert answer.status == 200, answer.body
+    record = dependencies.promotions().record(promotion_id)
+    assert record is not None
+    assert (record.abort_requested_by, record.abort_reason) == (ALICE, "checkout latency up")
+    assert tokens.sent == []
+    # AND a second abort is refused: one was asked already
+    assert call(_gate_event("abort", promotion_id)).status == 409

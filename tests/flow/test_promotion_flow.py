@@ -26,10 +26,12 @@ import pytest
 from bluegreen.adapters.cluster import KubernetesCluster
 from bluegreen.adapters.kube_client import api_client_for
 from bluegreen.adapters.promotions import DynamoPromotions
-from bluegreen.adapters.stepfunctions import StepFunctionsFlow
+from bluegreen.adapters.stepfunctions import StepFunctionsFlow, StepFunctionsTaskTokens
 from bluegreen.domain.models import Outcome, Role, Verdict
+from bluegreen.domain.promotion import NotWaiting
 from bluegreen.logic import routing
 from bluegreen.logic.services import Caller
+from functions.deploy_steps import app as deploy_steps
 from local.cloudwatch import percentiles_in_moto
 from local.stepfunctions import shortened_waits
 from local.traffic import TrafficSimulator
@@ -298,3 +300,249 @@ def test_a_rollback_of_production_after_a_promotion_flips_back_without_a_rollout
     assert (record.action, record.outcome) == ("rollback", Outcome.SUCCEEDED)
     assert record.actor == "arn:aws:iam::123456789012:user/alice"
     assert stack.ledger.verdict(SEED_BLUE) is Verdict.FAILED
+
+
+# --- manual gates --------------------------------------------------------------------------
+
+ALICE = Caller("arn:aws:iam::123456789012:user/alice", "203.0.113.9", "req-gate")
+
+
+def _tokens(stack: Stack) -> StepFunctionsTaskTokens:
+    return StepFunctionsTaskTokens(stack.rig.sfn)
+
+
+def _until(check: Any, what: str, timeout: float = 20.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"never happened: {what}")
+        time.sleep(0.02)
+
+
+def _started(promotion: Promotion, strategy: dict[str, Any]) -> tuple[str, RouterSampler]:
+    sampler = RouterSampler(promotion.stack.emulator, promotion.router).__enter__()
+    arn = promotion.stack.rig.start({"action": "promote", "strategy": strategy}, promotion.name)
+    return arn, sampler
+
+
+def _waiting(promotion: Promotion) -> Any:
+    def check() -> Any:
+        _, record = promotion.progress()
+        return record if record is not None and record.waiting else None
+
+    return _until(check, "the promotion waits at a gate")
+
+
+def test_a_manual_gate_waits_for_a_person_and_resume_carries_it_to_100(
+    promotion: Promotion,
+) -> None:
+    # GIVEN a promotion whose 50 % step waits for a person
+    stack = promotion.stack
+    arn, sampler = _started(
+        promotion,
+        {
+            "steps": [
+                {"weight": 10, "pause": 60},
+                {"weight": 50, "pause": "manual"},
+                {"weight": 100},
+            ]
+        },
+    )
+
+    # WHEN it reaches the gate
+    record = _waiting(promotion)
+
+    # THEN it waits at 50 % with a reason, and the execution is still running
+    assert _weights(stack.emulator, promotion.router)[0] == (50, 50)
+    assert "pauses for a person" in record.waiting
+    assert stack.rig.sfn.describe_execution(executionArn=arn)["status"] == "RUNNING"
+    # AND a second request to resume while it waits is answered; so is one after
+    promotions, _ = promotion.progress()
+    decided = routing.resume(promotions, _tokens(stack), stack.ledger, ALICE, promotion.name)
+    run = stack.rig.wait(arn, 40)
+    sampler.__exit__()
+    assert decided == {"deploymentId": promotion.name, "decision": "resume", "step": 2}
+    # AND it went on to 100 % and swapped the roles
+    assert run.status == "SUCCEEDED", run.cause
+    assert "WaitForPerson" in run.states
+    assert run.states.index("PassGate") == run.states.index("WaitForPerson") + 1
+    assert sampler.seen == [
+        ((0, 100), "blue"),
+        ((10, 90), "blue"),
+        ((50, 50), "blue"),
+        ((100, 0), "green"),
+    ]
+    # AND the decision is kept with who took it
+    _, done = promotion.progress()
+    (gate,) = done.gates
+    assert (gate.step, gate.decision, gate.actor) == (1, "resume", ALICE.actor)
+    with pytest.raises(NotWaiting, match="has ended"):
+        routing.resume(promotions, _tokens(stack), stack.ledger, ALICE, promotion.name)
+
+
+def test_a_resume_for_a_promotion_that_waits_for_nothing_is_refused_and_changes_nothing(
+    promotion: Promotion,
+) -> None:
+    # GIVEN a promotion analysing its first step (no gate)
+    stack = promotion.stack
+    arn, sampler = _started(promotion, {"steps": [{"weight": 10, "pause": 180}, {"weight": 100}]})
+    promotions, _ = promotion.progress()
+    _until(lambda: promotion.progress()[1] or None, "the promotion has begun")
+
+    # WHEN someone resumes it
+    with pytest.raises(NotWaiting) as refused:
+        routing.resume(promotions, _tokens(stack), stack.ledger, ALICE, promotion.name)
+
+    # THEN the refusal says where it is, and the promotion goes on as it would have
+    assert "waits for no person" in str(refused.value)
+    run = stack.rig.wait(arn, 40)
+    sampler.__exit__()
+    assert run.status == "SUCCEEDED", run.cause
+    assert "WaitForPerson" not in run.states
+
+
+def test_an_abort_at_the_gate_backs_out_at_once_and_names_who(promotion: Promotion) -> None:
+    # GIVEN a promotion waiting at its 10 % gate
+    stack = promotion.stack
+    arn, sampler = _started(
+        promotion, {"steps": [{"weight": 10, "pause": "manual"}, {"weight": 100}]}
+    )
+    _waiting(promotion)
+    promotions, _ = promotion.progress()
+
+    # WHEN a person aborts it
+    routing.abort(
+        promotions, _tokens(stack), stack.ledger, ALICE, promotion.name, reason="wrong build"
+    )
+    run = stack.rig.wait(arn, 40)
+    sampler.__exit__()
+
+    # THEN it ends FAILED, PromotionAborted, naming who and why; production back on green
+    assert run.status == "FAILED"
+    assert run.error == "PromotionAborted"
+    assert f"aborted by {ALICE.actor}" in (run.cause or "")
+    assert "wrong build" in (run.cause or "")
+    assert run.states[-3:] == ["WaitForPerson", "BackOut", "PromotionFailed"]
+    assert sampler.seen == [((0, 100), "blue"), ((10, 90), "blue"), ((0, 100), "blue")]
+    # AND a person's abort says nothing about the image: its verdict is untouched
+    assert stack.ledger.verdict(SEED_BLUE) is Verdict.UNKNOWN
+    assert stack.ledger.lock_holder() is None
+
+
+def test_an_abort_while_analysing_backs_out_at_the_next_reading(promotion: Promotion) -> None:
+    # GIVEN a promotion analysing a long first step
+    stack = promotion.stack
+    arn, sampler = _started(promotion, {"steps": [{"weight": 10, "pause": 600}, {"weight": 100}]})
+    _until(
+        lambda: _weights(stack.emulator, promotion.router)[0] == (10, 90), "the first step is set"
+    )
+    promotions, _ = promotion.progress()
+
+    # WHEN a person aborts it
+    decided = routing.abort(promotions, _tokens(stack), stack.ledger, ALICE, promotion.name)
+    run = stack.rig.wait(arn, 40)
+    sampler.__exit__()
+
+    # THEN it backs out at its next step, long before the 600 s pause
+    assert decided["decision"] == "abort"
+    assert run.error == "PromotionAborted"
+    assert f"aborted by {ALICE.actor}" in (run.cause or "")
+    assert run.states.count("Analyse") <= 2
+    assert sampler.seen[-1] == ((0, 100), "blue")
+
+
+def test_readings_too_quiet_to_judge_wait_for_a_person_instead_of_passing(
+    promotion: Promotion, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN a stack that needs far more requests than the traffic gives, one quiet reading
+    # tolerated
+    monkeypatch.setenv("BG_ANALYSIS_MIN_REQUESTS", "1000000")
+    monkeypatch.setenv("BG_ANALYSIS_INCONCLUSIVE_LIMIT", "1")
+    deploy_steps.reset()
+    stack = promotion.stack
+    arn, sampler = _started(promotion, {"steps": [{"weight": 10, "pause": 60}, {"weight": 100}]})
+
+    # WHEN it has read twice
+    record = _waiting(promotion)
+
+    # THEN it waits for a person at 10 %, saying why, rather than going on
+    assert "inconclusive 2 times in a row" in record.waiting
+    assert _weights(stack.emulator, promotion.router)[0] == (10, 90)
+    assert [a["finding"] for a in record.progress["analyses"]] == ["inconclusive"] * 2
+    # AND a person's resume takes it on
+    promotions, _ = promotion.progress()
+    routing.resume(promotions, _tokens(stack), stack.ledger, ALICE, promotion.name)
+    run = stack.rig.wait(arn, 40)
+    sampler.__exit__()
+    assert run.status == "SUCCEEDED", run.cause
+
+
+def test_a_gate_nobody_decides_times_out_and_backs_out(
+    promotion: Promotion, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN gates that wait 2 seconds
+    monkeypatch.setenv("BG_GATE_TIMEOUT_SECONDS", "2")
+    deploy_steps.reset()
+    stack = promotion.stack
+
+    # WHEN a promotion reaches a manual gate and nobody comes
+    run, seen = promotion.run({"steps": [{"weight": 10, "pause": "manual"}, {"weight": 100}]})
+
+    # THEN it is backed out, GateTimedOut, saying how long it waited
+    assert run.status == "FAILED"
+    assert run.error == "GateTimedOut"
+    assert "within 2s" in (run.cause or "")
+    assert seen[-1] == ((0, 100), "blue")
+    assert stack.ledger.lock_holder() is None
+
+
+def test_a_gate_with_a_heartbeat_stays_open_while_a_person_holds_it(
+    promotion: Promotion, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN gates that need a heartbeat every 2 seconds
+    monkeypatch.setenv("BG_GATE_HEARTBEAT_SECONDS", "2")
+    monkeypatch.setenv("BG_GATE_TIMEOUT_SECONDS", "60")
+    deploy_steps.reset()
+    stack = promotion.stack
+    arn, sampler = _started(
+        promotion, {"steps": [{"weight": 10, "pause": "manual"}, {"weight": 100}]}
+    )
+    _waiting(promotion)
+    promotions, _ = promotion.progress()
+
+    # WHEN a person holds it for 4 seconds (a heartbeat each second), then resumes it
+    for _ in range(4):
+        held = routing.resume(
+            promotions, _tokens(stack), stack.ledger, ALICE, promotion.name, hold=True
+        )
+        assert held["decision"] == "hold"
+        time.sleep(1)
+    routing.resume(promotions, _tokens(stack), stack.ledger, ALICE, promotion.name)
+    run = stack.rig.wait(arn, 40)
+    sampler.__exit__()
+
+    # THEN it lasted past two heartbeat periods and went on to 100 %
+    assert run.status == "SUCCEEDED", run.cause
+    assert "WaitForPersonWithHeartbeat" in run.states
+
+
+def test_a_gate_whose_heartbeat_stops_times_out_and_backs_out(
+    promotion: Promotion, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN gates that need a heartbeat every second, and a minute to be decided
+    monkeypatch.setenv("BG_GATE_HEARTBEAT_SECONDS", "1")
+    monkeypatch.setenv("BG_GATE_TIMEOUT_SECONDS", "60")
+    deploy_steps.reset()
+
+    # WHEN a promotion reaches its manual gate and nobody holds it
+    started = time.monotonic()
+    run, seen = promotion.run({"steps": [{"weight": 10, "pause": "manual"}, {"weight": 100}]})
+
+    # THEN it is backed out long before the minute, for want of a heartbeat
+    assert run.error == "GateTimedOut"
+    assert "no heartbeat came for 1s" in (run.cause or "")
+    assert time.monotonic() - started < 30
+    assert seen[-1] == ((0, 100), "blue")

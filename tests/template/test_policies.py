@@ -29,6 +29,7 @@ UNSCOPABLE = {
     "ReadHealthAlarms": "cloudwatch:DescribeAlarms has no resource-level permissions, and "
     "returns composite alarms only when granted on every alarm",
     "ReadTargetGroupMetrics": "cloudwatch:GetMetricData has no resource-level permissions",
+    "ResumeOrAbortGates": "task-token callbacks name a token, not a resource ARN",
 }
 LEDGER = [{"Fn::GetAtt": ["LedgerTable", "Arn"]}, {"Fn::Sub": "${LedgerTable.Arn}/index/*"}]
 LEDGER_ACTIONS = {
@@ -143,6 +144,9 @@ def test_services_api_reaches_the_ledger_the_flow_the_repository_and_the_cluster
     assert set(granted) == LEDGER_ACTIONS | {
         "states:StartExecution",
         "states:DescribeExecution",
+        "states:SendTaskSuccess",
+        "states:SendTaskFailure",
+        "states:SendTaskHeartbeat",
         "ecr:DescribeImages",
         "eks:DescribeCluster",
     }
@@ -156,6 +160,9 @@ def test_services_api_reaches_the_ledger_the_flow_the_repository_and_the_cluster
     ]
     assert granted["ecr:DescribeImages"] == [REPOSITORY]
     assert granted["eks:DescribeCluster"] == [CLUSTER]
+    # a gate's callbacks name a task token, which IAM cannot scope
+    for action in ("states:SendTaskSuccess", "states:SendTaskFailure", "states:SendTaskHeartbeat"):
+        assert granted[action] == ["*"], action
 
 
 def test_the_flow_invokes_only_the_deploy_steps(resources: dict[str, Any]) -> None:
@@ -237,6 +244,8 @@ ROUTES = [
     ("GET", "/images"),
     ("GET", "/deployments"),
     ("GET", "/deployments/{id}"),
+    ("POST", "/deployments/{id}/resume"),
+    ("POST", "/deployments/{id}/abort"),
 ]
 METHOD_ARN = (
     "arn:${AWS::Partition}:execute-api:${AWS::Region}:${AWS::AccountId}"

@@ -456,6 +456,8 @@ ROUTES = {
     ("GET", "/images"),
     ("GET", "/deployments"),
     ("GET", "/deployments/{id}"),
+    ("POST", "/deployments/{id}/resume"),
+    ("POST", "/deployments/{id}/abort"),
 }
 
 

@@ -10,8 +10,9 @@ from aws_lambda_powertools.event_handler.api_gateway import Response, Router
 from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
 
 from bluegreen.domain.models import Deployment, Role
-from bluegreen.domain.promotion import Strategy
+from bluegreen.domain.promotion import PromotionRecord, Strategy
 from bluegreen.logic import history, routing, services
+from bluegreen.logic.promotion import PROMOTE
 from bluegreen.observability import logger
 
 from . import dependencies
@@ -32,14 +33,19 @@ from .schemas import (
     DEPLOYMENT_ID_LIMIT,
     DEPLOYMENT_ID_PATTERN,
     LIMIT_DESCRIPTION,
+    AbortRequest,
     DeploymentBody,
     DeploymentPageBody,
     DeploymentStartedBody,
     DeploymentStatusBody,
     ExecutionBody,
     FlipBackBody,
+    GateBody,
+    GateDecisionBody,
     PageLimit,
     PromoteRequest,
+    PromotionBody,
+    ResumeRequest,
     RollbackRequest,
 )
 from .services import record_start, started_body
@@ -148,6 +154,11 @@ def get_deployment(
     view = history.deployment_status(
         dependencies.ledger(), dependencies.flow(), settings.state_machine_arn, deployment_id
     )
+    progress = (
+        dependencies.promotions().record(deployment_id)
+        if view.record is not None and view.record.action == PROMOTE
+        else None
+    )
     return DeploymentStatusBody(
         id=view.deployment_id,
         record=deployment_body(view.record) if view.record else None,
@@ -156,7 +167,112 @@ def get_deployment(
         console_url=(
             services.console_url(settings.region, view.execution_arn) if view.execution else None
         ),
+        promotion=promotion_body(progress) if progress is not None else None,
     )
+
+
+def promotion_body(record: PromotionRecord) -> PromotionBody:
+    """The wire form of a promotion's progress (the task token is never shown)."""
+    progress = record.progress
+    return PromotionBody(
+        status=record.status or "starting",
+        step=int(progress.get("step", 0)) + 1,
+        steps=list(progress.get("steps") or []),
+        weights=dict(progress.get("weights") or {}),
+        canary=progress.get("canary", "blue"),
+        production=progress.get("production", "green"),
+        waiting_for_person=bool(record.waiting),
+        waiting_for=record.waiting,
+        analyses=list(progress.get("analyses") or []),
+        gates=[
+            GateBody(
+                step=gate.step + 1,
+                decision=gate.decision,  # type: ignore[arg-type]
+                actor=gate.actor,
+                at=gate.at,
+                reason=gate.reason,
+            )
+            for gate in record.gates
+        ],
+        abort_requested_by=record.abort_requested_by,
+        cause=str(progress.get("cause") or ""),
+    )
+
+
+_GATE_ID = Path(
+    max_length=DEPLOYMENT_ID_LIMIT,
+    pattern=DEPLOYMENT_ID_PATTERN,
+    description="The promotion's deployment id",
+)
+
+
+@router.post(
+    "/deployments/<id>/resume",
+    summary="Resume a progressive promotion that waits at a manual gate",
+    tags=["deployments"],
+    responses={
+        200: answer(GateDecisionBody, "The gate let the promotion go on (or, `hold`, kept it)"),
+        **BAD_REQUEST,
+        **NOT_FOUND,
+        409: CONFLICT[409],
+        **UNSUPPORTED,
+        **INVALID,
+        **GATEWAY,
+    },
+)
+def post_resume(
+    id: Annotated[str, _GATE_ID],
+    request: Annotated[ResumeRequest | None, Body(embed=False)] = None,
+) -> GateDecisionBody:
+    """Resume the promotion at its gate; 409 ``NotWaiting`` when it waits for nothing."""
+    request = request or ResumeRequest()
+    caller = caller_of(router.current_event.raw_event)
+    decided = routing.resume(
+        dependencies.promotions(),
+        dependencies.task_tokens(),
+        dependencies.ledger(),
+        caller,
+        id,
+        hold=request.hold,
+        reason=request.reason,
+    )
+    logger.info("promotion gate", extra={**decided, "actor": caller.actor})
+    return GateDecisionBody(**decided)
+
+
+@router.post(
+    "/deployments/<id>/abort",
+    summary="Abort a progressive promotion: production back to the old colour",
+    tags=["deployments"],
+    responses={
+        200: answer(
+            GateDecisionBody, "The promotion backs out (at once at a gate, else at its next step)"
+        ),
+        **BAD_REQUEST,
+        **NOT_FOUND,
+        409: CONFLICT[409],
+        **UNSUPPORTED,
+        **INVALID,
+        **GATEWAY,
+    },
+)
+def post_abort(
+    id: Annotated[str, _GATE_ID],
+    request: Annotated[AbortRequest | None, Body(embed=False)] = None,
+) -> GateDecisionBody:
+    """Abort the promotion; 409 ``NotWaiting`` when it has ended."""
+    request = request or AbortRequest()
+    caller = caller_of(router.current_event.raw_event)
+    decided = routing.abort(
+        dependencies.promotions(),
+        dependencies.task_tokens(),
+        dependencies.ledger(),
+        caller,
+        id,
+        reason=request.reason,
+    )
+    logger.info("promotion abort", extra={**decided, "actor": caller.actor})
+    return GateDecisionBody(**decided)
 
 
 @router.post(

@@ -132,6 +132,33 @@ class StrategyBody(_Request):
     steps: list[StepBody] = Field(min_length=1, max_length=STEPS_MAX)
 
 
+class ResumeRequest(_Request):
+    """``POST /deployments/{id}/resume``: go on past the gate (or, with ``hold``, keep it)."""
+
+    hold: bool = Field(
+        default=False,
+        description="Keep the gate waiting instead of resuming: a heartbeat, for a stack "
+        "whose GateHeartbeatSeconds asks for one.",
+    )
+    reason: str = Field(
+        default="",
+        max_length=REASON_LIMIT,
+        pattern=TRIMMED,
+        description="Free text kept with the decision.",
+    )
+
+
+class AbortRequest(_Request):
+    """``POST /deployments/{id}/abort``: back the promotion out."""
+
+    reason: str = Field(
+        default="",
+        max_length=REASON_LIMIT,
+        pattern=TRIMMED,
+        description="Free text kept with the decision and in the execution's Cause.",
+    )
+
+
 class PromoteRequest(_Request):
     """``POST /promote``: promote what the canary runs (progressively under alb and gateway)."""
 
@@ -340,6 +367,43 @@ class ExecutionBody(_Body):
     cause: str | None = None
 
 
+class GateBody(_Body):
+    step: int = Field(description="The step (1-based) whose gate was decided.")
+    decision: Literal["resume", "abort"]
+    actor: str
+    at: datetime
+    reason: str = ""
+
+
+class PromotionBody(_Body):
+    """A progressive promotion as it stands: step, weights, readings, whether it waits."""
+
+    status: str = Field(
+        description="shift, measure, gate, waiting, next, promoted, backed_out or failed."
+    )
+    step: int = Field(description="The current step, 1-based (one past the last when done).")
+    steps: list[dict[str, object]]
+    weights: dict[str, int] = Field(description="Production's weights as the flow last set them.")
+    canary: ColourName
+    production: ColourName
+    waiting_for_person: bool
+    waiting_for: str = Field(default="", description="Why it waits, when it does.")
+    analyses: list[dict[str, object]] = Field(
+        description="Every reading so far: finding, reasons, requests, error percent, p99."
+    )
+    gates: list[GateBody]
+    abort_requested_by: str = ""
+    cause: str = ""
+
+
+class GateDecisionBody(_Body):
+    """A person's decision about a promotion was taken."""
+
+    deployment_id: str
+    decision: Literal["resume", "abort", "hold"]
+    step: int = Field(description="The step (1-based) it was taken at.")
+
+
 class DeploymentStatusBody(_Body):
     """``GET /deployments/{id}``: the ledger's record and the live execution."""
 
@@ -348,3 +412,8 @@ class DeploymentStatusBody(_Body):
     execution_arn: str
     execution: ExecutionBody | None
     console_url: str | None
+    promotion: PromotionBody | None = Field(
+        default=None,
+        exclude_if=lambda value: value is None,
+        description="A progressive promotion's progress (absent for other deployments).",
+    )

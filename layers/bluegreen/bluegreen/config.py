@@ -147,7 +147,7 @@ class Settings:
             return tuple(w.strip() for w in raw.split(",") if w.strip())
 
         region = text("AWS_REGION", text("AWS_DEFAULT_REGION", defaults.region))
-        return cls(
+        settings = cls(
             application=text("BG_APP_NAME", defaults.application),
             region=region,
             cluster_name=text("BG_CLUSTER_NAME", defaults.cluster_name),
@@ -238,6 +238,13 @@ class Settings:
                 "BG_GATE_HEARTBEAT_SECONDS", defaults.gate_heartbeat_seconds
             ),
         )
+        if settings.gate_heartbeat_seconds >= settings.gate_timeout_seconds:
+            raise InvalidInput(
+                "BG_GATE_HEARTBEAT_SECONDS",
+                f"must be less than BG_GATE_TIMEOUT_SECONDS ({settings.gate_timeout_seconds}), "
+                f"got {settings.gate_heartbeat_seconds} (0: a gate needs no heartbeat)",
+            )
+        return settings
 
 
 def parse_hooks(raw: str) -> tuple[Hook, ...]:

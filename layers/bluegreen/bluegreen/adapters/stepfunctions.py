@@ -86,6 +86,9 @@ class StepFunctionsTaskTokens:
             self._client.send_task_failure, taskToken=token, error=error, cause=cause[:32_000]
         )
 
+    def heartbeat(self, token: str) -> bool:
+        return self._send(self._client.send_task_heartbeat, taskToken=token)
+
     def _send(self, method: Callable[..., Any], **request: Any) -> bool:
         try:
             method(**request)

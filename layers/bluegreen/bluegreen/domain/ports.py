@@ -280,6 +280,10 @@ class TaskTokens(Protocol):
         """Fail the task with ``error``; False when it waits no more."""
         ...
 
+    def heartbeat(self, token: str) -> bool:
+        """Tell the task it is still being decided; False when it waits no more."""
+        ...
+
 
 class FlowStarter(Protocol):
     """Starts and reads executions of the deploy state machine."""

@@ -558,7 +558,7 @@ def pass_gate(event: Json, ports: PromotionPorts) -> Json:
     promotion["inconclusive"] = 0
     promotion["waitSeconds"] = 0
     promotion["gate"] = {**promotion["gate"], "reason": ""}
-    _save(ports, promotion)
+    _save(ports, promotion, waitingFor="")
     return promotion
 
 
@@ -626,11 +626,15 @@ def back_out(event: Json, ports: PromotionPorts) -> Json:
         name, text = _error_text(state.get("error"))
         if name in ("States.Timeout", "States.HeartbeatTimeout"):
             gate = promotion.get("gate") or {}
+            heartbeat = f"no heartbeat came for {gate.get('heartbeatSeconds')}s"
+            waited = f"nobody resumed or aborted the gate within {gate.get('timeoutSeconds')}s"
+            if name == "States.HeartbeatTimeout":
+                waited = heartbeat
+            elif int(gate.get("heartbeatSeconds") or 0) > 0:
+                # moto's interpreter reports a missed heartbeat as States.Timeout too.
+                waited = f"{waited}, or {heartbeat}"
             name = "GateTimedOut"
-            text = (
-                f"nobody resumed or aborted the gate within {gate.get('timeoutSeconds')}s "
-                f"({gate.get('reason') or 'a manual pause'})"
-            )
+            text = f"{waited} ({gate.get('reason') or 'a manual pause'})"
         elif name == PromotionAborted.__name__:
             record = ports.promotions.record(str(promotion["id"]))
             gate = record.gates[-1] if record and record.gates else None

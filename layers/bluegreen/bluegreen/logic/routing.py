@@ -254,9 +254,19 @@ def _where(record: PromotionRecord) -> str:
 
 
 def resume(
-    promotions: Promotions, tokens: TaskTokens, ledger: Ledger, caller: Caller, deployment_id: str
+    promotions: Promotions,
+    tokens: TaskTokens,
+    ledger: Ledger,
+    caller: Caller,
+    deployment_id: str,
+    *,
+    hold: bool = False,
+    reason: str = "",
 ) -> dict[str, Any]:
-    """Resume a promotion that waits at a gate; ``NotWaiting`` when it waits for nothing."""
+    """Resume a promotion that waits at a gate; ``NotWaiting`` when it waits for nothing.
+
+    ``hold`` keeps the gate waiting instead (a heartbeat, for gates that want one).
+    """
     record = _running(promotions, ledger, deployment_id)
     if not record.waiting:
         raise NotWaiting(
@@ -264,7 +274,11 @@ def resume(
             f"{record.status or 'running'}); there is nothing to resume"
         )
     step = int(record.progress.get("step", 0))
-    token = promotions.close_gate(deployment_id, step, "resume", caller.actor)
+    if hold:
+        if not tokens.heartbeat(record.token):
+            raise NotWaiting(f"the gate of promotion {deployment_id} no longer waits")
+        return {"deploymentId": deployment_id, "decision": "hold", "step": step + 1}
+    token = promotions.close_gate(deployment_id, step, "resume", caller.actor, reason)
     if token is None:
         raise NotWaiting(f"the gate of promotion {deployment_id} was decided meanwhile")
     if not tokens.succeed(token, {"decision": "resume", "actor": caller.actor}):
