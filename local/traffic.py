@@ -79,6 +79,7 @@ class TrafficSimulator:
         # Half a request of credit: a 5 % image errs on its 10th request, not its 20th.
         self._error_carry = {"blue": 0.5, "green": 0.5}
         self._registered: dict[str, tuple[str | None, float]] = {}
+        self._rollouts: dict[Any, tuple[float, Any]] = {}
         self.tally = Tally()
         self.last_error = ""
         self._stop = threading.Event()
@@ -93,6 +94,11 @@ class TrafficSimulator:
             raise ValueError(f"{behaviour!r} is not one of {', '.join(BEHAVIOURS)}")
         with self._lock:
             self._marks[_digest_part(image_or_digest)] = behaviour
+
+    def marks(self) -> dict[str, str]:
+        """Every image marked so far (by digest) and what it does."""
+        with self._lock:
+            return dict(self._marks)
 
     def behaviour_of(self, image: str) -> str:
         with self._lock:
@@ -151,7 +157,7 @@ class TrafficSimulator:
     def _serve(self, colour: str, count: int, when: datetime, traffic: Any) -> None:
         from bluegreen.domain.models import Colour
 
-        state = self._cluster.rollout(Colour(colour))
+        state = self._rollout(Colour(colour))
         if state.available <= 0 or not self._registered_ok(colour, traffic):
             # Nothing serves these requests: the load balancer answers 502/503 itself,
             # which ALB counts as ELB errors, not target errors.
@@ -177,6 +183,15 @@ class TrafficSimulator:
                 when=when,
                 load_balancer=self._load_balancer,
             )
+
+    def _rollout(self, colour: Any) -> Any:
+        """A colour's rollout, read at most once a second (the cluster's load stays light)."""
+        now = self._clock()
+        cached = self._rollouts.get(colour)
+        if cached is None or now - cached[0] >= 1.0:
+            cached = (now, self._cluster.rollout(colour))
+            self._rollouts[colour] = cached
+        return cached[1]
 
     def _registered_ok(self, colour: str, traffic: Any) -> bool:
         """Under the selector router: are production's targets past their first health check?"""

@@ -253,6 +253,21 @@ def build_parser() -> argparse.ArgumentParser:
         help="how a --broken image misbehaves (default CrashLoopBackOff; SlowStart is "
         "healthy but ready only after 90 s)",
     )
+    answers = p.add_mutually_exclusive_group()
+    answers.add_argument(
+        "--errors",
+        action="store_const",
+        const="errors",
+        dest="behaviour",
+        help="the image rolls out, but 5 %% of the simulated requests it serves answer 5xx",
+    )
+    answers.add_argument(
+        "--slow",
+        action="store_const",
+        const="slow",
+        dest="behaviour",
+        help="the image rolls out, but answers the simulated requests in about 2 s",
+    )
     waiting(p)
     return root
 
@@ -303,7 +318,14 @@ def _push(ctx: commands.Context) -> int:
             "push works only against the local stack: start it with `make local` "
             "(and do not pass --endpoint to another API)"
         )
-    result = push(ctx.local, ctx.client, ctx.args.tag, broken=ctx.args.broken, fault=ctx.args.fault)
+    result = push(
+        ctx.local,
+        ctx.client,
+        ctx.args.tag,
+        broken=ctx.args.broken,
+        fault=ctx.args.fault,
+        behaviour=ctx.args.behaviour or "",
+    )
     delivered = result.get("ecrPush")
     items = [(k, v) for k, v in result.items() if k not in ("ecrPush", "executionArn")]
     if isinstance(delivered, dict):

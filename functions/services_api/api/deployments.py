@@ -196,6 +196,9 @@ def promotion_body(record: PromotionRecord) -> PromotionBody:
         ],
         abort_requested_by=record.abort_requested_by,
         cause=str(progress.get("cause") or ""),
+        step_started_at=progress.get("stepStartedAt"),
+        failed_at=progress.get("failedAt"),
+        backed_out_at=progress.get("backedOutAt"),
     )
 
 

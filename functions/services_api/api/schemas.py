@@ -394,6 +394,15 @@ class PromotionBody(_Body):
     gates: list[GateBody]
     abort_requested_by: str = ""
     cause: str = ""
+    step_started_at: str | None = Field(
+        default=None, description="When this step's weights were set."
+    )
+    failed_at: str | None = Field(
+        default=None, description="When the reading that failed it ended."
+    )
+    backed_out_at: str | None = Field(
+        default=None, description="When production was back at 100 % on the old colour."
+    )
 
 
 class GateDecisionBody(_Body):

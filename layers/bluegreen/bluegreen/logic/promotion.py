@@ -217,6 +217,7 @@ def _save(ports: PromotionPorts, promotion: Json, **extra: object) -> None:
             "digest",
             "failures",
             "inconclusive",
+            "stepStartedAt",
             "cause",
         )
     }
