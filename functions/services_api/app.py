@@ -40,9 +40,14 @@ from bluegreen.logic import history
 from bluegreen.observability import logger, metrics, tracer
 
 if __package__:  # imported as functions.services_api.app (tests, the OpenAPI generator)
-    from .api import deployments, images, services
+    from .api import deployments, images, services, timeline
 else:  # the Lambda runtime loads this file as the top-level module ``app``
-    from api import deployments, images, services  # type: ignore[import-not-found,no-redef]
+    from api import (  # type: ignore[import-not-found,no-redef]
+        deployments,
+        images,
+        services,
+        timeline,
+    )
 
 
 def _json_body(text: str) -> Any:
@@ -62,6 +67,7 @@ app = APIGatewayRestResolver(enable_validation=True, json_body_deserializer=_jso
 app.include_router(services.router)
 app.include_router(images.router)
 app.include_router(deployments.router)
+app.include_router(timeline.router)
 
 ErrorAnswer = TypeVar("ErrorAnswer", bound=Callable[..., Response[dict[str, str]]])
 # Powertools leaves ``exception_handler`` unannotated; the cast keeps mypy strict
@@ -229,7 +235,7 @@ def route_not_found(exc: NotFoundError) -> Response[dict[str, str]]:
         "RouteNotFound",
         f"no route {event.http_method} {event.path}; the API serves GET /services, "
         "POST /services, GET /images, GET /deployments, GET /deployments/{id}, "
-        "POST /rollback, POST /promote",
+        "GET /deployments/{id}/timeline, POST /rollback, POST /promote",
     )
 
 

@@ -127,6 +127,7 @@ def test_services_api_reaches_the_ledger_the_flow_the_repository_and_the_cluster
     assert set(granted) == LEDGER_ACTIONS | {
         "states:StartExecution",
         "states:DescribeExecution",
+        "states:GetExecutionHistory",
         "ecr:DescribeImages",
         "eks:DescribeCluster",
     }
@@ -138,6 +139,8 @@ def test_services_api_reaches_the_ledger_the_flow_the_repository_and_the_cluster
             ":execution:${DeployStateMachine.Name}:*"
         }
     ]
+    # The dashboard's timeline reads the histories of the same executions, no others.
+    assert granted["states:GetExecutionHistory"] == granted["states:DescribeExecution"]
     assert granted["ecr:DescribeImages"] == [REPOSITORY]
     assert granted["eks:DescribeCluster"] == [CLUSTER]
 
