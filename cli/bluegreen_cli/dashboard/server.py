@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import secrets
 import socket
+import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from http import HTTPStatus
@@ -119,6 +120,12 @@ class _Server(ThreadingHTTPServer):
     allow_reuse_address = False
     address_family = socket.AF_INET
     dashboard: DashboardServer
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A tab closed while its poll was answered: nothing went wrong on this side.
+        if isinstance(sys.exc_info()[1], ConnectionError):
+            return
+        super().handle_error(request, client_address)
 
 
 class _Handler(BaseHTTPRequestHandler):

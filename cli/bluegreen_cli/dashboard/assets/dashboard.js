@@ -253,7 +253,7 @@
             : ""
         ),
         h("td", {}, image.runningOn === null ? "?" : (image.runningOn || []).map((p) => `${p.colour} (${p.role})`).join(", ") || "–"),
-        h("td", {}, h("button", { type: "button", class: "small", onclick: () => prefillDeploy(image.digest) }, "Deploy…"))
+        h("td", {}, h("button", { type: "button", class: "small", "aria-label": `Deploy ${short(image.digest)}…`, onclick: () => prefillDeploy(image.digest) }, "Deploy…"))
       )
     );
     $("images-rows").replaceChildren(...(rows.length ? rows : [h("tr", {}, h("td", { colspan: "6", class: "empty" }, "No image pushed yet."))]));
@@ -283,7 +283,7 @@
         h("td", {}, d.trigger),
         h("td", { class: "actor" }, d.actor),
         h("td", { class: "reason" }, h("span", { class: "clamp", title: d.reason || "" }, d.reason || "–")),
-        h("td", {}, d.action === "switch" ? "" : h("button", { type: "button", class: "small", onclick: () => select(d.id) }, "Show"))
+        h("td", {}, d.action === "switch" ? "" : h("button", { type: "button", class: "small", "aria-label": `Show deployment ${d.id}`, onclick: () => select(d.id) }, "Show"))
       )
     );
     $("deployments-rows").replaceChildren(...(rows.length ? rows : [h("tr", {}, h("td", { colspan: "9", class: "empty" }, "No deployment yet."))]));
