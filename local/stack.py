@@ -795,6 +795,8 @@ class LocalStack:
             cli,
             "  .venv/bin/bluegreen status       make push TAG=dev [BROKEN=1]",
             "  make invoke FN=ecr_push EVENT=events/ecr_push/tagged_push.json",
+            "  .venv/bin/bluegreen dashboard --open   the release in a browser: "
+            "http://127.0.0.1:3100/",
             "",
             "environment for the AWS CLI, curl or another shell:",
             f"  export AWS_ENDPOINT_URL={state.moto_url} AWS_REGION={state.region} "

@@ -139,6 +139,7 @@ def test_services_api_reaches_the_ledger_the_flow_the_repository_and_the_cluster
     assert set(granted) == LEDGER_ACTIONS | {
         "states:StartExecution",
         "states:DescribeExecution",
+        "states:GetExecutionHistory",
         "ecr:DescribeImages",
         "eks:DescribeCluster",
     }
@@ -150,6 +151,8 @@ def test_services_api_reaches_the_ledger_the_flow_the_repository_and_the_cluster
             ":execution:${DeployStateMachine.Name}:*"
         }
     ]
+    # The dashboard's timeline reads the histories of the same executions, no others.
+    assert granted["states:GetExecutionHistory"] == granted["states:DescribeExecution"]
     assert granted["ecr:DescribeImages"] == [REPOSITORY]
     assert granted["eks:DescribeCluster"] == [CLUSTER]
 
@@ -233,6 +236,7 @@ ROUTES = [
     ("GET", "/images"),
     ("GET", "/deployments"),
     ("GET", "/deployments/{id}"),
+    ("GET", "/deployments/{id}/timeline"),
 ]
 METHOD_ARN = (
     "arn:${AWS::Partition}:execute-api:${AWS::Region}:${AWS::AccountId}"
