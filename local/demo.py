@@ -10,7 +10,8 @@ step at a time, and checks each step's outcome through the Kubernetes API
 2. the state before: ``canaryEnv`` as the original stored it, blue canary;
 3. ``POST /services {"selector": "green"}``: green becomes the canary;
 4. a good push of ``dev``: auto-deployed to the canary, cache flushed, healthy;
-5. a broken push of ``dev``: the rollout stalls, the flow rolls back to the
+5. a broken push of ``dev``: its pods crash-loop, the flow sees it from them at
+   the second restart (long before the progress deadline), rolls back to the
    healthy digest, flushes the cache again and marks the digest failed;
 6. an emergency ``imageTag`` on production;
 7. the final ``kubectl get`` view and the ledger's history.
@@ -28,6 +29,7 @@ import io
 import json
 import logging
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -493,6 +495,7 @@ class Story:
         # What later steps build on, set by earlier ones.
         self.healthy = ""
         self.broken = ""
+        self.detected_after = 0
 
     # running -------------------------------------------------------------------------------
 
@@ -880,13 +883,13 @@ class Story:
             and _container_image(state, self.settings.container_name) == self._image(digest)
         ]
         _require(
-            stalled,
-            f"the watch on {name} never saw ProgressDeadlineExceeded for {short(digest)} "
-            f"(reasons seen: {sorted({_progressing(s) for s in watch.states()})})",
+            not stalled,
+            f"the watch on {name} saw ProgressDeadlineExceeded for {short(digest)}: the "
+            "crash loop should have been seen from the pods before the deadline",
         )
         self.console.checked(
-            f"Kubernetes watch: {name} rolling out {short(digest)} stalled "
-            "(Progressing=False, ProgressDeadlineExceeded)"
+            f"Kubernetes watch: {name} rolling out {short(digest)} never reached its progress "
+            "deadline: the flow saw the crash loop from the pods first"
         )
         _require(
             record.get("outcome") == "rolled_back" and record.get("rolledBackTo") == self.healthy,
@@ -902,9 +905,26 @@ class Story:
             f"the execution ended {execution.get('status')} with Error {error!r}, "
             "expected FAILED with RolloutFailed",
         )
+        detected = re.search(r"failed after (\d+)s of waiting", cause)
         _require(
-            "progress deadline" in cause and short(self.healthy)[7:] in cause,
-            f"the execution's Cause does not explain the stall and the rollback: {cause!r}",
+            detected is not None
+            and "CrashLoopBackOff after 2 restarts" in cause
+            and "previous log: Error: the application exited with status 1" in cause
+            and short(self.healthy)[7:] in cause,
+            f"the execution's Cause does not name the crashing pod, its restarts, its log and "
+            f"the rollback: {cause!r}",
+        )
+        assert detected is not None
+        self.detected_after = int(detected.group(1))
+        deadline = self._progress_deadline(name)
+        _require(
+            self.detected_after < deadline,
+            f"the crash loop was seen after {self.detected_after}s, not before the "
+            f"{deadline}s progress deadline",
+        )
+        self.console.checked(
+            f"crash loop seen from the pods after {self.detected_after}s of the rollout "
+            f"(cluster seconds; the progress deadline is {deadline}s)"
         )
         self.console.checked(f"execution FAILED, Error {error}, Cause: {cause}")
         self._check_runs("green", self.healthy)
@@ -929,7 +949,11 @@ class Story:
             "",
             digest=short(digest),
             where="green (canary)",
-            outcome=f"stalled, rolled back to {short(self.healthy)}, cache flushed, failed",
+            outcome=(
+                f"crash loop seen after {self.detected_after}s (deadline "
+                f"{self._progress_deadline(name)}s), rolled back to {short(self.healthy)}, "
+                "cache flushed, failed"
+            ),
             verified=True,
             facts={
                 "digest": digest,
@@ -937,8 +961,14 @@ class Story:
                 "rolledBackTo": self.healthy,
                 "hookJob": jobs[0].name,
                 "error": error,
+                "detectedAfterSeconds": str(self.detected_after),
             },
         )
+
+    def _progress_deadline(self, name: str) -> int:
+        """The Deployment's progress deadline, in seconds (Kubernetes' default 600)."""
+        deployment = self.api.deployment(name)
+        return int(deployment.get("spec", {}).get("progressDeadlineSeconds") or 600)
 
     def emergency_fix(self) -> StepResult:
         """``imageTag`` with ``service: production``: production's colour runs it."""

@@ -278,6 +278,11 @@ def test_requests_no_node_can_hold_leave_the_pod_unschedulable(pods: Backend) ->
     failed = [m for r, m in _warnings(pods, pod.metadata.name) if r == "FailedScheduling"]
     assert failed
     assert "Insufficient cpu" in failed[0]
+    # AND both say it in kube-scheduler's words, to the letter
+    assert condition.message == (
+        "0/1 nodes are available: 1 Insufficient cpu. preemption: 0/1 nodes are available: "
+        "1 Preemption is not helpful for scheduling."
+    )
 
 
 @pytest.mark.parametrize(

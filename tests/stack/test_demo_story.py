@@ -184,10 +184,13 @@ def test_the_broken_push_execution_failed_with_a_readable_cause(
     )
     # WHEN its execution is described by Step Functions
     execution = aws(stack, "stepfunctions").describe_execution(executionArn=arn)
-    # THEN it failed with the rollout's error and a cause naming the stall and the rollback
+    # THEN it failed with the rollout's error, seen from the crashing pods long before the
+    # progress deadline, and a cause naming the pod's crash loop, its log and the rollback
     assert execution["status"] == "FAILED"
     assert execution["error"] == "RolloutFailed"
-    assert "progress deadline" in execution["cause"]
+    assert "container web: CrashLoopBackOff after 2 restarts" in execution["cause"]
+    assert "previous log: Error: the application exited with status 1" in execution["cause"]
+    assert int(broken.facts["detectedAfterSeconds"]) < 60
     assert broken.facts["rolledBackTo"][7:19] in execution["cause"]
 
 
