@@ -63,8 +63,8 @@ unit: $(STAMP) kube $(CHROMIUM) ## the pytest suite only (on the emulator and on
 
 test: lint validate unit ## every test: lint, template/ASL validation, the pytest suite
 
-demo: $(STAMP) ## the whole flow, locally, on the embedded emulators
-	$(PY) -m local.demo
+demo: $(STAMP) $(if $(filter kube,$(CLUSTER)),kube,) ## the whole flow, locally, on the embedded emulators: make demo [CLUSTER=kube]
+	$(PY) -m local.demo $(if $(CLUSTER),--cluster $(CLUSTER),)
 
 bench: $(STAMP) ## benchmarks, printed as tables
 	$(PY) -m bench
