@@ -341,3 +341,17 @@ def test_the_push_options_are_the_modes_both_backends_know() -> None:
 
     # THEN they are the same list, in the same order
     assert FAULT_MODES == IMAGE_MODES
+
+
+def test_both_backends_report_the_same_kubernetes_release(pods: Backend) -> None:
+    # GIVEN either backend
+    from kubernetes.client import VersionApi
+
+    # WHEN its version is read, as kubectl version reads it
+    info = VersionApi(pods.core.api_client).get_code()
+
+    # THEN it is the release the real control plane is built from
+    from local.kube.controlplane import kubernetes_version
+
+    assert (info.major, info.minor) == ("1", "37")
+    assert info.git_version.startswith(kubernetes_version())
