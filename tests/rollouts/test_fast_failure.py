@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -33,7 +32,7 @@ from local.cluster.containers import (
     SLOW_START,
 )
 from local.kube.testing import KUBE_KUBELET_SPEED
-from tests.backends import BACKENDS, Backend, emulator_backend, kube_backend
+from tests.backends import Backend, emulator_backend
 from tests.flow.fakes import FakeAlarms, FakeHttp, FakeLedger, FakeNotifier
 
 REPO = "123456789012.dkr.ecr.us-west-2.amazonaws.com/rezfusion-cloud"
@@ -41,20 +40,10 @@ SECONDS = 1 / KUBE_KUBELET_SPEED
 """Real seconds per cluster second."""
 
 
-@pytest.fixture(params=BACKENDS)
-def timed(request: pytest.FixtureRequest) -> Iterator[Backend]:
+@pytest.fixture
+def timed(paced_backend: Backend) -> Backend:
     """A backend whose cluster runs KUBE_KUBELET_SPEED times faster than Kubernetes."""
-    if request.param == "emulator":
-        from local.cluster import Clock, ClusterEmulator
-
-        clock = Clock.scaled(KUBE_KUBELET_SPEED)
-        with ClusterEmulator(seed="default", clock=clock, rollout_seconds=2.5) as emulator:
-            yield emulator_backend(emulator)
-        return
-    plane = request.getfixturevalue("control_plane")
-    namespace = request.getfixturevalue("kube_namespace")
-    with plane.admin_client() as client:
-        yield kube_backend(plane, namespace, client)
+    return paced_backend
 
 
 @dataclass
