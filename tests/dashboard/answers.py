@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tests.dashboard.conftest import FakeApi
+from tests.fake_api import FakeApi
 
 REGISTRY = "123456789012.dkr.ecr.us-west-2.amazonaws.com/rezfusion-cloud"
 BLUE = "sha256:" + "1274e8bc4d963536e88265781170e72a2939caae25127cd9d400ab124393f946"

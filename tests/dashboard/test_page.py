@@ -9,7 +9,8 @@ from collections.abc import Callable
 from bluegreen_cli.dashboard.server import DashboardServer
 
 from tests.dashboard import answers
-from tests.dashboard.conftest import FakeApi, Tab
+from tests.dashboard.conftest import Tab
+from tests.fake_api import FakeApi
 
 Start = Callable[[str], DashboardServer]
 

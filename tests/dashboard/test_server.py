@@ -19,7 +19,7 @@ from bluegreen_cli.dashboard.server import CALL_HEADER, DashboardServer
 from bluegreen_cli.main import main
 
 from tests.dashboard import answers
-from tests.dashboard.conftest import FakeApi, Seen
+from tests.fake_api import FakeApi, Seen
 
 ROOT = Path(__file__).resolve().parents[2]
 ASSETS = ROOT / "cli" / "bluegreen_cli" / "dashboard" / "assets"
