@@ -11,7 +11,7 @@ export PYTHONPATH := $(CURDIR)/layers/bluegreen:$(CURDIR)
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export SAM_CLI_TELEMETRY := 0
 
-.PHONY: help venv test unit lint validate kube kube-gomod demo bench build local push invoke execute lock openapi clean
+.PHONY: help venv test unit lint validate kube kube-gomod chromium demo bench build local push invoke execute lock openapi clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s $$'\t'
@@ -47,13 +47,24 @@ kube: ## build the real control plane from Go modules into .cache/kube (once: 15
 kube-gomod: ## regenerate local/kube/go.mod + go.sum from k8s.io/kubernetes's own go.mod
 	$(PYTHON) local/kube/gomod.py
 
-unit: $(STAMP) kube ## the pytest suite only (on the emulator and on the real control plane)
+# Debian's chromium for the browser tests (Playwright drives it; it never downloads a
+# browser of its own). A file target: nothing to do once the binary is there.
+CHROMIUM := /usr/bin/chromium
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
+
+$(CHROMIUM):
+	$(SUDO) apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends chromium
+
+chromium: $(CHROMIUM) ## install Debian's chromium for the dashboard's browser tests (once)
+
+unit: $(STAMP) kube $(CHROMIUM) ## the pytest suite only (on the emulator and on the real control plane)
 	$(PY) -m pytest -q
 
 test: lint validate unit ## every test: lint, template/ASL validation, the pytest suite
 
-demo: $(STAMP) ## the whole flow, locally, on the embedded emulators: make demo [ROUTER=alb|gateway]
-	$(PY) -m local.demo $(if $(ROUTER),--router $(ROUTER),)
+demo: $(STAMP) $(if $(filter kube,$(CLUSTER)),kube,) ## the whole flow, locally, on the embedded emulators: make demo [CLUSTER=kube] [ROUTER=alb|gateway]
+	$(PY) -m local.demo $(if $(CLUSTER),--cluster $(CLUSTER),) $(if $(ROUTER),--router $(ROUTER),)
 
 bench: $(STAMP) ## benchmarks, printed as tables
 	$(PY) -m bench

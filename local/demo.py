@@ -10,7 +10,8 @@ step at a time, and checks each step's outcome through the Kubernetes API
 2. the state before: ``canaryEnv`` as the original stored it, blue canary;
 3. ``POST /services {"selector": "green"}``: green becomes the canary;
 4. a good push of ``dev``: auto-deployed to the canary, cache flushed, healthy;
-5. a broken push of ``dev``: the rollout stalls, the flow rolls back to the
+5. a broken push of ``dev``: its pods crash-loop, the flow sees it from them at
+   the second restart (long before the progress deadline), rolls back to the
    healthy digest, flushes the cache again and marks the digest failed;
 6. an emergency ``imageTag`` on production;
 7. the final ``kubectl get`` view and the ledger's history.
@@ -39,8 +40,10 @@ import io
 import json
 import logging
 import os
+import re
 import shutil
 import signal
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -221,17 +224,29 @@ def short(digest: str) -> str:
 
 
 class KubernetesApi:
-    """Reads straight from the cluster's REST API (the emulator needs no credentials)."""
+    """Reads straight from the cluster's REST API, as an administrator.
 
-    def __init__(self, url: str, namespace: str) -> None:
+    The emulator needs no credentials; the real control plane takes the client
+    certificate of the administrator's kubeconfig (``context``).
+    """
+
+    def __init__(self, url: str, namespace: str, context: ssl.SSLContext | None = None) -> None:
         self.url = url.rstrip("/")
         self.namespace = namespace
+        self.context = context
+
+    @classmethod
+    def of(cls, state: StackState, work_dir: Path) -> KubernetesApi:
+        """The cluster a stack runs, with the credentials its kubeconfig holds."""
+        if state.cluster_kind != "kube":
+            return cls(state.cluster_url, state.namespace)
+        return cls(state.cluster_url, state.namespace, _tls_of(Path(state.kubeconfig), work_dir))
 
     def get(self, path: str, query: Mapping[str, str] | None = None) -> Any:
         """GET a path of the API as JSON; a failure is a ``StoryFailed`` naming the path."""
         address = self.url + path + (f"?{urllib.parse.urlencode(query)}" if query else "")
         try:
-            with urllib.request.urlopen(address, timeout=10) as answer:
+            with urllib.request.urlopen(address, timeout=10, context=self.context) as answer:
                 raw = answer.read()
         except urllib.error.HTTPError as exc:
             raise StoryFailed(f"the Kubernetes API answered {exc.code} to GET {path}") from None
@@ -258,6 +273,31 @@ class KubernetesApi:
     def pod_log(self, pod: str) -> str:
         """A pod's log."""
         return str(self.get(self.namespaced("", "pods", pod) + "/log"))
+
+
+def _tls_of(kubeconfig: Path, work_dir: Path) -> ssl.SSLContext:
+    """A TLS context from a kubeconfig's inlined CA and client certificate."""
+    import base64
+
+    import yaml
+
+    config = yaml.safe_load(kubeconfig.read_text())
+    cluster = config["clusters"][0]["cluster"]
+    user = config["users"][0]["user"]
+    folder = work_dir / "demo-tls"
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = {}
+    for name, key in (
+        ("ca.crt", cluster["certificate-authority-data"]),
+        ("client.crt", user["client-certificate-data"]),
+        ("client.key", user["client-key-data"]),
+    ):
+        paths[name] = folder / name
+        paths[name].write_bytes(base64.b64decode(key))
+    paths["client.key"].chmod(0o600)
+    context = ssl.create_default_context(cafile=str(paths["ca.crt"]))
+    context.load_cert_chain(str(paths["client.crt"]), str(paths["client.key"]))
+    return context
 
 
 class DeploymentWatch:
@@ -287,7 +327,9 @@ class DeploymentWatch:
             }
         )
         address = f"{self._api.url}{self._api.namespaced('apps/v1', 'deployments')}?{query}"
-        answer = urllib.request.urlopen(address, timeout=timeout_seconds + 5)
+        answer = urllib.request.urlopen(
+            address, timeout=timeout_seconds + 5, context=self._api.context
+        )
 
         def read() -> None:
             with contextlib.suppress(OSError, ValueError), answer:
@@ -319,16 +361,19 @@ class Kubectl:
         self.state = state
         # A user's kubeconfig may name an EKS cluster with an exec credential plugin;
         # the stack's own kubeconfig keeps kubectl away from it.
-        self.flags = [f"--server={state.cluster_url}", "-n", state.namespace]
-        if state.kubeconfig:
+        self.target = (
+            f"--kubeconfig={state.kubeconfig}"
+            if state.cluster_kind == "kube"
+            else f"--server={state.cluster_url}"
+        )
+        self.flags = [self.target, "-n", state.namespace]
+        if state.kubeconfig and state.cluster_kind != "kube":
             self.flags.insert(0, f"--kubeconfig={state.kubeconfig}")
         self.flags.insert(0, f"--cache-dir={work_dir / 'kubectl-cache'}")
 
     def shown(self, *args: str) -> str:
-        """The line a user would paste (the server and namespace, not our private flags)."""
-        return f"kubectl --server={self.state.cluster_url} -n {self.state.namespace} " + " ".join(
-            args
-        )
+        """The line a user would paste (the cluster and namespace, not our private flags)."""
+        return f"kubectl {self.target} -n {self.state.namespace} " + " ".join(args)
 
     def run(self, *args: str) -> str:
         """Run kubectl; its standard output, or ``StoryFailed`` with its error."""
@@ -494,7 +539,7 @@ class Story:
         self.hook_label = HOOK_LABEL
         self.run_annotation = RUN_ANNOTATION
         self.console = Console(out)
-        self.api = KubernetesApi(self.state.cluster_url, self.state.namespace)
+        self.api = KubernetesApi.of(self.state, stack.options.state_dir)
         self.cli = Cli(self.state)
         self.work_dir = stack.options.state_dir
         self.kubectl: Kubectl | None = None
@@ -512,6 +557,7 @@ class Story:
         self.traffic = stack.traffic
         self.interval = self.settings.analysis.interval_seconds / stack.options.speed
         self.promoted = ""
+        self.detected_after = 0
 
     # running -------------------------------------------------------------------------------
 
@@ -964,13 +1010,13 @@ class Story:
             and _container_image(state, self.settings.container_name) == self._image(digest)
         ]
         _require(
-            stalled,
-            f"the watch on {name} never saw ProgressDeadlineExceeded for {short(digest)} "
-            f"(reasons seen: {sorted({_progressing(s) for s in watch.states()})})",
+            not stalled,
+            f"the watch on {name} saw ProgressDeadlineExceeded for {short(digest)}: the "
+            "crash loop should have been seen from the pods before the deadline",
         )
         self.console.checked(
-            f"Kubernetes watch: {name} rolling out {short(digest)} stalled "
-            "(Progressing=False, ProgressDeadlineExceeded)"
+            f"Kubernetes watch: {name} rolling out {short(digest)} never reached its progress "
+            "deadline: the flow saw the crash loop from the pods first"
         )
         _require(
             record.get("outcome") == "rolled_back" and record.get("rolledBackTo") == self.healthy,
@@ -986,9 +1032,26 @@ class Story:
             f"the execution ended {execution.get('status')} with Error {error!r}, "
             "expected FAILED with RolloutFailed",
         )
+        detected = re.search(r"failed after (\d+)s of waiting", cause)
         _require(
-            "progress deadline" in cause and short(self.healthy)[7:] in cause,
-            f"the execution's Cause does not explain the stall and the rollback: {cause!r}",
+            detected is not None
+            and "CrashLoopBackOff after 2 restarts" in cause
+            and "previous log: Error: the application exited with status 1" in cause
+            and short(self.healthy)[7:] in cause,
+            f"the execution's Cause does not name the crashing pod, its restarts, its log and "
+            f"the rollback: {cause!r}",
+        )
+        assert detected is not None
+        self.detected_after = int(detected.group(1))
+        deadline = self._progress_deadline(name)
+        _require(
+            self.detected_after < deadline,
+            f"the crash loop was seen after {self.detected_after}s, not before the "
+            f"{deadline}s progress deadline",
+        )
+        self.console.checked(
+            f"crash loop seen from the pods after {self.detected_after}s of the rollout "
+            f"(cluster seconds; the progress deadline is {deadline}s)"
         )
         self.console.checked(f"execution FAILED, Error {error}, Cause: {cause}")
         self._check_runs("green", self.healthy)
@@ -1013,7 +1076,11 @@ class Story:
             "",
             digest=short(digest),
             where="green (canary)",
-            outcome=f"stalled, rolled back to {short(self.healthy)}, cache flushed, failed",
+            outcome=(
+                f"crash loop seen after {self.detected_after}s (deadline "
+                f"{self._progress_deadline(name)}s), rolled back to {short(self.healthy)}, "
+                "cache flushed, failed"
+            ),
             verified=True,
             facts={
                 "digest": digest,
@@ -1021,8 +1088,14 @@ class Story:
                 "rolledBackTo": self.healthy,
                 "hookJob": jobs[0].name,
                 "error": error,
+                "detectedAfterSeconds": str(self.detected_after),
             },
         )
+
+    def _progress_deadline(self, name: str) -> int:
+        """The Deployment's progress deadline, in seconds (Kubernetes' default 600)."""
+        deployment = self.api.deployment(name)
+        return int(deployment.get("spec", {}).get("progressDeadlineSeconds") or 600)
 
     def emergency_fix(self) -> StepResult:
         """``imageTag`` with ``service: production``: production's colour runs it."""
@@ -1344,10 +1417,16 @@ def _parser() -> argparse.ArgumentParser:
         ),
     )
     parser.add_argument(
+        "--cluster",
+        choices=("emulator", "kube"),
+        default="emulator",
+        help="the cluster emulator (default) or the real control plane built by `make kube`",
+    )
+    parser.add_argument(
         "--speed",
         type=float,
-        default=DEFAULT_SPEED,
-        help=f"how much faster than real time the cluster's clock runs (default {DEFAULT_SPEED:g})",
+        help=f"how much faster than real time the cluster's clock runs (default "
+        f"{DEFAULT_SPEED:g} on the emulator, 1 on kube)",
     )
     parser.add_argument(
         "--router",
@@ -1365,6 +1444,12 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _cluster_words(state: StackState) -> str:
+    if state.cluster_kind == "kube":
+        return f"real control plane {state.cluster_url} (RBAC on)"
+    return f"cluster emulator {state.cluster_url}"
+
+
 def _on_sigterm(_signum: int, _frame: object) -> None:
     raise Interrupted
 
@@ -1379,10 +1464,10 @@ def _explore(stack: LocalStack, console: Console) -> None:
     for line in (
         f"  API (services_api)  {state.api_url}    SigV4 only, as API Gateway (AWS_IAM)",
         f"  moto (AWS)          {state.moto_url}",
-        f"  cluster emulator    {state.cluster_url}",
+        f"  {_cluster_words(state)}",
         "",
-        f"  .venv/bin/kubectl --server={state.cluster_url} -n {state.namespace} "
-        "get deploy,svc,cm,pods,rs",
+        f"  .venv/bin/kubectl {Kubectl(state, stack.options.state_dir).target} "
+        f"-n {state.namespace} get deploy,svc,cm,pods,rs",
         f"  export BLUEGREEN_LOCAL_STATE={state_file}   # then: .venv/bin/bluegreen status, "
         "make push TAG=dev",
         f"  export AWS_ENDPOINT_URL={state.moto_url} AWS_REGION={state.region} "
@@ -1400,6 +1485,8 @@ def _explore(stack: LocalStack, console: Console) -> None:
 def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
     """Start the stack, run the story, print the timeline; 0 only if every step was verified."""
     args = _parser().parse_args(argv)
+    if args.speed is None:
+        args.speed = DEFAULT_SPEED if args.cluster == "emulator" else 1.0
     if args.speed <= 0:
         _parser().error("--speed must be positive")
     out = out or sys.stdout
@@ -1441,7 +1528,11 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
             traffic = 400.0 if args.router != "selector" else 0.0
             stack = LocalStack(
                 StackOptions.ephemeral(
-                    work_dir, speed=args.speed, router=args.router, traffic_rate=traffic
+                    work_dir,
+                    speed=args.speed,
+                    cluster=args.cluster,
+                    router=args.router,
+                    traffic_rate=traffic,
                 )
             ).start()
         except (StackError, OSError) as exc:
@@ -1456,7 +1547,7 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
         else:
             assert stack.state is not None
             console.checked(
-                f"moto {stack.state.moto_url}, cluster emulator {stack.state.cluster_url}, "
+                f"moto {stack.state.moto_url}, {_cluster_words(stack.state)}, "
                 f"API {stack.state.api_url}; cluster clock x{args.speed:g}"
             )
             results.append(
@@ -1465,7 +1556,7 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
                     "start the local stack",
                     where="127.0.0.1 (free ports)",
                     seconds=time.monotonic() - started,
-                    outcome=f"moto, cluster emulator and API up, clock x{args.speed:g}",
+                    outcome=f"moto, {stack.state.cluster_kind} and API up, clock x{args.speed:g}",
                     verified=True,
                 )
             )

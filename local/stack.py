@@ -893,6 +893,8 @@ class LocalStack:
             "  .venv/bin/bluegreen status       make push TAG=dev [BROKEN=1 | ERRORS=1 | SLOW=1]",
             "  .venv/bin/bluegreen promote --steps 10,50:manual,100 --wait    (alb, gateway)",
             "  make invoke FN=ecr_push EVENT=events/ecr_push/tagged_push.json",
+            "  .venv/bin/bluegreen dashboard --open   the release in a browser: "
+            "http://127.0.0.1:3100/",
             "",
             "environment for the AWS CLI, curl or another shell:",
             f"  export AWS_ENDPOINT_URL={state.moto_url} AWS_REGION={state.region} "

@@ -232,3 +232,24 @@ def backend(request: pytest.FixtureRequest) -> Iterator[Backend]:
     namespace = request.getfixturevalue("kube_namespace")
     with plane.admin_client() as client:
         yield kube_backend(plane, namespace, client)
+
+
+@pytest.fixture(params=BACKENDS)
+def paced_backend(request: pytest.FixtureRequest) -> Iterator[Backend]:
+    """Each backend with its cluster running ``KUBE_KUBELET_SPEED`` times faster than Kubernetes.
+
+    The emulator on a clock of that speed, the real control plane's kubelet at it: a
+    10 s back-off lasts 10 / speed real seconds on both, so timings compare.
+    """
+    if request.param == "emulator":
+        from local.cluster import Clock, ClusterEmulator
+        from local.kube.testing import KUBE_KUBELET_SPEED
+
+        clock = Clock.scaled(KUBE_KUBELET_SPEED)
+        with ClusterEmulator(seed="default", clock=clock, rollout_seconds=2.5) as emulator:
+            yield emulator_backend(emulator)
+        return
+    plane = request.getfixturevalue("control_plane")
+    namespace = request.getfixturevalue("kube_namespace")
+    with plane.admin_client() as client:
+        yield kube_backend(plane, namespace, client)

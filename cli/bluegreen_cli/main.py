@@ -14,6 +14,7 @@ from typing import TextIO
 
 from bluegreen_cli import __version__, commands
 from bluegreen_cli.api import ApiClient, Signer, region_of_endpoint
+from bluegreen_cli.dashboard import command as dashboard
 from bluegreen_cli.errors import (
     EXIT_CODES_HELP,
     EXIT_OK,
@@ -233,6 +234,8 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="SECONDS",
         help="give up (exit 3) after this long (default 1800)",
     )
+
+    dashboard.add_arguments(command("dashboard", dashboard.HELP, dashboard.run))
 
     p = command(
         "push",

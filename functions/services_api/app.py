@@ -42,7 +42,7 @@ from bluegreen.domain.errors import (
 from bluegreen.observability import logger, metrics, tracer
 
 if __package__:  # imported as functions.services_api.app (tests, the OpenAPI generator)
-    from .api import admission, deployments, images, services
+    from .api import admission, deployments, images, services, timeline
     from .api.schemas import CURSOR_PATTERN, DEPLOYMENT_ID_PATTERN, TRIMMED, TRIMMED_RULE
 else:  # the Lambda runtime loads this file as the top-level module ``app``
     from api import (  # type: ignore[import-not-found,no-redef]
@@ -50,6 +50,7 @@ else:  # the Lambda runtime loads this file as the top-level module ``app``
         deployments,
         images,
         services,
+        timeline,
     )
     from api.schemas import (  # type: ignore[import-not-found,no-redef]
         CURSOR_PATTERN,
@@ -63,6 +64,7 @@ app = APIGatewayRestResolver(enable_validation=True, json_body_deserializer=admi
 app.include_router(services.router)
 app.include_router(images.router)
 app.include_router(deployments.router)
+app.include_router(timeline.router)
 
 ErrorAnswer = TypeVar("ErrorAnswer", bound=Callable[..., Response[dict[str, str]]])
 # Powertools leaves ``exception_handler`` unannotated; the cast keeps mypy strict
@@ -245,8 +247,8 @@ def route_not_found(exc: NotFoundError) -> Response[dict[str, str]]:
         "RouteNotFound",
         f"no route {event.http_method} {event.path}; the API serves GET /services, "
         "POST /services, GET /images, GET /deployments, GET /deployments/{id}, "
-        "POST /rollback, POST /promote, POST /deployments/{id}/resume, "
-        "POST /deployments/{id}/abort",
+        "GET /deployments/{id}/timeline, POST /rollback, POST /promote, "
+        "POST /deployments/{id}/resume, POST /deployments/{id}/abort",
     )
 
 

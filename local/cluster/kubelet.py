@@ -87,7 +87,7 @@ def unschedulable_message(missing: list[str]) -> str:
     reasons = ", ".join(f"1 Insufficient {name}" for name in missing)
     return (
         f"0/1 nodes are available: {reasons}. preemption: 0/1 nodes are available: "
-        "1 No preemption victims found for incoming pod."
+        "1 Preemption is not helpful for scheduling."
     )
 
 

@@ -56,6 +56,10 @@ def kube_namespace(control_plane: ControlPlane) -> Iterator[str]:
     yield name
     from kubernetes.client import CoreV1Api
 
+    # Images a test marked to misbehave stay its own: the kubelet serves the session.
+    if control_plane.kubelet is not None:
+        control_plane.kubelet.images.clear_all()
+
     with control_plane.admin_client() as client:
         # The namespace controller removes its objects in the background.
         CoreV1Api(client).delete_namespace(name, _preload_content=False)

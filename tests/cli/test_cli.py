@@ -13,7 +13,8 @@ import pytest
 from bluegreen_cli.main import MAX_PAGE
 
 from local.apigw import HttpRequest, LocalCredential, verify_sigv4
-from tests.cli.conftest import FakeApi, Run, Seen
+from tests.cli.conftest import Run
+from tests.fake_api import FakeApi, Seen
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -655,7 +656,7 @@ def test_every_subcommand_has_help(
 
 def test_a_request_seen_by_the_fake_is_json(api: FakeApi) -> None:
     # The fake itself: an unknown route answers like API Gateway does.
-    assert api.answer(Seen("GET", "/nope", {}, None)) == (
+    assert api.answer(Seen("GET", "/nope", {})) == (
         403,
         {"message": "Missing Authentication Token"},
     )

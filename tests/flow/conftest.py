@@ -27,6 +27,9 @@ from bluegreen.logic import services
 from functions.deploy_steps import app as deploy_steps
 from local.aws import create_tables
 from local.cluster import Clock, ClusterEmulator
+from local.kube.testing import KUBE_KUBELET_SPEED
+from local.stepfunctions import shortened_waits
+from tests.backends import BACKENDS, Backend, emulator_backend, kube_backend
 from tests.flow.harness import FlowRig, Router, flow_rig
 
 REGISTRY = "123456789012.dkr.ecr.us-west-2.amazonaws.com"
@@ -47,32 +50,40 @@ def shared_rig() -> Iterator[tuple[FlowRig, Router]]:
 
 @dataclass
 class Stack:
-    """One test's application: its settings, emulator, ledger and the running flow."""
+    """One test's application: its settings, cluster backend, ledger and the running flow."""
 
     settings: Settings
-    emulator: ClusterEmulator
+    backend: Backend
     ledger: DynamoLedger
     rig: FlowRig
     queue_url: str
+    timeout: float = 20.0
+    """How long an execution may take (the real control plane runs in real time)."""
+
+    @property
+    def emulator(self) -> ClusterEmulator:
+        """The emulator behind this stack (a test of faults runs on the emulator alone)."""
+        found: ClusterEmulator = self.backend.extras["emulator"]
+        return found
 
     def image(self, digest: Digest) -> str:
         return self.settings.image_ref(digest)
 
     def running(self, colour: str) -> str:
         """The image of the colour's ``web`` container, read from the cluster's API."""
-        deployment = self.emulator.get("deployments", NAMESPACE, f"{colour}-deployment")
-        assert deployment is not None
+        deployment = self.backend.stored("deployments", f"{colour}-deployment")
         containers = deployment["spec"]["template"]["spec"]["containers"]
         return str(next(c["image"] for c in containers if c["name"] == "web"))
 
     def jobs(self) -> list[dict[str, Any]]:
-        return self.emulator.list("jobs", NAMESPACE)
+        return self.backend.list("jobs")
 
     def push(self, digest: Digest, tag: str | None = "dev") -> None:
         self.ledger.record_push(digest, tag, datetime.now(UTC), f"evt-{uuid.uuid4().hex[:8]}")
 
     def run(self, flow_input: Any, name: str | None = None) -> Any:
-        return self.rig.run(flow_input, name)
+        arn = self.rig.start(flow_input, name or f"run-{uuid.uuid4().hex[:12]}")
+        return self.rig.wait(arn, timeout=self.timeout)
 
     @property
     def flow(self) -> StepFunctionsFlow:
@@ -154,13 +165,19 @@ def stack_factory(
     rig, router = shared_rig
     emulators: list[ClusterEmulator] = []
 
-    def make(clock: Clock | None = None, **env: str) -> Stack:
-        emulator = ClusterEmulator(seed="default", clock=clock or Clock.instant()).start()
-        emulators.append(emulator)
+    def make(clock: Clock | None = None, backend: Backend | None = None, **env: str) -> Stack:
+        if backend is None:
+            emulator = ClusterEmulator(seed="default", clock=clock or Clock.instant()).start()
+            emulators.append(emulator)
+            backend = emulator_backend(emulator)
+            where = {"BG_KUBE_API_URL": emulator.url}
+        else:
+            monkeypatch.delenv("BG_KUBE_API_URL", raising=False)
+            where = {"KUBECONFIG": backend.settings.kubeconfig, "BG_NAMESPACE": backend.namespace}
         application = f"app-{uuid.uuid4().hex[:10]}"
         variables = {
             "BG_APP_NAME": application,
-            "BG_KUBE_API_URL": emulator.url,
+            **where,
             "BG_REGISTRY": REGISTRY,
             "BG_REPOSITORY_NAME": REPOSITORY,
             "BG_EVENT_SOURCE": "eks-bluegreen.test",
@@ -174,7 +191,8 @@ def stack_factory(
         ledger = DynamoLedger(
             settings.ledger_table, rig.clients["dynamodb"], application, repository=REPOSITORY
         )
-        return Stack(settings, emulator, ledger, rig, _subscribe(rig, settings))
+        timeout = 90.0 if backend.real else 20.0
+        return Stack(settings, backend, ledger, rig, _subscribe(rig, settings), timeout)
 
     yield make
     router.target = None
@@ -207,3 +225,19 @@ def _subscribe(rig: FlowRig, settings: Settings) -> str:
 def stack(stack_factory: Any) -> Stack:
     """The default application on an instant emulator."""
     return stack_factory()  # type: ignore[no-any-return]
+
+
+@pytest.fixture(params=BACKENDS)
+def stack_on(request: pytest.FixtureRequest, stack_factory: Any) -> Iterator[Stack]:
+    """The default application on each backend: the instant emulator, the real control plane.
+
+    On the real one the flow's waits last a fifth of what they ask, as the kubelet's
+    own delays do (``KUBE_KUBELET_SPEED``), so the flow and the cluster keep pace.
+    """
+    if request.param == "emulator":
+        yield stack_factory()
+        return
+    plane = request.getfixturevalue("control_plane")
+    namespace = request.getfixturevalue("kube_namespace")
+    with plane.admin_client() as client, shortened_waits(1 / KUBE_KUBELET_SPEED):
+        yield stack_factory(backend=kube_backend(plane, namespace, client))

@@ -25,6 +25,7 @@ from bluegreen.domain.models import (
     RolloutState,
     Verdict,
 )
+from bluegreen.domain.pods import PodState, PodWarning
 from bluegreen.logic.health import AlarmStates
 
 REPO = "123456789012.dkr.ecr.us-west-2.amazonaws.com/rezfusion-cloud"
@@ -218,6 +219,15 @@ class FakeCluster:
             stalled=broken,
             message="ReplicaSet has timed out progressing." if broken else "",
         )
+
+    def new_pods(self, colour: Colour, image: str) -> list[PodState]:
+        return []
+
+    def pod_warnings(self, pods: Sequence[str]) -> list[PodWarning]:
+        return []
+
+    def previous_log(self, pod: str, container: str, lines: int, limit_bytes: int) -> str:
+        return ""
 
     def service_selectors(self) -> dict[Role, Colour | None]:
         return {Role.CANARY: self.canary, Role.PRODUCTION: self.canary.other}

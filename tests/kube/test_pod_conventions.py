@@ -31,6 +31,7 @@ from local.cluster.containers import (
     SLOW_START,
 )
 from local.kube.testing import KUBE_KUBELET_SPEED
+from tests.backends import Backend as Shared
 
 REPO = "123456789012.dkr.ecr.us-west-2.amazonaws.com/rezfusion-cloud"
 FLUSHED = "Success: The cache was flushed.\n"
@@ -48,38 +49,24 @@ class Backend:
     mark: Callable[[str, str], None]
 
 
-@pytest.fixture(params=["emulator", pytest.param("kube", marks=pytest.mark.kube)])
-def pods(request: pytest.FixtureRequest) -> Iterator[Backend]:
+@pytest.fixture
+def pods(paced_backend: Shared) -> Iterator[Backend]:
+    """Each backend, its cluster paced alike, driven through the official client."""
     from kubernetes.client import AppsV1Api, BatchV1Api, CoreV1Api
 
-    if request.param == "emulator":
-        from local.cluster import Clock, ClusterEmulator
-
-        # The same speed as the kubelet: a 10 s back-off lasts 10 / speed real seconds.
-        clock = Clock.scaled(KUBE_KUBELET_SPEED)
-        with ClusterEmulator(seed="default", clock=clock, rollout_seconds=2.5) as emulator:
-            client = api_client_for(Settings(kube_api_url=emulator.url))
-            yield Backend(
-                "emulator",
-                CoreV1Api(client),
-                AppsV1Api(client),
-                BatchV1Api(client),
-                "wp-platform",
-                emulator.faults.break_image,
-            )
-            client.close()
-        return
-    plane = request.getfixturevalue("control_plane")
-    namespace = request.getfixturevalue("kube_namespace")
-    with plane.admin_client() as client:
-        assert plane.kubelet is not None
+    settings = Settings(kube_api_url=paced_backend.url) if not paced_backend.real else None
+    with (
+        api_client_for(settings)
+        if settings is not None
+        else paced_backend.extras["plane"].admin_client()
+    ) as client:
         yield Backend(
-            "kube",
+            paced_backend.name,
             CoreV1Api(client),
             AppsV1Api(client),
             BatchV1Api(client),
-            namespace,
-            plane.kubelet.images.mark,
+            paced_backend.namespace,
+            paced_backend.mark_image,
         )
 
 
@@ -278,6 +265,11 @@ def test_requests_no_node_can_hold_leave_the_pod_unschedulable(pods: Backend) ->
     failed = [m for r, m in _warnings(pods, pod.metadata.name) if r == "FailedScheduling"]
     assert failed
     assert "Insufficient cpu" in failed[0]
+    # AND both say it in kube-scheduler's words, to the letter
+    assert condition.message == (
+        "0/1 nodes are available: 1 Insufficient cpu. preemption: 0/1 nodes are available: "
+        "1 Preemption is not helpful for scheduling."
+    )
 
 
 @pytest.mark.parametrize(
@@ -336,3 +328,17 @@ def test_the_push_options_are_the_modes_both_backends_know() -> None:
 
     # THEN they are the same list, in the same order
     assert FAULT_MODES == IMAGE_MODES
+
+
+def test_both_backends_report_the_same_kubernetes_release(pods: Backend) -> None:
+    # GIVEN either backend
+    from kubernetes.client import VersionApi
+
+    # WHEN its version is read, as kubectl version reads it
+    info = VersionApi(pods.core.api_client).get_code()
+
+    # THEN it is the release the real control plane is built from
+    from local.kube.controlplane import kubernetes_version
+
+    assert (info.major, info.minor) == ("1", "37")
+    assert info.git_version.startswith(kubernetes_version())

@@ -112,6 +112,11 @@ OPERATIONS: dict[str, Callable[[Product], object]] = {
         Colour.BLUE, NEW_IMAGE
     ),
     "watch the rollout": lambda p: p.cluster.rollout(Colour.BLUE),
+    "judge the new revision's pods": lambda p: (
+        pods := p.cluster.new_pods(Colour.BLUE, NEW_IMAGE),
+        p.cluster.pod_warnings([pod.name for pod in pods] or ["none"]),
+        p.cluster.previous_log(pods[0].name if pods else "none", "web", 10, 2048),
+    ),
     "record the canary's image in canaryEnv": lambda p: p.cluster.set_canary_image(NEW_IMAGE),
     "run the cache-flush hook and keep its log": lambda p: _wait_hook(
         p, p.cluster.start_hook(Colour.BLUE, FLUSH, f"run-{uuid.uuid4().hex[:8]}")

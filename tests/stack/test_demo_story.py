@@ -37,10 +37,18 @@ pytestmark = [
 ]
 
 
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
-    # A fast clock: the broken image's 600 s progress deadline passes in 2 s.
-    options = StackOptions.ephemeral(tmp_path_factory.mktemp("demo-stack"), speed=300)
+@pytest.fixture(scope="module", params=["emulator", pytest.param("kube", marks=pytest.mark.kube)])
+def stack(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[LocalStack]:
+    """The story's stack on the emulator (a fast clock) and on the real control plane.
+
+    On the real one the product is the shipped RoleBinding's group, and time is real:
+    the crash loop is seen after Kubernetes' own 10 s back-off.
+    """
+    speed = 300.0 if request.param == "emulator" else 1.0
+    folder = tmp_path_factory.mktemp(f"demo-stack-{request.param}")
+    options = StackOptions.ephemeral(folder, speed=speed, cluster=request.param)
     with LocalStack(options) as running:
         yield running
 
@@ -60,7 +68,12 @@ def settings(stack: LocalStack) -> Settings:
 
 @pytest.fixture(scope="module")
 def kube(stack: LocalStack) -> Iterator[k8s.ApiClient]:
+    """An administrator's client of the story's cluster, whichever it is."""
     assert stack.state is not None
+    if stack.control_plane is not None:
+        with stack.control_plane.admin_client() as api:
+            yield api
+        return
     configuration = k8s.Configuration()
     configuration.host = stack.state.cluster_url
     with k8s.ApiClient(configuration) as api:
@@ -184,10 +197,13 @@ def test_the_broken_push_execution_failed_with_a_readable_cause(
     )
     # WHEN its execution is described by Step Functions
     execution = aws(stack, "stepfunctions").describe_execution(executionArn=arn)
-    # THEN it failed with the rollout's error and a cause naming the stall and the rollback
+    # THEN it failed with the rollout's error, seen from the crashing pods long before the
+    # progress deadline, and a cause naming the pod's crash loop, its log and the rollback
     assert execution["status"] == "FAILED"
     assert execution["error"] == "RolloutFailed"
-    assert "progress deadline" in execution["cause"]
+    assert "container web: CrashLoopBackOff after 2 restarts" in execution["cause"]
+    assert "previous log: Error: the application exited with status 1" in execution["cause"]
+    assert int(broken.facts["detectedAfterSeconds"]) < 60
     assert broken.facts["rolledBackTo"][7:19] in execution["cause"]
 
 

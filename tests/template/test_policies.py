@@ -144,6 +144,7 @@ def test_services_api_reaches_the_ledger_the_flow_the_repository_and_the_cluster
     assert set(granted) == LEDGER_ACTIONS | {
         "states:StartExecution",
         "states:DescribeExecution",
+        "states:GetExecutionHistory",
         "states:SendTaskSuccess",
         "states:SendTaskFailure",
         "states:SendTaskHeartbeat",
@@ -158,6 +159,8 @@ def test_services_api_reaches_the_ledger_the_flow_the_repository_and_the_cluster
             ":execution:${DeployStateMachine.Name}:*"
         }
     ]
+    # The dashboard's timeline reads the histories of the same executions, no others.
+    assert granted["states:GetExecutionHistory"] == granted["states:DescribeExecution"]
     assert granted["ecr:DescribeImages"] == [REPOSITORY]
     assert granted["eks:DescribeCluster"] == [CLUSTER]
     # a gate's callbacks name a task token, which IAM cannot scope
@@ -244,6 +247,7 @@ ROUTES = [
     ("GET", "/images"),
     ("GET", "/deployments"),
     ("GET", "/deployments/{id}"),
+    ("GET", "/deployments/{id}/timeline"),
     ("POST", "/deployments/{id}/resume"),
     ("POST", "/deployments/{id}/abort"),
 ]

@@ -456,6 +456,7 @@ ROUTES = {
     ("GET", "/images"),
     ("GET", "/deployments"),
     ("GET", "/deployments/{id}"),
+    ("GET", "/deployments/{id}/timeline"),
     ("POST", "/deployments/{id}/resume"),
     ("POST", "/deployments/{id}/abort"),
 }

@@ -51,6 +51,12 @@ class Settings:
     event_source: str = "eks-bluegreen"
     lock_lease_seconds: int = 900
     bake_seconds: int = 0
+    fail_after_restarts: int = 2
+    """A new pod's container that restarted this often while crashing fails the rollout."""
+    fail_after_seconds: int = 60
+    """A new pod's container that cannot start (image pull, config error) this long fails it."""
+    unschedulable_seconds: int = 180
+    """A new pod no node can take for this long fails it."""
     health_url: str = ""
     alarm_names: tuple[str, ...] = ()
     kube_api_url: str = ""
@@ -173,6 +179,11 @@ class Settings:
             event_source=text("BG_EVENT_SOURCE", defaults.event_source),
             lock_lease_seconds=number("BG_LOCK_LEASE_SECONDS", defaults.lock_lease_seconds),
             bake_seconds=number("BG_BAKE_SECONDS", defaults.bake_seconds),
+            fail_after_restarts=number("BG_FAIL_AFTER_RESTARTS", defaults.fail_after_restarts),
+            fail_after_seconds=number("BG_FAIL_AFTER_SECONDS", defaults.fail_after_seconds),
+            unschedulable_seconds=number(
+                "BG_UNSCHEDULABLE_SECONDS", defaults.unschedulable_seconds
+            ),
             health_url=text("BG_HEALTH_URL", defaults.health_url),
             alarm_names=words("BG_ALARM_NAMES", defaults.alarm_names),
             kube_api_url=text("BG_KUBE_API_URL", defaults.kube_api_url),

@@ -36,8 +36,9 @@ import random
 import re
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from bluegreen.config import Settings
@@ -59,6 +60,7 @@ from bluegreen.domain.models import (
     Role,
     RolloutState,
 )
+from bluegreen.domain.pods import ContainerState, PodState, PodWarning
 from bluegreen.domain.traffic import Traffic, Weights
 from bluegreen.observability import logger
 
@@ -199,6 +201,7 @@ class KubernetesCluster:
         self._clock = clock
         self._sleep = sleep
         self._apis_built: _Apis | None = None
+        self._pod_selectors: dict[Colour, dict[str, str]] = {}
         self._build_lock = threading.Lock()
         self._router: Router | None = None
 
@@ -242,7 +245,88 @@ class KubernetesCluster:
 
     def rollout(self, colour: Colour) -> RolloutState:
         """That colour's rollout, judged as ``kubectl rollout status`` judges it."""
-        return self._rollout_state(colour, self._read_deployment(colour))
+        deployment = self._read_deployment(colour)
+        selector = deployment.get("spec", {}).get("selector", {}).get("matchLabels")
+        if selector:
+            self._pod_selectors[colour] = dict(selector)
+        return self._rollout_state(colour, deployment)
+
+    def new_pods(self, colour: Colour, image: str) -> list[PodState]:
+        """The pods of that colour's new revision: those whose container runs ``image``.
+
+        One list request, by the Deployment's own label selector (remembered from
+        the last ``rollout`` read, so a rollout poll costs no extra read for it).
+        Pods being deleted belong to no revision any more and are left out.
+        """
+        labels = self._pod_selectors.get(colour)
+        if labels is None:
+            self.rollout(colour)
+            labels = self._pod_selectors.get(colour, {})
+        selector = ",".join(f"{key}={value}" for key, value in sorted(labels.items()))
+        listed = self._call(
+            "list",
+            f"Pods of {self._deployment_what(colour)}",
+            self._apis().core.list_namespaced_pod,
+            self._namespace,
+            label_selector=selector,
+        )
+        found = []
+        for pod in listed.get("items", []):
+            if pod.get("metadata", {}).get("deletionTimestamp"):
+                continue
+            containers = pod.get("spec", {}).get("containers") or []
+            mine: dict[str, Any] = next(
+                (c for c in containers if c.get("name") == self._settings.container_name), {}
+            )
+            if mine.get("image") == image:
+                found.append(pod_state(pod))
+        return found
+
+    def pod_warnings(self, pods: Sequence[str]) -> list[PodWarning]:
+        """Warning Events about these pods, oldest first (one list request)."""
+        if not pods:
+            return []
+        listed = self._call(
+            "list",
+            f'Events in namespace "{self._namespace}"',
+            self._apis().core.list_namespaced_event,
+            self._namespace,
+            field_selector="involvedObject.kind=Pod,type=Warning",
+        )
+        wanted = set(pods)
+        events = [
+            e
+            for e in listed.get("items", [])
+            if (e.get("involvedObject") or {}).get("name") in wanted
+        ]
+        events.sort(key=lambda e: str(e.get("lastTimestamp") or e.get("eventTime") or ""))
+        return [
+            PodWarning(
+                pod=str(e["involvedObject"]["name"]),
+                reason=str(e.get("reason") or ""),
+                message=_plain(str(e.get("message") or "")),
+            )
+            for e in events
+        ]
+
+    def previous_log(self, pod: str, container: str, lines: int, limit_bytes: int) -> str:
+        """The last lines of a container's previous run ("" when it has none to show)."""
+        try:
+            raw = self._call_raw(
+                "read the previous log of",
+                f'Pod "{pod}" in namespace "{self._namespace}"',
+                self._apis().core.read_namespaced_pod_log,
+                pod,
+                self._namespace,
+                container=container,
+                previous=True,
+                tail_lines=max(1, lines),
+                limit_bytes=limit_bytes,
+                refusals=(400, 404),
+            )
+        except _Refused:
+            return ""
+        return raw.decode("utf-8", errors="replace").rstrip("\n")
 
     def service_selectors(self) -> dict[Role, Colour | None]:
         """``spec.selector.app`` of the canary and production Services (one list request).
@@ -1334,6 +1418,49 @@ def judge_rollout(colour: Colour, deployment: Mapping[str, Any], image: str) -> 
         message=message,
         progress_deadline_seconds=int(spec.get("progressDeadlineSeconds") or 600),
     )
+
+
+def pod_state(pod: Mapping[str, Any]) -> PodState:
+    """What the rollout judgement needs of a pod, from its JSON."""
+    metadata, status = pod.get("metadata", {}), pod.get("status") or {}
+    conditions = {c.get("type"): c for c in status.get("conditions") or []}
+    scheduled = conditions.get("PodScheduled") or {}
+    unschedulable = scheduled.get("status") == "False" and scheduled.get("reason") == (
+        "Unschedulable"
+    )
+    containers = []
+    for entry in status.get("containerStatuses") or []:
+        state, last = entry.get("state") or {}, entry.get("lastState") or {}
+        ended = last.get("terminated") or state.get("terminated") or {}
+        waiting = state.get("waiting") or {}
+        containers.append(
+            ContainerState(
+                name=str(entry.get("name", "")),
+                ready=bool(entry.get("ready")),
+                restart_count=int(entry.get("restartCount") or 0),
+                running="running" in state,
+                waiting_reason=str(waiting.get("reason") or ""),
+                waiting_message=_plain(str(waiting.get("message") or "")),
+                last_exit_code=int(ended["exitCode"]) if "exitCode" in ended else None,
+                last_reason=str(ended.get("reason") or ""),
+            )
+        )
+    return PodState(
+        name=str(metadata.get("name", "")),
+        created_at=_when(metadata.get("creationTimestamp")),
+        ready=(conditions.get("Ready") or {}).get("status") == "True",
+        phase=str(status.get("phase") or "Pending"),
+        containers=tuple(containers),
+        unschedulable_since=_when(scheduled.get("lastTransitionTime")) if unschedulable else None,
+        unschedulable_message=_plain(str(scheduled.get("message") or "")) if unschedulable else "",
+    )
+
+
+def _when(stamp: object) -> datetime:
+    try:
+        return datetime.fromisoformat(str(stamp).replace("Z", "+00:00"))
+    except ValueError:
+        return datetime.now(UTC)
 
 
 def hook_job_name(run_id: str, hook_name: str) -> str:

@@ -24,6 +24,7 @@ from bluegreen.domain.models import (
     RolloutState,
     Verdict,
 )
+from bluegreen.domain.pods import PodState, PodWarning
 from bluegreen.domain.promotion import FlipBack, PromotionRecord
 from bluegreen.domain.traffic import RouterKind, Traffic, Weights
 
@@ -144,6 +145,18 @@ class Cluster(Protocol):
         ...
 
     def rollout(self, colour: Colour) -> RolloutState: ...
+
+    def new_pods(self, colour: Colour, image: str) -> list[PodState]:
+        """The pods of that colour's new revision (their container runs ``image``)."""
+        ...
+
+    def pod_warnings(self, pods: Sequence[str]) -> list[PodWarning]:
+        """Warning Events about these pods, oldest first."""
+        ...
+
+    def previous_log(self, pod: str, container: str, lines: int, limit_bytes: int) -> str:
+        """The last lines a container printed in its previous run ("" when none)."""
+        ...
 
     def service_selectors(self) -> dict[Role, Colour | None]:
         """``spec.selector.app`` of the canary and production Services."""

@@ -52,8 +52,9 @@ from bluegreen.domain.models import (
     RolloutState,
     Verdict,
 )
+from bluegreen.domain.pods import PodState
 from bluegreen.domain.ports import Cluster, Ledger, Notifier
-from bluegreen.logic import roles
+from bluegreen.logic import roles, rollouts
 from bluegreen.logic.health import HealthPolicy, HealthProbes, health_problems
 from bluegreen.observability import logger
 
@@ -689,7 +690,18 @@ def _newer_push(ports: DeployPorts, digest: Digest, trigger: str) -> Digest | No
 
 
 def check_rollout(event: Json, ports: DeployPorts) -> Json:
-    """Read the colour's rollout; ``RolloutFailed`` when it stalled or ran past its bound."""
+    """Read the colour's rollout; ``RolloutFailed`` as soon as it is known not to work.
+
+    At most three Kubernetes requests a poll: the Deployment; when it is not complete,
+    the new revision's pods (``logic.rollouts`` fails a crash loop, a container that
+    cannot start or a pod no node takes long before the progress deadline, and names
+    the pod, the container and the last lines of its previous log: the third request,
+    only then); else, while some of those pods are not ready, their Warning Events,
+    whose newest says in the reading what they wait for. The deadline, and the flow's
+    own bound past it, stay the last resort. The next poll comes soon while pods are
+    starting or failing to, and when a pod would cross its threshold.
+    """
+    settings = ports.settings
     deployment, previous = event["deployment"], event["rollout"]
     _renew_lease(ports, deployment)
     colour = Colour.parse(deployment["colour"])
@@ -700,10 +712,28 @@ def check_rollout(event: Json, ports: DeployPorts) -> Json:
     reading = _rollout_json(state, image, waited=waited, polls=polls, timing=ports.timing)
     if reading["complete"]:
         return reading
-    where = f"{colour} ({ports.settings.deployment_name(colour)}) rolling out {_short(image)}"
+    where = f"{colour} ({settings.deployment_name(colour)}) rolling out {_short(image)}"
     if state.image != image:
         raise RolloutFailed(
             f"{where}: the Deployment's image was changed to {_short(state.image)} meanwhile"
+        )
+    policy = rollouts.FailFast(
+        after_restarts=settings.fail_after_restarts,
+        after_seconds=settings.fail_after_seconds,
+        unschedulable_seconds=settings.unschedulable_seconds,
+    )
+    pods = ports.cluster.new_pods(colour, image)
+    seen = previous.get("waitingSince")
+    since = rollouts.waiting_since(pods, seen if isinstance(seen, dict) else {}, waited)
+    failure = rollouts.early_failure(pods, policy, since=since, waited=waited)
+    if failure is not None:
+        log = ""
+        if failure.crashed and failure.container:
+            log = ports.cluster.previous_log(
+                failure.pod, failure.container, rollouts.LOG_LINES, rollouts.LOG_BYTES
+            )
+        raise RolloutFailed(
+            rollouts.cause(f"{where}: failed after {waited}s of waiting", failure, log)
         )
     if state.stalled:
         detail = f": {state.message}" if state.message else ""
@@ -714,7 +744,31 @@ def check_rollout(event: Json, ports: DeployPorts) -> Json:
             f"{where}: not complete after {waited}s (progress deadline "
             f"{state.progress_deadline_seconds}s): {state.ready}/{state.desired} ready"
         )
+    unready = [pod.name for pod in pods if not pod.ready]
+    warnings = ports.cluster.pod_warnings(unready) if unready else []
+    if warnings:
+        newest = warnings[-1]
+        reading["message"] = f"{state.message}; {newest.pod}: {newest.reason}: {newest.message}"
+    reading["waitingSince"] = since
+    reading["waitSeconds"] = _next_poll(pods, policy, since, waited, polls, ports.timing)
     return reading
+
+
+def _next_poll(
+    pods: list[PodState],
+    policy: rollouts.FailFast,
+    since: Mapping[str, int],
+    waited: int,
+    polls: int,
+    timing: FlowTiming,
+) -> int:
+    """Seconds to the next rollout poll: soon while pods start, later while they get ready."""
+    if rollouts.starting(pods):
+        wait = timing.rollout_poll_first
+    else:
+        wait = timing.backoff(timing.rollout_poll_first, timing.rollout_poll_max, polls)
+    due = rollouts.next_threshold_in(pods, policy, since=since, waited=waited)
+    return max(1, min(wait, due) if due is not None else wait)
 
 
 def _hook_key(phase: str, hook: Hook) -> str:

@@ -14,9 +14,8 @@ these; the deadline stays the last resort. A pod that is only slow to get ready
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
 
 from bluegreen.domain.pods import ContainerState, PodState
 
@@ -73,11 +72,41 @@ def _crashing(container: ContainerState, policy: FailFast) -> bool:
     )
 
 
+def _cannot_start(pod: PodState) -> ContainerState | None:
+    return next((c for c in pod.containers if c.waiting_reason in CANNOT_START), None)
+
+
+def waiting_since(
+    pods: Sequence[PodState], previous: Mapping[str, int], waited: int
+) -> dict[str, int]:
+    """When (in the flow's seconds) each pod was first seen unable to start or unschedulable.
+
+    The flow's own count of the seconds it waited, not the cluster's timestamps: it is
+    what its Wait states slept, on whatever clock the cluster runs (the local stack
+    shortens both alike), and it needs no clock agreement with the API server.
+    """
+    since: dict[str, int] = {}
+    for pod in pods:
+        if _cannot_start(pod) is not None or pod.unschedulable_since is not None:
+            since[pod.name] = int(previous.get(pod.name, waited))
+    return since
+
+
 def early_failure(
-    pods: Sequence[PodState], now: datetime, policy: FailFast = FailFast()
+    pods: Sequence[PodState],
+    policy: FailFast = FailFast(),
+    *,
+    since: Mapping[str, int] | None = None,
+    waited: int = 0,
 ) -> PodFailure | None:
-    """The first pod of the new revision that will not run, or None while none is known bad."""
+    """The first pod of the new revision that will not run, or None while none is known bad.
+
+    ``since`` (from ``waiting_since``) and ``waited`` say how long a pod has been
+    seen unable to start or to be scheduled.
+    """
+    seen = since or {}
     for pod in sorted(pods, key=lambda p: (p.created_at, p.name)):
+        stuck = waited - seen.get(pod.name, waited)
         for container in pod.containers:
             if _crashing(container, policy):
                 reason = _crash_reason(container)
@@ -95,40 +124,41 @@ def early_failure(
                     exit_code=code,
                     crashed=True,
                 )
-            waited = (now - pod.created_at).total_seconds()
-            if container.waiting_reason in CANNOT_START and waited > policy.after_seconds:
+            if container.waiting_reason in CANNOT_START and stuck > policy.after_seconds:
                 message = f": {container.waiting_message}" if container.waiting_message else ""
                 return PodFailure(
                     pod=pod.name,
                     container=container.name,
                     reason=container.waiting_reason,
-                    detail=f"{container.waiting_reason} for {waited:.0f}s{message}",
+                    detail=f"{container.waiting_reason} for {stuck}s{message}",
                     restarts=container.restart_count,
                 )
-        if pod.unschedulable_since is not None:
-            stuck = (now - pod.unschedulable_since).total_seconds()
-            if stuck > policy.unschedulable_seconds:
-                message = f": {pod.unschedulable_message}" if pod.unschedulable_message else ""
-                return PodFailure(
-                    pod=pod.name,
-                    container=None,
-                    reason="Unschedulable",
-                    detail=f"not scheduled for {stuck:.0f}s{message}",
-                )
+        if pod.unschedulable_since is not None and stuck > policy.unschedulable_seconds:
+            message = f": {pod.unschedulable_message}" if pod.unschedulable_message else ""
+            return PodFailure(
+                pod=pod.name,
+                container=None,
+                reason="Unschedulable",
+                detail=f"Unschedulable for {stuck}s{message}",
+            )
     return None
 
 
 def next_threshold_in(
-    pods: Sequence[PodState], now: datetime, policy: FailFast = FailFast()
-) -> float | None:
-    """Seconds until a waiting pod could cross a threshold (when to look again), if any."""
-    due: list[float] = []
+    pods: Sequence[PodState],
+    policy: FailFast = FailFast(),
+    *,
+    since: Mapping[str, int] | None = None,
+    waited: int = 0,
+) -> int | None:
+    """Seconds until a waiting pod crosses its threshold (when to look again), if any."""
+    seen = since or {}
+    due: list[int] = []
     for pod in pods:
-        age = (now - pod.created_at).total_seconds()
-        if any(c.waiting_reason in CANNOT_START for c in pod.containers):
-            due.append(policy.after_seconds - age + 1)
-        if pod.unschedulable_since is not None:
-            stuck = (now - pod.unschedulable_since).total_seconds()
+        stuck = waited - seen.get(pod.name, waited)
+        if _cannot_start(pod) is not None:
+            due.append(policy.after_seconds - stuck + 1)
+        elif pod.unschedulable_since is not None:
             due.append(policy.unschedulable_seconds - stuck + 1)
     positive = [d for d in due if d > 0]
     return min(positive) if positive else None

@@ -1,0 +1,139 @@
+"""``GET /deployments/{id}/timeline``: the phases a deployment's execution went through.
+
+What the Step Functions console's graph shows, as the API's JSON: read from the
+execution history, with each hook's log tail from the ledger.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from aws_lambda_powertools.event_handler.api_gateway import Router
+from aws_lambda_powertools.event_handler.openapi.params import Path
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.alias_generators import to_camel
+
+from bluegreen.domain.flow_events import ExecutionHistory
+from bluegreen.logic import timeline
+
+from . import dependencies
+from .responses import BAD_REQUEST, CLUSTER, GATEWAY, INVALID, NOT_FOUND, answer
+
+router = Router()  # type: ignore[no-untyped-call]
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(
+        alias_generator=to_camel, serialize_by_alias=True, validate_by_name=True
+    )
+
+
+class HookStepBody(_Body):
+    name: str
+    job: str
+    status: timeline.StepStatus
+    reason: str = ""
+    log_tail: str = Field(
+        default="", description="The end of the Job's log, as the ledger keeps it."
+    )
+
+
+class StepBody(_Body):
+    phase: str = Field(
+        description="lock, apply, rollout, hooks, bake, health, rollback, rollback-hooks, "
+        "verdict, end; a state the API does not know shows under its own name.",
+        examples=["rollout"],
+    )
+    title: str
+    status: timeline.StepStatus
+    started_at: datetime
+    ended_at: datetime | None = None
+    detail: str = ""
+    error: str = ""
+    cause: str = ""
+    polls: int = Field(default=0, description="How many times the phase read the cluster.")
+    retries: int = Field(default=0, description="Failed attempts the flow retried.")
+    hooks: list[HookStepBody] = []
+
+
+class TimelineBody(_Body):
+    """``GET /deployments/{id}/timeline``."""
+
+    id: str
+    execution_arn: str
+    status: str = Field(description="The execution's status: RUNNING, SUCCEEDED, FAILED...")
+    steps: list[StepBody]
+    error: str = ""
+    cause: str = ""
+    truncated: bool = Field(
+        default=False, description="True when the history was too long to read whole."
+    )
+
+
+@router.get(
+    "/deployments/<id>/timeline",
+    summary="The phases of a deployment's execution, from its history",
+    tags=["deployments"],
+    responses={
+        200: answer(TimelineBody, "The timeline"),
+        **BAD_REQUEST,
+        **NOT_FOUND,
+        **INVALID,
+        **GATEWAY,
+        502: CLUSTER[502],
+    },
+)
+def get_timeline(
+    id: Annotated[str, Path(max_length=80, description="The deployment id (execution name)")],
+) -> TimelineBody:
+    """Lock, apply, rollout, hooks with their log tails, bake, health, rollback, the end."""
+    deployment_id = id  # ``id`` is the path parameter's public name
+    settings = dependencies.settings()
+    view = timeline.deployment_timeline(
+        dependencies.ledger(),
+        dependencies.flow(),
+        execution_history(),
+        settings.state_machine_arn,
+        deployment_id,
+    )
+    return TimelineBody(
+        id=view.deployment_id,
+        execution_arn=view.execution_arn,
+        status=view.status,
+        steps=[
+            StepBody(
+                phase=step.phase,
+                title=step.title,
+                status=step.status,
+                started_at=step.started_at,
+                ended_at=step.ended_at,
+                detail=step.detail,
+                error=step.error,
+                cause=step.cause,
+                polls=step.polls,
+                retries=step.retries,
+                hooks=[
+                    HookStepBody(
+                        name=hook.name,
+                        job=hook.job,
+                        status=hook.status,
+                        reason=hook.reason,
+                        log_tail=hook.log_tail,
+                    )
+                    for hook in step.hooks
+                ],
+            )
+            for step in view.steps
+        ],
+        error=view.error,
+        cause=view.cause,
+        truncated=view.truncated,
+    )
+
+
+def execution_history() -> ExecutionHistory:
+    """The deploy flow's execution histories (the boto3 client is ``dependencies``' own)."""
+    from bluegreen.adapters.execution_history import StepFunctionsHistory
+
+    return StepFunctionsHistory(dependencies.aws_client("stepfunctions"))
