@@ -24,6 +24,7 @@ import boto3
 import pytest
 
 from bluegreen.adapters.cluster import KubernetesCluster
+from bluegreen.adapters.execution_history import StepFunctionsHistory
 from bluegreen.adapters.kube_client import api_client_for
 from bluegreen.adapters.promotions import DynamoPromotions
 from bluegreen.adapters.stepfunctions import StepFunctionsFlow, StepFunctionsTaskTokens
@@ -31,6 +32,7 @@ from bluegreen.domain.models import Outcome, Role, Verdict
 from bluegreen.domain.promotion import NotWaiting
 from bluegreen.logic import routing
 from bluegreen.logic.services import Caller
+from bluegreen.logic.timeline import deployment_timeline
 from functions.deploy_steps import app as deploy_steps
 from local.cloudwatch import percentiles_in_moto
 from local.stepfunctions import shortened_waits
@@ -546,3 +548,26 @@ def test_a_gate_whose_heartbeat_stops_times_out_and_backs_out(
     assert "no heartbeat came for 1s" in (run.cause or "")
     assert time.monotonic() - started < 30
     assert seen[-1] == ((0, 100), "blue")
+
+
+def test_a_promotions_timeline_names_its_phases(promotion: Promotion) -> None:
+    # GIVEN a promotion that failed its analysis and was backed out
+    stack = promotion.stack
+    promotion.simulator.mark(str(SEED_BLUE), "errors")
+    run, _ = promotion.run({"steps": [{"weight": 10, "pause": 120}, {"weight": 100}]})
+    assert run.error == "AnalysisFailed"
+
+    # WHEN its timeline is read (GET /deployments/{id}/timeline)
+    timeline = deployment_timeline(
+        stack.ledger,
+        StepFunctionsFlow(stack.rig.machine.arn, stack.rig.sfn),
+        StepFunctionsHistory(stack.rig.sfn),
+        stack.rig.machine.arn,
+        promotion.name,
+    )
+
+    # THEN its steps are the promotion's phases, in words, ending Failed
+    titles = [step.title for step in timeline.steps]
+    assert titles[:2] == ["Lock", "Traffic"]
+    assert "Analysis" in titles
+    assert titles[-2:] == ["Back out", "Failed"]
