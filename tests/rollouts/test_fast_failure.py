@@ -166,10 +166,12 @@ def test_a_pod_no_node_can_take_fails_once_it_waited_unschedulable_seconds(
 
 
 def test_a_slow_but_healthy_start_is_not_failed(timed: Backend) -> None:
-    # GIVEN a progress deadline longer than a slow start (the kube namespaces' is short)
-    timed.mutate(
-        "deployments", "blue-deployment", lambda d: d["spec"].update(progressDeadlineSeconds=600)
-    )
+    # GIVEN a progress deadline longer than a slow start (the kube namespaces' is short),
+    # and one replica (two would start one after the other: twice as long)
+    def patient(deployment: dict[str, Any]) -> None:
+        deployment["spec"].update(progressDeadlineSeconds=600, replicas=1)
+
+    timed.mutate("deployments", "blue-deployment", patient)
 
     # WHEN an image that gets ready only 90 s after it starts, never restarting, rolls out
     verdict = _deploy_and_poll(timed, SLOW_START)
