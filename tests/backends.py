@@ -20,7 +20,7 @@ import copy
 import json
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
 import pytest
@@ -60,6 +60,8 @@ class Backend:
     """For kubectl: an administrator's kubeconfig (kube), empty for the emulator."""
     server: str = ""
     """For kubectl against the emulator: its URL."""
+    speed: float = 1.0
+    """How many times faster than Kubernetes its pods' timing runs (``paced_backend``)."""
     extras: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -239,17 +241,23 @@ def paced_backend(request: pytest.FixtureRequest) -> Iterator[Backend]:
     """Each backend with its cluster running ``KUBE_KUBELET_SPEED`` times faster than Kubernetes.
 
     The emulator on a clock of that speed, the real control plane's kubelet at it: a
-    10 s back-off lasts 10 / speed real seconds on both, so timings compare.
+    10 s back-off lasts 10 / speed real seconds on both, so timings compare. A test
+    that only counts cluster seconds may run the emulator faster with
+    ``@pytest.mark.emulator_speed(N)``; ``backend.speed`` says which.
     """
+    from local.kube.testing import KUBE_KUBELET_SPEED
+
     if request.param == "emulator":
         from local.cluster import Clock, ClusterEmulator
-        from local.kube.testing import KUBE_KUBELET_SPEED
 
-        clock = Clock.scaled(KUBE_KUBELET_SPEED)
-        with ClusterEmulator(seed="default", clock=clock, rollout_seconds=2.5) as emulator:
-            yield emulator_backend(emulator)
+        marker = request.node.get_closest_marker("emulator_speed")
+        speed = float(marker.args[0]) if marker else KUBE_KUBELET_SPEED
+        clock = Clock.scaled(speed)
+        rollout = 2.5 * KUBE_KUBELET_SPEED / speed
+        with ClusterEmulator(seed="default", clock=clock, rollout_seconds=rollout) as emulator:
+            yield replace(emulator_backend(emulator), speed=speed)
         return
     plane = request.getfixturevalue("control_plane")
     namespace = request.getfixturevalue("kube_namespace")
     with plane.admin_client() as client:
-        yield kube_backend(plane, namespace, client)
+        yield replace(kube_backend(plane, namespace, client), speed=KUBE_KUBELET_SPEED)

@@ -18,6 +18,9 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", "emulator_only: a test of what only the emulator can do (faults, counts)"
     )
+    config.addinivalue_line(
+        "markers", "emulator_speed(n): paced_backend runs the emulator's clock n times faster"
+    )
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:

@@ -1,9 +1,10 @@
 """A broken rollout is known from its pods in seconds, on both backends, with a readable Cause.
 
 The deploy flow's rollout step (``check_rollout``) is polled here as the flow polls
-it, sleeping its ``waitSeconds`` scaled to the cluster's speed: the emulator's clock
-and the real control plane's kubelet both run ``KUBE_KUBELET_SPEED`` times faster
-than Kubernetes, so the step's count of waited seconds is in cluster seconds.
+it, sleeping its ``waitSeconds`` scaled to the cluster's speed (``backend.speed``:
+the real control plane's kubelet runs ``KUBE_KUBELET_SPEED`` times faster than
+Kubernetes, the emulator's clock faster still), so the step's count of waited
+seconds is in cluster seconds.
 """
 
 from __future__ import annotations
@@ -31,13 +32,12 @@ from local.cluster.containers import (
     OOM_LOG,
     SLOW_START,
 )
-from local.kube.testing import KUBE_KUBELET_SPEED
 from tests.backends import Backend, emulator_backend
 from tests.flow.fakes import FakeAlarms, FakeHttp, FakeLedger, FakeNotifier
 
 REPO = "123456789012.dkr.ecr.us-west-2.amazonaws.com/rezfusion-cloud"
-SECONDS = 1 / KUBE_KUBELET_SPEED
-"""Real seconds per cluster second."""
+# The figures are cluster seconds: the emulator may run much faster than the kubelet.
+pytestmark = pytest.mark.emulator_speed(40)
 
 
 @pytest.fixture
@@ -89,7 +89,7 @@ def _deploy_and_poll(
         readings.append(reading)
         if reading["complete"]:
             return Verdict(None, int(reading["waited"]), readings)
-        time.sleep(int(reading["waitSeconds"]) * SECONDS)
+        time.sleep(int(reading["waitSeconds"]) / backend.speed)
     return Verdict(None, int(reading["waited"]), readings)
 
 
@@ -166,10 +166,12 @@ def test_a_pod_no_node_can_take_fails_once_it_waited_unschedulable_seconds(
 
 
 def test_a_slow_but_healthy_start_is_not_failed(timed: Backend) -> None:
-    # GIVEN a progress deadline longer than a slow start (the kube namespaces' is short)
-    timed.mutate(
-        "deployments", "blue-deployment", lambda d: d["spec"].update(progressDeadlineSeconds=600)
-    )
+    # GIVEN a progress deadline longer than a slow start (the kube namespaces' is short),
+    # and one replica (two would start one after the other: twice as long)
+    def patient(deployment: dict[str, Any]) -> None:
+        deployment["spec"].update(progressDeadlineSeconds=600, replicas=1)
+
+    timed.mutate("deployments", "blue-deployment", patient)
 
     # WHEN an image that gets ready only 90 s after it starts, never restarting, rolls out
     verdict = _deploy_and_poll(timed, SLOW_START)
