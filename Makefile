@@ -63,8 +63,8 @@ unit: $(STAMP) kube $(CHROMIUM) ## the pytest suite only (on the emulator and on
 
 test: lint validate unit ## every test: lint, template/ASL validation, the pytest suite
 
-demo: $(STAMP) $(if $(filter kube,$(CLUSTER)),kube,) ## the whole flow, locally, on the embedded emulators: make demo [CLUSTER=kube]
-	$(PY) -m local.demo $(if $(CLUSTER),--cluster $(CLUSTER),)
+demo: $(STAMP) $(if $(filter kube,$(CLUSTER)),kube,) ## the whole flow, locally, on the embedded emulators: make demo [CLUSTER=kube] [ROUTER=alb|gateway]
+	$(PY) -m local.demo $(if $(CLUSTER),--cluster $(CLUSTER),) $(if $(ROUTER),--router $(ROUTER),)
 
 bench: $(STAMP) ## benchmarks, printed as tables
 	$(PY) -m bench
@@ -72,11 +72,11 @@ bench: $(STAMP) ## benchmarks, printed as tables
 build: $(SAM_STAMP) ## sam build
 	$(SAM_VENV)/bin/sam build
 
-local: $(STAMP) $(if $(filter kube,$(CLUSTER)),kube,) ## run the local stack (moto, cluster, API endpoint) until Ctrl-C: make local [CLUSTER=kube]
-	$(PY) -m local.stack $(if $(CLUSTER),--cluster $(CLUSTER),) $(ARGS)
+local: $(STAMP) $(if $(filter kube,$(CLUSTER)),kube,) ## run the local stack (moto, cluster, API endpoint) until Ctrl-C: make local [CLUSTER=kube] [ROUTER=alb|gateway]
+	$(PY) -m local.stack $(if $(CLUSTER),--cluster $(CLUSTER),) $(if $(ROUTER),--router $(ROUTER),) $(ARGS)
 
-push: $(STAMP) ## simulate an ECR push into the running local stack: make push TAG=dev [BROKEN=1]
-	$(VENV)/bin/bluegreen push $(TAG) $(if $(BROKEN),--broken,)
+push: $(STAMP) ## simulate an ECR push into the running local stack: make push TAG=dev [BROKEN=1 | ERRORS=1 | SLOW=1]
+	$(VENV)/bin/bluegreen push $(TAG) $(if $(BROKEN),--broken,) $(if $(ERRORS),--errors,) $(if $(SLOW),--slow,)
 
 invoke: $(STAMP) ## invoke a handler against the running local stack: make invoke FN=ecr_push EVENT=events/x.json
 	$(PY) -m local.invoke $(FN) $(EVENT)

@@ -96,6 +96,8 @@ DEFAULT_ROUTES = (
     Route("GET", "/images"),
     Route("GET", "/deployments"),
     Route("GET", "/deployments/{id}"),
+    Route("POST", "/deployments/{id}/resume"),
+    Route("POST", "/deployments/{id}/abort"),
 )
 
 

@@ -16,6 +16,17 @@ step at a time, and checks each step's outcome through the Kubernetes API
 6. an emergency ``imageTag`` on production;
 7. the final ``kubectl get`` view and the ledger's history.
 
+With ``--router alb`` or ``--router gateway`` (``make demo ROUTER=alb``) the roles
+move on the seed's Ingress or HTTPRoute instead of the Services' selectors, traffic
+flows through them (``local.traffic``), and the story goes on:
+
+8. a flip with no failed simulated request;
+9. a progressive promotion 10 % -> 50 % (a manual gate, resumed from the command
+   line) -> 100 %, judged from CloudWatch, that passes and swaps the roles;
+10. an instant flip-back of production (weights only, no rollout);
+11. a promotion of an image that answers 5 % 5xx, failed by its analysis at 10 % and
+    backed out at once.
+
 It ends with a timeline (step, digest, where, duration, outcome) and exits 0
 only when every step was verified; otherwise 1, with one line naming the step
 and what was wrong. ``run_story`` is the same story for tests.
@@ -44,6 +55,7 @@ import urllib.request
 import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from datetime import datetime
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -514,6 +526,7 @@ class Story:
     """The demo's steps over a running stack; ``run`` returns one result per step."""
 
     TOTAL = 7
+    WEIGHTED_TOTAL = 11
 
     def __init__(self, stack: LocalStack, out: TextIO, *, first_step: int = 2) -> None:
         if stack.state is None:
@@ -538,6 +551,12 @@ class Story:
         # What later steps build on, set by earlier ones.
         self.healthy = ""
         self.broken = ""
+        self.router = stack.options.router
+        self.weighted = self.router in ("alb", "gateway")
+        self.total = self.WEIGHTED_TOTAL if self.weighted else self.TOTAL
+        self.traffic = stack.traffic
+        self.interval = self.settings.analysis.interval_seconds / stack.options.speed
+        self.promoted = ""
         self.detected_after = 0
 
     # running -------------------------------------------------------------------------------
@@ -551,7 +570,16 @@ class Story:
             ("broken push of dev", self.broken_push),
             ("emergency fix of production", self.emergency_fix),
             ("final view and history", self.final_view),
-        ]
+        ] + (
+            [
+                ("a flip with no failed simulated request", self.flip_without_failures),
+                ("promotion 10 -> 50 (manual gate) -> 100", self.promotion_passes),
+                ("instant flip-back of production", self.flip_back),
+                ("promotion failing its analysis at 10 %", self.promotion_fails),
+            ]
+            if self.weighted
+            else []
+        )
 
     def run(self) -> list[StepResult]:
         """Run every step in order; the first one that fails ends the story."""
@@ -559,7 +587,7 @@ class Story:
             for offset, (title, body) in enumerate(self.steps()):
                 number = self.first_step + offset
                 self.current = (number, title)
-                self.console.heading(number, self.TOTAL, title)
+                self.console.heading(number, self.total, title)
                 started = time.monotonic()
                 try:
                     result = body()
@@ -627,7 +655,63 @@ class Story:
             for address in subset.get("addresses") or []
         )
 
+    def _router_weights(self) -> tuple[dict[str, int], str]:
+        """Production's weight per colour and the canary's colour, read from the router
+        object with kubectl (the Ingress's action annotations, the HTTPRoute's rules)."""
+        kubectl = self._kubectl()
+
+        def split(groups: list[Any], key: str) -> dict[str, int]:
+            found = {"blue": 0, "green": 0}
+            for group in groups:
+                for colour in found:
+                    if group.get(key) == self.settings.colour_service_pattern.format(colour=colour):
+                        found[colour] += int(group.get("weight", 1))
+            return found
+
+        if self.router == "alb":
+            ingress = kubectl.json("get", "ingress", self.settings.ingress_name)
+            annotations = ingress["metadata"].get("annotations") or {}
+
+            def action(name: str) -> dict[str, int]:
+                raw = annotations.get(f"alb.ingress.kubernetes.io/actions.{name}", "{}")
+                groups = (json.loads(raw).get("forwardConfig") or {}).get("targetGroups") or []
+                return split(groups, "serviceName")
+
+            production = action(self.settings.ingress_production_action)
+            canary = action(self.settings.ingress_canary_action)
+        else:
+            route = kubectl.json("get", "httproute", self.settings.http_route_name)
+            rules = {r.get("name"): r for r in route["spec"].get("rules") or []}
+            production = split(
+                rules[self.settings.http_route_production_rule].get("backendRefs") or [], "name"
+            )
+            canary = split(
+                rules[self.settings.http_route_canary_rule].get("backendRefs") or [], "name"
+            )
+        return production, max(canary, key=lambda colour: canary[colour])
+
+    def _check_weighted_roles(self, canary: str, production: str) -> dict[str, Any]:
+        canary_env, _ = self._roles_by_kubectl()
+        weights, canary_colour = self._router_weights()
+        _require(
+            canary_env.get("selector") == canary,
+            f"canaryEnv says the canary is {canary_env.get('selector')!r}, expected {canary!r}",
+        )
+        wanted = {production: 100, canary: 0}
+        _require(
+            weights == wanted and canary_colour == canary,
+            f"the {self.router} object sends production {weights} and the canary to "
+            f"{canary_colour}, expected {wanted} and {canary}",
+        )
+        self.console.checked(
+            f"kubectl: canaryEnv selector={canary}; the {self.router} object sends production "
+            f"100 % to {production} and the canary to {canary}; no Service selector moved"
+        )
+        return canary_env
+
     def _check_roles(self, canary: str, production: str) -> dict[str, Any]:
+        if self.weighted:
+            return self._check_weighted_roles(canary, production)
         canary_env, selectors = self._roles_by_kubectl()
         _require(
             canary_env.get("selector") == canary,
@@ -1112,6 +1196,207 @@ class Story:
             verified=True,
         )
 
+    # the weighted routers' steps ----------------------------------------------------------
+
+    def _tally(self) -> dict[str, Any]:
+        _require(self.traffic is not None, "this stack runs no traffic simulator")
+        tally = self.traffic.tally
+        return {"sent": dict(tally.sent), "errors": dict(tally.errors), "failed": tally.failed}
+
+    def _promotion(self, deployment_id: str) -> dict[str, Any]:
+        body = self.cli.json("show", deployment_id)
+        promotion = body.get("promotion") if isinstance(body, dict) else None
+        return dict(promotion) if isinstance(promotion, dict) else {}
+
+    def _until(self, what: str, check: Callable[[], Any]) -> Any:
+        deadline = time.monotonic() + self.wait_limit
+        while True:
+            value = check()
+            if value:
+                return value
+            if time.monotonic() > deadline:
+                raise StoryFailed(f"{what}: not so after {self.wait_limit:.0f}s")
+            time.sleep(0.1)
+
+    def flip_without_failures(self) -> StepResult:
+        """A switch under a weighted router: one write of the weights, no request lost."""
+        before = self._tally()
+        _require(before["failed"] == 0, f"{before['failed']} simulated requests failed already")
+        self.console.note(
+            f"traffic flows at {self.traffic.rate:g} requests/s through the {self.router} "
+            "object's weights; switching the canary to blue:"
+        )
+        self.console.command("bluegreen switch blue", self.cli.text("switch", "blue"))
+        self._check_roles("blue", "green")
+        # Long enough for the simulated users to send through the new weights.
+        time.sleep(max(1.0, 4 * self.interval))
+        after = self._tally()
+        sent = sum(after["sent"].values()) - sum(before["sent"].values())
+        _require(sent > 0, "no simulated request was sent during the flip")
+        _require(
+            after["failed"] == 0,
+            f"{after['failed']} of the simulated requests failed during the flip",
+        )
+        self.console.checked(
+            f"{sent} simulated requests through the flip, none failed (the per-colour "
+            "Services and their targets never changed)"
+        )
+        return StepResult(
+            0,
+            "",
+            where="blue=canary",
+            outcome=f"flipped in one write; {sent} requests, 0 failed",
+            verified=True,
+        )
+
+    def promotion_passes(self) -> StepResult:
+        """Blue, freshly deployed, promoted 10 % -> 50 % (gate) -> 100 %, judged and passed."""
+        body = self._waiting(("push", "dev"), "blue", expect=0)
+        digest = str((body.get("record") or {}).get("toDigest"))
+        _require(
+            (body.get("execution") or {}).get("status") == "SUCCEEDED",
+            f"the push of dev did not deploy: {(body.get('execution') or {}).get('cause')}",
+        )
+        self.console.checked(f"blue (the canary) runs {short(digest)}, healthy")
+        steps = "10,50:manual,100"
+        started = self.cli.json("promote", "--steps", steps)
+        promotion_id = str(started.get("deploymentId"))
+        self.console.command(f"bluegreen promote --steps {steps}", pairs_of(started))
+        waiting = self._until(
+            "the promotion waits at its 50 % gate",
+            lambda: (p := self._promotion(promotion_id)).get("waitingForPerson") and p,
+        )
+        self.console.command(f"bluegreen show {promotion_id}", self.cli.text("show", promotion_id))
+        weights, _ = self._router_weights()
+        _require(
+            weights == {"blue": 50, "green": 50},
+            f"at the gate the {self.router} object sends production {weights}, not 50/50",
+        )
+        passed = [a for a in waiting.get("analyses") or [] if a.get("finding") == "passed"]
+        _require(passed, "the promotion reached its gate with no passed reading")
+        self.console.checked(
+            f"it waits for a person at 50 % after {len(passed)} passed readings (error rate "
+            f"{passed[-1].get('errorPercent')} %, p99 {passed[-1].get('p99Seconds')} s)"
+        )
+        self.console.command(
+            f"bluegreen resume {promotion_id}", self.cli.text("resume", promotion_id)
+        )
+        code, out, err = self.cli.run("--json", "watch", promotion_id, "--interval", "0.2")
+        final = json.loads(out) if out.strip().startswith("{") else {}
+        _require(
+            code == 0 and (final.get("execution") or {}).get("status") == "SUCCEEDED",
+            f"the promotion ended {(final.get('execution') or {}).get('status')}: "
+            f"{(final.get('execution') or {}).get('cause') or err.strip()}",
+        )
+        self._check_roles("green", "blue")
+        self.console.checked(
+            f"promotion {promotion_id} SUCCEEDED: blue serves 100 % of production, green is "
+            "the canary and still runs what production ran"
+        )
+        verdict = self._verdicts().get(digest)
+        _require(verdict == "healthy", f"{short(digest)} is {verdict}, not healthy")
+        self.promoted = digest
+        return StepResult(
+            0,
+            "",
+            digest=short(digest),
+            where="blue (production)",
+            outcome="10 % -> 50 % (resumed) -> 100 %, roles swapped",
+            verified=True,
+            facts={"deploymentId": promotion_id, "digest": digest},
+        )
+
+    def flip_back(self) -> StepResult:
+        """``POST /rollback`` of production within the window: weights only."""
+        green = self.api.deployment(self._deployment_name("green"))
+        generation = green["metadata"].get("generation")
+        self.console.note("production has a problem after all: roll it back")
+        answer = self.cli.json("rollback", "--service", "production")
+        self.console.command("bluegreen rollback --service production", pairs_of(answer))
+        _require(answer.get("flippedBack") is True, f"no flip-back: {answer}")
+        self._check_roles("blue", "green")
+        again = self.api.deployment(self._deployment_name("green"))
+        _require(
+            again["metadata"].get("generation") == generation,
+            "green's Deployment was changed: a flip-back must roll nothing out",
+        )
+        self.console.checked("green serves production again; its Deployment was not touched")
+        record = self.cli.json("show", str(answer.get("recordId"))).get("record") or {}
+        _require(
+            (record.get("action"), record.get("outcome")) == ("rollback", "succeeded"),
+            f"the ledger records the flip-back as {record.get('action')} {record.get('outcome')}",
+        )
+        self.console.checked(
+            f"ledger: {record.get('id')} rollback succeeded, by {record.get('actor')}"
+        )
+        return StepResult(
+            0,
+            "",
+            digest=short(self.promoted),
+            where="green (production)",
+            outcome="flipped back in one write, no rollout",
+            verified=True,
+            facts={"recordId": str(answer.get("recordId"))},
+        )
+
+    def promotion_fails(self) -> StepResult:
+        """An image answering 5 % 5xx: failed at 10 % by its first reading, backed out."""
+        body = self._waiting(("push", "dev", "--errors"), "blue", expect=0)
+        digest = str((body.get("record") or {}).get("toDigest"))
+        self.console.checked(
+            f"blue (the canary) runs {short(digest)}: it rolls out and passes its hooks, "
+            "but answers 5 % of its requests with a 5xx"
+        )
+        final = self._waiting(("promote", "--steps", "10,100"), "blue", expect=1)
+        execution = final.get("execution") or {}
+        _require(
+            execution.get("error") == "AnalysisFailed",
+            f"the promotion ended {execution.get('status')} {execution.get('error')}",
+        )
+        self.console.checked(f"FAILED AnalysisFailed: {execution.get('cause')}")
+        promotion = final.get("promotion") or {}
+        analyses = promotion.get("analyses") or []
+        findings = [a.get("finding") for a in analyses]
+        _require(
+            findings and findings[-1] == "failed" and "failed" not in findings[:-1],
+            f"the readings were {findings}",
+        )
+        weights, _ = self._router_weights()
+        _require(
+            weights == {"blue": 0, "green": 100},
+            f"production is {weights}, not back to 100 % on green",
+        )
+        failed_at, backed_out = promotion.get("failedAt"), promotion.get("backedOutAt")
+        _require(failed_at and backed_out, f"the promotion shows no failure time: {promotion}")
+        took = (
+            datetime.fromisoformat(str(backed_out)) - datetime.fromisoformat(str(failed_at))
+        ).total_seconds()
+        _require(0 <= took < 5, f"production was back on green {took:.1f}s after the failure")
+        self.console.checked(
+            f"the first conclusive reading at 10 % failed it; production was back at 100 % on "
+            f"green {took:.2f}s later, within one analysis interval ({self.interval:.1f}s here)"
+        )
+        verdict = self._verdicts().get(digest)
+        _require(verdict == "failed", f"{short(digest)} is {verdict}, not failed")
+        return StepResult(
+            0,
+            "",
+            digest=short(digest),
+            where="blue (canary)",
+            outcome="failed its analysis at 10 %, backed out",
+            verified=True,
+            facts={"deploymentId": str(final.get("id")), "digest": digest},
+        )
+
+
+def pairs_of(body: Any) -> str:
+    """A JSON answer as ``key  value`` lines (nested values left out)."""
+    if not isinstance(body, dict):
+        return str(body)
+    return "\n".join(
+        f"{key:14} {value}" for key, value in body.items() if not isinstance(value, dict | list)
+    )
+
 
 def run_story(stack: LocalStack, out: TextIO) -> list[StepResult]:
     """Steps 2 to 7 of the demo against a running stack; the first failure ends them."""
@@ -1142,6 +1427,14 @@ def _parser() -> argparse.ArgumentParser:
         type=float,
         help=f"how much faster than real time the cluster's clock runs (default "
         f"{DEFAULT_SPEED:g} on the emulator, 1 on kube)",
+    )
+    parser.add_argument(
+        "--router",
+        choices=("selector", "alb", "gateway"),
+        default="selector",
+        help="the stack's TrafficRouter (default %(default)s); alb and gateway add the "
+        "traffic story: a flip, a promotion with a manual gate, a flip-back, a failed "
+        "promotion",
     )
     parser.add_argument(
         "--keep-running",
@@ -1222,7 +1515,8 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
     began = time.monotonic()
     work_dir = Path(tempfile.mkdtemp(prefix="bluegreen-demo-"))
     try:
-        console.heading(1, Story.TOTAL, "start the local stack")
+        total = Story.TOTAL if args.router == "selector" else Story.WEIGHTED_TOTAL
+        console.heading(1, total, "start the local stack")
         other = running_stack()
         if other is not None:
             console.note(
@@ -1231,8 +1525,15 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
             )
         started = time.monotonic()
         try:
+            traffic = 400.0 if args.router != "selector" else 0.0
             stack = LocalStack(
-                StackOptions.ephemeral(work_dir, speed=args.speed, cluster=args.cluster)
+                StackOptions.ephemeral(
+                    work_dir,
+                    speed=args.speed,
+                    cluster=args.cluster,
+                    router=args.router,
+                    traffic_rate=traffic,
+                )
             ).start()
         except (StackError, OSError) as exc:
             results.append(
@@ -1261,7 +1562,7 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
             )
             story = Story(stack, out)
             results += story.run()
-        _report(console, results, time.monotonic() - began, args.speed)
+        _report(console, results, time.monotonic() - began, args.speed, total)
         if args.keep_running and stack is not None:
             exploring = True
             _explore(stack, console)
@@ -1273,7 +1574,7 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
             sys.stderr.write(f"demo: interrupted at step {where[0]} ({where[1]})\n")
             return EXIT_INTERRUPTED
     _stop(console, stack, work_dir)
-    if _passed(results):
+    if _passed(results, total):
         return 0
     failed = next((r for r in results if not r.verified), None)
     if failed is None:  # a step never ran: the story ended early
@@ -1285,11 +1586,17 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
     return EXIT_FAILED
 
 
-def _passed(results: Sequence[StepResult]) -> bool:
-    return len(results) == Story.TOTAL and all(r.verified for r in results)
+def _passed(results: Sequence[StepResult], total: int = Story.TOTAL) -> bool:
+    return len(results) == total and all(r.verified for r in results)
 
 
-def _report(console: Console, results: Sequence[StepResult], seconds: float, speed: float) -> None:
+def _report(
+    console: Console,
+    results: Sequence[StepResult],
+    seconds: float,
+    speed: float,
+    total: int = Story.TOTAL,
+) -> None:
     console.line()
     console.line(console.paint("Timeline", "1"))
     for row in render_timeline(results).splitlines():
@@ -1298,17 +1605,17 @@ def _report(console: Console, results: Sequence[StepResult], seconds: float, spe
         console.line("  " + row)
     console.line()
     verified = sum(r.verified for r in results)
-    if _passed(results):
+    if _passed(results, total):
         console.line(
-            console.paint(f"demo passed: {verified}/{Story.TOTAL} steps verified", "32;1")
+            console.paint(f"demo passed: {verified}/{total} steps verified", "32;1")
             + f" in {seconds:.1f}s (cluster clock x{speed:g}: {seconds * speed / 60:.0f} "
             "cluster minutes)"
         )
     else:
         ran = len(results)
-        not_run = f" (steps {ran + 1} to {Story.TOTAL} did not run)" if ran < Story.TOTAL else ""
+        not_run = f" (steps {ran + 1} to {total} did not run)" if ran < total else ""
         console.line(
-            console.paint(f"demo failed: {verified}/{Story.TOTAL} steps verified", "31;1") + not_run
+            console.paint(f"demo failed: {verified}/{total} steps verified", "31;1") + not_run
         )
 
 

@@ -10,7 +10,12 @@
   (Wait states are shortened by the same factor), so a whole deploy takes seconds;
 - a local API Gateway endpoint in front of the real ``services_api`` handler,
   plus the local-only ``POST /_local/events`` path that delivers an EventBridge
-  event to ``ecr_push`` when the template's rule matches it (``bluegreen push``).
+  event to ``ecr_push`` when the template's rule matches it (``bluegreen push``);
+- the traffic simulator (``local.traffic``): a steady request rate through the
+  stack's router (``--router selector|alb|gateway``), published as ALB metrics per
+  target group into moto's CloudWatch, so a progressive promotion's analysis has
+  numbers to judge; ``POST /_local/traffic`` marks an image that answers 5 % 5xx or
+  is slow (``bluegreen push --errors|--slow``) and reports what the users saw.
 
 Every handler runs here with the ``BG_*`` environment a deployed function gets
 (values from the template's parameters' defaults) and ``AWS_ENDPOINT_URL``
@@ -47,6 +52,13 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 STATE_DIR = ROOT / ".local-stack"
+LOCAL_TARGET_GROUPS = {
+    "blue": "targetgroup/k8s-wpplatfo-blueserv-5f2c1e7a90/6d0ecf831eec9f09",
+    "green": "targetgroup/k8s-wpplatfo-greenser-0b7d3c4e21/9a4b2c1d8e7f6a5b",
+}
+"""The TargetGroup dimension of each colour's Service, as the Load Balancer Controller
+would name them; the simulator publishes under them, the analysis reads them."""
+LOCAL_LOAD_BALANCER = "app/k8s-wpplatform-web-3c1e9f/50dc6c495c0c9188"
 LAYER = ROOT / "layers" / "bluegreen"
 """Where the handlers' shared ``bluegreen`` package lives (a Lambda layer when deployed)."""
 
@@ -179,6 +191,10 @@ class StackOptions:
     secret_access_key: str = "testing"  # noqa: S105 - a local stack's well-known key
     caller_name: str = ""
     """The IAM user the key belongs to; empty: the login name of who started the stack."""
+    router: str = "selector"
+    """The stack's ``TrafficRouter``: ``selector``, ``alb`` or ``gateway``."""
+    traffic_rate: float = 400.0
+    """Simulated requests per second through the router (0: no simulator)."""
 
     @property
     def caller_arn(self) -> str:
@@ -187,8 +203,15 @@ class StackOptions:
 
     @classmethod
     def ephemeral(cls, state_dir: Path, **changes: Any) -> StackOptions:
-        """Free ports, a private state folder and no access log: for tests."""
-        base = cls(api_port=0, moto_port=0, cluster_port=0, state_dir=state_dir, access_log=False)
+        """Free ports, a private state folder, no access log, no simulated traffic: for tests."""
+        base = cls(
+            api_port=0,
+            moto_port=0,
+            cluster_port=0,
+            state_dir=state_dir,
+            access_log=False,
+            traffic_rate=0.0,
+        )
         return replace(base, **changes)
 
 
@@ -293,6 +316,7 @@ class LocalStack:
         self.control_plane: Any = None
         self.api: Any = None
         self.moto: Any = None
+        self.traffic: Any = None
 
     # lifecycle --------------------------------------------------------------
 
@@ -344,6 +368,7 @@ class LocalStack:
         self._exits.callback(_fresh_handler_modules())
         _cold_start()
         api_url = self._start_api(environment)
+        self._start_traffic(environment)
         kubeconfig = self._write_kubeconfig(cluster_url)
         self.state = StackState(
             pid=os.getpid(),
@@ -400,6 +425,10 @@ class LocalStack:
             self._exits.callback(quiet.setLevel, quiet.level)
             quiet.setLevel(level)
 
+        # moto's GetMetricData computes no percentile: the analysis reads a p99.
+        from local.cloudwatch import percentiles_in_moto
+
+        self._exits.enter_context(percentiles_in_moto())
         server = ThreadedMotoServer(
             ip_address=self.options.host, port=self.options.moto_port, verbose=False
         )
@@ -502,6 +531,14 @@ class LocalStack:
                 "POWERTOOLS_TRACE_DISABLED": "true",
                 "POWERTOOLS_METRICS_DISABLED": "true",
                 "POWERTOOLS_LOG_LEVEL": self.options.log_level,
+                "BG_TRAFFIC_ROUTER": self.options.router,
+                "BG_ANALYSIS_TARGET_GROUPS": ",".join(
+                    f"{colour}={group}" for colour, group in LOCAL_TARGET_GROUPS.items()
+                ),
+                "BG_ANALYSIS_LOAD_BALANCER": LOCAL_LOAD_BALANCER,
+                # What the simulator sends a canary at 10 % in one analysis interval, with
+                # the interval shortened by the stack's speed: 400/s x 1 s x 10 % at x60.
+                "BG_ANALYSIS_MIN_REQUESTS": "10",
             }
         )
         environment["AWS_DEFAULT_REGION"] = environment["AWS_REGION"]
@@ -620,7 +657,7 @@ class LocalStack:
             stage=Stage(account=ACCOUNT, region=region, stage=self._stage_name()),
             host=self.options.host,
             port=self.options.api_port,
-            control_paths={"/_local/events": self._deliver_event},
+            control_paths={"/_local/events": self._deliver_event, "/_local/traffic": self._traffic},
             credentials={
                 self.options.access_key_id: LocalCredential(
                     self.options.access_key_id,
@@ -635,6 +672,66 @@ class LocalStack:
         self.api = api
         self._exits.callback(api.stop)
         return api.url
+
+    def _start_traffic(self, environment: Mapping[str, str]) -> None:
+        """The simulated users, reading where the router sends them as the product does."""
+        if self.options.traffic_rate <= 0:
+            return
+        import boto3
+
+        from bluegreen.adapters.cluster import KubernetesCluster
+        from bluegreen.config import Settings
+        from local.traffic import TrafficSimulator
+
+        settings = Settings.from_env(environment)
+        cloudwatch = boto3.client(
+            "cloudwatch",
+            endpoint_url=environment["AWS_ENDPOINT_URL"],
+            region_name=environment["AWS_REGION"],
+        )
+        simulator = TrafficSimulator(
+            KubernetesCluster.from_settings(settings),
+            cloudwatch,
+            LOCAL_TARGET_GROUPS,
+            rate=self.options.traffic_rate,
+            load_balancer=LOCAL_LOAD_BALANCER,
+            # A new IP target serves once it passes the target group's health check: with
+            # the controller's defaults (15 s apart, 5 in a row) 75 s, on the stack's clock.
+            registration_seconds=75.0 / self.options.speed,
+        )
+        simulator.start()
+        self.traffic = simulator
+        self._exits.callback(simulator.stop)
+
+    def _traffic(self, body: bytes) -> tuple[int, Any]:
+        """``POST /_local/traffic``: mark an image (``{"image", "behaviour"}``); the tally."""
+        simulator = self.traffic
+        if simulator is None:
+            return 409, {"error": "NoTraffic", "detail": "this stack runs no traffic simulator"}
+        try:
+            asked = json.loads(body or b"{}")
+        except ValueError as exc:
+            return 400, {"error": "InvalidInput", "detail": f"the body is not JSON: {exc}"}
+        if not isinstance(asked, dict) or set(asked) - {"image", "behaviour"}:
+            return 400, {
+                "error": "InvalidInput",
+                "detail": 'send {} for the tally, or {"image": "sha256:...", "behaviour": '
+                '"errors"|"slow"|"good"}',
+            }
+        if "image" in asked:
+            try:
+                simulator.mark(str(asked["image"]), str(asked.get("behaviour", "good")))
+            except ValueError as exc:
+                return 400, {"error": "InvalidInput", "detail": f"behaviour: {exc}"}
+        tally = simulator.tally
+        return 200, {
+            "rate": simulator.rate,
+            "sent": dict(tally.sent),
+            "errors": dict(tally.errors),
+            "failed": tally.failed,
+            "marks": simulator.marks(),
+            "lastError": simulator.last_error,
+        }
 
     def _stage_name(self) -> str:
         """The API's stage: the default of the template's ``ApiStageName`` parameter."""
@@ -756,7 +853,7 @@ class LocalStack:
         rel_kubectl = ".venv/bin/kubectl" if Path(kubectl).exists() else "kubectl"
         lines = [
             f"eks-bluegreen local stack (pid {state.pid}, clock x{self.options.speed:g}, "
-            f"cluster: {state.cluster_kind})",
+            f"cluster: {state.cluster_kind}, router: {self.options.router})",
             "",
             f"  API (services_api)  {state.api_url}    SigV4 only, as API Gateway (AWS_IAM)",
             f"  moto (AWS)          {state.moto_url}",
@@ -793,7 +890,8 @@ class LocalStack:
         lines += [
             "",
             cli,
-            "  .venv/bin/bluegreen status       make push TAG=dev [BROKEN=1]",
+            "  .venv/bin/bluegreen status       make push TAG=dev [BROKEN=1 | ERRORS=1 | SLOW=1]",
+            "  .venv/bin/bluegreen promote --steps 10,50:manual,100 --wait    (alb, gateway)",
             "  make invoke FN=ecr_push EVENT=events/ecr_push/tagged_push.json",
             "  .venv/bin/bluegreen dashboard --open   the release in a browser: "
             "http://127.0.0.1:3100/",
@@ -982,6 +1080,20 @@ def parse_options(argv: list[str] | None = None) -> StackOptions:
     parser.add_argument(
         "--seed", type=Path, help="Kubernetes manifests (file or folder); none: the default seed"
     )
+    parser.add_argument(
+        "--router",
+        choices=("selector", "alb", "gateway"),
+        default=defaults.router,
+        help="the stack's TrafficRouter (default %(default)s): the Services' selectors, the "
+        "seed's Ingress (alb) or its HTTPRoute (gateway)",
+    )
+    parser.add_argument(
+        "--traffic",
+        type=float,
+        default=defaults.traffic_rate,
+        metavar="REQUESTS_PER_SECOND",
+        help="the simulated users' rate through the router (default %(default)g; 0: none)",
+    )
     parser.add_argument("--quiet", action="store_true", help="no access log")
     parser.add_argument(
         "--log-level",
@@ -1006,6 +1118,8 @@ def parse_options(argv: list[str] | None = None) -> StackOptions:
         seed=args.seed,
         access_log=not args.quiet,
         log_level=args.log_level,
+        router=args.router,
+        traffic_rate=args.traffic,
     )
 
 

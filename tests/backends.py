@@ -37,6 +37,8 @@ _PATHS = {
     "deployments": "/apis/apps/v1/namespaces/{ns}/deployments",
     "replicasets": "/apis/apps/v1/namespaces/{ns}/replicasets",
     "jobs": "/apis/batch/v1/namespaces/{ns}/jobs",
+    "ingresses": "/apis/networking.k8s.io/v1/namespaces/{ns}/ingresses",
+    "httproutes": "/apis/gateway.networking.k8s.io/v1/namespaces/{ns}/httproutes",
 }
 
 

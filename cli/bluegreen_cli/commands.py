@@ -119,8 +119,50 @@ def rollback(ctx: Context) -> int:
 
 
 def promote(ctx: Context) -> int:
-    """``POST /promote``: put what the canary runs on production."""
-    return _started(ctx, ctx.client.post("/promote", _with_reason(ctx, {})))
+    """``POST /promote``: put what the canary runs on production (with ``--steps``, by steps)."""
+    payload: dict[str, object] = {}
+    steps = getattr(ctx.args, "steps", None)
+    if steps:
+        payload["strategy"] = {"steps": steps}
+    return _started(ctx, ctx.client.post("/promote", _with_reason(ctx, payload)))
+
+
+def parse_steps(text: str) -> list[dict[str, object]]:
+    """``10,50:manual,100`` as the API's steps (the API judges them: order, the end at 100).
+
+    Raises ``argparse.ArgumentTypeError`` for what is not ``weight[:seconds|manual]``.
+    """
+    steps: list[dict[str, object]] = []
+    for part in (piece.strip() for piece in text.split(",")):
+        weight, sep, pause = part.partition(":")
+        if not weight.isdigit() or (sep and pause != "manual" and not pause.isdigit()):
+            raise argparse.ArgumentTypeError(
+                f"{part!r} is not WEIGHT[:SECONDS|manual] (for example 10,50:manual,100)"
+            )
+        step: dict[str, object] = {"weight": int(weight)}
+        if sep:
+            step["pause"] = pause if pause == "manual" else int(pause)
+        steps.append(step)
+    return steps
+
+
+def resume(ctx: Context) -> int:
+    """``POST /deployments/{id}/resume``: go on past the manual gate (or hold it)."""
+    payload: dict[str, object] = {"hold": True} if getattr(ctx.args, "hold", False) else {}
+    body = ctx.client.post(
+        f"/deployments/{quote(ctx.args.id, safe='')}/resume", _with_reason(ctx, payload)
+    )
+    ctx.emit(body, render_started(body))
+    return EXIT_OK
+
+
+def abort(ctx: Context) -> int:
+    """``POST /deployments/{id}/abort``: back the promotion out."""
+    body = ctx.client.post(
+        f"/deployments/{quote(ctx.args.id, safe='')}/abort", _with_reason(ctx, {})
+    )
+    ctx.emit(body, render_started(body))
+    return EXIT_OK
 
 
 def _with_reason(ctx: Context, payload: dict[str, object]) -> dict[str, object]:
@@ -281,9 +323,57 @@ def render_deployment(body: Any) -> str:
     if isinstance(body, dict) and body.get("consoleUrl"):
         items.append(("console", body["consoleUrl"]))
     text = pairs(items)
+    promotion = _mapping(body.get("promotion")) if isinstance(body, dict) else {}
+    if promotion:
+        text += "\n\n" + render_promotion(promotion)
     for hook, log in _mapping(record.get("hookLogs")).items():
         text += f"\n\nhook {hook} (log tail):\n" + "\n".join(
             f"  {line}" for line in str(log).splitlines()
+        )
+    return text
+
+
+def render_promotion(promotion: dict[str, Any]) -> str:
+    """A progressive promotion: where it is, whether it waits for a person, its readings."""
+    steps = [s for s in promotion.get("steps") or [] if isinstance(s, dict)]
+    plan = " -> ".join(
+        f"{s.get('weight')} %" + (f" ({s['pause']})" if s.get("pause") not in (None, 0) else "")
+        for s in steps
+    )
+    weights = _mapping(promotion.get("weights"))
+    items: list[tuple[str, object]] = [
+        ("promotion", promotion.get("status")),
+        ("step", f"{promotion.get('step')} of {len(steps)}: {plan}"),
+        ("weights", ", ".join(f"{colour} {weight} %" for colour, weight in weights.items())),
+        (
+            "waiting",
+            f"for a person: {promotion.get('waitingFor')}"
+            if promotion.get("waitingForPerson")
+            else "no",
+        ),
+    ]
+    if promotion.get("abortRequestedBy"):
+        items.append(("abort asked by", promotion["abortRequestedBy"]))
+    for gate in promotion.get("gates") or []:
+        if isinstance(gate, dict):
+            items.append(
+                (f"gate {gate.get('step')}", f"{gate.get('decision')} by {gate.get('actor')}")
+            )
+    text = pairs(items)
+    analyses = [a for a in promotion.get("analyses") or [] if isinstance(a, dict)]
+    if analyses:
+        rows = [
+            [
+                str(a.get("weight", "")),
+                str(a.get("finding", "")),
+                str(int(float(a.get("requests") or 0))),
+                "" if a.get("errorPercent") is None else f"{float(a['errorPercent']):.2f}",
+                "" if a.get("p99Seconds") is None else f"{float(a['p99Seconds']):.3f}",
+            ]
+            for a in analyses
+        ]
+        text += "\n\nreadings:\n" + table(
+            ["weight %", "finding", "requests", "5xx %", "p99 s"], rows
         )
     return text
 

@@ -155,9 +155,43 @@ def build_parser() -> argparse.ArgumentParser:
     _reason(p)
     waiting(p)
 
-    p = command("promote", "put the canary's digest on production", commands.promote)
+    p = command(
+        "promote",
+        "promote the canary: progressively under the alb and gateway routers, by digest "
+        "under selector",
+        commands.promote,
+    )
+    p.add_argument(
+        "--steps",
+        type=commands.parse_steps,
+        metavar="W[:PAUSE],...",
+        help="alb and gateway: the canary's share of production per step, ending at 100, "
+        "each with an optional pause in seconds or 'manual' (e.g. 10,50:manual,100); "
+        "without it the stack's strategy runs",
+    )
     _reason(p)
     waiting(p)
+
+    p = command(
+        "resume",
+        "resume a progressive promotion waiting at a manual gate",
+        commands.resume,
+    )
+    p.add_argument("id", help="the promotion's deployment id")
+    p.add_argument(
+        "--hold",
+        action="store_true",
+        help="keep the gate waiting instead (a heartbeat, for gates that need one)",
+    )
+    _reason(p)
+
+    p = command(
+        "abort",
+        "abort a progressive promotion: production back to the old colour",
+        commands.abort,
+    )
+    p.add_argument("id", help="the promotion's deployment id")
+    _reason(p)
 
     for name, help_text, run in (
         (
@@ -222,6 +256,21 @@ def build_parser() -> argparse.ArgumentParser:
         help="how a --broken image misbehaves (default CrashLoopBackOff; SlowStart is "
         "healthy but ready only after 90 s)",
     )
+    answers = p.add_mutually_exclusive_group()
+    answers.add_argument(
+        "--errors",
+        action="store_const",
+        const="errors",
+        dest="behaviour",
+        help="the image rolls out, but 5 %% of the simulated requests it serves answer 5xx",
+    )
+    answers.add_argument(
+        "--slow",
+        action="store_const",
+        const="slow",
+        dest="behaviour",
+        help="the image rolls out, but answers the simulated requests in about 2 s",
+    )
     waiting(p)
     return root
 
@@ -272,7 +321,14 @@ def _push(ctx: commands.Context) -> int:
             "push works only against the local stack: start it with `make local` "
             "(and do not pass --endpoint to another API)"
         )
-    result = push(ctx.local, ctx.client, ctx.args.tag, broken=ctx.args.broken, fault=ctx.args.fault)
+    result = push(
+        ctx.local,
+        ctx.client,
+        ctx.args.tag,
+        broken=ctx.args.broken,
+        fault=ctx.args.fault,
+        behaviour=ctx.args.behaviour or "",
+    )
     delivered = result.get("ecrPush")
     items = [(k, v) for k, v in result.items() if k not in ("ecrPush", "executionArn")]
     if isinstance(delivered, dict):

@@ -90,6 +90,7 @@ def push(
     *,
     broken: bool,
     fault: str = FAULT_MODES[0],
+    behaviour: str = "",
 ) -> dict[str, Any]:
     """Push a new image tagged ``tag``, deliver its event through ``api`` (the stack's
     signed API client); returns what happened."""
@@ -116,6 +117,9 @@ def push(
         raise CliError(f"pushing to the local ECR failed: {exc}", EXIT_UNAVAILABLE) from None
     if broken:
         _post(f"{stack.faults_url}/_emulator/faults/images", {"image": digest, "mode": fault})
+    if behaviour:
+        # The image rolls out and passes its hooks; the simulated users see it misbehave.
+        api.call("POST", "/_local/traffic", payload={"image": digest, "behaviour": behaviour})
     event = ecr_push_event(stack, digest, tag, datetime.now(UTC), str(uuid.uuid4()))
     delivered = api.call("POST", "/_local/events", payload=event).body
     started = delivered if isinstance(delivered, dict) else {}
@@ -124,6 +128,7 @@ def push(
         "digest": digest,
         "image": f"{stack.registry}/{stack.repository}@{digest}",
         "broken": fault if broken else "",
+        "behaviour": behaviour or "good",
         "eventId": event["id"],
         "deploymentId": started.get("deploymentId", ""),
         "executionArn": started.get("executionArn", ""),

@@ -25,7 +25,9 @@ from typing import Any
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from bluegreen.config import Settings, load_settings
-from bluegreen.logic.deploy import DeployPorts, run_step
+from bluegreen.logic.deploy import DeployPorts
+from bluegreen.logic.promotion import PromotionPorts
+from bluegreen.logic.steps import run_step
 from bluegreen.observability import logger, tracer
 
 
@@ -70,22 +72,44 @@ def ports() -> DeployPorts:
     return build_ports(load_settings())
 
 
+@lru_cache(maxsize=1)
+def promotion_ports() -> PromotionPorts:
+    """The deploy ports plus CloudWatch's metrics and the promotions' store."""
+    from bluegreen.adapters.cloudwatch import CloudWatchTrafficMetrics
+    from bluegreen.adapters.promotions import DynamoPromotions
+
+    deploy, settings = ports(), load_settings()
+    return PromotionPorts(
+        deploy=deploy,
+        metrics=CloudWatchTrafficMetrics(
+            _aws_client("cloudwatch", settings.region),
+            settings.analysis_target_groups,
+            settings.analysis_load_balancer,
+        ),
+        promotions=DynamoPromotions(
+            settings.ledger_table, _aws_client("dynamodb", settings.region), settings.application
+        ),
+    )
+
+
 def reset() -> None:
     """Forget the ports and settings (tests change the environment between cases)."""
     load_settings.cache_clear()
     ports.cache_clear()
+    promotion_ports.cache_clear()
     _aws_client.cache_clear()
 
 
 @logger.inject_lambda_context(
-    correlation_id_path="execution.name || deployment.id", clear_state=True
+    correlation_id_path="execution.name || deployment.id || promotion.id || state.promotion.id",
+    clear_state=True,
 )
 @tracer.capture_lambda_handler(capture_response=False)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     """Run the step named by ``event["step"]`` of the deploy flow and return its result."""
     logger.append_keys(step=event.get("step"))
     try:
-        return run_step(event, ports())
+        return run_step(event, ports(), promotion_ports)
     finally:
         # The logger is shared by every handler of a process (the local stack runs
         # them all in one): the step belongs to this invocation's lines only.

@@ -247,7 +247,8 @@ def route_not_found(exc: NotFoundError) -> Response[dict[str, str]]:
         "RouteNotFound",
         f"no route {event.http_method} {event.path}; the API serves GET /services, "
         "POST /services, GET /images, GET /deployments, GET /deployments/{id}, "
-        "GET /deployments/{id}/timeline, POST /rollback, POST /promote",
+        "GET /deployments/{id}/timeline, POST /rollback, POST /promote, "
+        "POST /deployments/{id}/resume, POST /deployments/{id}/abort",
     )
 
 

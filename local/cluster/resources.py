@@ -196,6 +196,17 @@ BUILTIN: tuple[Resource, ...] = (
         has_status=True,
         generation=True,
     ),
+    # Gateway API (a CRD on a real cluster: sigs.k8s.io/gateway-api's standard channel).
+    Resource(
+        "gateway.networking.k8s.io",
+        "v1",
+        "httproutes",
+        "HTTPRoute",
+        categories=("gateway-api",),
+        subresources=("status",),
+        has_status=True,
+        generation=True,
+    ),
 )
 
 # Preferred order of groups in discovery, as a real server lists them.
@@ -208,6 +219,7 @@ _GROUP_ORDER = [
     "rbac.authorization.k8s.io",
     "networking.k8s.io",
     "coordination.k8s.io",
+    "gateway.networking.k8s.io",
 ]
 
 

@@ -29,6 +29,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import copy
+import functools
 import os
 import shutil
 import signal
@@ -49,6 +50,8 @@ from typing import TYPE_CHECKING, Any
 import yaml
 
 from local.kube.certs import Authority, Identity, KeyPair, service_account_keys
+from local.kube.gatewayapi import VERSION as GATEWAY_API
+from local.kube.gatewayapi import crd_manifests
 from local.kube.kubelet import KubeletOptions
 
 if TYPE_CHECKING:
@@ -471,6 +474,12 @@ class ControlPlane:
 
         with self.admin_client() as client:
             self._wait("the default service account", lambda: _has_default_sa(client), 60)
+            self.progress(f"control plane: installing the Gateway API CRDs ({GATEWAY_API})")
+            crds = crd_manifests()
+            apply_objects(client, crds, namespace=None)
+            for crd in crds:
+                name = str(crd["metadata"]["name"])
+                self._wait(f"CRD {name}", functools.partial(_established, client, name), 30)
             if self.seed:
                 self.progress("control plane: applying the seed and deploy/kubernetes/rbac.yaml")
                 self.seed_namespace("wp-platform", client=client)
@@ -585,12 +594,24 @@ def api_client_from(kubeconfig: Path) -> ApiClient:
 def apply_objects(client: ApiClient, objects: list[dict[str, Any]], namespace: str | None) -> None:
     """Create each object (in ``namespace`` when it is namespaced); replace it if it exists."""
     from kubernetes import utils
+    from kubernetes.client import CustomObjectsApi
     from kubernetes.client.exceptions import ApiException
 
     for original in objects:
         obj = copy.deepcopy(original)
         if namespace is not None:
             obj.setdefault("metadata", {})["namespace"] = namespace
+        group, _, version = str(obj.get("apiVersion", "")).rpartition("/")
+        if group in CUSTOM_GROUPS:
+            # The client's create_from_dict knows only the built-in kinds.
+            try:
+                CustomObjectsApi(client).create_namespaced_custom_object(
+                    group, version, obj["metadata"]["namespace"], _plural(obj["kind"]), obj
+                )
+            except ApiException as exc:
+                if exc.status != 409:
+                    raise
+            continue
         try:
             utils.create_from_dict(client, obj, namespace=namespace)
         except utils.FailToCreateError as failure:
@@ -600,6 +621,22 @@ def apply_objects(client: ApiClient, objects: list[dict[str, Any]], namespace: s
         except ApiException as exc:
             if exc.status != 409:
                 raise
+
+
+CUSTOM_GROUPS = frozenset({"gateway.networking.k8s.io"})
+"""Groups of the seed's custom resources (served once their CRDs are installed)."""
+
+
+def _plural(kind: str) -> str:
+    return kind.lower() + "s"
+
+
+def _established(client: ApiClient, name: str) -> bool:
+    from kubernetes.client import ApiextensionsV1Api
+
+    crd = ApiextensionsV1Api(client).read_custom_resource_definition(name)
+    conditions = (crd.status.conditions if crd.status else None) or []
+    return any(c.type == "Established" and c.status == "True" for c in conditions)
 
 
 def _has_default_sa(client: ApiClient) -> bool:

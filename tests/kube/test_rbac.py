@@ -25,12 +25,16 @@ from bluegreen.adapters.kube_client import api_client_for
 from bluegreen.config import Settings
 from bluegreen.domain.errors import ClusterUnavailable
 from bluegreen.domain.models import Colour, Hook
+from bluegreen.domain.traffic import RouterKind, Weights
 from local.kube.controlplane import RBAC_MANIFEST, ControlPlane
 
 pytestmark = pytest.mark.kube
 
 NEW_IMAGE = "123456789012.dkr.ecr.us-west-2.amazonaws.com/rezfusion-cloud@sha256:" + "5e" * 32
 FLUSH = Hook(name="cache-flush", command=("wp", "cache", "flush", "--allow-root"))
+
+NAMED = {"configmaps": "canary-env", "ingresses": "web", "httproutes": "web"}
+"""The one object of each kind whose rule names it (``resourceNames``)."""
 
 Access = tuple[str, str, str]
 """(apiGroup, resource[/subresource], verb), as the authorizer sees a request."""
@@ -58,14 +62,28 @@ class Product:
 
     cluster: KubernetesCluster
     namespace: str
+    routed: dict[RouterKind, KubernetesCluster]
 
 
 def _product(plane: ControlPlane, namespace: str) -> Product:
-    settings = Settings(kubeconfig=str(plane.product_kubeconfig), namespace=namespace)
-    cluster = KubernetesCluster(
-        settings, api_client_for(settings), timeout=(3.0, 10.0), backoff_seconds=0.005
-    )
-    return Product(cluster, namespace)
+    def adapter(router: RouterKind) -> KubernetesCluster:
+        settings = Settings(
+            kubeconfig=str(plane.product_kubeconfig), namespace=namespace, traffic_router=router
+        )
+        return KubernetesCluster(
+            settings, api_client_for(settings), timeout=(3.0, 10.0), backoff_seconds=0.005
+        )
+
+    routed = {router: adapter(router) for router in (RouterKind.ALB, RouterKind.GATEWAY)}
+    return Product(adapter(RouterKind.SELECTOR), namespace, routed)
+
+
+def _flip_weights(product: Product, router: RouterKind) -> None:
+    """A promotion's step, then a switch there and back, under a weighted router."""
+    cluster = product.routed[router]
+    cluster.shift_traffic(Weights(blue=10, green=90))
+    cluster.switch_roles(Colour.GREEN)
+    cluster.switch_roles(Colour.BLUE)
 
 
 def _wait_hook(product: Product, job: str) -> None:
@@ -102,6 +120,10 @@ OPERATIONS: dict[str, Callable[[Product], object]] = {
     "record the canary's image in canaryEnv": lambda p: p.cluster.set_canary_image(NEW_IMAGE),
     "run the cache-flush hook and keep its log": lambda p: _wait_hook(
         p, p.cluster.start_hook(Colour.BLUE, FLUSH, f"run-{uuid.uuid4().hex[:8]}")
+    ),
+    "move production's weights on the Ingress (alb)": lambda p: _flip_weights(p, RouterKind.ALB),
+    "move production's weights on the HTTPRoute (gateway)": lambda p: _flip_weights(
+        p, RouterKind.GATEWAY
     ),
 }
 
@@ -172,7 +194,7 @@ def role_in(control_plane: ControlPlane) -> Iterator[Callable[[str, dict[str, An
                         "resource": plural,
                         "subresource": sub,
                         "verb": verb,
-                        "name": "canary-env" if plural == "configmaps" else "",
+                        "name": NAMED.get(plural, ""),
                     },
                 }
             }
@@ -203,11 +225,11 @@ def test_every_operation_succeeds_with_the_shipped_role_and_uses_all_of_it(
     used, granted = _audited(control_plane, kube_namespace), _granted(_role())
     assert sorted(used - granted) == [], "used but not granted"
     assert sorted(granted - used) == [], "granted but never used"
-    # AND the one ConfigMap it reads and writes is the one the Role names
-    (configmaps,) = [r for r in _role()["rules"] if "configmaps" in r["resources"]]
-    assert _names_used(control_plane, kube_namespace, "configmaps") == set(
-        configmaps["resourceNames"]
-    )
+    # AND the one ConfigMap, Ingress and HTTPRoute it reads and writes are the ones the
+    # Role names
+    for kind in NAMED:
+        (rule,) = [r for r in _role()["rules"] if kind in r["resources"]]
+        assert _names_used(control_plane, kube_namespace, kind) == set(rule["resourceNames"])
 
 
 @pytest.mark.parametrize("index", range(len(_role()["rules"])))

@@ -28,6 +28,8 @@ UNSCOPABLE = {
     "VendedLogDelivery": "CloudWatch Logs' log-delivery actions accept no resource ARN",
     "ReadHealthAlarms": "cloudwatch:DescribeAlarms has no resource-level permissions, and "
     "returns composite alarms only when granted on every alarm",
+    "ReadTargetGroupMetrics": "cloudwatch:GetMetricData has no resource-level permissions",
+    "ResumeOrAbortGates": "task-token callbacks name a token, not a resource ARN",
 }
 LEDGER = [{"Fn::GetAtt": ["LedgerTable", "Arn"]}, {"Fn::Sub": "${LedgerTable.Arn}/index/*"}]
 LEDGER_ACTIONS = {
@@ -115,6 +117,7 @@ def test_deploy_steps_reach_the_ledger_the_one_cluster_alarms_and_the_bus(
     assert set(granted) == LEDGER_ACTIONS | {
         "eks:DescribeCluster",
         "cloudwatch:DescribeAlarms",
+        "cloudwatch:GetMetricData",
         "events:PutEvents",
     }
     assert all(granted[action] == LEDGER for action in LEDGER_ACTIONS)
@@ -127,6 +130,8 @@ def test_deploy_steps_reach_the_ledger_the_one_cluster_alarms_and_the_bus(
     ]
     # DescribeAlarms cannot be scoped (and composite alarms need "*"): read-only, on "*"
     assert granted["cloudwatch:DescribeAlarms"] == ["*"]
+    # GetMetricData (a promotion's analysis) cannot be scoped either: read-only, on "*"
+    assert granted["cloudwatch:GetMetricData"] == ["*"]
 
 
 def test_services_api_reaches_the_ledger_the_flow_the_repository_and_the_cluster(
@@ -140,6 +145,9 @@ def test_services_api_reaches_the_ledger_the_flow_the_repository_and_the_cluster
         "states:StartExecution",
         "states:DescribeExecution",
         "states:GetExecutionHistory",
+        "states:SendTaskSuccess",
+        "states:SendTaskFailure",
+        "states:SendTaskHeartbeat",
         "ecr:DescribeImages",
         "eks:DescribeCluster",
     }
@@ -155,6 +163,9 @@ def test_services_api_reaches_the_ledger_the_flow_the_repository_and_the_cluster
     assert granted["states:GetExecutionHistory"] == granted["states:DescribeExecution"]
     assert granted["ecr:DescribeImages"] == [REPOSITORY]
     assert granted["eks:DescribeCluster"] == [CLUSTER]
+    # a gate's callbacks name a task token, which IAM cannot scope
+    for action in ("states:SendTaskSuccess", "states:SendTaskFailure", "states:SendTaskHeartbeat"):
+        assert granted[action] == ["*"], action
 
 
 def test_the_flow_invokes_only_the_deploy_steps(resources: dict[str, Any]) -> None:
@@ -237,6 +248,8 @@ ROUTES = [
     ("GET", "/deployments"),
     ("GET", "/deployments/{id}"),
     ("GET", "/deployments/{id}/timeline"),
+    ("POST", "/deployments/{id}/resume"),
+    ("POST", "/deployments/{id}/abort"),
 ]
 METHOD_ARN = (
     "arn:${AWS::Partition}:execute-api:${AWS::Region}:${AWS::AccountId}"

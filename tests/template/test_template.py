@@ -457,6 +457,8 @@ ROUTES = {
     ("GET", "/deployments"),
     ("GET", "/deployments/{id}"),
     ("GET", "/deployments/{id}/timeline"),
+    ("POST", "/deployments/{id}/resume"),
+    ("POST", "/deployments/{id}/abort"),
 }
 
 

@@ -11,7 +11,7 @@ from functools import lru_cache
 from typing import Any
 
 from bluegreen.config import Settings, load_settings
-from bluegreen.domain.ports import Cluster, FlowStarter, Ledger
+from bluegreen.domain.ports import Cluster, FlowStarter, Ledger, Promotions, TaskTokens
 from bluegreen.logic.services import ImageRegistry
 
 
@@ -72,6 +72,23 @@ def registry() -> ImageRegistry:
     )
 
 
+@lru_cache(maxsize=1)
+def promotions() -> Promotions:
+    """Progressive promotions' progress, gates and flip-back window (the ledger's table)."""
+    from bluegreen.adapters.promotions import DynamoPromotions
+
+    config = settings()
+    return DynamoPromotions(config.ledger_table, aws_client("dynamodb"), config.application)
+
+
+@lru_cache(maxsize=1)
+def task_tokens() -> TaskTokens:
+    """Step Functions' callbacks, which resume or abort a promotion waiting at a gate."""
+    from bluegreen.adapters.stepfunctions import StepFunctionsTaskTokens
+
+    return StepFunctionsTaskTokens(aws_client("stepfunctions"))
+
+
 def reset(*, clients: bool = True) -> None:
     """Forget the adapters and the settings (tests change the environment between cases).
 
@@ -79,7 +96,9 @@ def reset(*, clients: bool = True) -> None:
     beyond the region and are slow to create.
     """
     load_settings.cache_clear()
-    factories = (settings, ledger, cluster, flow, registry) + ((aws_client,) if clients else ())
+    factories = (settings, ledger, cluster, flow, registry, promotions, task_tokens) + (
+        (aws_client,) if clients else ()
+    )
     for factory in factories:
         # A test may have swapped a factory for a plain function: nothing to forget there.
         clear = getattr(factory, "cache_clear", None)

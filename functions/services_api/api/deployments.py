@@ -6,11 +6,14 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from aws_lambda_powertools.event_handler.api_gateway import Router
+from aws_lambda_powertools.event_handler.api_gateway import Response, Router
 from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
 
 from bluegreen.domain.models import Deployment, Role
-from bluegreen.logic import history, services
+from bluegreen.domain.promotion import PromotionRecord, Strategy
+from bluegreen.logic import history, routing, services
+from bluegreen.logic.promotion import PROMOTE
+from bluegreen.observability import logger
 
 from . import dependencies
 from .caller import caller_of
@@ -30,13 +33,19 @@ from .schemas import (
     DEPLOYMENT_ID_LIMIT,
     DEPLOYMENT_ID_PATTERN,
     LIMIT_DESCRIPTION,
+    AbortRequest,
     DeploymentBody,
     DeploymentPageBody,
     DeploymentStartedBody,
     DeploymentStatusBody,
     ExecutionBody,
+    FlipBackBody,
+    GateBody,
+    GateDecisionBody,
     PageLimit,
     PromoteRequest,
+    PromotionBody,
+    ResumeRequest,
     RollbackRequest,
 )
 from .services import record_start, started_body
@@ -145,6 +154,11 @@ def get_deployment(
     view = history.deployment_status(
         dependencies.ledger(), dependencies.flow(), settings.state_machine_arn, deployment_id
     )
+    progress = (
+        dependencies.promotions().record(deployment_id)
+        if view.record is not None and view.record.action == PROMOTE
+        else None
+    )
     return DeploymentStatusBody(
         id=view.deployment_id,
         record=deployment_body(view.record) if view.record else None,
@@ -153,7 +167,115 @@ def get_deployment(
         console_url=(
             services.console_url(settings.region, view.execution_arn) if view.execution else None
         ),
+        promotion=promotion_body(progress) if progress is not None else None,
     )
+
+
+def promotion_body(record: PromotionRecord) -> PromotionBody:
+    """The wire form of a promotion's progress (the task token is never shown)."""
+    progress = record.progress
+    return PromotionBody(
+        status=record.status or "starting",
+        step=int(progress.get("step", 0)) + 1,
+        steps=list(progress.get("steps") or []),
+        weights=dict(progress.get("weights") or {}),
+        canary=progress.get("canary", "blue"),
+        production=progress.get("production", "green"),
+        waiting_for_person=bool(record.waiting),
+        waiting_for=record.waiting,
+        analyses=list(progress.get("analyses") or []),
+        gates=[
+            GateBody(
+                step=gate.step + 1,
+                decision=gate.decision,  # type: ignore[arg-type]
+                actor=gate.actor,
+                at=gate.at,
+                reason=gate.reason,
+            )
+            for gate in record.gates
+        ],
+        abort_requested_by=record.abort_requested_by,
+        cause=str(progress.get("cause") or ""),
+        step_started_at=progress.get("stepStartedAt"),
+        failed_at=progress.get("failedAt"),
+        backed_out_at=progress.get("backedOutAt"),
+    )
+
+
+_GATE_ID = Path(
+    max_length=DEPLOYMENT_ID_LIMIT,
+    pattern=DEPLOYMENT_ID_PATTERN,
+    description="The promotion's deployment id",
+)
+
+
+@router.post(
+    "/deployments/<id>/resume",
+    summary="Resume a progressive promotion that waits at a manual gate",
+    tags=["deployments"],
+    responses={
+        200: answer(GateDecisionBody, "The gate let the promotion go on (or, `hold`, kept it)"),
+        **BAD_REQUEST,
+        **NOT_FOUND,
+        409: CONFLICT[409],
+        **UNSUPPORTED,
+        **INVALID,
+        **GATEWAY,
+    },
+)
+def post_resume(
+    id: Annotated[str, _GATE_ID],
+    request: Annotated[ResumeRequest | None, Body(embed=False)] = None,
+) -> GateDecisionBody:
+    """Resume the promotion at its gate; 409 ``NotWaiting`` when it waits for nothing."""
+    request = request or ResumeRequest()
+    caller = caller_of(router.current_event.raw_event)
+    decided = routing.resume(
+        dependencies.promotions(),
+        dependencies.task_tokens(),
+        dependencies.ledger(),
+        caller,
+        id,
+        hold=request.hold,
+        reason=request.reason,
+    )
+    logger.info("promotion gate", extra={**decided, "actor": caller.actor})
+    return GateDecisionBody(**decided)
+
+
+@router.post(
+    "/deployments/<id>/abort",
+    summary="Abort a progressive promotion: production back to the old colour",
+    tags=["deployments"],
+    responses={
+        200: answer(
+            GateDecisionBody, "The promotion backs out (at once at a gate, else at its next step)"
+        ),
+        **BAD_REQUEST,
+        **NOT_FOUND,
+        409: CONFLICT[409],
+        **UNSUPPORTED,
+        **INVALID,
+        **GATEWAY,
+    },
+)
+def post_abort(
+    id: Annotated[str, _GATE_ID],
+    request: Annotated[AbortRequest | None, Body(embed=False)] = None,
+) -> GateDecisionBody:
+    """Abort the promotion; 409 ``NotWaiting`` when it has ended."""
+    request = request or AbortRequest()
+    caller = caller_of(router.current_event.raw_event)
+    decided = routing.abort(
+        dependencies.promotions(),
+        dependencies.task_tokens(),
+        dependencies.ledger(),
+        caller,
+        id,
+        reason=request.reason,
+    )
+    logger.info("promotion abort", extra={**decided, "actor": caller.actor})
+    return GateDecisionBody(**decided)
 
 
 @router.post(
@@ -162,6 +284,11 @@ def get_deployment(
     tags=["deployments"],
     status_code=202,
     responses={
+        200: answer(
+            FlipBackBody,
+            "Production was flipped back at once: within the flip-back window of the latest "
+            "progressive promotion (alb and gateway routers), weights only",
+        ),
         202: answer(
             DeploymentStartedBody,
             "The deploy flow's rollback was started (`queued`: it waits behind `waitsBehind`)",
@@ -176,35 +303,58 @@ def get_deployment(
 )
 def post_rollback(
     request: Annotated[RollbackRequest | None, Body(embed=False)] = None,
-) -> DeploymentStartedBody:
+) -> Response[DeploymentStartedBody | FlipBackBody]:
     """Start the flow's rollback action for the canary (default) or production.
 
     The body is optional: no body rolls the canary back. While a deployment holds
     the lock the rollback is queued behind it (``queued``, ``waitsBehind``) and,
     once it runs, ends as a no-op if the colour no longer runs what it ran now.
+    Under the alb and gateway routers, production within the flip-back window of
+    the latest promotion is flipped back at once (200): weights only, no rollout.
     """
     request = request or RollbackRequest()
     caller = caller_of(router.current_event.raw_event)
-    started = services.request_rollback(
+    done = routing.rollback_or_flip_back(
         dependencies.ledger(),
         dependencies.cluster(),
         dependencies.flow(),
+        dependencies.promotions(),
         dependencies.settings(),
         caller,
         Role(request.service),
         reason=request.reason,
     )
-    record_start(started, caller)
-    return started_body(started)
+    if isinstance(done, routing.FlipBackDone):
+        logger.info(
+            "production flipped back",
+            extra={"record_id": done.record_id, "promotion_id": done.promotion_id},
+        )
+        return Response(
+            status_code=200,
+            content_type="application/json",
+            body=FlipBackBody(
+                record_id=done.record_id,
+                promotion_id=done.promotion_id,
+                production=done.production.value,
+                canary=done.canary.value,
+                weights=done.weights.to_json(),
+            ),
+        )
+    record_start(done, caller)
+    return Response(status_code=202, content_type="application/json", body=started_body(done))
 
 
 @router.post(
     "/promote",
-    summary="Deploy the canary's digest to production (through the deploy flow)",
+    summary="Promote the canary: progressively under alb/gateway, by digest under selector",
     tags=["deployments"],
     status_code=202,
     responses={
-        202: answer(DeploymentStartedBody, "The deploy flow was started for production"),
+        202: answer(
+            DeploymentStartedBody,
+            "The flow was started: a progressive promotion (`action: promote`) under the alb "
+            "and gateway routers, the canary's digest deployed to production under selector",
+        ),
         **BAD_REQUEST,
         **CONFLICT,
         **UNSUPPORTED,
@@ -219,16 +369,23 @@ def post_promote(
     """Promote what the canary runs now, unless it is unpinned, failed, or already there.
 
     Refused (409) while a deployment holds the lock: what the canary runs is not
-    settled until it ends. The body is optional: it carries only a reason.
+    settled until it ends. The body is optional: a reason, and under the alb and
+    gateway routers a strategy (the stack's when absent).
     """
     request = request or PromoteRequest()
     caller = caller_of(router.current_event.raw_event)
-    started = services.promote(
+    strategy = (
+        Strategy.parse(request.strategy.model_dump(exclude_none=True))
+        if request.strategy is not None
+        else None
+    )
+    started = routing.request_promotion(
         dependencies.cluster(),
         dependencies.ledger(),
         dependencies.flow(),
         dependencies.settings(),
         caller,
+        strategy=strategy,
         reason=request.reason,
     )
     record_start(started, caller)

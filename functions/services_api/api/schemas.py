@@ -20,6 +20,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
+from bluegreen.domain.promotion import PAUSE_MAX, STEPS_MAX
 from bluegreen.logic.history import MAX_PAGE
 from bluegreen.logic.services import REASON_LIMIT
 
@@ -114,9 +115,58 @@ class RollbackRequest(_Request):
     )
 
 
-class PromoteRequest(_Request):
-    """``POST /promote``: deploy the canary's digest to production."""
+class StepBody(_Request):
+    """One step of a progressive promotion: the canary's share of production, then a pause."""
 
+    weight: int = Field(ge=1, le=100, description="Percent of production on the canary colour.")
+    pause: Annotated[int, Field(ge=0, le=PAUSE_MAX)] | Literal["manual"] | None = Field(
+        default=None,
+        description="Seconds to judge the step before the next (the stack's default pause when "
+        'absent; none on the last step), or "manual": wait for POST /deployments/{id}/resume.',
+    )
+
+
+class StrategyBody(_Request):
+    """Steps of percentages, each more than the one before, ending at 100."""
+
+    steps: list[StepBody] = Field(min_length=1, max_length=STEPS_MAX)
+
+
+class ResumeRequest(_Request):
+    """``POST /deployments/{id}/resume``: go on past the gate (or, with ``hold``, keep it)."""
+
+    hold: bool = Field(
+        default=False,
+        description="Keep the gate waiting instead of resuming: a heartbeat, for a stack "
+        "whose GateHeartbeatSeconds asks for one.",
+    )
+    reason: str = Field(
+        default="",
+        max_length=REASON_LIMIT,
+        pattern=TRIMMED,
+        description="Free text kept with the decision.",
+    )
+
+
+class AbortRequest(_Request):
+    """``POST /deployments/{id}/abort``: back the promotion out."""
+
+    reason: str = Field(
+        default="",
+        max_length=REASON_LIMIT,
+        pattern=TRIMMED,
+        description="Free text kept with the decision and in the execution's Cause.",
+    )
+
+
+class PromoteRequest(_Request):
+    """``POST /promote``: promote what the canary runs (progressively under alb and gateway)."""
+
+    strategy: StrategyBody | None = Field(
+        default=None,
+        description="alb and gateway routers: the steps (the stack's PromotionSteps when "
+        "absent). Refused under the selector router, which moves all traffic at once.",
+    )
     reason: str = Field(
         default="",
         max_length=REASON_LIMIT,
@@ -163,6 +213,24 @@ class CanaryEnvView(_Body):
     selector: ColourName
     image: str
     present: bool = Field(description="False when the ConfigMap has no canaryEnv key yet.")
+    weights: dict[str, int] | None = Field(
+        default=None,
+        exclude_if=lambda value: value is None,
+        description="Production's share per colour, in percent (`alb` and `gateway` routers); "
+        "absent when canaryEnv carries none (all of production on the production colour).",
+    )
+
+
+class TrafficView(_Body):
+    """Where the router object sends traffic now, as read from the cluster."""
+
+    router: Literal["selector", "alb", "gateway"]
+    object: str = Field(description="The object read: the Services, the Ingress or the HTTPRoute.")
+    weights: dict[str, int] | None = Field(
+        description="Production's weight per colour as the object holds it (null: unreadable)."
+    )
+    canary: ColourName | None = Field(description="The colour the canary endpoint reaches.")
+    problem: str = Field(default="", description="Why weights or canary could not be read.")
 
 
 class ServiceStatusBody(_Body):
@@ -177,6 +245,11 @@ class ServiceStatusBody(_Body):
     )
     in_agreement: bool
     disagreements: list[str]
+    traffic: TrafficView | None = Field(
+        default=None,
+        exclude_if=lambda value: value is None,
+        description="The router object's live weights (compared with canaryEnv).",
+    )
 
 
 class SwitchBody(_Body):
@@ -202,7 +275,7 @@ class DeploymentStartedBody(_Body):
     deployment_id: str
     execution_arn: str
     console_url: str
-    action: Literal["deploy", "rollback"]
+    action: Literal["deploy", "rollback", "promote"]
     service: ServiceName
     digest: str | None = None
     queued: bool = Field(
@@ -214,6 +287,19 @@ class DeploymentStartedBody(_Body):
     waits_behind: str | None = Field(
         default=None, description="The id of the deployment it waits behind, when queued."
     )
+
+
+class FlipBackBody(_Body):
+    """``POST /rollback`` of production within a promotion's flip-back window: done at once."""
+
+    flipped_back: bool = Field(
+        default=True, description="Production is back on the colour the promotion took it from."
+    )
+    record_id: str = Field(description="Id of the ledger record of the flip-back.")
+    promotion_id: str = Field(description="The promotion that was flipped back.")
+    production: ColourName
+    canary: ColourName
+    weights: dict[str, int]
 
 
 class Placement(_Body):
@@ -281,6 +367,52 @@ class ExecutionBody(_Body):
     cause: str | None = None
 
 
+class GateBody(_Body):
+    step: int = Field(description="The step (1-based) whose gate was decided.")
+    decision: Literal["resume", "abort"]
+    actor: str
+    at: datetime
+    reason: str = ""
+
+
+class PromotionBody(_Body):
+    """A progressive promotion as it stands: step, weights, readings, whether it waits."""
+
+    status: str = Field(
+        description="shift, measure, gate, waiting, next, promoted, backed_out or failed."
+    )
+    step: int = Field(description="The current step, 1-based (one past the last when done).")
+    steps: list[dict[str, object]]
+    weights: dict[str, int] = Field(description="Production's weights as the flow last set them.")
+    canary: ColourName
+    production: ColourName
+    waiting_for_person: bool
+    waiting_for: str = Field(default="", description="Why it waits, when it does.")
+    analyses: list[dict[str, object]] = Field(
+        description="Every reading so far: finding, reasons, requests, error percent, p99."
+    )
+    gates: list[GateBody]
+    abort_requested_by: str = ""
+    cause: str = ""
+    step_started_at: str | None = Field(
+        default=None, description="When this step's weights were set."
+    )
+    failed_at: str | None = Field(
+        default=None, description="When the reading that failed it ended."
+    )
+    backed_out_at: str | None = Field(
+        default=None, description="When production was back at 100 % on the old colour."
+    )
+
+
+class GateDecisionBody(_Body):
+    """A person's decision about a promotion was taken."""
+
+    deployment_id: str
+    decision: Literal["resume", "abort", "hold"]
+    step: int = Field(description="The step (1-based) it was taken at.")
+
+
 class DeploymentStatusBody(_Body):
     """``GET /deployments/{id}``: the ledger's record and the live execution."""
 
@@ -289,3 +421,8 @@ class DeploymentStatusBody(_Body):
     execution_arn: str
     execution: ExecutionBody | None
     console_url: str | None
+    promotion: PromotionBody | None = Field(
+        default=None,
+        exclude_if=lambda value: value is None,
+        description="A progressive promotion's progress (absent for other deployments).",
+    )

@@ -34,6 +34,7 @@ from .schemas import (
     ServicesChange,
     ServiceStatusBody,
     SwitchBody,
+    TrafficView,
 )
 
 router = Router()  # type: ignore[no-untyped-call]
@@ -65,17 +66,34 @@ def status_body(status: services.ServiceStatus) -> ServiceStatusBody:
             message=rollout.message,
         )
     env = status.canary_env
+    traffic = status.traffic
     return ServiceStatusBody(
         canary=status.canary.value,
         production=status.production.value,
         colours=colours,
-        canary_env=CanaryEnvView(selector=env.selector.value, image=env.image, present=env.present),
+        canary_env=CanaryEnvView(
+            selector=env.selector.value,
+            image=env.image,
+            present=env.present,
+            weights=env.weights.to_json() if env.weights is not None else None,
+        ),
         services={
             role.value: (colour.value if colour else None)
             for role, colour in status.selectors.items()
         },
         in_agreement=status.in_agreement,
         disagreements=list(status.disagreements),
+        traffic=(
+            TrafficView(
+                router=traffic.router.value,
+                object=traffic.where,
+                weights=traffic.production.to_json() if traffic.production else None,
+                canary=traffic.canary.value if traffic.canary else None,
+                problem=traffic.problem,
+            )
+            if traffic is not None
+            else None
+        ),
     )
 
 

@@ -3,16 +3,16 @@
 The folders are the layers, from the inside out:
 
 ``domain/``
-    what a release is: the types (``models``), the named errors, the ports the
-    logic is handed (``ports``), execution names and event types. No I/O.
+    what a release is: the types (``models``, ``traffic``), the named errors, the
+    ports the logic is handed (``ports``), execution names and event types. No I/O.
 ``logic/``
     what the product does, over the ports: the deploy flow's steps, the
     services API's operations, the history, ECR pushes, health. Never imports
     boto3 or the Kubernetes client.
 ``adapters/``
     the ports over the outside world: Kubernetes (``cluster``, ``kube_client``,
-    ``eks_auth``), DynamoDB (``ledger``), Step Functions, EventBridge, the
-    health probes.
+    ``eks_auth``, and the traffic ``routers``: Services' selectors, an Ingress, an
+    HTTPRoute), DynamoDB (``ledger``), Step Functions, EventBridge, the health probes.
 
 ``config`` (settings, the only reader of the environment) and ``observability``
 (the shared logger, tracer and metrics) serve every layer. The handlers in

@@ -16,6 +16,12 @@ from functools import lru_cache
 
 from bluegreen.domain.errors import InvalidInput
 from bluegreen.domain.models import Colour, Digest, Hook, Role
+from bluegreen.domain.promotion import AnalysisPolicy, Strategy
+from bluegreen.domain.traffic import RouterKind
+
+DEFAULT_STRATEGY = Strategy.parse_steps(
+    [{"weight": 10, "pause": 300}, {"weight": 50, "pause": 300}, {"weight": 100}]
+)
 
 DEFAULT_HOOKS = (Hook(name="cache-flush", command=("wp", "cache", "flush", "--allow-root")),)
 
@@ -56,6 +62,23 @@ class Settings:
     kube_api_url: str = ""
     kubeconfig: str = ""
     kube_context: str = ""
+    traffic_router: RouterKind = RouterKind.SELECTOR
+    colour_service_pattern: str = "{colour}-service"
+    colour_service_port: str = "80"
+    ingress_name: str = "web"
+    ingress_production_action: str = "production-weights"
+    ingress_canary_action: str = "canary-forward"
+    http_route_name: str = "web"
+    http_route_production_rule: str = "production"
+    http_route_canary_rule: str = "canary"
+    promotion_strategy: Strategy = DEFAULT_STRATEGY
+    promotion_pause_seconds: int = 300
+    analysis: AnalysisPolicy = field(default_factory=AnalysisPolicy)
+    analysis_target_groups: Mapping[Colour, str] = field(default_factory=dict)
+    analysis_load_balancer: str = ""
+    flip_back_window_seconds: int = 3600
+    gate_timeout_seconds: int = 86_400
+    gate_heartbeat_seconds: int = 0
     extra: Mapping[str, str] = field(default_factory=dict)
 
     def deployment_name(self, colour: Colour) -> str:
@@ -65,6 +88,10 @@ class Settings:
     def service_name(self, role: Role) -> str:
         """Name of the Service that routes ``role`` traffic."""
         return self.canary_service_name if role is Role.CANARY else self.production_service_name
+
+    def colour_service_name(self, colour: Colour) -> str:
+        """Name of the Service that selects ``colour`` alone (``alb`` and ``gateway`` routers)."""
+        return self.colour_service_pattern.format(colour=colour.value)
 
     @property
     def image_repository(self) -> str:
@@ -107,6 +134,18 @@ class Settings:
             except ValueError:
                 raise InvalidInput(name, f"must be a whole number, got {raw!r}") from None
 
+        def decimal(name: str, default: float) -> float:
+            raw = environ.get(name, "").strip()
+            if not raw:
+                return default
+            try:
+                value = float(raw)
+            except ValueError:
+                raise InvalidInput(name, f"must be a number, got {raw!r}") from None
+            if not value >= 0:
+                raise InvalidInput(name, f"must be 0 or more, got {raw!r}")
+            return value
+
         def words(name: str, default: tuple[str, ...]) -> tuple[str, ...]:
             raw = environ.get(name)
             if raw is None:
@@ -114,7 +153,7 @@ class Settings:
             return tuple(w.strip() for w in raw.split(",") if w.strip())
 
         region = text("AWS_REGION", text("AWS_DEFAULT_REGION", defaults.region))
-        return cls(
+        settings = cls(
             application=text("BG_APP_NAME", defaults.application),
             region=region,
             cluster_name=text("BG_CLUSTER_NAME", defaults.cluster_name),
@@ -150,7 +189,73 @@ class Settings:
             kube_api_url=text("BG_KUBE_API_URL", defaults.kube_api_url),
             kubeconfig=text("KUBECONFIG", defaults.kubeconfig),
             kube_context=text("BG_KUBE_CONTEXT", defaults.kube_context),
+            traffic_router=RouterKind.parse(
+                text("BG_TRAFFIC_ROUTER", defaults.traffic_router.value),
+                field_name="BG_TRAFFIC_ROUTER",
+            ),
+            colour_service_pattern=text(
+                "BG_COLOUR_SERVICE_PATTERN", defaults.colour_service_pattern
+            ),
+            colour_service_port=text("BG_COLOUR_SERVICE_PORT", defaults.colour_service_port),
+            ingress_name=text("BG_INGRESS_NAME", defaults.ingress_name),
+            ingress_production_action=text(
+                "BG_INGRESS_PRODUCTION_ACTION", defaults.ingress_production_action
+            ),
+            ingress_canary_action=text("BG_INGRESS_CANARY_ACTION", defaults.ingress_canary_action),
+            http_route_name=text("BG_HTTP_ROUTE_NAME", defaults.http_route_name),
+            http_route_production_rule=text(
+                "BG_HTTP_ROUTE_PRODUCTION_RULE", defaults.http_route_production_rule
+            ),
+            http_route_canary_rule=text(
+                "BG_HTTP_ROUTE_CANARY_RULE", defaults.http_route_canary_rule
+            ),
+            promotion_strategy=(
+                parse_strategy(environ["BG_PROMOTION_STEPS"])
+                if environ.get("BG_PROMOTION_STEPS", "").strip()
+                else defaults.promotion_strategy
+            ),
+            promotion_pause_seconds=number(
+                "BG_PROMOTION_PAUSE_SECONDS", defaults.promotion_pause_seconds
+            ),
+            analysis=AnalysisPolicy(
+                interval_seconds=max(
+                    1, number("BG_ANALYSIS_INTERVAL_SECONDS", defaults.analysis.interval_seconds)
+                ),
+                max_error_percent=decimal(
+                    "BG_ANALYSIS_MAX_ERROR_PERCENT", defaults.analysis.max_error_percent
+                ),
+                max_p99_seconds=decimal(
+                    "BG_ANALYSIS_MAX_P99_SECONDS", defaults.analysis.max_p99_seconds
+                ),
+                min_requests=number("BG_ANALYSIS_MIN_REQUESTS", defaults.analysis.min_requests),
+                failure_limit=number("BG_ANALYSIS_FAILURE_LIMIT", defaults.analysis.failure_limit),
+                inconclusive_limit=number(
+                    "BG_ANALYSIS_INCONCLUSIVE_LIMIT", defaults.analysis.inconclusive_limit
+                ),
+            ),
+            analysis_target_groups=parse_target_groups(
+                environ.get("BG_ANALYSIS_TARGET_GROUPS", "")
+            ),
+            analysis_load_balancer=text(
+                "BG_ANALYSIS_LOAD_BALANCER", defaults.analysis_load_balancer
+            ),
+            flip_back_window_seconds=number(
+                "BG_FLIP_BACK_WINDOW_SECONDS", defaults.flip_back_window_seconds
+            ),
+            gate_timeout_seconds=max(
+                1, number("BG_GATE_TIMEOUT_SECONDS", defaults.gate_timeout_seconds)
+            ),
+            gate_heartbeat_seconds=number(
+                "BG_GATE_HEARTBEAT_SECONDS", defaults.gate_heartbeat_seconds
+            ),
         )
+        if settings.gate_heartbeat_seconds >= settings.gate_timeout_seconds:
+            raise InvalidInput(
+                "BG_GATE_HEARTBEAT_SECONDS",
+                f"must be less than BG_GATE_TIMEOUT_SECONDS ({settings.gate_timeout_seconds}), "
+                f"got {settings.gate_heartbeat_seconds} (0: a gate needs no heartbeat)",
+            )
+        return settings
 
 
 def parse_hooks(raw: str) -> tuple[Hook, ...]:
@@ -191,6 +296,41 @@ def parse_hooks(raw: str) -> tuple[Hook, ...]:
             Hook(name=name, command=tuple(command), on_failure=on_failure, timeout_seconds=timeout)
         )
     return tuple(hooks)
+
+
+def parse_strategy(raw: str) -> Strategy:
+    """The ``BG_PROMOTION_STEPS`` variable: a JSON list of steps, or ``{"steps": [...]}``."""
+    try:
+        value = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise InvalidInput("BG_PROMOTION_STEPS", f"is not valid JSON: {exc.msg}") from None
+    if isinstance(value, dict):
+        return Strategy.parse(value, field_name="BG_PROMOTION_STEPS")
+    return Strategy.parse_steps(value, field_name="BG_PROMOTION_STEPS")
+
+
+def parse_target_groups(raw: str) -> dict[Colour, str]:
+    """``BG_ANALYSIS_TARGET_GROUPS``: ``blue=targetgroup/<name>/<id>,green=...``.
+
+    The value of each is the ALB metrics' ``TargetGroup`` dimension (the end of the
+    target group's ARN) of the target group the Load Balancer Controller made for
+    that colour's Service.
+    """
+    found: dict[Colour, str] = {}
+    for part in (p.strip() for p in raw.split(",")):
+        if not part:
+            continue
+        colour, sep, dimension = part.partition("=")
+        if not sep or not dimension.strip().startswith("targetgroup/"):
+            raise InvalidInput(
+                "BG_ANALYSIS_TARGET_GROUPS",
+                f"{part!r} is not <colour>=targetgroup/<name>/<id> (the TargetGroup dimension "
+                "of the colour's target group)",
+            )
+        found[Colour.parse(colour.strip(), field_name="BG_ANALYSIS_TARGET_GROUPS")] = (
+            dimension.strip()
+        )
+    return found
 
 
 @lru_cache(maxsize=1)

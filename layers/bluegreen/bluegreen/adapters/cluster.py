@@ -61,10 +61,13 @@ from bluegreen.domain.models import (
     RolloutState,
 )
 from bluegreen.domain.pods import ContainerState, PodState, PodWarning
+from bluegreen.domain.traffic import Traffic, Weights
 from bluegreen.observability import logger
 
 if TYPE_CHECKING:
     from kubernetes.client import ApiClient
+
+    from bluegreen.domain.ports import Router
 
 MANAGED_BY = "eks-bluegreen"
 """Value of ``app.kubernetes.io/managed-by`` on everything this product creates."""
@@ -119,6 +122,7 @@ class ClusterSnapshot:
     canary_env: CanaryEnv
     rollouts: dict[Colour, RolloutState]
     selectors: dict[Role, Colour | None]
+    traffic: Traffic | None = None
 
 
 class _Refused(Exception):
@@ -162,6 +166,8 @@ class _Apis:
     core: Any
     apps: Any
     batch: Any
+    networking: Any
+    custom: Any
 
 
 class KubernetesCluster:
@@ -197,6 +203,7 @@ class KubernetesCluster:
         self._apis_built: _Apis | None = None
         self._pod_selectors: dict[Colour, dict[str, str]] = {}
         self._build_lock = threading.Lock()
+        self._router: Router | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings, **options: Any) -> KubernetesCluster:
@@ -209,6 +216,20 @@ class KubernetesCluster:
     def api_client(self) -> ApiClient:
         """The ``ApiClient`` in use (built now if no request has needed it yet)."""
         return self._apis().client
+
+    @property
+    def settings(self) -> Settings:
+        """The stack's settings: names of every object, and the traffic router."""
+        return self._settings
+
+    @property
+    def router(self) -> Router:
+        """The stack's traffic router (``bluegreen.adapters.routers``), built on first use."""
+        if self._router is None:
+            from bluegreen.adapters.routers import router_for
+
+            self._router = router_for(self)
+        return self._router
 
     # reads ----------------------------------------------------------------
 
@@ -308,12 +329,38 @@ class KubernetesCluster:
         return raw.decode("utf-8", errors="replace").rstrip("\n")
 
     def service_selectors(self) -> dict[Role, Colour | None]:
-        """``spec.selector.app`` of the canary and production Services (one list request)."""
+        """``spec.selector.app`` of the canary and production Services (one list request).
+
+        Under the ``alb`` and ``gateway`` routers the Services' selectors never change:
+        this is then what the router object says, production's colour being the one
+        that has all of its weight (None while it is split).
+        """
+        if self._settings.traffic_router.weighted:
+            return selectors_of(self.traffic())
         services = self._list_services()
         return {role: _selected_colour(services[role]) for role in Role}
 
+    def traffic(self) -> Traffic:
+        """Where the router object sends production and canary traffic now (one request)."""
+        return self.router.traffic()
+
+    def shift_traffic(
+        self,
+        weights: Weights,
+        canary: Colour | None = None,
+        *,
+        confirm: Callable[[], None] | None = None,
+    ) -> bool:
+        """Production's weights (and the canary) in canaryEnv and the router object.
+
+        One write each, ordered so that production traffic never reaches a colour
+        canaryEnv gives no weight (``bluegreen.adapters.routers.weighted``);
+        ``TrafficNotWeighted`` under the selector router. False when already so.
+        """
+        return self.router.shift(weights, canary, confirm=confirm)
+
     def snapshot(self) -> ClusterSnapshot:
-        """canaryEnv, both rollouts and both selectors in three requests (not four)."""
+        """canaryEnv, both rollouts and both selectors (or the router object) in three requests."""
         env, _, _ = self._read_canary_env()
         deployments = self._list_named(
             "Deployment",
@@ -321,8 +368,9 @@ class KubernetesCluster:
             {colour: (self._settings.deployment_name(colour), "") for colour in Colour},
         )
         rollouts = {colour: self._rollout_state(colour, deployments[colour]) for colour in Colour}
+        traffic = self.router.traffic()
         return ClusterSnapshot(
-            canary_env=env, rollouts=rollouts, selectors=self.service_selectors()
+            canary_env=env, rollouts=rollouts, selectors=selectors_of(traffic), traffic=traffic
         )
 
     # deployment image -------------------------------------------------------
@@ -437,6 +485,16 @@ class KubernetesCluster:
         """
         if not isinstance(canary, Colour):
             raise InvalidInput("selector", f"{canary!r} is not a colour: expected blue or green")
+        return self.router.switch_roles(canary, image, confirm=confirm)
+
+    def switch_selectors(
+        self,
+        canary: Colour,
+        image: str | None = None,
+        *,
+        confirm: Callable[[], None] | None = None,
+    ) -> bool:
+        """The selector router's switch, as ``switch_roles`` describes it."""
         return _Switch(self, canary, image, confirm).run()
 
     # hooks ------------------------------------------------------------------
@@ -563,14 +621,35 @@ class KubernetesCluster:
         image = value.get("image", "")
         if not isinstance(image, str):
             raise CanaryEnvMalformed(f"{where} has image {image!r}; expected a string{_REPAIR}")
+        weights = None
+        if value.get("weights") is not None:
+            try:
+                weights = Weights.parse(value["weights"], field_name="weights")
+            except InvalidInput as exc:
+                raise CanaryEnvMalformed(
+                    f"{where} has weights {value['weights']!r}: {exc.problem} ({exc.field}); "
+                    f'expected {{"blue": <0-100>, "green": <0-100>}} adding up to 100{_REPAIR}'
+                ) from None
         return CanaryEnv(
-            selector=Colour(selector), image=image, resource_version=resource_version, present=True
+            selector=Colour(selector),
+            image=image,
+            resource_version=resource_version,
+            present=True,
+            weights=weights,
         )
 
     def _canary_env_body(
-        self, configmap: Mapping[str, Any], selector: Colour, image: str, generation: int | None
+        self,
+        configmap: Mapping[str, Any],
+        selector: Colour,
+        image: str,
+        generation: int | None,
+        weights: Weights | None = None,
     ) -> dict[str, Any]:
-        """The ConfigMap as read, with the new canaryEnv (and switch generation, if given)."""
+        """The ConfigMap as read, with the new canaryEnv (and switch generation, if given).
+
+        ``weights`` are written when given; otherwise whatever weights it had are kept.
+        """
         body = copy.deepcopy(dict(configmap))
         metadata = body.setdefault("metadata", {})
         metadata.pop("managedFields", None)
@@ -584,6 +663,8 @@ class KubernetesCluster:
             value = {}
         # Keys other than selector and image belong to whoever put them there: kept.
         value.update({"selector": selector.value, "image": image})
+        if weights is not None:
+            value["weights"] = weights.to_json()
         data[key] = json.dumps(value, separators=(",", ":"))
         body["data"] = data
         if generation is not None:
@@ -773,7 +854,13 @@ class KubernetesCluster:
         if self._apis_built is None:
             with self._build_lock:
                 if self._apis_built is None:
-                    from kubernetes.client import AppsV1Api, BatchV1Api, CoreV1Api
+                    from kubernetes.client import (
+                        AppsV1Api,
+                        BatchV1Api,
+                        CoreV1Api,
+                        CustomObjectsApi,
+                        NetworkingV1Api,
+                    )
 
                     source = self._client_source
                     client = source() if callable(source) else source
@@ -782,6 +869,8 @@ class KubernetesCluster:
                         core=CoreV1Api(client),
                         apps=AppsV1Api(client),
                         batch=BatchV1Api(client),
+                        networking=NetworkingV1Api(client),
+                        custom=CustomObjectsApi(client),
                     )
         return self._apis_built
 
@@ -1398,6 +1487,12 @@ def _generation(obj: Mapping[str, Any]) -> int:
         return max(0, int(raw))
     except (TypeError, ValueError):
         return 0
+
+
+def selectors_of(traffic: Traffic) -> dict[Role, Colour | None]:
+    """The colour each role's traffic goes to, when it all goes to one (else None)."""
+    production = traffic.production.sole if traffic.production is not None else None
+    return {Role.CANARY: traffic.canary, Role.PRODUCTION: production}
 
 
 def _selected_colour(service: Mapping[str, Any]) -> Colour | None:

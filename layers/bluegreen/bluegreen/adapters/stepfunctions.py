@@ -7,7 +7,7 @@ duplicate start returns the existing execution.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
@@ -62,3 +62,39 @@ def lazy_flow(state_machine_arn: str, region: str) -> Callable[[], FlowStarter]:
         return StepFunctionsFlow(state_machine_arn, client)
 
     return build
+
+
+class StepFunctionsTaskTokens:
+    """``ports.TaskTokens`` over a boto3 ``stepfunctions`` client.
+
+    A token that waits no more (the task timed out, the execution ended) is
+    ``TaskTimedOut``, ``TaskDoesNotExist`` or ``InvalidToken``: False, not an error.
+    """
+
+    _GONE = frozenset({"TaskTimedOut", "TaskDoesNotExist", "InvalidToken"})
+
+    def __init__(self, client: Any) -> None:
+        self._client = client
+
+    def succeed(self, token: str, output: Mapping[str, object]) -> bool:
+        return self._send(
+            self._client.send_task_success, taskToken=token, output=json.dumps(dict(output))
+        )
+
+    def fail(self, token: str, error: str, cause: str) -> bool:
+        return self._send(
+            self._client.send_task_failure, taskToken=token, error=error, cause=cause[:32_000]
+        )
+
+    def heartbeat(self, token: str) -> bool:
+        return self._send(self._client.send_task_heartbeat, taskToken=token)
+
+    def _send(self, method: Callable[..., Any], **request: Any) -> bool:
+        try:
+            method(**request)
+        except Exception as exc:
+            code = str(getattr(exc, "response", {}).get("Error", {}).get("Code", ""))
+            if code in self._GONE:
+                return False
+            raise
+        return True

@@ -88,6 +88,16 @@ class SwitchIncomplete(BlueGreenError):
     message names what each Service selects and what canaryEnv says now."""
 
 
+class RouterObjectInvalid(ClusterObjectMissing):
+    """The Ingress or HTTPRoute the stack routes traffic through lacks what the router needs
+    (the production or canary rule it names); the message says what is missing and where."""
+
+
+class TrafficNotWeighted(BlueGreenError):
+    """A share of traffic was asked of the ``selector`` router, which moves all of a role's
+    traffic at once: progressive promotion needs the ``alb`` or ``gateway`` router."""
+
+
 class DigestFailed(BlueGreenError):
     """The ledger judged the digest failed; deploying it again needs ``force: true``."""
 

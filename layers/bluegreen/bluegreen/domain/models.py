@@ -10,8 +10,12 @@ import enum
 import re
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from bluegreen.domain.errors import InvalidInput
+
+if TYPE_CHECKING:
+    from bluegreen.domain.traffic import Weights
 
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 _ANY_CASE_HEX64 = re.compile(r"[0-9a-fA-F]{64}")
@@ -192,12 +196,18 @@ class Roles:
 
 @dataclass(frozen=True)
 class CanaryEnv:
-    """The ``canaryEnv`` value of the ConfigMap, with the version it was read at."""
+    """The ``canaryEnv`` value of the ConfigMap, with the version it was read at.
+
+    ``weights`` (``bluegreen.domain.traffic.Weights``) are production's shares per colour,
+    which the ``alb`` and ``gateway`` routers keep there; None when the key is absent
+    (the selector router's, and the original system's, canaryEnv).
+    """
 
     selector: Colour
     image: str
     resource_version: str | None = None
     present: bool = True
+    weights: Weights | None = None
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ The modules of ``bluegreen.adapters`` (``ledger``, ``cluster``, ``stepfunctions`
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Protocol
 
@@ -25,6 +25,8 @@ from bluegreen.domain.models import (
     Verdict,
 )
 from bluegreen.domain.pods import PodState, PodWarning
+from bluegreen.domain.promotion import FlipBack, PromotionRecord
+from bluegreen.domain.traffic import RouterKind, Traffic, Weights
 
 
 class Ledger(Protocol):
@@ -182,11 +184,118 @@ class Cluster(Protocol):
         """Set ``canaryEnv.image`` (resourceVersion-guarded); False when already so."""
         ...
 
+    def traffic(self) -> Traffic:
+        """Where the stack's router object sends production and canary traffic now."""
+        ...
+
+    def shift_traffic(
+        self,
+        weights: Weights,
+        canary: Colour | None = None,
+        *,
+        confirm: Callable[[], None] | None = None,
+    ) -> bool:
+        """Set production's weights (and, given ``canary``, the roles): canaryEnv and the
+        router object, one write each; ``TrafficNotWeighted`` under the selector router."""
+        ...
+
     def start_hook(self, colour: Colour, hook: Hook, run_id: str) -> str:
         """Create the hook's Job from that colour's pod template; returns the Job name."""
         ...
 
     def hook_run(self, job_name: str, log_lines: int = 50) -> HookRun: ...
+
+
+class Router(Protocol):
+    """How a stack moves traffic between the colours: Services' selectors, or the weights
+    of one Ingress or HTTPRoute (``bluegreen.adapters.routers``)."""
+
+    @property
+    def kind(self) -> RouterKind: ...
+
+    def traffic(self) -> Traffic:
+        """What the router object says now: production's weights and the canary's colour."""
+        ...
+
+    def switch_roles(
+        self,
+        canary: Colour,
+        image: str | None = None,
+        *,
+        confirm: Callable[[], None] | None = None,
+    ) -> bool:
+        """Make ``canary`` the canary and send all of production to the other colour.
+
+        Same contract as ``Cluster.switch_roles``: False when already so, put back and
+        ``SwitchRestored`` (or ``SwitchIncomplete``) when it cannot complete.
+        """
+        ...
+
+    def shift(
+        self,
+        weights: Weights,
+        canary: Colour | None = None,
+        *,
+        image: str | None = None,
+        confirm: Callable[[], None] | None = None,
+    ) -> bool:
+        """Production's weights as given, ``canary`` (default: unchanged) the canary."""
+        ...
+
+
+class Promotions(Protocol):
+    """A progressive promotion's progress, its manual gates and the flip-back window.
+
+    The flow writes the progress (it is the only writer of it); a person's resume or
+    abort and the flow's gate meet on conditional writes, so exactly one of two
+    decisions about a gate lands.
+    """
+
+    def save(self, promotion_id: str, progress: Mapping[str, object]) -> None:
+        """Record the flow's progress (step, weights, analyses, status)."""
+        ...
+
+    def record(self, promotion_id: str) -> PromotionRecord | None: ...
+
+    def open_gate(self, promotion_id: str, token: str, reason: str) -> bool:
+        """The flow waits for a person with ``token``; False when an abort was asked first."""
+        ...
+
+    def close_gate(
+        self, promotion_id: str, step: int, decision: str, actor: str, reason: str = ""
+    ) -> str | None:
+        """A person's decision at the open gate: its token, or None when none is open."""
+        ...
+
+    def request_abort(self, promotion_id: str, actor: str, reason: str = "") -> bool:
+        """Ask a running promotion (not at a gate) to back out; False when it has ended."""
+        ...
+
+    def keep_flip_back(self, window: FlipBack) -> None: ...
+
+    def flip_back(self) -> FlipBack | None:
+        """The latest promotion's flip-back window, if one is kept."""
+        ...
+
+    def take_flip_back(self, promotion_id: str) -> bool:
+        """Use the window up (conditional): True for exactly one caller."""
+        ...
+
+
+class TaskTokens(Protocol):
+    """Step Functions' callbacks: what resumes or fails a task that waits for a person."""
+
+    def succeed(self, token: str, output: Mapping[str, object]) -> bool:
+        """Resume the task; False when it waits no more (timed out, ended)."""
+        ...
+
+    def fail(self, token: str, error: str, cause: str) -> bool:
+        """Fail the task with ``error``; False when it waits no more."""
+        ...
+
+    def heartbeat(self, token: str) -> bool:
+        """Tell the task it is still being decided; False when it waits no more."""
+        ...
 
 
 class FlowStarter(Protocol):

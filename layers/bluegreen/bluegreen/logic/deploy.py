@@ -519,7 +519,8 @@ def _execution_started(execution: Mapping[str, Any], recorded: Deployment) -> da
 def begin(event: Json, ports: DeployPorts) -> Json:
     """Validate the input, claim the record, take the lock, re-check, record, apply.
 
-    Returns ``status``: ``locked`` (wait ``waitSeconds`` and call again),
+    Returns ``status``: ``promote`` (a progressive promotion: its own states take
+    over), ``locked`` (wait ``waitSeconds`` and call again),
     ``superseded`` (a newer push of the tag: recorded, lock released, the flow
     succeeds), ``no_op`` (a rollback whose colour no longer runs what its caller
     saw: recorded, nothing changed), ``rollback`` (a requested rollback: go to
@@ -530,7 +531,11 @@ def begin(event: Json, ports: DeployPorts) -> Json:
     colour must still run the image its caller saw.
     """
     settings, ledger, cluster, timing = ports.settings, ports.ledger, ports.cluster, ports.timing
-    request = parse_request(event.get("input"))
+    raw = event.get("input")
+    if isinstance(raw, Mapping) and raw.get("action") == "promote":
+        # A progressive promotion has states of its own (``logic.promotion``).
+        return {"status": "promote"}
+    request = parse_request(raw)
     execution = event.get("execution") or {}
     deployment_id = str(execution.get("name", ""))
     execution_arn = str(execution.get("arn", ""))

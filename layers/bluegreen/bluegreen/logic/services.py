@@ -39,7 +39,8 @@ from bluegreen.domain.models import (
     is_tag,
 )
 from bluegreen.domain.ports import Cluster, FlowStarter, Ledger
-from bluegreen.logic import roles
+from bluegreen.domain.traffic import Traffic
+from bluegreen.logic import promotion, roles
 from bluegreen.logic.deploy import TEXT_LIMIT
 
 SWITCH_ACTION = "switch"
@@ -88,6 +89,7 @@ class Release:
     canary_env: CanaryEnv
     rollouts: dict[Colour, RolloutState]
     selectors: dict[Role, Colour | None]
+    traffic: Traffic | None = None
 
 
 def read_release(cluster: Cluster) -> Release:
@@ -98,7 +100,13 @@ def read_release(cluster: Cluster) -> Release:
     """
     if callable(getattr(cluster, "snapshot", None)):
         snap = cast(SnapshotReader, cluster).snapshot()
-        return Release(snap.canary_env, dict(snap.rollouts), dict(snap.selectors))
+        traffic = getattr(snap, "traffic", None)
+        return Release(
+            snap.canary_env,
+            dict(snap.rollouts),
+            dict(snap.selectors),
+            traffic if isinstance(traffic, Traffic) else None,
+        )
     return Release(
         canary_env=cluster.canary_env(),
         rollouts={colour: cluster.rollout(colour) for colour in Colour},
@@ -145,6 +153,8 @@ class ServiceStatus:
     selectors: dict[Role, Colour | None]
     colours: dict[Colour, ColourStatus]
     disagreements: tuple[str, ...] = ()
+    traffic: Traffic | None = None
+    """What the router object says (None for a cluster adapter without routers)."""
 
     @property
     def production(self) -> Colour:
@@ -216,12 +226,18 @@ def service_status(cluster: Cluster) -> ServiceStatus:
         )
         for colour in Colour
     }
+    traffic = release.traffic
     return ServiceStatus(
         canary=canary,
         canary_env=env,
         selectors=dict(selectors),
         colours=colours,
-        disagreements=roles.disagreements(canary, selectors),
+        disagreements=(
+            roles.traffic_disagreements(env, traffic)
+            if traffic is not None
+            else roles.disagreements(canary, selectors)
+        ),
+        traffic=traffic,
     )
 
 
@@ -448,6 +464,7 @@ def request_deploy(
     already, which would only queue a duplicate behind it. Refused with
     ``RolesDisagree`` while canaryEnv and the Services disagree (``logic.roles``).
     """
+    promotion.refuse_during_promotion(ledger)
     roles.check_may_touch(cluster, "deploy", role)
     digest, tag, record = resolve_image(ledger, registry, image)
     # A digest the ledger never saw pushed (one a cluster ran before the stack existed)
@@ -526,6 +543,7 @@ def request_rollback(
     verdict, instead of rolling back a digest its caller never saw there.
     Refused with ``RolesDisagree`` while canaryEnv and the Services disagree.
     """
+    promotion.refuse_during_promotion(ledger)
     roles.check_may_touch(cluster, "rollback", role)
     canary = cluster.canary_env().selector
     seen = cluster.deployment_image(canary if role is Role.CANARY else canary.other)

@@ -37,6 +37,16 @@ PHASES: Mapping[str, str] = {
     "ConcludeRollback": "verdict",
     "ReleaseAndFail": "verdict",
     "RollbackFailed": "verdict",
+    "BeginPromotion": "lock",
+    "PromotionNotStarted": "verdict",
+    "ShiftTraffic": "traffic",
+    "WaitForAnalysis": "analysis",
+    "Analyse": "analysis",
+    "WaitForPerson": "gate",
+    "WaitForPersonWithHeartbeat": "gate",
+    "PassGate": "gate",
+    "BackOut": "back-out",
+    "PromotionStuck": "verdict",
 }
 """The phase each state of ``statemachine/deploy.asl.json`` belongs to."""
 
@@ -50,6 +60,10 @@ TITLES: Mapping[str, str] = {
     "rollback": "Rollback",
     "rollback-hooks": "Hooks after the rollback",
     "verdict": "Verdict",
+    "traffic": "Traffic",
+    "analysis": "Analysis",
+    "gate": "Waiting for a person",
+    "back-out": "Back out",
 }
 END_TITLES: Mapping[str, str] = {
     "Deployed": "Deployed",
@@ -57,6 +71,8 @@ END_TITLES: Mapping[str, str] = {
     "Superseded": "Superseded",
     "DeploymentFailed": "Failed",
     "NoHealthyDigest": "Failed: no healthy digest",
+    "Promoted": "Promoted",
+    "PromotionFailed": "Failed",
 }
 
 StepStatus = Literal["running", "waiting", "succeeded", "failed"]
