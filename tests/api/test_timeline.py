@@ -54,7 +54,8 @@ def test_unknown_and_malformed_ids_are_refused(
     # WHEN the timeline of an unknown id, then of a malformed one, is asked for
     unknown = timeline("never-started")
     malformed = timeline("not%20an%20id")
-    # THEN 404 and 400, each with the API's error body
+    # THEN 404 and 422 (as GET /deployments/{id} answers), each with the API's error body
     assert (unknown.status, unknown.body["error"]) == (404, "NotFound")
-    assert malformed.status == 400
-    assert malformed.body["error"] == "InvalidInput"
+    assert malformed.status == 422
+    assert malformed.body["error"] == "ValidationError"
+    assert "is not a deployment id" in malformed.body["detail"]

@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Annotated
 
 from aws_lambda_powertools.event_handler.api_gateway import Response, Router
-from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
+from aws_lambda_powertools.event_handler.openapi.params import Body, Query
 
 from bluegreen.domain.models import Deployment, Role
 from bluegreen.domain.promotion import PromotionRecord, Strategy
@@ -30,8 +30,7 @@ from .responses import (
 from .schemas import (
     CURSOR_LIMIT,
     CURSOR_PATTERN,
-    DEPLOYMENT_ID_LIMIT,
-    DEPLOYMENT_ID_PATTERN,
+    DEPLOYMENT_ID,
     LIMIT_DESCRIPTION,
     AbortRequest,
     DeploymentBody,
@@ -139,14 +138,7 @@ def get_deployments(
     },
 )
 def get_deployment(
-    id: Annotated[
-        str,
-        Path(
-            max_length=DEPLOYMENT_ID_LIMIT,
-            pattern=DEPLOYMENT_ID_PATTERN,
-            description="The deployment id (execution name)",
-        ),
-    ],
+    id: Annotated[str, DEPLOYMENT_ID],
 ) -> DeploymentStatusBody:
     """The record (if the flow wrote it yet) and the execution (if there is one)."""
     deployment_id = id  # ``id`` is the path parameter's public name
@@ -202,11 +194,15 @@ def promotion_body(record: PromotionRecord) -> PromotionBody:
     )
 
 
-_GATE_ID = Path(
-    max_length=DEPLOYMENT_ID_LIMIT,
-    pattern=DEPLOYMENT_ID_PATTERN,
-    description="The promotion's deployment id",
-)
+_GATE_RESPONSES = {
+    **BAD_REQUEST,
+    **NOT_FOUND,
+    409: CONFLICT[409],
+    **UNSUPPORTED,
+    **INVALID,
+    **GATEWAY,
+}
+"""What a gate decision (resume, abort) can answer besides its 200."""
 
 
 @router.post(
@@ -215,16 +211,11 @@ _GATE_ID = Path(
     tags=["deployments"],
     responses={
         200: answer(GateDecisionBody, "The gate let the promotion go on (or, `hold`, kept it)"),
-        **BAD_REQUEST,
-        **NOT_FOUND,
-        409: CONFLICT[409],
-        **UNSUPPORTED,
-        **INVALID,
-        **GATEWAY,
+        **_GATE_RESPONSES,
     },
 )
 def post_resume(
-    id: Annotated[str, _GATE_ID],
+    id: Annotated[str, DEPLOYMENT_ID],
     request: Annotated[ResumeRequest | None, Body(embed=False)] = None,
 ) -> GateDecisionBody:
     """Resume the promotion at its gate; 409 ``NotWaiting`` when it waits for nothing."""
@@ -251,16 +242,11 @@ def post_resume(
         200: answer(
             GateDecisionBody, "The promotion backs out (at once at a gate, else at its next step)"
         ),
-        **BAD_REQUEST,
-        **NOT_FOUND,
-        409: CONFLICT[409],
-        **UNSUPPORTED,
-        **INVALID,
-        **GATEWAY,
+        **_GATE_RESPONSES,
     },
 )
 def post_abort(
-    id: Annotated[str, _GATE_ID],
+    id: Annotated[str, DEPLOYMENT_ID],
     request: Annotated[AbortRequest | None, Body(embed=False)] = None,
 ) -> GateDecisionBody:
     """Abort the promotion; 409 ``NotWaiting`` when it has ended."""

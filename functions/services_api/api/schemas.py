@@ -17,6 +17,7 @@ import re
 from datetime import datetime
 from typing import Annotated, Literal
 
+from aws_lambda_powertools.event_handler.openapi.params import Path
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
@@ -39,6 +40,12 @@ final word on whether one is real)."""
 DEPLOYMENT_ID_LIMIT = 80
 DEPLOYMENT_ID_PATTERN = r"^[A-Za-z0-9_-]+$"
 """Step Functions' alphabet for execution names, which deployment ids are."""
+DEPLOYMENT_ID = Path(
+    max_length=DEPLOYMENT_ID_LIMIT,
+    pattern=DEPLOYMENT_ID_PATTERN,
+    description="The deployment id (execution name)",
+)
+"""The ``{id}`` of every ``/deployments/{id}`` route."""
 
 
 _DIGITS = re.compile(r"[0-9]+")
@@ -64,7 +71,9 @@ class _Request(BaseModel):
     model_config = ConfigDict(extra="forbid", alias_generator=to_camel, frozen=True, strict=True)
 
 
-class _Body(BaseModel):
+class WireBody(BaseModel):
+    """A response body: camelCase on the wire, snake_case in Python."""
+
     model_config = ConfigDict(
         alias_generator=to_camel, serialize_by_alias=True, validate_by_name=True
     )
@@ -178,28 +187,28 @@ class PromoteRequest(_Request):
 # responses ----------------------------------------------------------------
 
 
-class ErrorBody(_Body):
+class ErrorBody(WireBody):
     """Every error answer: the error's name and what is wrong."""
 
     error: str = Field(examples=["InvalidInput"])
     detail: str = Field(examples=["imageTag: 'abc' is not a sha256 digest"])
 
 
-class GatewayMessage(_Body):
+class GatewayMessage(WireBody):
     """An answer API Gateway gives itself, before the function runs: signature refused,
     throttled."""
 
     message: str = Field(examples=["Missing Authentication Token"])
 
 
-class Replicas(_Body):
+class Replicas(WireBody):
     desired: int
     updated: int
     ready: int
     available: int
 
 
-class ColourView(_Body):
+class ColourView(WireBody):
     colour: ColourName
     role: ServiceName
     image: str
@@ -209,7 +218,7 @@ class ColourView(_Body):
     message: str = ""
 
 
-class CanaryEnvView(_Body):
+class CanaryEnvView(WireBody):
     selector: ColourName
     image: str
     present: bool = Field(description="False when the ConfigMap has no canaryEnv key yet.")
@@ -221,7 +230,7 @@ class CanaryEnvView(_Body):
     )
 
 
-class TrafficView(_Body):
+class TrafficView(WireBody):
     """Where the router object sends traffic now, as read from the cluster."""
 
     router: Literal["selector", "alb", "gateway"]
@@ -233,7 +242,7 @@ class TrafficView(_Body):
     problem: str = Field(default="", description="Why weights or canary could not be read.")
 
 
-class ServiceStatusBody(_Body):
+class ServiceStatusBody(WireBody):
     """``GET /services``."""
 
     canary: ColourName
@@ -252,7 +261,7 @@ class ServiceStatusBody(_Body):
     )
 
 
-class SwitchBody(_Body):
+class SwitchBody(WireBody):
     """``POST /services`` with ``selector``: the roles as they are now."""
 
     changed: bool
@@ -269,7 +278,7 @@ class SwitchBody(_Body):
     )
 
 
-class DeploymentStartedBody(_Body):
+class DeploymentStartedBody(WireBody):
     """A deploy-flow execution was started: follow it with ``GET /deployments/{id}``."""
 
     deployment_id: str
@@ -289,7 +298,7 @@ class DeploymentStartedBody(_Body):
     )
 
 
-class FlipBackBody(_Body):
+class FlipBackBody(WireBody):
     """``POST /rollback`` of production within a promotion's flip-back window: done at once."""
 
     flipped_back: bool = Field(
@@ -302,12 +311,12 @@ class FlipBackBody(_Body):
     weights: dict[str, int]
 
 
-class Placement(_Body):
+class Placement(WireBody):
     colour: ColourName
     role: ServiceName
 
 
-class ImageBody(_Body):
+class ImageBody(WireBody):
     digest: str
     repository: str
     tags: list[str]
@@ -319,7 +328,7 @@ class ImageBody(_Body):
     )
 
 
-class ImagePageBody(_Body):
+class ImagePageBody(WireBody):
     """``GET /images``."""
 
     images: list[ImageBody]
@@ -327,7 +336,7 @@ class ImagePageBody(_Body):
     cluster_error: str = ""
 
 
-class DeploymentBody(_Body):
+class DeploymentBody(WireBody):
     id: str
     application: str
     action: str
@@ -352,14 +361,14 @@ class DeploymentBody(_Body):
     )
 
 
-class DeploymentPageBody(_Body):
+class DeploymentPageBody(WireBody):
     """``GET /deployments``."""
 
     deployments: list[DeploymentBody]
     next_cursor: str | None
 
 
-class ExecutionBody(_Body):
+class ExecutionBody(WireBody):
     status: str
     start_date: str | None = None
     stop_date: str | None = None
@@ -367,7 +376,7 @@ class ExecutionBody(_Body):
     cause: str | None = None
 
 
-class GateBody(_Body):
+class GateBody(WireBody):
     step: int = Field(description="The step (1-based) whose gate was decided.")
     decision: Literal["resume", "abort"]
     actor: str
@@ -375,7 +384,7 @@ class GateBody(_Body):
     reason: str = ""
 
 
-class PromotionBody(_Body):
+class PromotionBody(WireBody):
     """A progressive promotion as it stands: step, weights, readings, whether it waits."""
 
     status: str = Field(
@@ -405,7 +414,7 @@ class PromotionBody(_Body):
     )
 
 
-class GateDecisionBody(_Body):
+class GateDecisionBody(WireBody):
     """A person's decision about a promotion was taken."""
 
     deployment_id: str
@@ -413,7 +422,7 @@ class GateDecisionBody(_Body):
     step: int = Field(description="The step (1-based) it was taken at.")
 
 
-class DeploymentStatusBody(_Body):
+class DeploymentStatusBody(WireBody):
     """``GET /deployments/{id}``: the ledger's record and the live execution."""
 
     id: str

@@ -10,26 +10,19 @@ from datetime import datetime
 from typing import Annotated
 
 from aws_lambda_powertools.event_handler.api_gateway import Router
-from aws_lambda_powertools.event_handler.openapi.params import Path
-from pydantic import BaseModel, ConfigDict, Field
-from pydantic.alias_generators import to_camel
+from pydantic import Field
 
 from bluegreen.domain.flow_events import ExecutionHistory
 from bluegreen.logic import timeline
 
 from . import dependencies
 from .responses import BAD_REQUEST, CLUSTER, GATEWAY, INVALID, NOT_FOUND, answer
+from .schemas import DEPLOYMENT_ID, WireBody
 
 router = Router()  # type: ignore[no-untyped-call]
 
 
-class _Body(BaseModel):
-    model_config = ConfigDict(
-        alias_generator=to_camel, serialize_by_alias=True, validate_by_name=True
-    )
-
-
-class HookStepBody(_Body):
+class HookStepBody(WireBody):
     name: str
     job: str
     status: timeline.StepStatus
@@ -39,7 +32,7 @@ class HookStepBody(_Body):
     )
 
 
-class StepBody(_Body):
+class StepBody(WireBody):
     phase: str = Field(
         description="lock, apply, rollout, hooks, bake, health, rollback, rollback-hooks, "
         "verdict, end; a state the API does not know shows under its own name.",
@@ -57,7 +50,7 @@ class StepBody(_Body):
     hooks: list[HookStepBody] = []
 
 
-class TimelineBody(_Body):
+class TimelineBody(WireBody):
     """``GET /deployments/{id}/timeline``."""
 
     id: str
@@ -85,7 +78,7 @@ class TimelineBody(_Body):
     },
 )
 def get_timeline(
-    id: Annotated[str, Path(max_length=80, description="The deployment id (execution name)")],
+    id: Annotated[str, DEPLOYMENT_ID],
 ) -> TimelineBody:
     """Lock, apply, rollout, hooks with their log tails, bake, health, rollback, the end."""
     deployment_id = id  # ``id`` is the path parameter's public name

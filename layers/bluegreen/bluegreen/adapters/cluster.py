@@ -585,6 +585,24 @@ class KubernetesCluster:
             budget=budget,
         )
 
+    def _canary_env_or_none(
+        self, configmap: Mapping[str, Any], *, written_over_by: str = ""
+    ) -> CanaryEnv | None:
+        """The ConfigMap's canaryEnv, or None where it is malformed.
+
+        A switch or a flip is how a person repairs a broken canaryEnv: it is written
+        over, so such a writer (``written_over_by``) reads it as absent and says so.
+        """
+        try:
+            return self._parse_canary_env(configmap)
+        except CanaryEnvMalformed as exc:
+            if written_over_by:
+                logger.warning(
+                    f"canaryEnv malformed; {written_over_by} writes it over",
+                    extra={"detail": str(exc)},
+                )
+            return None
+
     def _parse_canary_env(self, configmap: Mapping[str, Any]) -> CanaryEnv:
         """The ConfigMap's canaryEnv; ``CanaryEnvMalformed`` says what is wrong with it."""
         resource_version = configmap.get("metadata", {}).get("resourceVersion")
@@ -874,18 +892,9 @@ class KubernetesCluster:
                     )
         return self._apis_built
 
-    def _call(
-        self,
-        verb: str,
-        what: str,
-        method: Callable[..., Any],
-        *args: Any,
-        refusals: tuple[int, ...] = (),
-        budget: _Budget | None = None,
-        **kwargs: Any,
-    ) -> dict[str, Any]:
-        """One request, its JSON body as a dict; see ``_call_raw``."""
-        raw = self._call_raw(verb, what, method, *args, refusals=refusals, budget=budget, **kwargs)
+    def _call(self, verb: str, what: str, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        """One request, its JSON body as a dict; the arguments are ``_call_raw``'s."""
+        raw = self._call_raw(verb, what, *args, **kwargs)
         body = json.loads(raw) if raw else {}
         if not isinstance(body, dict):
             raise ClusterUnavailable(
@@ -1151,14 +1160,7 @@ class _Switch:
         cluster = self._cluster
         configmap = cluster._read_configmap(budget=self._budget)
         services = cluster._list_services(budget=self._budget)
-        try:
-            env: CanaryEnv | None = cluster._parse_canary_env(configmap)
-        except CanaryEnvMalformed as exc:
-            # A switch is how a person repairs a broken canaryEnv: it is written over.
-            logger.warning(
-                "canaryEnv malformed; the switch writes it over", extra={"detail": str(exc)}
-            )
-            env = None
+        env = cluster._canary_env_or_none(configmap, written_over_by="the switch")
         roles = _Roles(
             {
                 _CONFIGMAP: configmap,
@@ -1321,10 +1323,7 @@ class _Switch:
         if self._last is None:
             return "unknown"
         objects = self._last.objects
-        try:
-            env: CanaryEnv | None = self._cluster._parse_canary_env(objects[_CONFIGMAP])
-        except CanaryEnvMalformed:
-            env = None
+        env = self._cluster._canary_env_or_none(objects[_CONFIGMAP])
         return _Roles(objects, env).describe()
 
     def _what(self, key: str) -> str:

@@ -187,19 +187,13 @@ class _Flip:
     # forward ---------------------------------------------------------------------------
 
     def _forward(self) -> bool:
-        from bluegreen.adapters.cluster import CanaryEnvMalformed, _Refused
+        from bluegreen.adapters.cluster import _Refused
 
         cluster, router = self._cluster, self._router
         conflicts = 0
         while True:
             configmap = cluster._read_configmap(budget=self._budget)
-            try:
-                env: CanaryEnv | None = cluster._parse_canary_env(configmap)
-            except CanaryEnvMalformed as exc:
-                logger.warning(
-                    "canaryEnv malformed; the flip writes it over", extra={"detail": str(exc)}
-                )
-                env = None
+            env = cluster._canary_env_or_none(configmap, written_over_by="the flip")
             obj = router.read(self._budget)
             traffic = router.traffic_of(obj)
             self._last = (env, traffic)
@@ -330,14 +324,9 @@ class _Flip:
                 router.write(router.restore_patch(current, before), self._budget)
 
     def _describe_now(self) -> str:
-        from bluegreen.adapters.cluster import CanaryEnvMalformed
-
         try:
             configmap = self._cluster._read_configmap()
-            try:
-                env: CanaryEnv | None = self._cluster._parse_canary_env(configmap)
-            except CanaryEnvMalformed:
-                env = None
+            env = self._cluster._canary_env_or_none(configmap)
             return "now " + describe(env, self._router.traffic())
         except Exception:
             env, traffic = self._last
