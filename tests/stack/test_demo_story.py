@@ -29,6 +29,7 @@ from local.demo import (
     run_story,
 )
 from local.stack import LocalStack, StackOptions
+from tests.stack.admin import admin_client
 
 pytestmark = [
     pytest.mark.stack,
@@ -69,14 +70,7 @@ def settings(stack: LocalStack) -> Settings:
 @pytest.fixture(scope="module")
 def kube(stack: LocalStack) -> Iterator[k8s.ApiClient]:
     """An administrator's client of the story's cluster, whichever it is."""
-    assert stack.state is not None
-    if stack.control_plane is not None:
-        with stack.control_plane.admin_client() as api:
-            yield api
-        return
-    configuration = k8s.Configuration()
-    configuration.host = stack.state.cluster_url
-    with k8s.ApiClient(configuration) as api:
+    with admin_client(stack) as api:
         yield api
 
 

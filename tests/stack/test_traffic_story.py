@@ -1,8 +1,11 @@
-"""``make demo ROUTER=alb``: the traffic story on the local stack, re-checked from outside.
+"""``make demo ROUTER=alb|gateway``: the traffic story on the local stack, re-checked
+from outside.
 
 The demo verifies its steps itself; these run its story (``local.demo.Story``) on a
-stack with the alb router and its traffic simulator, then look again through the
-Kubernetes API, moto's CloudWatch and the ledger, independently of the demo's code.
+stack with a weighted router and its traffic simulator (the alb router on the
+emulator; the gateway router on the real control plane, RBAC on, at the demo's x10),
+then look again through the Kubernetes API, moto's CloudWatch and the ledger,
+independently of the demo's code.
 """
 
 from __future__ import annotations
@@ -15,12 +18,16 @@ from typing import Any
 
 import boto3
 import pytest
+from kubernetes import client as k8s
 
 from bluegreen.adapters.ledger import DynamoLedger
 from bluegreen.config import Settings
 from bluegreen.domain.models import Digest, Outcome, Verdict
-from local.demo import StepResult, Story
+from local.demo import KUBE_SPEED, StepResult, Story
 from local.stack import LOCAL_TARGET_GROUPS, LocalStack, StackOptions
+from tests.stack.admin import admin_client
+
+PRODUCTION_ACTION = "alb.ingress.kubernetes.io/actions.production-weights"
 
 pytestmark = [
     pytest.mark.stack,
@@ -28,13 +35,50 @@ pytestmark = [
 ]
 
 
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
+@pytest.fixture(
+    scope="module",
+    params=[
+        pytest.param(("emulator", "alb", 120.0), id="emulator-alb"),
+        pytest.param(("kube", "gateway", KUBE_SPEED), id="kube-gateway", marks=pytest.mark.kube),
+    ],
+)
+def stack(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[LocalStack]:
+    cluster, router, speed = request.param
     options = StackOptions.ephemeral(
-        tmp_path_factory.mktemp("traffic-stack"), speed=120, router="alb", traffic_rate=400
+        tmp_path_factory.mktemp(f"traffic-stack-{cluster}"),
+        speed=speed,
+        cluster=cluster,
+        router=router,
+        traffic_rate=400,
     )
     with LocalStack(options) as running:
         yield running
+
+
+def _production_weights(stack: LocalStack) -> dict[str, int]:
+    """The router object's production weights per Service, as stored."""
+    assert stack.state is not None
+    with admin_client(stack) as api:
+        if stack.options.router == "alb":
+            ingress = k8s.NetworkingV1Api(api).read_namespaced_ingress("web", "wp-platform")
+            groups = json.loads(ingress.metadata.annotations[PRODUCTION_ACTION])
+            return {g["serviceName"]: g["weight"] for g in groups["forwardConfig"]["targetGroups"]}
+        route = k8s.CustomObjectsApi(api).get_namespaced_custom_object(
+            "gateway.networking.k8s.io", "v1", "wp-platform", "httproutes", "web"
+        )
+        (rule,) = [r for r in route["spec"]["rules"] if r.get("name") == "production"]
+        return {ref["name"]: ref["weight"] for ref in rule["backendRefs"]}
+
+
+def _selectors(stack: LocalStack) -> dict[str, dict[str, str]]:
+    with admin_client(stack) as api:
+        core = k8s.CoreV1Api(api)
+        return {
+            colour: core.read_namespaced_service(f"{colour}-service", "wp-platform").spec.selector
+            for colour in ("blue", "green")
+        }
 
 
 @pytest.fixture(scope="module")
@@ -69,24 +113,14 @@ def test_every_step_of_the_traffic_story_is_verified(story: list[StepResult]) ->
     assert all(r.verified for r in story), [r.problem for r in story if not r.verified]
 
 
-def test_the_ingress_ends_with_production_all_on_green_and_no_selector_moved(
+def test_the_router_ends_with_production_all_on_green_and_no_selector_moved(
     stack: LocalStack, story: list[StepResult]
 ) -> None:
     # GIVEN the story ran (its last promotion was backed out)
-    assert stack.cluster is not None
-    ingress = stack.cluster.get("ingresses", "wp-platform", "web")
-    groups = json.loads(
-        ingress["metadata"]["annotations"]["alb.ingress.kubernetes.io/actions.production-weights"]
-    )["forwardConfig"]["targetGroups"]
-    # THEN production is all on green, as stored
-    assert {g["serviceName"]: g["weight"] for g in groups} == {
-        "blue-service": 0,
-        "green-service": 100,
-    }
+    # THEN production is all on green in the router object, as stored
+    assert _production_weights(stack) == {"blue-service": 0, "green-service": 100}
     # AND the per-colour Services still select their own colour
-    for colour in ("blue", "green"):
-        service = stack.cluster.get("services", "wp-platform", f"{colour}-service")
-        assert service["spec"]["selector"] == {"app": colour}
+    assert _selectors(stack) == {"blue": {"app": "blue"}, "green": {"app": "green"}}
 
 
 def test_the_simulated_traffic_reached_moto_cloudwatch_per_target_group(
