@@ -535,7 +535,7 @@ class Story:
     def __init__(self, stack: LocalStack, out: TextIO, *, first_step: int = 2) -> None:
         if stack.state is None:
             raise StackError("the local stack is not running")
-        from bluegreen.adapters.cluster import HOOK_LABEL, RUN_ANNOTATION
+        from bluegreen.adapters.kube.hooks import HOOK_LABEL, RUN_ANNOTATION
         from bluegreen.config import Settings
 
         self.state: StackState = stack.state

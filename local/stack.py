@@ -679,7 +679,7 @@ class LocalStack:
             return
         import boto3
 
-        from bluegreen.adapters.cluster import KubernetesCluster
+        from bluegreen.adapters.kube.cluster import KubernetesCluster
         from bluegreen.config import Settings
         from local.traffic import TrafficSimulator
 

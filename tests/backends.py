@@ -123,7 +123,7 @@ def _rest(client: Any) -> Callable[[str, str, Any], Any]:
 
 def emulator_backend(emulator: Any, namespace: str = "wp-platform") -> Backend:
     """The backend over a running ``ClusterEmulator``."""
-    from bluegreen.adapters.kube_client import api_client_for
+    from bluegreen.adapters.kube.client import api_client_for
 
     settings = Settings(kube_api_url=emulator.url, namespace=namespace)
     return Backend(

@@ -40,7 +40,7 @@ def _aws_client(service: str, region: str) -> Any:
 
 def build_ports(settings: Settings) -> DeployPorts:
     """The real adapters for ``settings``: DynamoDB ledger, Kubernetes API, EventBridge."""
-    from bluegreen.adapters.cluster import KubernetesCluster
+    from bluegreen.adapters.kube.cluster import KubernetesCluster
     from bluegreen.adapters.eventbridge import Notifier
     from bluegreen.adapters.ledger import DynamoLedger
     from bluegreen.adapters.probes import CloudWatchAlarms, UrllibProbe

@@ -24,7 +24,7 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import (
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from bluegreen.adapters.cluster import CanaryEnvMalformed
+from bluegreen.domain.canary_env import CanaryEnvMalformed
 from bluegreen.domain.errors import (
     BlueGreenError,
     ClusterConflict,

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from bluegreen.adapters.cluster import KubernetesCluster
+from bluegreen.adapters.kube.cluster import KubernetesCluster
 from bluegreen.config import load_settings
 from functions.services_api.api import dependencies
 from local.cluster.emulator import ClusterEmulator

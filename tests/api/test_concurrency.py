@@ -7,7 +7,7 @@ import random
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from bluegreen.adapters.cluster import KubernetesCluster
+from bluegreen.adapters.kube.cluster import KubernetesCluster
 from bluegreen.adapters.ledger import DynamoLedger
 from bluegreen.adapters.stepfunctions import StepFunctionsFlow
 from bluegreen.config import load_settings

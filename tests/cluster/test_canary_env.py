@@ -8,7 +8,8 @@ from typing import Any
 
 import pytest
 
-from bluegreen.adapters.cluster import CanaryEnvMalformed, KubernetesCluster
+from bluegreen.adapters.kube.cluster import KubernetesCluster
+from bluegreen.domain.canary_env import CanaryEnvMalformed
 from bluegreen.domain.errors import ClusterObjectMissing
 from bluegreen.domain.models import Colour, Role
 from tests.backends import Backend

@@ -7,7 +7,8 @@ from typing import Any
 
 import pytest
 
-from bluegreen.adapters.cluster import KubernetesCluster, hook_job_name
+from bluegreen.adapters.kube.cluster import KubernetesCluster
+from bluegreen.adapters.kube.hooks import hook_job_name
 from bluegreen.domain.errors import ClusterObjectMissing
 from bluegreen.domain.models import Colour, Hook, HookRun
 from local.cluster import ClusterEmulator

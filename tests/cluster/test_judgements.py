@@ -7,7 +7,8 @@ from typing import Any
 
 import pytest
 
-from bluegreen.adapters.cluster import hook_job_name, judge_rollout
+from bluegreen.adapters.kube.hooks import hook_job_name
+from bluegreen.domain.judgements import judge_rollout
 from bluegreen.domain.models import Colour
 
 _DNS_1123_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")

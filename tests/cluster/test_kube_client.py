@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from moto import mock_aws
 
-from bluegreen.adapters.cluster import KubernetesCluster
-from bluegreen.adapters.kube_client import api_client_for, configuration_for
+from bluegreen.adapters.kube.cluster import KubernetesCluster
+from bluegreen.adapters.kube.client import api_client_for, configuration_for
 from bluegreen.config import Settings
 from bluegreen.domain.errors import ClusterUnavailable
 from bluegreen.domain.models import Colour
@@ -170,7 +170,7 @@ def test_importing_the_adapter_does_not_import_the_kubernetes_client() -> None:
     # GIVEN a fresh interpreter
     code = (
         "import sys\n"
-        "from bluegreen.adapters.cluster import KubernetesCluster\n"
+        "from bluegreen.adapters.kube.cluster import KubernetesCluster\n"
         "from bluegreen.config import Settings\n"
         "KubernetesCluster.from_settings(Settings(kube_api_url='http://127.0.0.1:9'))\n"
         "print(sorted(m for m in sys.modules if m.split('.')[0] == 'kubernetes'))\n"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from bluegreen.adapters.cluster import KubernetesCluster
+from bluegreen.adapters.kube.cluster import KubernetesCluster
 from bluegreen.domain.models import Colour
 from tests.cluster.conftest import RequestLog
 from tests.cluster.test_canary_env import NEW_IMAGE

@@ -14,7 +14,8 @@ from typing import Any
 
 import pytest
 
-from bluegreen.adapters.cluster import SWITCH_GENERATION, KubernetesCluster
+from bluegreen.adapters.kube.cluster import KubernetesCluster
+from bluegreen.adapters.routers.selector import SWITCH_GENERATION
 from bluegreen.domain.errors import (
     ClusterUnavailable,
     LockHeld,

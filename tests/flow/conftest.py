@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from bluegreen.adapters.cluster import KubernetesCluster
+from bluegreen.adapters.kube.cluster import KubernetesCluster
 from bluegreen.adapters.ledger import DynamoLedger
 from bluegreen.adapters.stepfunctions import StepFunctionsFlow
 from bluegreen.config import Settings

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from bluegreen.adapters.kube_client import api_client_for
+from bluegreen.adapters.kube.client import api_client_for
 from bluegreen.config import Settings
 from local.cluster.commands import WP_ROOT_ERROR
 from local.cluster.containers import (

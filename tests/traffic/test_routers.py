@@ -13,7 +13,7 @@ from collections.abc import Callable
 
 import pytest
 
-from bluegreen.adapters.cluster import KubernetesCluster
+from bluegreen.adapters.kube.cluster import KubernetesCluster
 from bluegreen.domain.errors import RolesDisagree, RouterObjectInvalid
 from bluegreen.domain.models import Colour, Role
 from bluegreen.domain.traffic import RouterKind, Weights

@@ -7,8 +7,9 @@ from typing import Any
 
 import pytest
 
-from bluegreen.adapters.cluster import CanaryEnvMalformed, KubernetesCluster
-from bluegreen.adapters.kube_client import api_client_for
+from bluegreen.adapters.kube.cluster import KubernetesCluster
+from bluegreen.domain.canary_env import CanaryEnvMalformed
+from bluegreen.adapters.kube.client import api_client_for
 from bluegreen.config import Settings
 from bluegreen.domain.errors import InvalidInput
 from bluegreen.domain.models import Colour

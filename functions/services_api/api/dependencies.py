@@ -46,7 +46,7 @@ def ledger() -> Ledger:
 @lru_cache(maxsize=1)
 def cluster() -> Cluster:
     """The application's namespace, through the Kubernetes API (EKS or a kubeconfig)."""
-    from bluegreen.adapters.cluster import KubernetesCluster
+    from bluegreen.adapters.kube.cluster import KubernetesCluster
 
     return KubernetesCluster.from_settings(settings())
 

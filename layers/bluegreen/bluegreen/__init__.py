@@ -10,9 +10,11 @@ The folders are the layers, from the inside out:
     services API's operations, the history, ECR pushes, health. Never imports
     boto3 or the Kubernetes client.
 ``adapters/``
-    the ports over the outside world: Kubernetes (``cluster``, ``kube_client``,
-    ``eks_auth``, and the traffic ``routers``: Services' selectors, an Ingress, an
-    HTTPRoute), DynamoDB (``ledger``), Step Functions, EventBridge, the health probes.
+    the ports over the outside world: Kubernetes (``kube/``: the request layer,
+    the canaryEnv store, the Deployments, hook Jobs and the cluster façade;
+    ``eks_auth``; and ``routers/``, one module per traffic router behind one
+    interface: Services' selectors, an Ingress, an HTTPRoute), DynamoDB
+    (``ledger``), Step Functions, EventBridge, the health probes.
 
 ``config`` (settings, the only reader of the environment) and ``observability``
 (the shared logger, tracer and metrics) serve every layer. The handlers in

@@ -9,7 +9,7 @@
   such a token for 15 minutes after signing; it is reused and signed afresh a
   minute before that. Signing is local (no call to STS), so this works offline.
 
-The Kubernetes client is configured from these by ``bluegreen.adapters.cluster``
+The Kubernetes client is configured from these by ``bluegreen.adapters.kube.client``
 (``host``, ``ssl_ca_cert`` from ``ca_file()``, ``api_key`` refreshed with
 ``refresh_api_key_hook``). This module never imports the Kubernetes client.
 """

@@ -26,7 +26,8 @@ from bluegreen.domain.models import (
 )
 from bluegreen.domain.pods import PodState, PodWarning
 from bluegreen.domain.promotion import FlipBack, PromotionRecord
-from bluegreen.domain.traffic import RouterKind, Traffic, Weights
+from bluegreen.domain.snapshot import ClusterSnapshot
+from bluegreen.domain.traffic import Confirmation, RouterKind, Traffic, Weights
 
 
 class Ledger(Protocol):
@@ -199,6 +200,14 @@ class Cluster(Protocol):
         router object, one write each; ``TrafficNotWeighted`` under the selector router."""
         ...
 
+    def confirm_traffic(self) -> Confirmation:
+        """Whether the data plane applies what the router object says."""
+        ...
+
+    def snapshot(self) -> ClusterSnapshot:
+        """canaryEnv, both rollouts and where the router sends each role, read at once."""
+        ...
+
     def start_hook(self, colour: Colour, hook: Hook, run_id: str) -> str:
         """Create the hook's Job from that colour's pod template; returns the Job name."""
         ...
@@ -240,6 +249,10 @@ class Router(Protocol):
         confirm: Callable[[], None] | None = None,
     ) -> bool:
         """Production's weights as given, ``canary`` (default: unchanged) the canary."""
+        ...
+
+    def confirm(self) -> Confirmation:
+        """Whether the data plane applies what the router's object says now."""
         ...
 
 

@@ -161,3 +161,28 @@ class Traffic:
     def serves_production(self, colour: Colour) -> bool:
         """Whether production traffic reaches ``colour`` (a weight above 0)."""
         return self.production is not None and self.production.serves(colour)
+
+
+@dataclass(frozen=True)
+class Confirmation:
+    """Whether the data plane applies what a router object says.
+
+    ``written`` is what the router's object says (``Traffic``); ``confirmed`` whether
+    what carries the requests (the Services' endpoints, the load balancer's listener
+    rules, the proxy's accepted route) is known to apply it; ``applied`` says what the
+    data plane reports, in words, for a person and for an error's Cause.
+    """
+
+    written: Traffic
+    confirmed: bool
+    applied: str = ""
+
+    @classmethod
+    def as_written(cls, written: Traffic) -> Confirmation:
+        """What the object says, taken as applied: a router that reads no data plane."""
+        readable = not written.problem and written.production is not None
+        return cls(
+            written=written,
+            confirmed=readable,
+            applied="as its object says" if readable else written.problem,
+        )

@@ -16,15 +16,13 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from bluegreen.adapters.kube.requests import Budget
 from bluegreen.adapters.routers.weighted import WeightedRouter
 from bluegreen.domain.errors import InvalidInput, RouterObjectInvalid
 from bluegreen.domain.models import Colour
 from bluegreen.domain.traffic import RouterKind, Traffic, Weights
-
-if TYPE_CHECKING:
-    from bluegreen.adapters.cluster import _Budget
 
 GROUP = "gateway.networking.k8s.io"
 VERSION = "v1"
@@ -50,12 +48,11 @@ class HttpRouteRouter(WeightedRouter):
             "canary": self._settings.http_route_canary_rule,
         }
 
-    def read(self, budget: _Budget | None = None) -> dict[str, Any]:
-        cluster = self._cluster
-        return cluster._call(
+    def read(self, budget: Budget | None = None) -> dict[str, Any]:
+        return self._requests.call(
             "read",
             self.what,
-            cluster._apis().custom.get_namespaced_custom_object,
+            self._requests.apis.custom.get_namespaced_custom_object,
             GROUP,
             VERSION,
             self._settings.namespace,
@@ -64,12 +61,11 @@ class HttpRouteRouter(WeightedRouter):
             budget=budget,
         )
 
-    def write(self, patch: Mapping[str, Any], budget: _Budget | None = None) -> dict[str, Any]:
-        cluster = self._cluster
-        return cluster._call(
+    def write(self, patch: Mapping[str, Any], budget: Budget | None = None) -> dict[str, Any]:
+        return self._requests.call(
             "patch",
             self.what,
-            cluster._apis().custom.patch_namespaced_custom_object,
+            self._requests.apis.custom.patch_namespaced_custom_object,
             GROUP,
             VERSION,
             self._settings.namespace,

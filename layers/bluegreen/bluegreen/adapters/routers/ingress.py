@@ -23,15 +23,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from bluegreen.adapters.kube.requests import Budget
 from bluegreen.adapters.routers.weighted import WeightedRouter
 from bluegreen.domain.errors import RouterObjectInvalid
 from bluegreen.domain.models import Colour
 from bluegreen.domain.traffic import ROUTER_WEIGHT_MAX, RouterKind, Traffic, Weights
-
-if TYPE_CHECKING:
-    from bluegreen.adapters.cluster import _Budget
 
 ACTION_ANNOTATION = "alb.ingress.kubernetes.io/actions.{action}"
 USE_ANNOTATION = "use-annotation"
@@ -54,23 +52,21 @@ class IngressRouter(WeightedRouter):
             "canary": self._settings.ingress_canary_action,
         }
 
-    def read(self, budget: _Budget | None = None) -> dict[str, Any]:
-        cluster = self._cluster
-        return cluster._call(
+    def read(self, budget: Budget | None = None) -> dict[str, Any]:
+        return self._requests.call(
             "read",
             self.what,
-            cluster._apis().networking.read_namespaced_ingress,
+            self._requests.apis.networking.read_namespaced_ingress,
             self._settings.ingress_name,
             self._settings.namespace,
             budget=budget,
         )
 
-    def write(self, patch: Mapping[str, Any], budget: _Budget | None = None) -> dict[str, Any]:
-        cluster = self._cluster
-        return cluster._call(
+    def write(self, patch: Mapping[str, Any], budget: Budget | None = None) -> dict[str, Any]:
+        return self._requests.call(
             "patch",
             self.what,
-            cluster._apis().networking.patch_namespaced_ingress,
+            self._requests.apis.networking.patch_namespaced_ingress,
             self._settings.ingress_name,
             self._settings.namespace,
             patch,

@@ -26,23 +26,17 @@ raises ``SwitchIncomplete`` naming what is left, which repeating completes.
 
 from __future__ import annotations
 
-import copy
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from bluegreen.domain.errors import (
-    BlueGreenError,
-    ClusterConflict,
-    SwitchIncomplete,
-    SwitchRestored,
-)
+from bluegreen.adapters.kube.requests import Budget
+from bluegreen.adapters.routers.moves import GuardedMove
+from bluegreen.adapters.routers.parts import RouterParts
+from bluegreen.domain.errors import SwitchIncomplete
 from bluegreen.domain.models import INITIAL_CANARY, CanaryEnv, Colour
-from bluegreen.domain.traffic import RouterKind, Traffic, Weights
+from bluegreen.domain.traffic import Confirmation, RouterKind, Traffic, Weights
 from bluegreen.observability import logger
-
-if TYPE_CHECKING:
-    from bluegreen.adapters.cluster import KubernetesCluster, _Budget
 
 _CONFIGMAP = "canaryEnv"
 _ROUTER = "router"
@@ -67,9 +61,10 @@ class WeightedRouter(ABC):
 
     kind: RouterKind
 
-    def __init__(self, cluster: KubernetesCluster) -> None:
-        self._cluster = cluster
-        self._settings = cluster.settings
+    def __init__(self, parts: RouterParts) -> None:
+        self._parts = parts
+        self._requests = parts.requests
+        self._settings = parts.settings
 
     # what each object does differently ----------------------------------------------
 
@@ -79,7 +74,7 @@ class WeightedRouter(ABC):
         """The object, in words: ``Ingress "web" in namespace "wp-platform"``."""
 
     @abstractmethod
-    def read(self, budget: _Budget | None = None) -> dict[str, Any]:
+    def read(self, budget: Budget | None = None) -> dict[str, Any]:
         """The object as stored (``ClusterObjectMissing`` when it does not exist)."""
 
     @abstractmethod
@@ -97,8 +92,8 @@ class WeightedRouter(ABC):
         """The write that puts back what ``before`` said, guarded by ``current``'s version."""
 
     @abstractmethod
-    def write(self, patch: Mapping[str, Any], budget: _Budget | None = None) -> dict[str, Any]:
-        """Send ``patch``; a 409 (a stale resourceVersion) raises the adapter's ``_Refused``."""
+    def write(self, patch: Mapping[str, Any], budget: Budget | None = None) -> dict[str, Any]:
+        """Send ``patch``; a 409 (a stale resourceVersion) raises ``Refused``."""
 
     # the Router port -------------------------------------------------------------------
 
@@ -114,7 +109,7 @@ class WeightedRouter(ABC):
         confirm: Callable[[], None] | None = None,
     ) -> bool:
         """``canary`` the canary, all of production on the other colour: two writes."""
-        return _Flip(self, canary, Weights.all_on(canary.other), image, confirm).run()
+        return WeightedMove(self, canary, Weights.all_on(canary.other), image, confirm).run()
 
     def shift(
         self,
@@ -125,11 +120,16 @@ class WeightedRouter(ABC):
         confirm: Callable[[], None] | None = None,
     ) -> bool:
         """Production's weights as given; ``canary`` the canary (default: as canaryEnv says)."""
-        return _Flip(self, canary, weights, image, confirm).run()
+        return WeightedMove(self, canary, weights, image, confirm).run()
+
+    def confirm(self) -> Confirmation:
+        """What the router object says, taken as applied (one request)."""
+        return Confirmation.as_written(self.traffic())
 
     @property
-    def cluster(self) -> KubernetesCluster:
-        return self._cluster
+    def parts(self) -> RouterParts:
+        """What the router was built with (its moves use the same)."""
+        return self._parts
 
 
 def describe(env: CanaryEnv | None, traffic: Traffic | None) -> str:
@@ -149,8 +149,8 @@ def describe(env: CanaryEnv | None, traffic: Traffic | None) -> str:
     return f"{said}; {traffic.where} sends production {production} and the canary to {canary}"
 
 
-class _Flip:
-    """One move of a weighted router: what it read, wrote, and must put back."""
+class WeightedMove(GuardedMove):
+    """One move of a weighted router: canaryEnv and the router object, in order."""
 
     def __init__(
         self,
@@ -160,98 +160,64 @@ class _Flip:
         image: str | None,
         confirm: Callable[[], None] | None,
     ) -> None:
+        super().__init__(router.parts.requests, confirm)
         self._router = router
-        self._cluster = router.cluster
+        self._canary_env = router.parts.canary_env
+        self._workloads = router.parts.workloads
         self._canary = canary
         self._weights = weights
         self._image = image
-        self._confirm = confirm
         self._confirmed = confirm is None
-        self._budget = self._cluster._budget()
-        self._written: list[str] = []
-        self._before: dict[str, dict[str, Any]] = {}
-        self._mine: dict[str, str] = {}
         self._router_first = False
-        self._stopped_by: Exception | None = None
         self._new_canary_image: str | None = None
         self._last: tuple[CanaryEnv | None, Traffic | None] = (None, None)
 
-    def run(self) -> bool:
-        try:
-            return self._forward()
-        except Exception as failure:
-            if not self._written:
-                raise
-            raise self._after(failure) from None
+    @property
+    def wish(self) -> str:
+        return f"moving production to {self._weights.describe()}"
+
+    @property
+    def contended(self) -> str:
+        return f"canaryEnv and {self._router.what}"
 
     # forward ---------------------------------------------------------------------------
 
-    def _forward(self) -> bool:
-        from bluegreen.adapters.cluster import _Refused
-
-        cluster, router = self._cluster, self._router
-        conflicts = 0
-        while True:
-            configmap = cluster._read_configmap(budget=self._budget)
-            env = cluster._canary_env_or_none(configmap, written_over_by="the flip")
-            obj = router.read(self._budget)
-            traffic = router.traffic_of(obj)
-            self._last = (env, traffic)
-            canary = self._canary or (env.selector if env is not None else INITIAL_CANARY)
-            image = self._image_for(env, canary)
-            env_done = (
-                env is not None
-                and env.present
-                and env.selector is canary
-                and env.image == image
-                and env.weights == self._weights
-            )
-            router_done = traffic.production == self._weights and traffic.canary is canary
-            if env_done and router_done:
-                return bool(self._written)
-            if not self._written:
-                self._router_first = self._weights.serving <= granted(env)
-            order = (_ROUTER, _CONFIGMAP) if self._router_first else (_CONFIGMAP, _ROUTER)
-            try:
-                for key in order:
-                    if key == _ROUTER and not router_done:
-                        self._note(
-                            key,
-                            obj,
-                            router.write(
-                                router.patch_for(obj, self._weights, canary), self._budget
-                            ),
-                        )
-                    elif key == _CONFIGMAP and not env_done:
-                        body = cluster._canary_env_body(
-                            configmap, canary, image, generation=None, weights=self._weights
-                        )
-                        self._note(
-                            key, configmap, cluster._replace_configmap(body, budget=self._budget)
-                        )
-                    else:
-                        continue
-                    self._check_confirm()
-            except _Refused:
-                conflicts += 1
-                if conflicts >= cluster._conflict_attempts:
-                    raise ClusterConflict(
-                        f"canaryEnv and {router.what} kept changing while moving production "
-                        f"to {self._weights.describe()}; gave up after {conflicts} attempts"
-                    ) from None
-                cluster._back_off(conflicts)
+    def _step(self) -> bool | None:
+        router = self._router
+        configmap = self._canary_env.read(budget=self._budget)
+        env = self._canary_env.parse_or_none(configmap, written_over_by="the flip")
+        obj = router.read(self._budget)
+        traffic = router.traffic_of(obj)
+        self._last = (env, traffic)
+        canary = self._canary or (env.selector if env is not None else INITIAL_CANARY)
+        image = self._image_for(env, canary)
+        env_done = (
+            env is not None
+            and env.present
+            and env.selector is canary
+            and env.image == image
+            and env.weights == self._weights
+        )
+        router_done = traffic.production == self._weights and traffic.canary is canary
+        if env_done and router_done:
+            return bool(self._written)
+        if not self._written:
+            self._router_first = self._weights.serving <= granted(env)
+        order = (_ROUTER, _CONFIGMAP) if self._router_first else (_CONFIGMAP, _ROUTER)
+        for key in order:
+            if key == _ROUTER and not router_done:
+                written = router.write(router.patch_for(obj, self._weights, canary), self._budget)
+                self._note(key, obj, written)
+            elif key == _CONFIGMAP and not env_done:
+                body = self._canary_env.body(configmap, canary, image, weights=self._weights)
+                self._note(key, configmap, self._canary_env.replace(body, budget=self._budget))
+            else:
                 continue
-            return True
-
-    def _check_confirm(self) -> None:
-        if self._confirmed or self._confirm is None:
-            return
-        self._confirmed = True
-        try:
-            self._confirm()
-        except Exception as exc:
-            self._stopped_by = exc
-            raise
+            if not self._confirmed:
+                # Once, after the first write: the caller's check that the lock is still its.
+                self._confirmed = True
+                self._check()
+        return True
 
     def _image_for(self, env: CanaryEnv | None, canary: Colour) -> str:
         if self._image is not None:
@@ -259,74 +225,56 @@ class _Flip:
         if env is not None and env.present and env.selector is canary and env.image:
             return env.image
         if self._new_canary_image is None:
-            cluster = self._cluster
-            deployment = cluster._read_deployment(canary, budget=self._budget)
-            self._new_canary_image = str(cluster._container(deployment, canary).get("image", ""))
+            self._new_canary_image = self._workloads.image(canary, self._budget)
         return self._new_canary_image
-
-    def _note(self, key: str, before: Mapping[str, Any], written: Mapping[str, Any]) -> None:
-        if key not in self._before:
-            self._before[key] = copy.deepcopy(dict(before))
-            self._written.append(key)
-        self._mine[key] = str(written.get("metadata", {}).get("resourceVersion", ""))
 
     # when it cannot complete -------------------------------------------------------------
 
     def _after(self, failure: Exception) -> Exception:
-        """The error to raise once whatever must be put back is put back."""
-        wish = f"moving production to {self._weights.describe()}"
+        """Put back what must be put back; the error to raise.
+
+        A router-first move whose router write landed is not put back: production is
+        already where it must be, and putting it back on a colour being backed out
+        would be worse.
+        """
         if self._router_first and _ROUTER in self._written and failure is not self._stopped_by:
             logger.warning("traffic moved, canaryEnv not written", extra={"cause": str(failure)})
             return SwitchIncomplete(
-                f"{wish}: {self._router.what} was written, so production traffic is already "
-                f"where it must be, but canaryEnv could not be written ({failure}); "
+                f"{self.wish}: {self._router.what} was written, so production traffic is "
+                f"already where it must be, but canaryEnv could not be written ({failure}); "
                 f"{self._describe_now()}; repeating the move completes it"
             )
-        self._budget = self._cluster._budget()
+        self._budget = self._requests.budget()
         try:
             self._put_back()
         except Exception as exc:
             return SwitchIncomplete(
-                f"{wish} could not complete ({failure}), nor be put back ({exc}); "
+                f"{self.wish} could not complete ({failure}), nor be put back ({exc}); "
                 f"{self._describe_now()}; repeating the move completes it"
             )
-        restored = "the previous traffic was put back"
-        logger.warning("traffic move put back", extra={"cause": str(failure)})
-        if failure is self._stopped_by and isinstance(failure, BlueGreenError):
-            from bluegreen.adapters.cluster import _with_message
-
-            again = _with_message(failure, f"{failure}; {restored}")
-            if again is not None:
-                return again
-        if not isinstance(failure, BlueGreenError):
-            return failure
-        return SwitchRestored(f"{wish} could not complete ({failure}); {restored}")
+        return self._restored(failure, "the previous traffic was put back")
 
     def _put_back(self) -> None:
-        cluster, router = self._cluster, self._router
+        router = self._router
         for key in reversed(self._written):
             before = self._before[key]
             current = (
-                cluster._read_configmap(budget=self._budget)
+                self._canary_env.read(budget=self._budget)
                 if key == _CONFIGMAP
                 else router.read(self._budget)
             )
             version = str(current.get("metadata", {}).get("resourceVersion", ""))
-            if version != self._mine[key]:
+            if version != self._versions[key]:
                 what = "canaryEnv" if key == _CONFIGMAP else router.what
                 raise SwitchIncomplete(f"another writer changed {what} since; it was not put back")
             if key == _CONFIGMAP:
-                body = copy.deepcopy(before)
-                body.setdefault("metadata", {})["resourceVersion"] = version
-                body["metadata"].pop("managedFields", None)
-                cluster._replace_configmap(body, budget=self._budget)
+                self._canary_env.restore(current, before, budget=self._budget)
             else:
                 router.write(router.restore_patch(current, before), self._budget)
 
     def _describe_now(self) -> str:
         try:
-            configmap = self._cluster._read_configmap()
-            env = self._cluster._canary_env_or_none(configmap)
+            env = self._canary_env.parse_or_none(self._canary_env.read())
             return "now " + describe(env, self._router.traffic())
         except Exception:
             env, traffic = self._last

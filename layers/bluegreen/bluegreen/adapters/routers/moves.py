@@ -1,0 +1,138 @@
+"""The sequence every move of traffic follows, whatever the router.
+
+A move (a switch of the roles, a step of weights, a back-out, a flip-back) writes a
+few objects (canaryEnv and the Services, or canaryEnv and one router object), each
+write guarded by the resourceVersion it was computed from, in the order that keeps
+production traffic safe. ``GuardedMove.run`` is that sequence:
+
+1. read what the move touches; stop when it already says what is wished;
+2. write towards the wish, in the router's order, calling the caller's ``confirm``
+   (its check that no deployment took the lock meanwhile) where the router says;
+3. a write that loses a resourceVersion race (``Refused``) re-reads and re-decides,
+   a bounded number of times, with jittered backoff;
+4. a move that cannot complete puts back what it wrote, newest first, and says so:
+   the caller's own refusal re-worded, ``SwitchRestored``, or ``SwitchIncomplete``
+   naming what is left when even putting back fails. A failure before anything was
+   written is raised as it is.
+
+Transient failures of single requests are waited out inside the move's ``Budget``
+(``bluegreen.adapters.kube.requests``). Each router says how it reads, in what order
+it writes and how it puts back (``_step`` and ``_after``).
+"""
+
+from __future__ import annotations
+
+import copy
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from bluegreen.adapters.kube.requests import KubeRequests, Refused
+from bluegreen.domain.errors import BlueGreenError, ClusterConflict, SwitchRestored
+from bluegreen.observability import logger
+
+
+class GuardedMove(ABC):
+    """One call of a router's ``switch_roles`` or ``shift``: what it wrote and must undo."""
+
+    put_back_log = "traffic move put back"
+    """What the log says when a move is put back."""
+
+    def __init__(self, requests: KubeRequests, confirm: Callable[[], None] | None) -> None:
+        self._requests = requests
+        self._budget = requests.budget()
+        self._confirm = confirm
+        self._stopped_by: Exception | None = None  # what ``confirm`` raised, if it did
+        self._written: list[str] = []  # the objects written, in the order first written
+        self._before: dict[str, dict[str, Any]] = {}  # each object before it was written
+        self._versions: dict[str, str] = {}  # each object's version after this move's last write
+        self._all_versions: set[str] = set()  # every version this move's writes produced
+
+    @property
+    @abstractmethod
+    def wish(self) -> str:
+        """The move in words: ``switching the canary to green``."""
+
+    @property
+    @abstractmethod
+    def contended(self) -> str:
+        """The objects whose changes can make a write lose its race, in words."""
+
+    @abstractmethod
+    def _step(self) -> bool | None:
+        """One pass: read, then write towards the wish.
+
+        Returns what ``run`` returns (True: written, False: already so), or None to
+        read again (another writer is mid-move); ``Refused`` when a write lost its race.
+        """
+
+    @abstractmethod
+    def _after(self, failure: Exception) -> Exception | None:
+        """Put back what was written; the error to raise (None: the move turned out done)."""
+
+    def run(self) -> bool:
+        """Complete the move, or put back what it wrote and say so."""
+        try:
+            return self._forward()
+        except Exception as failure:
+            if not self._written:
+                raise
+            outcome = self._after(failure)
+            if outcome is None:
+                return True
+            raise outcome from None
+
+    def _forward(self) -> bool:
+        requests = self._requests
+        conflicts = 0
+        while True:
+            try:
+                result = self._step()
+            except Refused:
+                conflicts += 1
+                if conflicts >= requests.conflict_attempts:
+                    raise ClusterConflict(
+                        f"{self.contended} kept changing while {self.wish}; gave up after "
+                        f"{conflicts} attempts"
+                    ) from None
+                requests.back_off(conflicts)
+                continue
+            if result is not None:
+                return result
+
+    # what the routers' steps share -------------------------------------------------
+
+    def _note(self, key: str, before: Mapping[str, Any], written: Mapping[str, Any]) -> None:
+        """Remember a write: the object before the first one, and the version it left."""
+        if key not in self._before:
+            self._before[key] = copy.deepcopy(dict(before))
+            self._written.append(key)
+        version = str(written.get("metadata", {}).get("resourceVersion", ""))
+        self._versions[key] = version
+        self._all_versions.add(version)
+
+    def _check(self) -> None:
+        """The caller's ``confirm``; what it raises stops the move (and is put back)."""
+        if self._confirm is None:
+            return
+        try:
+            self._confirm()
+        except Exception as exc:
+            self._stopped_by = exc
+            raise
+
+    def _restored(self, failure: Exception, restored: str) -> Exception:
+        """The error to raise once the previous state is back (``restored`` says which).
+
+        The caller's own refusal stays what it was, now true of an unchanged cluster; a
+        fault of this code shows as what it is; anything else is ``SwitchRestored``.
+        """
+        logger.warning(self.put_back_log, extra={"cause": str(failure)})
+        if failure is self._stopped_by and isinstance(failure, BlueGreenError):
+            try:
+                return type(failure)(f"{failure}; {restored}")
+            except TypeError:
+                pass  # an error built from other arguments: said as SwitchRestored
+        if not isinstance(failure, BlueGreenError):
+            return failure
+        return SwitchRestored(f"{self.wish} could not complete ({failure}); {restored}")
