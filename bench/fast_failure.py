@@ -26,8 +26,8 @@ REPO = "123456789012.dkr.ecr.us-west-2.amazonaws.com/rezfusion-cloud"
 
 def _poll(settings: Any, speed: float, image: str, requests: Any = None) -> tuple[int, str, int]:
     """Deploy ``image`` on blue and poll until RolloutFailed: (waited, error text, max reqs)."""
-    from bluegreen.adapters.kube.cluster import KubernetesCluster
     from bluegreen.adapters.kube.client import api_client_for
+    from bluegreen.adapters.kube.cluster import KubernetesCluster
     from bluegreen.domain.errors import RolloutFailed
     from bluegreen.domain.models import Colour
     from bluegreen.logic.deploy import DeployPorts, check_rollout

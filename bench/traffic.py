@@ -28,8 +28,8 @@ ROUTERS = ("selector", "alb", "gateway")
 
 
 def _requests_per_move() -> list[tuple[str, str, int, int, str]]:
-    from bluegreen.adapters.kube.cluster import KubernetesCluster
     from bluegreen.adapters.kube.client import api_client_for
+    from bluegreen.adapters.kube.cluster import KubernetesCluster
     from bluegreen.config import Settings
     from bluegreen.domain.models import Colour
     from bluegreen.domain.traffic import RouterKind, Weights
@@ -72,8 +72,8 @@ def _back_out_seconds() -> tuple[list[float], Any]:
     import boto3
     from moto import mock_aws
 
-    from bluegreen.adapters.kube.cluster import KubernetesCluster
     from bluegreen.adapters.kube.client import api_client_for
+    from bluegreen.adapters.kube.cluster import KubernetesCluster
     from bluegreen.adapters.promotions import DynamoPromotions
     from bluegreen.config import Settings
     from bluegreen.observability import logger

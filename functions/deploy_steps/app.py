@@ -40,8 +40,8 @@ def _aws_client(service: str, region: str) -> Any:
 
 def build_ports(settings: Settings) -> DeployPorts:
     """The real adapters for ``settings``: DynamoDB ledger, Kubernetes API, EventBridge."""
-    from bluegreen.adapters.kube.cluster import KubernetesCluster
     from bluegreen.adapters.eventbridge import Notifier
+    from bluegreen.adapters.kube.cluster import KubernetesCluster
     from bluegreen.adapters.ledger import DynamoLedger
     from bluegreen.adapters.probes import CloudWatchAlarms, UrllibProbe
     from bluegreen.logic.health import HealthProbes

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from bluegreen.adapters.kube.cluster import KubernetesCluster
 from bluegreen.adapters.kube.client import api_client_for
+from bluegreen.adapters.kube.cluster import KubernetesCluster
 from bluegreen.config import Settings
 from bluegreen.domain.errors import ClusterObjectMissing
 from bluegreen.domain.models import Colour, RolloutState

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from moto import mock_aws
 
-from bluegreen.adapters.kube.cluster import KubernetesCluster
 from bluegreen.adapters.kube.client import api_client_for, configuration_for
+from bluegreen.adapters.kube.cluster import KubernetesCluster
 from bluegreen.config import Settings
 from bluegreen.domain.errors import ClusterUnavailable
 from bluegreen.domain.models import Colour

@@ -23,9 +23,9 @@ from typing import Any
 import boto3
 import pytest
 
-from bluegreen.adapters.kube.cluster import KubernetesCluster
 from bluegreen.adapters.execution_history import StepFunctionsHistory
 from bluegreen.adapters.kube.client import api_client_for
+from bluegreen.adapters.kube.cluster import KubernetesCluster
 from bluegreen.adapters.promotions import DynamoPromotions
 from bluegreen.adapters.stepfunctions import StepFunctionsFlow, StepFunctionsTaskTokens
 from bluegreen.domain.models import Outcome, Role, Verdict

@@ -20,8 +20,8 @@ from typing import Any
 import pytest
 import yaml
 
-from bluegreen.adapters.kube.cluster import KubernetesCluster
 from bluegreen.adapters.kube.client import api_client_for
+from bluegreen.adapters.kube.cluster import KubernetesCluster
 from bluegreen.config import Settings
 from bluegreen.domain.errors import ClusterUnavailable
 from bluegreen.domain.models import Colour, Hook

@@ -16,8 +16,8 @@ from typing import Any
 
 import pytest
 
-from bluegreen.adapters.kube.cluster import KubernetesCluster
 from bluegreen.adapters.kube.client import api_client_for
+from bluegreen.adapters.kube.cluster import KubernetesCluster
 from bluegreen.domain.errors import RolloutFailed
 from bluegreen.domain.models import Colour
 from bluegreen.logic.deploy import DeployPorts, FlowTiming, check_rollout

@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
-from bluegreen.adapters.kube.cluster import KubernetesCluster
 from bluegreen.adapters.kube.client import api_client_for
+from bluegreen.adapters.kube.cluster import KubernetesCluster
 from bluegreen.domain.traffic import RouterKind
 from tests.backends import Backend
 

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import pytest
 
-from bluegreen.adapters.kube.cluster import KubernetesCluster
 from bluegreen.adapters.kube.client import api_client_for
+from bluegreen.adapters.kube.cluster import KubernetesCluster
 from bluegreen.config import Settings
 from bluegreen.domain.errors import LockHeld, SwitchIncomplete, SwitchRestored, TrafficNotWeighted
 from bluegreen.domain.models import Colour

@@ -7,10 +7,10 @@ from typing import Any
 
 import pytest
 
-from bluegreen.adapters.kube.cluster import KubernetesCluster
-from bluegreen.domain.canary_env import CanaryEnvMalformed
 from bluegreen.adapters.kube.client import api_client_for
+from bluegreen.adapters.kube.cluster import KubernetesCluster
 from bluegreen.config import Settings
+from bluegreen.domain.canary_env import CanaryEnvMalformed
 from bluegreen.domain.errors import InvalidInput
 from bluegreen.domain.models import Colour
 from bluegreen.domain.traffic import RouterKind, Weights

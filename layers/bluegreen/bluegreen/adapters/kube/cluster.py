@@ -21,8 +21,8 @@ from bluegreen.adapters.kube.canary_env import CanaryEnvStore
 from bluegreen.adapters.kube.hooks import HookJobs
 from bluegreen.adapters.kube.requests import DEFAULT_MOVE_BUDGET, DEFAULT_TIMEOUT, KubeRequests
 from bluegreen.adapters.kube.workloads import Workloads
-from bluegreen.adapters.routers.registry import build_router
 from bluegreen.adapters.routers.parts import RouterParts
+from bluegreen.adapters.routers.registry import build_router
 from bluegreen.config import Settings
 from bluegreen.domain.errors import InvalidInput
 from bluegreen.domain.models import CanaryEnv, Colour, Hook, HookRun, Role, RolloutState
