@@ -30,7 +30,8 @@ def _poll(settings: Any, speed: float, image: str, requests: Any = None) -> tupl
     from bluegreen.adapters.kube.cluster import KubernetesCluster
     from bluegreen.domain.errors import RolloutFailed
     from bluegreen.domain.models import Colour
-    from bluegreen.logic.deploy import DeployPorts, check_rollout
+    from bluegreen.logic.deploy.ports import DeployPorts
+    from bluegreen.logic.deploy.rollout import check_rollout
     from bluegreen.logic.health import HealthProbes
     from tests.flow.fakes import FakeAlarms, FakeHttp, FakeLedger, FakeNotifier
 

@@ -13,7 +13,7 @@ One function rather than one per step, because:
   history reads as the flow, and Retry/Catch remain per state.
 
 The handler is thin: it builds the ports on first use and hands the payload to
-``bluegreen.logic.deploy.run_step``. A step's named error propagates unchanged, so the
+``bluegreen.logic.steps.run_step``. A step's named error propagates unchanged, so the
 Lambda runtime reports its class name and Step Functions uses it as the Error.
 """
 
@@ -25,7 +25,7 @@ from typing import Any
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from bluegreen.config import Settings, load_settings
-from bluegreen.logic.deploy import DeployPorts
+from bluegreen.logic.deploy.ports import DeployPorts
 from bluegreen.logic.promotion import PromotionPorts
 from bluegreen.logic.steps import run_step
 from bluegreen.observability import logger, tracer

@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
+from bluegreen.domain.flow_input import parse_request
 from bluegreen.domain.models import Colour, Outcome, Verdict
-from bluegreen.logic.deploy import parse_request
 from bluegreen.logic.services import REASON_LIMIT
 from local.cluster.emulator import ClusterEmulator
 from tests.api.conftest import KNOWN, OLDER, REGISTRY, Stack, call, event, pinned, set_image

@@ -16,16 +16,14 @@ from bluegreen.adapters.stepfunctions import StepFunctionsFlow
 from bluegreen.config import Settings
 from bluegreen.domain.errors import HookFailed, InvalidInput, LockTimeout, RolloutFailed
 from bluegreen.domain.executions import execution_arn, execution_name
+from bluegreen.domain.flow_input import parse_request
 from bluegreen.domain.models import Colour, Hook, ImageRecord, Role, RolloutState
 from bluegreen.logic import autodeploy
-from bluegreen.logic.deploy import (
-    DeployPorts,
-    check_hook,
-    check_rollout,
-    parse_request,
-    run_step,
-)
+from bluegreen.logic.deploy.hooks import check_hook
+from bluegreen.logic.deploy.ports import DeployPorts
+from bluegreen.logic.deploy.rollout import check_rollout
 from bluegreen.logic.health import HealthPolicy, HealthProbes, health_problems
+from bluegreen.logic.steps import run_step
 from local.lambdas import dispatch_lambdas_in_process
 from tests.flow.fakes import (
     REPO,

@@ -14,8 +14,9 @@ import pytest
 
 from bluegreen.config import Settings
 from bluegreen.domain.models import Colour, Hook, Outcome, Verdict
-from bluegreen.logic.deploy import DeployPorts, run_step
+from bluegreen.logic.deploy.ports import DeployPorts
 from bluegreen.logic.health import HealthProbes
+from bluegreen.logic.steps import run_step
 from tests.flow.fakes import (
     REPO,
     FakeAlarms,

@@ -21,7 +21,7 @@ import pytest
 
 from bluegreen.domain.errors import LockTimeout
 from bluegreen.domain.models import Outcome, Verdict
-from bluegreen.logic.deploy import run_step
+from bluegreen.logic.steps import run_step
 from functions.services_api import app as api_app
 from functions.services_api.api import dependencies
 from local.lambdas import LambdaContext

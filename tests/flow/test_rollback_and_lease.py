@@ -17,17 +17,12 @@ import pytest
 from bluegreen.adapters.ledger import DynamoLedger
 from bluegreen.config import Settings
 from bluegreen.domain.errors import InvalidInput
+from bluegreen.domain.flow_input import parse_request
 from bluegreen.domain.models import Colour, Deployment, Digest, Outcome, Role, Verdict
-from bluegreen.logic import deploy as deploy_module
-from bluegreen.logic.deploy import (
-    DeployPorts,
-    RollbackChoice,
-    choose_rollback_target,
-    parse_request,
-    ran_before,
-    run_step,
-)
+from bluegreen.logic import lease
+from bluegreen.logic.deploy.ports import DeployPorts
 from bluegreen.logic.health import HealthProbes
+from bluegreen.logic.steps import run_step
 from tests.flow.fakes import (
     REPO,
     FakeAlarms,
@@ -54,77 +49,6 @@ def _ports(ledger: Any, cluster: FakeCluster | None = None, **settings: Any) -> 
         notifier=FakeNotifier(),
         probes=HealthProbes(http=FakeHttp(), alarms=FakeAlarms()),
     )
-
-
-def _choose(ledger: FakeLedger, before: Digest | None = BEFORE) -> RollbackChoice:
-    return choose_rollback_target(
-        ledger, current=CURRENT, before=before, before_unknown="nothing is known about before"
-    )
-
-
-# --- the order of rollback targets ---------------------------------------------------------
-
-
-def test_what_ran_before_wins_when_healthy_even_if_another_is_newer() -> None:
-    # GIVEN what the colour ran before is healthy, and another digest was judged healthy later
-    ledger = FakeLedger()
-    ledger.set_verdict(BEFORE, Verdict.HEALTHY)
-    ledger.set_verdict(NEWEST, Verdict.HEALTHY)
-
-    # WHEN the target is chosen THEN it is what ran before
-    assert _choose(ledger).target == BEFORE
-
-
-def test_the_most_recent_healthy_digest_when_what_ran_before_is_not_judged() -> None:
-    ledger = FakeLedger()
-    ledger.set_verdict(OTHER, Verdict.HEALTHY)
-    ledger.set_verdict(NEWEST, Verdict.HEALTHY)
-    ledger.set_verdict(CURRENT, Verdict.HEALTHY)  # newest of all, but it is the bad one
-
-    choice = _choose(ledger)
-
-    assert choice.target == NEWEST
-    assert "most recent" in choice.why
-
-
-def test_what_ran_before_when_nothing_is_healthy_and_it_never_failed() -> None:
-    choice = _choose(FakeLedger())
-
-    assert choice.target == BEFORE
-    assert "never judged failed" in choice.why
-
-
-@pytest.mark.parametrize(
-    ("before", "failed", "says"),
-    [
-        (BEFORE, True, f"what ran before, {BEFORE.short}, is judged failed"),
-        (CURRENT, False, f"what ran before is {CURRENT.short}, the digest being rolled back"),
-        (None, False, "nothing is known about before"),
-    ],
-)
-def test_nothing_qualifies_and_the_reason_is_true(
-    before: Digest | None, failed: bool, says: str
-) -> None:
-    # GIVEN only the bad digest is healthy, and what ran before is failed, the bad one or unknown
-    ledger = FakeLedger()
-    ledger.set_verdict(CURRENT, Verdict.HEALTHY)
-    if failed:
-        ledger.set_verdict(BEFORE, Verdict.FAILED)
-
-    choice = _choose(ledger, before)
-
-    assert choice.target is None
-    assert says in choice.why
-    assert f"no digest other than {CURRENT.short} is judged healthy" in choice.why
-
-
-def test_a_failed_digest_is_never_chosen_even_if_once_healthy() -> None:
-    ledger = FakeLedger()
-    ledger.set_verdict(NEWEST, Verdict.HEALTHY)
-    ledger.set_verdict(NEWEST, Verdict.FAILED)
-    ledger.set_verdict(BEFORE, Verdict.FAILED)
-
-    assert _choose(ledger).target is None
 
 
 def _deploy_state(service: str, colour: Colour, digest_: Digest, before: Digest) -> dict[str, Any]:
@@ -182,56 +106,6 @@ def test_failed_production_deploy_goes_back_to_productions_digest_not_the_canary
     assert cluster.images[Colour.GREEN] == f"{REPO}@{OTHER}"
 
 
-def _choose_for_production(ledger: FakeLedger, before: Digest | None = BEFORE) -> RollbackChoice:
-    return choose_rollback_target(
-        ledger,
-        current=CURRENT,
-        before=before,
-        before_unknown="nothing is known about before",
-        role=Role.PRODUCTION,
-    )
-
-
-def test_production_goes_back_to_what_it_ran_even_unjudged_rather_than_the_canarys_digest() -> None:
-    # GIVEN what production ran before was never judged, and the canary passed NEWEST
-    ledger = FakeLedger()
-    ledger.set_verdict(NEWEST, Verdict.HEALTHY)
-
-    # WHEN production's target is chosen THEN it is what production ran
-    choice = _choose_for_production(ledger)
-    assert choice.target == BEFORE
-    assert choice.why == "what production ran before, never judged failed"
-
-
-def test_production_then_goes_to_the_newest_healthy_digest_production_ran() -> None:
-    # GIVEN what production ran before is judged failed; earlier, production ran OTHER
-    # (judged healthy) and the canary since passed NEWEST
-    ledger = FakeLedger()
-    ledger.set_verdict(BEFORE, Verdict.FAILED)
-    ledger.set_verdict(OTHER, Verdict.HEALTHY)
-    earlier = _deploy_state("production", Colour.GREEN, OTHER, digest(20))
-    _record(earlier, ledger)
-    ledger.finish_deployment(earlier["id"], Outcome.SUCCEEDED, "ok")
-    ledger.set_verdict(NEWEST, Verdict.HEALTHY)
-
-    # THEN production goes back to OTHER, not to NEWEST, which it never ran
-    choice = _choose_for_production(ledger)
-    assert choice.target == OTHER
-    assert choice.why == "the most recent healthy digest production ran"
-
-
-def test_production_takes_a_digest_it_never_ran_only_when_nothing_it_ran_is_safe() -> None:
-    # GIVEN nothing production ran is healthy (what it ran before is failed), NEWEST is
-    ledger = FakeLedger()
-    ledger.set_verdict(BEFORE, Verdict.FAILED)
-    ledger.set_verdict(NEWEST, Verdict.HEALTHY)
-
-    # THEN NEWEST, and the why says it never ran on production
-    choice = _choose_for_production(ledger)
-    assert choice.target == NEWEST
-    assert "never ran on production, but nothing production ran is safe" in choice.why
-
-
 # --- a requested rollback: what ran before comes from the deployments ------------------------
 
 
@@ -258,51 +132,6 @@ def _succeeded(ledger: FakeLedger, colour: Colour, before: Digest | None, to: Di
         state["fromDigest"] = None
     _record(state, ledger)
     ledger.finish_deployment(state["id"], Outcome.SUCCEEDED, "ok")
-
-
-def test_ran_before_reads_the_newest_successful_deploy_of_that_digest_to_that_colour() -> None:
-    # GIVEN deploys of CURRENT: an old one from NEWEST, one to the other colour, one that
-    # failed, one that changed nothing, and the newest successful one from BEFORE
-    ledger = FakeLedger()
-    _succeeded(ledger, Colour.BLUE, NEWEST, CURRENT)
-    _succeeded(ledger, Colour.BLUE, BEFORE, CURRENT)
-    _succeeded(ledger, Colour.GREEN, OTHER, CURRENT)
-    failed = _deploy_state("canary", Colour.BLUE, CURRENT, OTHER)
-    _record(failed, ledger)
-    ledger.finish_deployment(failed["id"], Outcome.ROLLED_BACK, "broken")
-    _succeeded(ledger, Colour.BLUE, CURRENT, CURRENT)
-
-    # THEN what blue ran before CURRENT is BEFORE
-    assert ran_before(ledger, Colour.BLUE, CURRENT) == BEFORE
-    assert ran_before(ledger, Colour.GREEN, CURRENT) == OTHER
-    assert ran_before(ledger, Colour.BLUE, OTHER) is None
-
-
-class _PagedLedger(FakeLedger):
-    """Serves deployments one per page, counting the pages read."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.pages = 0
-
-    def deployments(
-        self, limit: int = 50, cursor: str | None = None
-    ) -> tuple[list[Deployment], str | None]:
-        self.pages += 1
-        newest_first = list(self.records.values())[::-1]
-        start = int(cursor or 0)
-        return newest_first[start : start + 1], str(start + 1)
-
-
-def test_ran_before_reads_a_bounded_number_of_pages() -> None:
-    # GIVEN a ledger that always has another page and never the deployment looked for
-    ledger = _PagedLedger()
-    for n in range(20):
-        _succeeded(ledger, Colour.GREEN, digest(100 + n), digest(200 + n))
-
-    # THEN the search gives up after its bound
-    assert ran_before(ledger, Colour.BLUE, CURRENT) is None
-    assert ledger.pages == 4
 
 
 def test_requested_rollback_right_after_a_first_deploy_goes_to_what_ran_before() -> None:
@@ -469,9 +298,7 @@ def test_a_lost_lock_is_logged_loudly_and_the_step_carries_on(
     cluster = _SlowCluster(blue=CURRENT, green=OTHER)
     p = _ports(ledger, cluster)
     logged: list[tuple[str, dict[str, Any]]] = []
-    monkeypatch.setattr(
-        deploy_module.logger, "error", lambda msg, extra: logged.append((msg, extra))
-    )
+    monkeypatch.setattr(lease.logger, "error", lambda msg, extra: logged.append((msg, extra)))
     deployment = _deploy_state("canary", Colour.BLUE, CURRENT, BEFORE)
     rollout = {"image": f"{REPO}@{CURRENT}", "waited": 0, "waitSeconds": 2, "polls": 0}
 

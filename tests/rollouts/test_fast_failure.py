@@ -20,7 +20,8 @@ from bluegreen.adapters.kube.client import api_client_for
 from bluegreen.adapters.kube.cluster import KubernetesCluster
 from bluegreen.domain.errors import RolloutFailed
 from bluegreen.domain.models import Colour
-from bluegreen.logic.deploy import DeployPorts, FlowTiming, check_rollout
+from bluegreen.logic.deploy.ports import DeployPorts, FlowTiming
+from bluegreen.logic.deploy.rollout import check_rollout
 from bluegreen.logic.health import HealthProbes
 from local.cluster.containers import (
     CONFIG_ERROR,

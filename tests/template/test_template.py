@@ -568,7 +568,7 @@ def test_the_start_execution_example_is_an_input_the_flow_accepts(
     template: dict[str, Any],
 ) -> None:
     # GIVEN the console/CLI example of the outputs
-    from bluegreen.logic.deploy import parse_request
+    from bluegreen.domain.flow_input import parse_request
 
     command = resolve(
         template["Outputs"]["StartExecutionExample"]["Value"], parameter_defaults(template)

@@ -46,6 +46,8 @@ from bluegreen.domain.errors import (
     RolesDisagree,
     TrafficNotWeighted,
 )
+from bluegreen.domain.flow_input import CONSOLE, CONSOLE_ACTOR, TEXT_LIMIT
+from bluegreen.domain.images import digest_of_image
 from bluegreen.domain.models import Colour, Deployment, Digest, Outcome, Role, Verdict
 from bluegreen.domain.ports import Cluster, Ledger, Promotions
 from bluegreen.domain.promotion import (
@@ -58,17 +60,10 @@ from bluegreen.domain.promotion import (
 from bluegreen.domain.traffic import Weights
 from bluegreen.logic import roles
 from bluegreen.logic.analysis import TrafficMetrics, measure
-from bluegreen.logic.deploy import (
-    CONSOLE,
-    CONSOLE_ACTOR,
-    TEXT_LIMIT,
-    DeployPorts,
-    Json,
-    _error_text,
-    _publish,
-    digest_of_image,
-    refuse_failed_digest,
-)
+from bluegreen.logic.deploy.ports import DeployPorts, Json
+from bluegreen.logic.deploy.record import refuse_failed_digest
+from bluegreen.logic.deploy.report import error_text, publish
+from bluegreen.logic.lease import renew_promotion_lease
 from bluegreen.observability import logger
 
 PROMOTE = "promote"
@@ -226,14 +221,9 @@ def _save(ports: PromotionPorts, promotion: Json, **extra: object) -> None:
 
 
 def _renew(ports: PromotionPorts, promotion: Mapping[str, Any], seconds: int = 0) -> None:
-    settings = ports.deploy.settings
-    holder = str(promotion["id"])
-    lease = settings.lock_lease_seconds + seconds
-    if not ports.deploy.ledger.acquire_lock(holder, lease):
-        logger.error(
-            "DEPLOYMENT LOCK LOST during a progressive promotion",
-            extra={"holder": holder, "lock_taken_by": ports.deploy.ledger.lock_holder()},
-        )
+    deploy = ports.deploy
+    lease = deploy.settings.lock_lease_seconds + seconds
+    renew_promotion_lease(deploy.ledger, str(promotion["id"]), lease)
 
 
 def _event(
@@ -598,7 +588,7 @@ def _complete(ports: PromotionPorts, promotion: Json) -> Json:
         status="done", weights=Weights.all_on(canary).to_json(), waitSeconds=0, cause=cause
     )
     deploy.ledger.finish_deployment(str(promotion["id"]), Outcome.SUCCEEDED, cause)
-    _publish(deploy, events.SUCCEEDED, _event(ports, promotion, Outcome.SUCCEEDED, cause))
+    publish(deploy, events.SUCCEEDED, _event(ports, promotion, Outcome.SUCCEEDED, cause))
     promotion["status"] = "promoted"
     _save(ports, promotion, promotedAt=now.isoformat())
     promotion["status"] = "done"
@@ -624,7 +614,7 @@ def back_out(event: Json, ports: PromotionPorts) -> Json:
     if status in _ERRORS:
         name, cause = _ERRORS[status], str(promotion.get("cause", ""))
     else:
-        name, text = _error_text(state.get("error"))
+        name, text = error_text(state.get("error"))
         if name in ("States.Timeout", "States.HeartbeatTimeout"):
             gate = promotion.get("gate") or {}
             heartbeat = f"no heartbeat came for {gate.get('heartbeatSeconds')}s"
@@ -663,7 +653,7 @@ def back_out(event: Json, ports: PromotionPorts) -> Json:
     recorded = deploy.ledger.deployment(str(promotion["id"]))
     if recorded is not None and recorded.outcome is Outcome.RUNNING:
         deploy.ledger.finish_deployment(str(promotion["id"]), Outcome.FAILED, f"{name}: {full}")
-        _publish(deploy, events.FAILED, _event(ports, promotion, Outcome.FAILED, full))
+        publish(deploy, events.FAILED, _event(ports, promotion, Outcome.FAILED, full))
     deploy.ledger.release_lock(str(promotion["id"]))
     return {"Error": name, "Cause": full, "backedOutAt": backed_out.isoformat()}
 
@@ -674,8 +664,8 @@ def stuck(event: Json, ports: PromotionPorts) -> Json:
     state = event.get("state") or {}
     promotion: Json = dict(state.get("promotion") or {})
     promotion_id = str(promotion.get("id") or (event.get("execution") or {}).get("name", ""))
-    first_name, first_text = _error_text(state.get("error"))
-    second_name, second_text = _error_text(state.get("backOutError"))
+    first_name, first_text = error_text(state.get("error"))
+    second_name, second_text = error_text(state.get("backOutError"))
     try:
         traffic = deploy.cluster.traffic()
         now = f"{traffic.where} gives production " + (
@@ -694,7 +684,7 @@ def stuck(event: Json, ports: PromotionPorts) -> Json:
     recorded = deploy.ledger.deployment(promotion_id) if promotion_id else None
     if recorded is not None and recorded.outcome is Outcome.RUNNING:
         deploy.ledger.finish_deployment(promotion_id, Outcome.FAILED, f"{second_name}: {cause}")
-        _publish(deploy, events.FAILED, _event(ports, promotion, Outcome.FAILED, cause))
+        publish(deploy, events.FAILED, _event(ports, promotion, Outcome.FAILED, cause))
     deploy.ledger.release_lock(promotion_id)
     return {"Error": second_name, "Cause": cause}
 

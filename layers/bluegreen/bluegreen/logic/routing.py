@@ -28,12 +28,12 @@ from typing import Any
 from bluegreen.config import Settings
 from bluegreen.domain.errors import ClusterConflict, LockHeld, NotFound, TrafficNotWeighted
 from bluegreen.domain.executions import execution_name
+from bluegreen.domain.images import digest_of_image
 from bluegreen.domain.models import Colour, Deployment, Digest, Outcome, Role, Verdict
 from bluegreen.domain.ports import Cluster, FlowStarter, Ledger, Promotions, TaskTokens
 from bluegreen.domain.promotion import NotWaiting, PromotionRecord, Strategy
 from bluegreen.domain.traffic import Weights
 from bluegreen.logic import services
-from bluegreen.logic.deploy import digest_of_image
 from bluegreen.logic.promotion import (
     PROMOTE,
     check_promotable,

@@ -25,6 +25,7 @@ from bluegreen.domain.errors import (
     UnknownImage,
 )
 from bluegreen.domain.executions import execution_name
+from bluegreen.domain.flow_input import TEXT_LIMIT
 from bluegreen.domain.models import (
     TAG_GRAMMAR,
     CanaryEnv,
@@ -41,7 +42,6 @@ from bluegreen.domain.models import (
 from bluegreen.domain.ports import Cluster, FlowStarter, Ledger
 from bluegreen.domain.traffic import Traffic
 from bluegreen.logic import promotion, roles
-from bluegreen.logic.deploy import TEXT_LIMIT
 
 SWITCH_ACTION = "switch"
 """``Deployment.action`` of a ledger record that tells who switched the canary colour."""

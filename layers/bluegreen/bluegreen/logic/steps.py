@@ -11,20 +11,43 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from bluegreen.domain.errors import InvalidInput
-from bluegreen.logic import deploy, promotion
-from bluegreen.logic.deploy import DeployPorts, Json
+from bluegreen.logic import promotion
+from bluegreen.logic.deploy.begin import begin
+from bluegreen.logic.deploy.finish import finish
+from bluegreen.logic.deploy.hooks import check_hook, start_hook
+from bluegreen.logic.deploy.ports import DeployPorts, Json
+from bluegreen.logic.deploy.rollback import abort, conclude_rollback, roll_back
+from bluegreen.logic.deploy.rollout import check_rollout
+
+DEPLOY_STEPS: Mapping[str, Callable[[Json, DeployPorts], Json]] = {
+    "begin": begin,
+    "check_rollout": check_rollout,
+    "start_hook": start_hook,
+    "check_hook": check_hook,
+    "finish": finish,
+    "roll_back": roll_back,
+    "conclude_rollback": conclude_rollback,
+    "abort": abort,
+}
+"""The deploy steps by the name the ASL's payloads give them (``{"step": <name>}``)."""
 
 
 def run_step(
     event: Mapping[str, Any],
     ports: DeployPorts,
-    promotion_ports: Callable[[], promotion.PromotionPorts],
+    promotion_ports: Callable[[], promotion.PromotionPorts] | None = None,
 ) -> Json:
-    """Dispatch a Task's payload ``{"step": <name>, ...}`` to its step."""
+    """Dispatch a Task's payload ``{"step": <name>, ...}`` to its step.
+
+    ``promotion_ports`` builds the promotion steps' ports on first need; without
+    it a promotion step is refused (a caller that only runs deploys).
+    """
     name = event.get("step")
     if isinstance(name, str) and name in promotion.STEPS:
+        if promotion_ports is None:
+            raise InvalidInput("step", f"{name!r} is a promotion step; no promotion ports given")
         return promotion.STEPS[name](dict(event), promotion_ports())
-    if isinstance(name, str) and name in deploy.STEPS:
-        return deploy.run_step(event, ports)
-    known = sorted([*deploy.STEPS, *promotion.STEPS])
+    if isinstance(name, str) and name in DEPLOY_STEPS:
+        return DEPLOY_STEPS[name](dict(event), ports)
+    known = sorted([*DEPLOY_STEPS, *promotion.STEPS])
     raise InvalidInput("step", f"{name!r} is not a step of the deploy flow: {known}")

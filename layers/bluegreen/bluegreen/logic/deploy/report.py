@@ -1,0 +1,68 @@
+"""What a deployment says when it ends: the words of its Cause and the events it publishes."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from bluegreen.domain.images import short_image
+from bluegreen.domain.models import Colour, Outcome
+from bluegreen.domain.ports import Cluster
+from bluegreen.logic.deploy.ports import DeployPorts, Json
+from bluegreen.observability import logger
+
+
+def describe_colour(cluster: Cluster, colour: Colour) -> str:
+    """One line on what a colour runs now and how its rollout stands (best effort)."""
+    try:
+        state = cluster.rollout(colour)
+    except Exception as exc:  # the description must never hide the failure it explains
+        return f"{colour} could not be read ({type(exc).__name__}: {exc})"
+    status = "rolled out" if state.complete else ("stalled" if state.stalled else "rolling out")
+    return (
+        f"{colour} runs {short_image(state.image)}, {status}, "
+        f"{state.available}/{state.desired} available"
+    )
+
+
+def error_text(error: Mapping[str, Any] | None) -> tuple[str, str]:
+    """Error name and a readable message from a Catch's ``{"Error", "Cause"}``."""
+    if not error:
+        return "Unknown", ""
+    name = str(error.get("Error", "Unknown"))
+    cause = str(error.get("Cause", ""))
+    try:
+        parsed = json.loads(cause)
+    except ValueError:
+        return name, cause
+    if isinstance(parsed, dict) and "errorMessage" in parsed:
+        return name, str(parsed["errorMessage"])
+    return name, cause
+
+
+def publish(ports: DeployPorts, detail_type: str, detail: Json) -> None:
+    """Publish a deployment event; a failure is logged, never raised."""
+    # A subscriber outage must not undo a deployment: the ledger is the record.
+    try:
+        ports.notifier.publish(detail_type, detail)
+    except Exception:
+        logger.exception("notification failed", extra={"detail_type": detail_type})
+
+
+def event_detail(ports: DeployPorts, deployment: Json, outcome: Outcome, reason: str) -> Json:
+    """The detail of a deployment event: who, what, where, and how it ended."""
+    return {
+        "application": ports.settings.application,
+        "deploymentId": deployment.get("id"),
+        "executionArn": deployment.get("arn"),
+        "action": deployment.get("action"),
+        "service": deployment.get("service"),
+        "colour": deployment.get("colour"),
+        "digest": deployment.get("digest"),
+        "fromDigest": deployment.get("fromDigest"),
+        "trigger": deployment.get("trigger"),
+        "actor": deployment.get("actor"),
+        "outcome": outcome.value,
+        "reason": reason,
+    }

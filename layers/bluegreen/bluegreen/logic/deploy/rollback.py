@@ -1,0 +1,229 @@
+"""The Catch paths of the deploy flow: roll back, conclude the rollback, or abort.
+
+Where a colour goes back to is the domain's policy
+(``bluegreen.domain.rollback_target``); these steps feed it what the deployment
+knows, apply its choice, and record, notify and release the lock whatever happens.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from bluegreen.domain import events
+from bluegreen.domain.images import digest_of_image, short_image
+from bluegreen.domain.models import Colour, Digest, Outcome, Role, Verdict
+from bluegreen.domain.rollback_target import (
+    HISTORY_PAGE_SIZE,
+    HISTORY_PAGES,
+    RollbackChoice,
+    choose_rollback_target,
+    ran_before,
+)
+from bluegreen.logic import roles
+from bluegreen.logic.deploy.ports import DeployPorts, Json
+from bluegreen.logic.deploy.report import describe_colour, error_text, event_detail, publish
+from bluegreen.logic.deploy.rollout import first_reading
+from bluegreen.logic.lease import renew_lease
+
+
+def _digest_or_none(value: object) -> Digest | None:
+    return Digest.parse(value) if isinstance(value, str) and value else None
+
+
+def _choose_for(ports: DeployPorts, deployment: Json, colour: Colour) -> RollbackChoice:
+    """The rollback choice for a failed deploy or a requested rollback."""
+    from_image = str(deployment.get("fromImage") or "")
+    from_digest = _digest_or_none(deployment.get("fromDigest"))
+    role = Role.parse(deployment.get("service", Role.CANARY.value))
+    if deployment.get("action") != "rollback":
+        shown = short_image(from_image) if from_image else "nothing"
+        return choose_rollback_target(
+            ports.ledger,
+            current=_digest_or_none(deployment.get("digest")),
+            before=from_digest,
+            before_unknown=f"what {colour} ran before this deploy ({shown}) is not a digest",
+            role=role,
+        )
+    # A requested rollback: the colour runs ``fromDigest`` now; what ran before it is
+    # in the deployment history, not in this record.
+    if from_digest is None:
+        shown = from_image or "nothing"
+        return choose_rollback_target(
+            ports.ledger,
+            current=None,
+            before=None,
+            before_unknown=(
+                f"{colour} runs {shown}, which is not pinned to a digest, so what ran "
+                "before it is unknown"
+            ),
+            role=role,
+        )
+    pages = HISTORY_PAGES * HISTORY_PAGE_SIZE
+    return choose_rollback_target(
+        ports.ledger,
+        current=from_digest,
+        before=ran_before(ports.ledger, colour, from_digest),
+        before_unknown=(
+            f"the ledger's latest {pages} deployments hold no successful one that put "
+            f"{from_digest.short} on {colour}, so what ran before it is unknown"
+        ),
+        role=role,
+    )
+
+
+def _judge_failed(
+    ports: DeployPorts, deployment: Mapping[str, Any], digest: Digest, why: str
+) -> str:
+    """Mark ``digest`` failed, unless the canary is concerned and production runs it.
+
+    A canary's failure or rollback says nothing certain about the digest
+    production serves, and marking it failed would forbid every later rollback
+    of production to what it runs. Returns what the Cause adds ("" when marked).
+    """
+    if deployment.get("service") == Role.CANARY.value:
+        production = Colour.parse(deployment["colour"]).other
+        if digest_of_image(ports.cluster.deployment_image(production)) == digest:
+            return (
+                f" {digest.short} was not marked failed: production ({production}) runs it; "
+                "roll production back too if it is bad there."
+            )
+    ports.ledger.set_verdict(digest, Verdict.FAILED, why)
+    return ""
+
+
+def roll_back(event: Json, ports: DeployPorts) -> Json:
+    """Point the colour at the digest ``choose_rollback_target`` picks, away from the bad one.
+
+    For a failed deploy the bad digest is the one deployed and what ran before
+    is the record's from-digest. For a requested rollback the bad digest is
+    what the colour runs now and what ran before is read from the ledger's
+    deployments (``ran_before``). Never a digest judged failed. With nothing to
+    go back to, the cluster is left as it is: the failure is recorded, notified
+    and the lock released, and ``status`` is ``stuck`` with an Error/Cause (which
+    says why nothing qualified and what the colour runs) for the flow's Fail state.
+    """
+    settings, ledger, cluster = ports.settings, ports.ledger, ports.cluster
+    deployment = event["deployment"]
+    renew_lease(ledger, deployment, settings.lock_lease_seconds)
+    colour = Colour.parse(deployment["colour"])
+    manual = deployment.get("action") == "rollback"
+    failed = _digest_or_none(deployment.get("fromDigest" if manual else "digest"))
+    error_name, error_message = error_text(event.get("error"))
+    choice = _choose_for(ports, deployment, colour)
+    target = choice.target
+    if target is None:
+        now = describe_colour(cluster, colour)
+        what = (
+            (error_message or "rollback requested") if manual else f"{error_name}: {error_message}"
+        )
+        cause = (
+            f"{what.rstrip('.')}. No digest to roll back to: {choice.why}. "
+            f"The cluster was left as it is: {now}."
+        )
+        if failed is not None and not manual:
+            cause += _judge_failed(ports, deployment, failed, f"{error_name}: {error_message}")
+        ledger.finish_deployment(str(deployment["id"]), Outcome.FAILED, cause)
+        publish(ports, events.FAILED, event_detail(ports, deployment, Outcome.FAILED, cause))
+        ledger.release_lock(str(deployment["id"]))
+        return {"status": "stuck", "Error": "NoHealthyDigest", "Cause": cause}
+    image = settings.image_ref(target)
+    roles.check_may_touch(cluster, "rollback", Role(deployment["service"]), colour)
+    cluster.set_deployment_image(colour, image)
+    ledger.update_deployment(str(deployment["id"]), rolled_back_to=target)
+    rollout = first_reading(cluster, colour, image, ports.timing)
+    return {
+        "status": "rolling_back",
+        "target": str(target),
+        "why": choice.why,
+        "image": image,
+        "rollout": rollout,
+    }
+
+
+def conclude_rollback(event: Json, ports: DeployPorts) -> Json:
+    """Mark the bad digest failed, record the rollback, notify and release the lock.
+
+    Returns the Error/Cause the execution ends with (``manual`` when a person
+    asked for the rollback: then the flow succeeds).
+    """
+    ledger, cluster = ports.ledger, ports.cluster
+    deployment, rollback = event["deployment"], event["rollback"]
+    renew_lease(ledger, deployment, ports.settings.lock_lease_seconds)
+    colour = Colour.parse(deployment["colour"])
+    manual = deployment.get("action") == "rollback"
+    failed = _digest_or_none(deployment.get("fromDigest" if manual else "digest"))
+    target = Digest.parse(rollback["target"])
+    why = f" ({rollback['why']})" if rollback.get("why") else ""
+    error_name, error_message = error_text(event.get("error"))
+    hook_runs = event.get("hookRuns") or []
+    hooks_said = (
+        ", ".join(
+            f"{run['hook']} {'ok' if run.get('succeeded') else 'FAILED: ' + str(run.get('reason'))}"
+            for run in hook_runs
+        )
+        or "none configured"
+    )
+    spared = ""
+    if failed is not None and failed != target:
+        spared = _judge_failed(ports, deployment, failed, f"{error_name}: {error_message}")
+    now = describe_colour(cluster, colour)
+    what = (
+        f"rolled back by request ({error_message})" if manual else f"{error_name}: {error_message}"
+    )
+    # Kubernetes messages end with a full stop of their own.
+    what = what.rstrip(".")
+    cause = (
+        f"{what}. {colour} ({deployment['service']}) was rolled back to {target.short}{why}; "
+        f"hooks re-run: {hooks_said}. Cluster now: {now}.{spared}"
+    )
+    ledger.finish_deployment(
+        str(deployment["id"]), Outcome.ROLLED_BACK, cause, rolled_back_to=target
+    )
+    if cluster.canary_env().selector is colour:
+        cluster.set_canary_image(ports.settings.image_ref(target))
+    publish(
+        ports,
+        events.ROLLED_BACK,
+        {
+            **event_detail(ports, deployment, Outcome.ROLLED_BACK, cause),
+            "rolledBackTo": str(target),
+        },
+    )
+    ledger.release_lock(str(deployment["id"]))
+    return {"manual": manual, "Error": error_name, "Cause": cause, "rolledBackTo": str(target)}
+
+
+def abort(event: Json, ports: DeployPorts) -> Json:
+    """Last resort of every path: release the lock, record the failure, explain it.
+
+    Reached before the apply (nothing on the cluster was touched), or when the
+    rollback itself failed (then the Cause says what the colour runs now).
+    """
+    state = event.get("state") or {}
+    execution = event.get("execution") or {}
+    deployment_id = str(execution.get("name", ""))
+    first_name, first_text = error_text(state.get("error"))
+    ports.ledger.release_lock(deployment_id)
+    deployment = state.get("deployment")
+    if "rollbackError" in state and isinstance(deployment, dict):
+        second_name, second_text = error_text(state["rollbackError"])
+        colour = Colour.parse(deployment["colour"])
+        cause = (
+            f"{first_name}: {first_text}. The rollback then failed too ({second_name}: "
+            f"{second_text}). Cluster now: {describe_colour(ports.cluster, colour)}."
+        )
+        name = second_name
+        failed = _digest_or_none(deployment.get("digest"))
+        if failed is not None and deployment.get("action") == "deploy":
+            cause += _judge_failed(ports, deployment, failed, f"{first_name}: {first_text}")
+    else:
+        name, cause = first_name, first_text
+        if isinstance(deployment, dict) or ports.ledger.deployment(deployment_id) is not None:
+            cause = f"{cause} (before the image was applied: the cluster was not changed)"
+    recorded = ports.ledger.deployment(deployment_id) if deployment_id else None
+    if recorded is not None and recorded.outcome is Outcome.RUNNING:
+        ports.ledger.finish_deployment(deployment_id, Outcome.FAILED, f"{name}: {cause}")
+        detail = event_detail(ports, deployment or {"id": deployment_id}, Outcome.FAILED, cause)
+        publish(ports, events.FAILED, detail)
+    return {"Error": name, "Cause": cause}
