@@ -6,7 +6,6 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -14,16 +13,9 @@ import pytest
 from bluegreen_cli.api import ApiClient, Signer
 from bluegreen_cli.dashboard.server import DashboardServer
 
+from scripts.dashboard_screenshot import CHROMIUM, CHROMIUM_ARGS, VIEWPORT
 from tests.fake_api import FakeApi, serving
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-gpu",
-    "--no-first-run",
-]
 FAILED_LOAD = r"Failed to load resource: the server responded with a status of (\d{3}) .*"
 
 
@@ -96,7 +88,7 @@ class Tab:
 def tab(browser: Any) -> Iterator[Tab]:
     """A fresh page at a laptop's size. Any error the page raised fails the test that
     used it, whatever the test asserted, with the errors in the failure message."""
-    context = browser.new_context(viewport={"width": 1440, "height": 900})
+    context = browser.new_context(viewport=VIEWPORT)
     opened = Tab(context.new_page())
     opened.page.on("request", lambda request: opened.requests.append(request.url))
     opened.page.on("pageerror", opened.exception)

@@ -1,11 +1,11 @@
 """The dashboard in headless chromium against the whole local stack, in-process: the seed
 state, a switch made in the page (checked with kubectl), a push made from the CLI
 appearing without a reload, and a failing deploy running live, then showing its Cause.
-The README's screenshot (docs/dashboard.png) is taken here, while that deploy runs."""
+The README's screenshot is taken here as `make screenshot` takes it, while that deploy
+runs, into the test's own folder: docs/dashboard.png is written by `make screenshot` only."""
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import subprocess
@@ -17,9 +17,18 @@ import pytest
 from bluegreen_cli.api import ApiClient
 from bluegreen_cli.dashboard.command import DEFAULT_PORT
 from bluegreen_cli.dashboard.server import DashboardServer
-from bluegreen_cli.main import build_parser, main, make_signer, resolve_endpoint
+from bluegreen_cli.main import build_parser, make_signer, resolve_endpoint
 
-from local.stack import STATE_FILE, LocalStack, StackOptions
+from local.stack import STATE_FILE, LocalStack
+from scripts.dashboard_screenshot import (
+    ROLLBACK_SHOWN,
+    SCREENSHOT,
+    UNPULLABLE_PUSH,
+    VIEWPORT,
+    bluegreen,
+    photograph_rollout,
+    stack_options,
+)
 from tests.dashboard.conftest import Tab
 
 pytestmark = [
@@ -29,21 +38,15 @@ pytestmark = [
 
 ROOT = Path(__file__).resolve().parents[2]
 KUBECTL = ROOT / ".venv" / "bin" / "kubectl"
-SCREENSHOT = ROOT / "docs" / "dashboard.png"
 SEED_BLUE = "sha256:1274e8bc4d96"
 SEED_GREEN = "sha256:216c0204fa1e"
 
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
-    # The local stack's own speed. A crash loop is seen from the pods in a fraction of a
-    # second there; an image that cannot be pulled is given FailAfterSeconds (here 300,
-    # 5 s of real time), long enough to watch (and photograph) the rollout running.
-    state_dir = tmp_path_factory.mktemp("dashboard-stack")
-    options = StackOptions.ephemeral(
-        state_dir, speed=60, overrides={"BG_FAIL_AFTER_SECONDS": "300"}
-    )
-    with LocalStack(options) as running:
+    # The stack `make screenshot` photographs: a rollout that cannot pull its image runs
+    # long enough to be watched.
+    with LocalStack(stack_options(tmp_path_factory.mktemp("dashboard-stack"))) as running:
         yield running
 
 
@@ -85,12 +88,6 @@ def kubectl(stack: LocalStack, *args: str) -> str:
         env={**os.environ, "KUBECONFIG": stack.state.kubeconfig},
     )
     return done.stdout
-
-
-def cli(*argv: str) -> tuple[int, Any, str]:
-    out, err = io.StringIO(), io.StringIO()
-    code = main(["--json", *argv], out=out, err=err)
-    return code, json.loads(out.getvalue()) if out.getvalue() else None, err.getvalue()
 
 
 def open_page(tab: Tab, dashboard: DashboardServer) -> Any:
@@ -161,7 +158,7 @@ def test_a_push_from_the_cli_appears_in_the_page_without_a_reload(
     page = open_page(tab, dashboard)
     page.evaluate("window.openedOnce = true")
     # WHEN a good image is pushed with the auto-deployed tag from the command line
-    code, pushed, err = cli("push", "dev")
+    code, pushed, err = bluegreen("push", "dev")
     assert code == 0, err
     digest, deployment_id = pushed["digest"], pushed["deploymentId"]
     # THEN the page shows the new image, its deployment and its timeline to the end
@@ -184,19 +181,19 @@ def pushed_colour(page: Any) -> str:
 
 
 def test_a_failing_deploy_runs_live_then_shows_its_cause(
-    dashboard: DashboardServer, tab: Tab
+    dashboard: DashboardServer, tab: Tab, tmp_path: Path
 ) -> None:
     # GIVEN the page, open
     page = open_page(tab, dashboard)
     # WHEN an image that cannot be pulled is pushed from the command line
-    code, pushed, err = cli("push", "dev", "--broken", "--fault", "ImagePullBackOff")
+    code, pushed, err = bluegreen(*UNPULLABLE_PUSH)
     assert code == 0, err
-    # THEN the page follows its rollout while it runs (the README's screenshot)
-    page.wait_for_selector("#deployment .step[data-phase=rollout][data-status=running]")
+    # THEN the page follows its rollout while it runs, photographed as for the README
+    shot = photograph_rollout(page, tmp_path / "dashboard.png")
     assert "Running deployment" in page.locator("#deployment").inner_text()
-    page.screenshot(path=str(SCREENSHOT), full_page=True)
+    assert png_width(shot) == VIEWPORT["width"]
     # AND once the flow rolled it back, why it failed, with the flow's Cause
-    cause = page.locator("#deployment .cause")
+    cause = page.locator(ROLLBACK_SHOWN)
     cause.wait_for(timeout=60_000)
     text = cause.inner_text()
     assert "Why it failed: RolloutFailed" in text
@@ -207,13 +204,18 @@ def test_a_failing_deploy_runs_live_then_shows_its_cause(
     page.wait_for_selector(f"#images-rows tr[data-digest='{pushed['digest']}'] .verdict-failed")
 
 
+def png_width(path: Path) -> int:
+    """The width of the PNG at ``path``, from its header (IHDR); fails on any other file."""
+    data = path.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n", f"{path} is not a PNG"
+    return int.from_bytes(data[16:20], "big")
+
+
 def test_the_readme_shows_the_screenshot_of_the_page() -> None:
-    # GIVEN / WHEN the screenshot the failing deploy's test writes
-    data = SCREENSHOT.read_bytes()
-    # THEN it is a PNG of a laptop-wide page, and the README shows it
-    assert data[:8] == b"\x89PNG\r\n\x1a\n"
-    width = int.from_bytes(data[16:20], "big")
-    assert width == 1440
+    # GIVEN / WHEN the screenshot `make screenshot` wrote, as committed
+    width = png_width(SCREENSHOT)
+    # THEN it is a picture of a laptop-wide page, and the README shows it
+    assert width == VIEWPORT["width"]
     assert "![" in (readme := (ROOT / "README.md").read_text())
     assert "(docs/dashboard.png)" in readme
 
