@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
+import re
 import socket
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from bluegreen_cli.main import MAX_PAGE
+from bluegreen_cli.main import MAX_PAGE, build_parser
 
 from local.apigw import HttpRequest, LocalCredential, verify_sigv4
 from tests.cli.conftest import Run
@@ -629,29 +631,54 @@ def test_push_needs_the_local_stack(api: FakeApi, bluegreen: Callable[..., Run])
     assert "push works only against the local stack" in run.err
 
 
-def test_every_subcommand_has_help(
+def subcommands() -> dict[str, argparse.ArgumentParser]:
+    """The subcommands of the parser the command line runs, by name, in its order."""
+    root = build_parser()
+    found = [a for a in root._actions if isinstance(a, argparse._SubParsersAction)]
+    assert len(found) == 1, found
+    return dict(found[0].choices)
+
+
+SUBCOMMANDS = subcommands()
+
+
+def help_of(bluegreen: Callable[..., Run], capsys: pytest.CaptureFixture[str], *argv: str) -> str:
+    """What ``bluegreen <argv> --help`` prints; it must exit 0 and write nothing else."""
+    with pytest.raises(SystemExit) as exit_info:
+        bluegreen(*argv, "--help")
+    assert exit_info.value.code == 0
+    printed = capsys.readouterr()
+    assert printed.err == ""
+    return printed.out
+
+
+def test_the_top_level_help_lists_every_subcommand_with_what_it_does(
     bluegreen: Callable[..., Run], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    # WHEN --help is asked of each subcommand
-    for command in (
-        "status",
-        "switch",
-        "deploy",
-        "rollback",
-        "promote",
-        "history",
-        "deployments",
-        "show",
-        "watch",
-        "push",
-    ):
-        with pytest.raises(SystemExit) as exit_info:
-            bluegreen(command, "--help")
-        # THEN it prints usage with the exit codes and exits 0
-        assert exit_info.value.code == 0
-        text = capsys.readouterr().out
-        assert text.startswith(f"usage: bluegreen {command}")
-        assert "exit codes:" in text
+    # WHEN --help is asked of the command line itself
+    text = help_of(bluegreen, capsys)
+    # THEN the commands it lists are the parser's subcommands, in the parser's order
+    listed = re.findall(r"^ {4}([a-z][a-z-]*)(?: |$)", text, re.MULTILINE)
+    assert listed == list(SUBCOMMANDS)
+    # AND each one comes with the sentence its own help describes it with
+    flat = " ".join(text.split())
+    for name, parser in SUBCOMMANDS.items():
+        assert parser.description
+        assert f"{name} {' '.join(parser.description.split())}" in flat, name
+
+
+@pytest.mark.parametrize("command", list(SUBCOMMANDS))
+def test_every_subcommand_has_help(
+    command: str, bluegreen: Callable[..., Run], capsys: pytest.CaptureFixture[str]
+) -> None:
+    # WHEN --help is asked of a subcommand
+    text = help_of(bluegreen, capsys, command)
+    # THEN it prints its usage, what it does and the exit codes, and exits 0
+    assert text.startswith(f"usage: bluegreen {command}")
+    description = SUBCOMMANDS[command].description
+    assert description
+    assert " ".join(description.split()) in " ".join(text.split())
+    assert "exit codes:" in text
 
 
 def test_a_request_seen_by_the_fake_is_json(api: FakeApi) -> None:
