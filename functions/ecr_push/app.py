@@ -29,16 +29,15 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from bluegreen.adapters.stepfunctions import lazy_flow
 from bluegreen.config import load_settings
-from bluegreen.domain.errors import InvalidInput
+from bluegreen.domain.errors import InvalidInput, TagUnreadable
 from bluegreen.domain.models import Digest
-from bluegreen.logic.autodeploy import on_recorded
+from bluegreen.logic.autodeploy import AutoDeployPorts, on_recorded
 from bluegreen.logic.pushes import (
     IgnoredEvent,
     ImagePush,
     OnRecorded,
+    PushPorts,
     RecordImagePush,
-    TagLookup,
-    TagUnreadable,
     idempotency_config,
     idempotent_recorder,
     image_push,
@@ -48,7 +47,7 @@ from bluegreen.observability import logger, metrics, tracer
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig
 
-    from bluegreen.domain.ports import Ledger
+    from bluegreen.domain.ports import Ledger, TagLookup
 
 SETTINGS = load_settings()
 
@@ -87,10 +86,15 @@ def recorder() -> Recorder:
     )
 
 
+_FLOW = lazy_flow(SETTINGS.state_machine_arn, SETTINGS.region)
+
+
+def _auto_deploy_ports() -> AutoDeployPorts:
+    return AutoDeployPorts(SETTINGS, _FLOW(), recorder().ledger)
+
+
 AUTO_DEPLOY: OnRecorded | None = on_recorded(
-    SETTINGS,
-    lazy_flow(SETTINGS.state_machine_arn, SETTINGS.region) if SETTINGS.state_machine_arn else None,
-    lambda: recorder().ledger,
+    SETTINGS, _auto_deploy_ports if SETTINGS.state_machine_arn else None
 )
 """The auto-deploy seam: called once per recorded push with the record and its tag.
 
@@ -178,7 +182,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     )
 
     try:
-        recorded = record(push=found, ledger=ledger, on_recorded=AUTO_DEPLOY, tag_lookup=tag_lookup)
+        recorded = record(found, PushPorts(ledger, tag_lookup, AUTO_DEPLOY))
     except IdempotencyAlreadyInProgressError:
         # The same push is being recorded by a concurrent delivery right now; that one
         # answers for it (and is retried if it fails), so this one is done.

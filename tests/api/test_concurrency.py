@@ -9,13 +9,27 @@ from typing import Any
 
 from bluegreen.adapters.kube.cluster import KubernetesCluster
 from bluegreen.adapters.ledger import DynamoLedger
+from bluegreen.adapters.promotions import DynamoPromotions
 from bluegreen.adapters.stepfunctions import StepFunctionsFlow
-from bluegreen.config import load_settings
+from bluegreen.config import Settings, load_settings
 from bluegreen.domain.models import Colour, Role
 from bluegreen.logic import services
+from bluegreen.logic.requests import Caller, DeploymentStarted, ReleasePorts
 from functions.services_api.api import dependencies
 from local.cluster.emulator import ClusterEmulator
 from tests.api.conftest import KNOWN, OLDER, Stack, pinned, roles
+
+
+def container_ports(settings: Settings, stack: Stack) -> ReleasePorts:
+    """The ports one Lambda container builds: its own cluster, ledger and flow adapters."""
+    return ReleasePorts(
+        settings=settings,
+        ledger=DynamoLedger(settings.ledger_table, stack.dynamodb, settings.application),
+        cluster=KubernetesCluster.from_settings(settings),
+        flow=StepFunctionsFlow(settings.state_machine_arn, stack.sfn),
+        registry=dependencies.registry(),
+        promotions=DynamoPromotions(settings.ledger_table, stack.dynamodb, settings.application),
+    )
 
 
 def test_twenty_concurrent_switches_leave_configmap_and_services_in_agreement(
@@ -28,10 +42,8 @@ def test_twenty_concurrent_switches_leave_configmap_and_services_in_agreement(
     wanted = [rng.choice(list(Colour)) for _ in range(20)]
 
     def switch(index: int) -> services.SwitchResult:
-        cluster = KubernetesCluster.from_settings(settings)
-        container_ledger = DynamoLedger(settings.ledger_table, stack.dynamodb, settings.application)
-        caller = services.Caller(f"arn:aws:iam::123456789012:user/u{index}", "", f"req-{index}")
-        return services.switch_canary(cluster, container_ledger, settings, caller, wanted[index])
+        caller = Caller(f"arn:aws:iam::123456789012:user/u{index}", "", f"req-{index}")
+        return services.switch_canary(container_ports(settings, stack), caller, wanted[index])
 
     # WHEN all of them switch at the same time
     with ThreadPoolExecutor(max_workers=20) as pool:
@@ -58,25 +70,13 @@ def test_requests_sent_at_once_behind_a_running_deployment_each_record_what_they
     assert ledger.acquire_lock(holder, 600)
     settings = load_settings()
 
-    def ask(index: int) -> services.DeploymentStarted:
-        cluster = KubernetesCluster.from_settings(settings)
-        container_ledger = DynamoLedger(settings.ledger_table, stack.dynamodb, settings.application)
-        flow = StepFunctionsFlow(settings.state_machine_arn, stack.sfn)
-        caller = services.Caller(f"arn:aws:iam::123456789012:user/u{index}", "", f"req-{index}")
+    def ask(index: int) -> DeploymentStarted:
+        ports = container_ports(settings, stack)
+        caller = Caller(f"arn:aws:iam::123456789012:user/u{index}", "", f"req-{index}")
         if index % 2:
-            return services.request_rollback(
-                container_ledger, cluster, flow, settings, caller, reason=f"reason {index}"
-            )
+            return services.request_rollback(ports, caller, reason=f"reason {index}")
         return services.request_deploy(
-            container_ledger,
-            dependencies.registry(),
-            flow,
-            settings,
-            caller,
-            str(KNOWN),
-            Role.PRODUCTION,
-            reason=f"reason {index}",
-            cluster=cluster,
+            ports, caller, str(KNOWN), Role.PRODUCTION, reason=f"reason {index}"
         )
 
     # WHEN they all ask at the same time

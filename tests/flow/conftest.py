@@ -20,10 +20,13 @@ import pytest
 
 from bluegreen.adapters.kube.cluster import KubernetesCluster
 from bluegreen.adapters.ledger import DynamoLedger
+from bluegreen.adapters.promotions import DynamoPromotions
 from bluegreen.adapters.stepfunctions import StepFunctionsFlow
 from bluegreen.config import Settings
 from bluegreen.domain.models import Digest, Role
+from bluegreen.domain.ports import FlowStarter, ImageRegistry
 from bluegreen.logic import services
+from bluegreen.logic.requests import Caller, DeploymentStarted, ReleasePorts
 from functions.deploy_steps import app as deploy_steps
 from local.aws import create_tables
 from local.cluster import Clock, ClusterEmulator
@@ -98,41 +101,41 @@ class Stack:
         """The product's cluster adapter for this stack (what the API's handler builds)."""
         return KubernetesCluster.from_settings(self.settings)
 
-    def request_rollback(
-        self, caller: services.Caller, role: Role = Role.CANARY, reason: str = ""
-    ) -> services.DeploymentStarted:
-        """``POST /rollback``'s logic, with the real adapters of this stack."""
-        return services.request_rollback(
-            self.ledger,
-            self.cluster(),
-            self.flow,
-            self.api_settings,
-            caller,
-            role,
-            reason=reason,
+    def release_ports(
+        self, *, flow: FlowStarter | None = None, registry: ImageRegistry | None = None
+    ) -> ReleasePorts:
+        """The API's ports, with the real adapters of this stack (the flow and the
+        registry replaceable)."""
+        settings = self.api_settings
+        return ReleasePorts(
+            settings=settings,
+            ledger=self.ledger,
+            cluster=self.cluster(),
+            flow=flow or self.flow,
+            registry=registry or _EverythingInEcr(),
+            promotions=DynamoPromotions(
+                settings.ledger_table, self.rig.clients["dynamodb"], settings.application
+            ),
         )
+
+    def request_rollback(
+        self, caller: Caller, role: Role = Role.CANARY, reason: str = ""
+    ) -> DeploymentStarted:
+        """``POST /rollback``'s logic, with the real adapters of this stack."""
+        return services.request_rollback(self.release_ports(), caller, role, reason=reason)
 
     def request_deploy(
         self,
-        caller: services.Caller,
+        caller: Caller,
         image: str,
         role: Role = Role.CANARY,
         *,
         reason: str = "",
         force: bool = False,
-    ) -> services.DeploymentStarted:
+    ) -> DeploymentStarted:
         """``POST /services {"imageTag"}``'s logic, with the real adapters of this stack."""
         return services.request_deploy(
-            self.ledger,
-            _EverythingInEcr(),
-            self.flow,
-            self.api_settings,
-            caller,
-            image,
-            role,
-            reason=reason,
-            force=force,
-            cluster=self.cluster(),
+            self.release_ports(), caller, image, role, reason=reason, force=force
         )
 
     def published(self) -> list[tuple[str, dict[str, Any]]]:

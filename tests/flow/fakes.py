@@ -13,6 +13,7 @@ from dataclasses import replace
 from datetime import UTC, datetime
 
 from bluegreen.domain.models import (
+    AlarmStates,
     CanaryEnv,
     Colour,
     Deployment,
@@ -26,7 +27,7 @@ from bluegreen.domain.models import (
     Verdict,
 )
 from bluegreen.domain.pods import PodState, PodWarning
-from bluegreen.logic.health import AlarmStates
+from bluegreen.domain.snapshot import ClusterSnapshot
 
 REPO = "123456789012.dkr.ecr.us-west-2.amazonaws.com/rezfusion-cloud"
 
@@ -231,6 +232,13 @@ class FakeCluster:
 
     def service_selectors(self) -> dict[Role, Colour | None]:
         return {Role.CANARY: self.canary, Role.PRODUCTION: self.canary.other}
+
+    def snapshot(self) -> ClusterSnapshot:
+        return ClusterSnapshot(
+            canary_env=self.canary_env(),
+            rollouts={colour: self.rollout(colour) for colour in Colour},
+            selectors=self.service_selectors(),
+        )
 
     def switch_roles(self, canary: Colour, image: str | None = None) -> bool:
         self.canary = canary

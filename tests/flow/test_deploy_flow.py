@@ -18,8 +18,8 @@ import pytest
 from bluegreen.adapters.stepfunctions import StepFunctionsFlow
 from bluegreen.domain.executions import execution_arn, execution_name
 from bluegreen.domain.models import Outcome, Verdict
-from bluegreen.logic.autodeploy import on_recorded
-from bluegreen.logic.services import Caller
+from bluegreen.logic.autodeploy import AutoDeployPorts, on_recorded
+from bluegreen.logic.requests import Caller
 from local.stepfunctions import shortened_waits
 from tests.events import load_event
 from tests.flow.conftest import SEED_BLUE, SEED_GREEN, Stack
@@ -304,7 +304,7 @@ def test_waiting_push_is_superseded_by_a_newer_push(stack: Stack) -> None:
     # GIVEN a deployment holds the lock while two pushes of dev arrive
     assert stack.ledger.acquire_lock("earlier-deploy", 600)
     flow = StepFunctionsFlow(stack.rig.machine.arn, stack.rig.sfn)
-    auto = on_recorded(stack.settings, lambda: flow, lambda: stack.ledger)
+    auto = on_recorded(stack.settings, lambda: AutoDeployPorts(stack.settings, flow, stack.ledger))
     with shortened_waits(0.01):
         stack.push(NEW, "dev")
         record = stack.ledger.image(NEW)
@@ -340,7 +340,7 @@ def test_waiting_push_is_superseded_by_a_newer_push(stack: Stack) -> None:
 def test_duplicate_push_event_starts_one_execution(stack: Stack) -> None:
     # GIVEN the auto-deploy seam of ecr_push, on the local state machine
     flow = StepFunctionsFlow(stack.rig.machine.arn, stack.rig.sfn)
-    auto = on_recorded(stack.settings, lambda: flow, lambda: stack.ledger)
+    auto = on_recorded(stack.settings, lambda: AutoDeployPorts(stack.settings, flow, stack.ledger))
     stack.push(NEW, "dev")
     record = stack.ledger.image(NEW)
     assert record is not None

@@ -382,13 +382,14 @@ def test_auto_deploy_only_for_configured_tags() -> None:
 
     built: list[int] = []
 
-    def make() -> Flow:
-        built.append(1)
-        return Flow()
-
     settings = Settings(auto_deploy_tags=("dev", "qa"))
     ledger = FakeLedger()
-    hook = autodeploy.on_recorded(settings, make, lambda: ledger)
+
+    def make() -> autodeploy.AutoDeployPorts:
+        built.append(1)
+        return autodeploy.AutoDeployPorts(settings, Flow(), ledger)
+
+    hook = autodeploy.on_recorded(settings, make)
     record = ImageRecord("rezfusion-cloud", NEW, frozenset({"dev"}), datetime.now(UTC))
 
     hook(record, "latest")

@@ -16,8 +16,8 @@ import pytest
 from bluegreen.adapters.stepfunctions import StepFunctionsFlow
 from bluegreen.domain.executions import execution_arn, execution_name
 from bluegreen.domain.models import Outcome, Role, Verdict
-from bluegreen.logic.autodeploy import on_recorded
-from bluegreen.logic.services import Caller
+from bluegreen.logic.autodeploy import AutoDeployPorts, on_recorded
+from bluegreen.logic.requests import Caller
 from local.stepfunctions import shortened_waits
 from tests.flow.conftest import SEED_BLUE, SEED_GREEN, Stack
 from tests.flow.fakes import digest
@@ -188,15 +188,11 @@ def test_an_api_deploy_is_recorded_with_its_caller_before_its_execution_starts(
 
     # WHEN alice deploys NEW by tag
     started = services.request_deploy(
-        stack.ledger,
-        _Registry(),
-        flow,
-        stack.api_settings,
+        stack.release_ports(flow=flow, registry=_Registry()),
         caller(),
         "release-2",
         Role.CANARY,
         reason="checkout fix",
-        cluster=stack.cluster(),
     )
     run = stack.rig.wait(started.execution_arn)
 
@@ -243,14 +239,10 @@ def test_a_request_whose_start_fails_leaves_no_running_record(stack: Stack) -> N
     # WHEN alice's deploy is asked for
     with pytest.raises(RuntimeError, match="ThrottlingException"):
         services.request_deploy(
-            stack.ledger,
-            _Registry(),
-            _RefusingFlow(),
-            stack.api_settings,
+            stack.release_ports(flow=_RefusingFlow(), registry=_Registry()),
             caller("req-refused"),
             str(NEW),
             reason="checkout fix",
-            cluster=stack.cluster(),
         )
 
     # THEN the error reached the caller and the record says the flow was never started
@@ -272,13 +264,9 @@ def test_an_execution_its_entry_point_gave_up_on_changes_nothing(stack: Stack) -
     stack.push(NEW, "release-2")
     with pytest.raises(RuntimeError):
         services.request_deploy(
-            stack.ledger,
-            _Registry(),
-            _RefusingFlow(),
-            stack.api_settings,
+            stack.release_ports(flow=_RefusingFlow(), registry=_Registry()),
             caller("req-lost"),
             str(NEW),
-            cluster=stack.cluster(),
         )
     name = execution_name(stack.settings.application, "deploy", f"{NEW.hex}-req-lost")
 
@@ -326,13 +314,9 @@ def test_a_start_whose_answer_was_lost_but_that_ran_is_reported_started(stack: S
 
     # WHEN alice's deploy is asked for
     started = services.request_deploy(
-        stack.ledger,
-        _Registry(),
-        _LostAnswer(stack),
-        stack.api_settings,
+        stack.release_ports(flow=_LostAnswer(stack), registry=_Registry()),
         caller("req-timeout"),
         str(NEW),
-        cluster=stack.cluster(),
     )
 
     # THEN the execution had claimed the record first, so she is told it started: and it ran
@@ -417,7 +401,9 @@ def test_a_push_deploy_is_recorded_as_the_push_with_its_tag_to_the_end(
     )
     monkeypatch.setattr(ecr_push, "SETTINGS", settings)
     monkeypatch.setattr(
-        ecr_push, "AUTO_DEPLOY", on_recorded(settings, lambda: stack.flow, lambda: stack.ledger)
+        ecr_push,
+        "AUTO_DEPLOY",
+        on_recorded(settings, lambda: AutoDeployPorts(settings, stack.flow, stack.ledger)),
     )
     ecr_push.recorder.cache_clear()
     event = load_event("ecr_push/tagged_push.json")

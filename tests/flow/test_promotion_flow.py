@@ -16,7 +16,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -31,7 +31,9 @@ from bluegreen.adapters.stepfunctions import StepFunctionsFlow, StepFunctionsTas
 from bluegreen.domain.models import Outcome, Role, Verdict
 from bluegreen.domain.promotion import NotWaiting
 from bluegreen.logic import routing
-from bluegreen.logic.services import Caller
+from bluegreen.logic.history import HistoryPorts
+from bluegreen.logic.requests import Caller
+from bluegreen.logic.routing import GatePorts
 from bluegreen.logic.timeline import deployment_timeline
 from functions.deploy_steps import app as deploy_steps
 from local.cloudwatch import percentiles_in_moto
@@ -279,12 +281,11 @@ def test_a_rollback_of_production_after_a_promotion_flips_back_without_a_rollout
     promotions, _ = promotion.progress()
 
     # WHEN a person rolls production back
+    ports = replace(
+        stack.release_ports(), settings=stack.settings, cluster=cluster, promotions=promotions
+    )
     done = routing.rollback_or_flip_back(
-        stack.ledger,
-        cluster,
-        StepFunctionsFlow(stack.rig.machine.arn, stack.rig.sfn),
-        promotions,
-        stack.settings,
+        ports,
         Caller("arn:aws:iam::123456789012:user/alice", "203.0.113.9", "req-flip"),
         Role.PRODUCTION,
         reason="checkout errors",
@@ -309,8 +310,10 @@ def test_a_rollback_of_production_after_a_promotion_flips_back_without_a_rollout
 ALICE = Caller("arn:aws:iam::123456789012:user/alice", "203.0.113.9", "req-gate")
 
 
-def _tokens(stack: Stack) -> StepFunctionsTaskTokens:
-    return StepFunctionsTaskTokens(stack.rig.sfn)
+def _gates(stack: Stack, promotions: DynamoPromotions) -> GatePorts:
+    return GatePorts(
+        ledger=stack.ledger, promotions=promotions, tokens=StepFunctionsTaskTokens(stack.rig.sfn)
+    )
 
 
 def _until(check: Any, what: str, timeout: float = 20.0) -> Any:
@@ -363,7 +366,7 @@ def test_a_manual_gate_waits_for_a_person_and_resume_carries_it_to_100(
     assert stack.rig.sfn.describe_execution(executionArn=arn)["status"] == "RUNNING"
     # AND a second request to resume while it waits is answered; so is one after
     promotions, _ = promotion.progress()
-    decided = routing.resume(promotions, _tokens(stack), stack.ledger, ALICE, promotion.name)
+    decided = routing.resume(_gates(stack, promotions), ALICE, promotion.name)
     run = stack.rig.wait(arn, 40)
     sampler.__exit__()
     assert decided == {"deploymentId": promotion.name, "decision": "resume", "step": 2}
@@ -382,7 +385,7 @@ def test_a_manual_gate_waits_for_a_person_and_resume_carries_it_to_100(
     (gate,) = done.gates
     assert (gate.step, gate.decision, gate.actor) == (1, "resume", ALICE.actor)
     with pytest.raises(NotWaiting, match="has ended"):
-        routing.resume(promotions, _tokens(stack), stack.ledger, ALICE, promotion.name)
+        routing.resume(_gates(stack, promotions), ALICE, promotion.name)
 
 
 def test_a_resume_for_a_promotion_that_waits_for_nothing_is_refused_and_changes_nothing(
@@ -396,7 +399,7 @@ def test_a_resume_for_a_promotion_that_waits_for_nothing_is_refused_and_changes_
 
     # WHEN someone resumes it
     with pytest.raises(NotWaiting) as refused:
-        routing.resume(promotions, _tokens(stack), stack.ledger, ALICE, promotion.name)
+        routing.resume(_gates(stack, promotions), ALICE, promotion.name)
 
     # THEN the refusal says where it is, and the promotion goes on as it would have
     assert "waits for no person" in str(refused.value)
@@ -416,9 +419,7 @@ def test_an_abort_at_the_gate_backs_out_at_once_and_names_who(promotion: Promoti
     promotions, _ = promotion.progress()
 
     # WHEN a person aborts it
-    routing.abort(
-        promotions, _tokens(stack), stack.ledger, ALICE, promotion.name, reason="wrong build"
-    )
+    routing.abort(_gates(stack, promotions), ALICE, promotion.name, reason="wrong build")
     run = stack.rig.wait(arn, 40)
     sampler.__exit__()
 
@@ -444,7 +445,7 @@ def test_an_abort_while_analysing_backs_out_at_the_next_reading(promotion: Promo
     promotions, _ = promotion.progress()
 
     # WHEN a person aborts it
-    decided = routing.abort(promotions, _tokens(stack), stack.ledger, ALICE, promotion.name)
+    decided = routing.abort(_gates(stack, promotions), ALICE, promotion.name)
     run = stack.rig.wait(arn, 40)
     sampler.__exit__()
 
@@ -478,7 +479,7 @@ def test_readings_too_quiet_to_judge_wait_for_a_person_instead_of_passing(
     assert [a["finding"] for a in record.progress["analyses"]] == ["inconclusive"] * 2
     # AND a person's resume takes it on
     promotions, _ = promotion.progress()
-    routing.resume(promotions, _tokens(stack), stack.ledger, ALICE, promotion.name)
+    routing.resume(_gates(stack, promotions), ALICE, promotion.name)
     run = stack.rig.wait(arn, 40)
     sampler.__exit__()
     assert run.status == "SUCCEEDED", run.cause
@@ -522,12 +523,10 @@ def test_a_gate_with_a_heartbeat_stays_open_while_a_person_holds_it(
 
     # WHEN a person holds it for 7 seconds (a heartbeat every half second), then resumes it
     for _ in range(14):
-        held = routing.resume(
-            promotions, _tokens(stack), stack.ledger, ALICE, promotion.name, hold=True
-        )
+        held = routing.resume(_gates(stack, promotions), ALICE, promotion.name, hold=True)
         assert held["decision"] == "hold"
         time.sleep(0.5)
-    routing.resume(promotions, _tokens(stack), stack.ledger, ALICE, promotion.name)
+    routing.resume(_gates(stack, promotions), ALICE, promotion.name)
     run = stack.rig.wait(arn, 40)
     sampler.__exit__()
 
@@ -564,10 +563,12 @@ def test_a_promotions_timeline_names_its_phases(promotion: Promotion) -> None:
 
     # WHEN its timeline is read (GET /deployments/{id}/timeline)
     timeline = deployment_timeline(
-        stack.ledger,
-        StepFunctionsFlow(stack.rig.machine.arn, stack.rig.sfn),
-        StepFunctionsHistory(stack.rig.sfn),
-        stack.rig.machine.arn,
+        HistoryPorts(
+            settings=stack.api_settings,
+            ledger=stack.ledger,
+            flow=StepFunctionsFlow(stack.rig.machine.arn, stack.rig.sfn),
+            executions=StepFunctionsHistory(stack.rig.sfn),
+        ),
         promotion.name,
     )
 

@@ -14,6 +14,7 @@ from bluegreen.adapters.stepfunctions import StepFunctionsFlow
 from bluegreen.domain.errors import InvalidInput, NotFound
 from bluegreen.domain.flow_events import FlowEvent
 from bluegreen.domain.models import Verdict
+from bluegreen.logic.history import HistoryPorts
 from bluegreen.logic.timeline import Step, Timeline, deployment_timeline, read_history
 from tests.flow.conftest import SEED_BLUE, SEED_GREEN, Stack
 from tests.flow.fakes import digest
@@ -28,9 +29,13 @@ def deploy(image: str, **extra: Any) -> dict[str, Any]:
 
 
 def timeline_of(stack: Stack, deployment_id: str) -> Timeline:
-    flow = StepFunctionsFlow(stack.rig.machine.arn, stack.rig.sfn)
-    history = StepFunctionsHistory(stack.rig.sfn)
-    return deployment_timeline(stack.ledger, flow, history, stack.rig.machine.arn, deployment_id)
+    ports = HistoryPorts(
+        settings=stack.api_settings,
+        ledger=stack.ledger,
+        flow=StepFunctionsFlow(stack.rig.machine.arn, stack.rig.sfn),
+        executions=StepFunctionsHistory(stack.rig.sfn),
+    )
+    return deployment_timeline(ports, deployment_id)
 
 
 def phases(steps: tuple[Step, ...] | list[Step]) -> list[tuple[str, str]]:

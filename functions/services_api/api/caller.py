@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from bluegreen.logic.services import Caller
+from bluegreen.logic.requests import Caller
 
 
 def _text(value: object) -> str:

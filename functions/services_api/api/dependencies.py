@@ -11,8 +11,18 @@ from functools import lru_cache
 from typing import Any
 
 from bluegreen.config import Settings, load_settings
-from bluegreen.domain.ports import Cluster, FlowStarter, Ledger, Promotions, TaskTokens
-from bluegreen.logic.services import ImageRegistry
+from bluegreen.domain.ports import (
+    Cluster,
+    ExecutionHistory,
+    FlowStarter,
+    ImageRegistry,
+    Ledger,
+    Promotions,
+    TaskTokens,
+)
+from bluegreen.logic.history import HistoryPorts
+from bluegreen.logic.requests import ReleasePorts
+from bluegreen.logic.routing import GatePorts
 
 
 @lru_cache(maxsize=1)
@@ -89,6 +99,36 @@ def task_tokens() -> TaskTokens:
     return StepFunctionsTaskTokens(aws_client("stepfunctions"))
 
 
+@lru_cache(maxsize=1)
+def executions() -> ExecutionHistory:
+    """The deploy flow's execution histories."""
+    from bluegreen.adapters.execution_history import StepFunctionsHistory
+
+    return StepFunctionsHistory(aws_client("stepfunctions"))
+
+
+def release_ports() -> ReleasePorts:
+    """The ports of the use cases that read or change the release."""
+    return ReleasePorts(
+        settings=settings(),
+        ledger=ledger(),
+        cluster=cluster(),
+        flow=flow(),
+        registry=registry(),
+        promotions=promotions(),
+    )
+
+
+def gate_ports() -> GatePorts:
+    """The ports of a person's decision about a running promotion."""
+    return GatePorts(ledger=ledger(), promotions=promotions(), tokens=task_tokens())
+
+
+def history_ports() -> HistoryPorts:
+    """The ports of reading a deployment's record and execution."""
+    return HistoryPorts(settings=settings(), ledger=ledger(), flow=flow(), executions=executions())
+
+
 def reset(*, clients: bool = True) -> None:
     """Forget the adapters and the settings (tests change the environment between cases).
 
@@ -96,7 +136,7 @@ def reset(*, clients: bool = True) -> None:
     beyond the region and are slow to create.
     """
     load_settings.cache_clear()
-    factories = (settings, ledger, cluster, flow, registry, promotions, task_tokens) + (
+    factories = (settings, ledger, cluster, flow, registry, promotions, task_tokens, executions) + (
         (aws_client,) if clients else ()
     )
     for factory in factories:

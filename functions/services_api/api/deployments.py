@@ -11,8 +11,9 @@ from aws_lambda_powertools.event_handler.openapi.params import Body, Query
 
 from bluegreen.domain.models import Deployment, Role
 from bluegreen.domain.promotion import PromotionRecord, Strategy
-from bluegreen.logic import history, routing, services
+from bluegreen.logic import history, routing
 from bluegreen.logic.promotion import PROMOTE
+from bluegreen.logic.requests import console_url
 from bluegreen.observability import logger
 
 from . import dependencies
@@ -143,9 +144,7 @@ def get_deployment(
     """The record (if the flow wrote it yet) and the execution (if there is one)."""
     deployment_id = id  # ``id`` is the path parameter's public name
     settings = dependencies.settings()
-    view = history.deployment_status(
-        dependencies.ledger(), dependencies.flow(), settings.state_machine_arn, deployment_id
-    )
+    view = history.deployment_status(dependencies.history_ports(), deployment_id)
     progress = (
         dependencies.promotions().record(deployment_id)
         if view.record is not None and view.record.action == PROMOTE
@@ -156,9 +155,7 @@ def get_deployment(
         record=deployment_body(view.record) if view.record else None,
         execution_arn=view.execution_arn,
         execution=execution_body(view.execution) if view.execution else None,
-        console_url=(
-            services.console_url(settings.region, view.execution_arn) if view.execution else None
-        ),
+        console_url=(console_url(settings.region, view.execution_arn) if view.execution else None),
         promotion=promotion_body(progress) if progress is not None else None,
     )
 
@@ -222,9 +219,7 @@ def post_resume(
     request = request or ResumeRequest()
     caller = caller_of(router.current_event.raw_event)
     decided = routing.resume(
-        dependencies.promotions(),
-        dependencies.task_tokens(),
-        dependencies.ledger(),
+        dependencies.gate_ports(),
         caller,
         id,
         hold=request.hold,
@@ -253,9 +248,7 @@ def post_abort(
     request = request or AbortRequest()
     caller = caller_of(router.current_event.raw_event)
     decided = routing.abort(
-        dependencies.promotions(),
-        dependencies.task_tokens(),
-        dependencies.ledger(),
+        dependencies.gate_ports(),
         caller,
         id,
         reason=request.reason,
@@ -301,11 +294,7 @@ def post_rollback(
     request = request or RollbackRequest()
     caller = caller_of(router.current_event.raw_event)
     done = routing.rollback_or_flip_back(
-        dependencies.ledger(),
-        dependencies.cluster(),
-        dependencies.flow(),
-        dependencies.promotions(),
-        dependencies.settings(),
+        dependencies.release_ports(),
         caller,
         Role(request.service),
         reason=request.reason,
@@ -366,10 +355,7 @@ def post_promote(
         else None
     )
     started = routing.request_promotion(
-        dependencies.cluster(),
-        dependencies.ledger(),
-        dependencies.flow(),
-        dependencies.settings(),
+        dependencies.release_ports(),
         caller,
         strategy=strategy,
         reason=request.reason,

@@ -55,7 +55,7 @@ def get_images(
     ] = None,
 ) -> ImagePageBody:
     """A page of the ledger's images; pass ``nextCursor`` back as ``cursor``."""
-    page = history.image_history(dependencies.ledger(), dependencies.cluster(), limit, cursor)
+    page = history.image_history(dependencies.release_ports(), limit, cursor)
     return ImagePageBody(
         images=[image_body(view) for view in page.images],
         next_cursor=page.next_cursor,

@@ -11,6 +11,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from bluegreen.domain.errors import InvalidInput
 from bluegreen.domain.models import Colour, Role
 from bluegreen.logic import services
+from bluegreen.logic.requests import Caller, DeploymentStarted
 from bluegreen.observability import logger, metrics
 
 from . import dependencies
@@ -97,8 +98,8 @@ def status_body(status: services.ServiceStatus) -> ServiceStatusBody:
     )
 
 
-def started_body(started: services.DeploymentStarted) -> DeploymentStartedBody:
-    """The wire form of ``services.DeploymentStarted``."""
+def started_body(started: DeploymentStarted) -> DeploymentStartedBody:
+    """The wire form of ``requests.DeploymentStarted``."""
     return DeploymentStartedBody(
         deployment_id=started.deployment_id,
         execution_arn=started.execution_arn,
@@ -111,7 +112,7 @@ def started_body(started: services.DeploymentStarted) -> DeploymentStartedBody:
     )
 
 
-def record_start(started: services.DeploymentStarted, caller: services.Caller) -> None:
+def record_start(started: DeploymentStarted, caller: Caller) -> None:
     """Log (with the correlation id) and count a flow execution the API started."""
     metrics.add_metric(name="DeploymentsRequested", unit=MetricUnit.Count, value=1)
     logger.info(
@@ -189,12 +190,7 @@ def post_services(
     if change.selector is not None:
         colour = Colour(change.selector)
         switched = services.switch_canary(
-            dependencies.cluster(),
-            dependencies.ledger(),
-            dependencies.settings(),
-            caller,
-            colour,
-            reason=change.reason,
+            dependencies.release_ports(), caller, colour, reason=change.reason
         )
         if switched.changed:
             metrics.add_metric(name="CanarySwitches", unit=MetricUnit.Count, value=1)
@@ -226,16 +222,12 @@ def post_services(
         )
     assert change.image_tag is not None  # narrowed by the combination check above
     started = services.request_deploy(
-        dependencies.ledger(),
-        dependencies.registry(),
-        dependencies.flow(),
-        dependencies.settings(),
+        dependencies.release_ports(),
         caller,
         change.image_tag,
         Role(change.service),
         reason=change.reason,
         force=change.force,
-        cluster=dependencies.cluster(),
     )
     record_start(started, caller)
     return Response(status_code=202, content_type="application/json", body=started_body(started))

@@ -12,7 +12,6 @@ from typing import Annotated
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from pydantic import Field
 
-from bluegreen.domain.flow_events import ExecutionHistory
 from bluegreen.logic import timeline
 
 from . import dependencies
@@ -82,14 +81,7 @@ def get_timeline(
 ) -> TimelineBody:
     """Lock, apply, rollout, hooks with their log tails, bake, health, rollback, the end."""
     deployment_id = id  # ``id`` is the path parameter's public name
-    settings = dependencies.settings()
-    view = timeline.deployment_timeline(
-        dependencies.ledger(),
-        dependencies.flow(),
-        execution_history(),
-        settings.state_machine_arn,
-        deployment_id,
-    )
+    view = timeline.deployment_timeline(dependencies.history_ports(), deployment_id)
     return TimelineBody(
         id=view.deployment_id,
         execution_arn=view.execution_arn,
@@ -123,10 +115,3 @@ def get_timeline(
         cause=view.cause,
         truncated=view.truncated,
     )
-
-
-def execution_history() -> ExecutionHistory:
-    """The deploy flow's execution histories (the boto3 client is ``dependencies``' own)."""
-    from bluegreen.adapters.execution_history import StepFunctionsHistory
-
-    return StepFunctionsHistory(dependencies.aws_client("stepfunctions"))

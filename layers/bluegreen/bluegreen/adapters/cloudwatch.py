@@ -35,7 +35,7 @@ def period_for(seconds: float) -> int:
 
 
 class CloudWatchTrafficMetrics:
-    """``logic.analysis.TrafficMetrics`` over a boto3 ``cloudwatch`` client."""
+    """``ports.TrafficMetrics`` over a boto3 ``cloudwatch`` client."""
 
     def __init__(
         self, client: Any, target_groups: Mapping[Colour, str], load_balancer: str = ""

@@ -20,7 +20,7 @@ MAX_PAGES = 10
 
 
 class StepFunctionsHistory:
-    """``flow_events.ExecutionHistory`` over a boto3 ``stepfunctions`` client."""
+    """``ports.ExecutionHistory`` over a boto3 ``stepfunctions`` client."""
 
     def __init__(self, client: Any, max_pages: int = MAX_PAGES) -> None:
         self._client = client

@@ -1,6 +1,6 @@
 """The health checks' probes: HTTP with the standard library, alarms from CloudWatch.
 
-They implement ``bluegreen.logic.health.HttpProbe`` and ``AlarmProbe``.
+They implement ``bluegreen.domain.ports.HttpProbe`` and ``AlarmProbe``.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import urllib.request
 from collections.abc import Sequence
 from typing import Any
 
-from bluegreen.logic.health import AlarmStates
+from bluegreen.domain.models import AlarmStates
 
 
 class UrllibProbe:

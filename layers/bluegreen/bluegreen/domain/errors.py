@@ -105,3 +105,7 @@ class DigestFailed(BlueGreenError):
 class RequestAbandoned(BlueGreenError):
     """The entry point recorded this request, could not start its execution and told its
     caller so; an execution of that name that runs after all changes nothing."""
+
+
+class TagUnreadable(BlueGreenError):
+    """The registry could not say where a tag points (throttled, denied, unreachable)."""

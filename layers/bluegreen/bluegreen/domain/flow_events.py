@@ -2,15 +2,13 @@
 
 Step Functions records every state entered and left, every task result and
 failure; ``bluegreen.logic.timeline`` reads these events as the phases of a
-deployment. The port is separate from ``ports.FlowStarter`` because only the
-timeline needs it (and the permission to read histories).
+deployment, through the ``ports.ExecutionHistory`` port.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol
 
 
 @dataclass(frozen=True)
@@ -33,14 +31,3 @@ class FlowEvent:
     error: str = ""
     cause: str = ""
     index: int | None = None
-
-
-class ExecutionHistory(Protocol):
-    """Reads the history of an execution of the deploy state machine."""
-
-    def events(self, execution_arn: str) -> tuple[list[FlowEvent], bool]:
-        """The events, oldest first, and whether the history was cut short (too long).
-
-        An execution that does not exist raises ``NotFound``.
-        """
-        ...

@@ -290,3 +290,11 @@ class Deployment:
     seen_image: str = ""
     waits_behind: str = ""
     cause: str = ""
+
+
+@dataclass(frozen=True)
+class AlarmStates:
+    """What CloudWatch says of the named alarms: which are in ALARM, which do not exist."""
+
+    alarming: tuple[str, ...] = ()
+    missing: tuple[str, ...] = ()

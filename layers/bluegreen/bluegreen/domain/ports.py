@@ -1,8 +1,9 @@
 """The ports the domain logic receives: what it needs from the ledger, the
-cluster, Step Functions and EventBridge, and nothing about how they are reached.
+cluster, Step Functions, EventBridge, the image registry, CloudWatch and the
+health probes, and nothing about how they are reached.
 
-The modules of ``bluegreen.adapters`` (``ledger``, ``cluster``, ``stepfunctions``,
-``eventbridge``) implement these; tests may hand in in-memory fakes.
+The modules of ``bluegreen.adapters`` implement these; tests may hand in
+in-memory fakes. Every Protocol of the package is here.
 """
 
 from __future__ import annotations
@@ -11,7 +12,9 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Protocol
 
+from bluegreen.domain.flow_events import FlowEvent
 from bluegreen.domain.models import (
+    AlarmStates,
     CanaryEnv,
     Colour,
     Deployment,
@@ -25,7 +28,7 @@ from bluegreen.domain.models import (
     Verdict,
 )
 from bluegreen.domain.pods import PodState, PodWarning
-from bluegreen.domain.promotion import FlipBack, PromotionRecord
+from bluegreen.domain.promotion import FlipBack, PromotionRecord, TargetGroupMetrics
 from bluegreen.domain.snapshot import ClusterSnapshot
 from bluegreen.domain.traffic import Confirmation, RouterKind, Traffic, Weights
 
@@ -327,3 +330,60 @@ class Notifier(Protocol):
     """Publishes deployment events (EventBridge) for anyone to subscribe to."""
 
     def publish(self, detail_type: str, detail: dict[str, object]) -> None: ...
+
+
+class ExecutionHistory(Protocol):
+    """Reads the history of an execution of the deploy state machine.
+
+    Separate from ``FlowStarter`` because only the timeline needs it (and the
+    permission to read histories).
+    """
+
+    def events(self, execution_arn: str) -> tuple[list[FlowEvent], bool]:
+        """The events, oldest first, and whether the history was cut short (too long).
+
+        An execution that does not exist raises ``NotFound``.
+        """
+        ...
+
+
+class ImageRegistry(Protocol):
+    """The application's image repository (ECR), as far as the API needs it."""
+
+    def has_digest(self, digest: Digest) -> bool:
+        """True when the repository holds an image with that digest."""
+        ...
+
+
+class TagLookup(Protocol):
+    """Where a tag of the application's repository points now, according to the registry."""
+
+    def __call__(self, tag: str) -> Digest | None:
+        """The digest ``tag`` points at; None when the registry knows no such tag or repository.
+
+        Raises ``TagUnreadable`` when the registry cannot answer.
+        """
+        ...
+
+
+class HttpProbe(Protocol):
+    """Answers the HTTP status of a GET on a URL (0 when nothing answered)."""
+
+    def status(self, url: str) -> tuple[int, str]: ...
+
+
+class AlarmProbe(Protocol):
+    """Reads the given CloudWatch alarms, metric and composite alike."""
+
+    def states(self, names: Sequence[str]) -> AlarmStates:
+        """Which of ``names`` are in state ALARM, and which name no alarm at all."""
+        ...
+
+
+class TrafficMetrics(Protocol):
+    """The per-target-group metrics of the load balancer in front of each colour."""
+
+    def measure(self, colour: Colour, start: datetime, end: datetime) -> TargetGroupMetrics:
+        """The colour's target group over ``[start, end)``; ``InvalidInput`` when the stack
+        names no target group for that colour."""
+        ...

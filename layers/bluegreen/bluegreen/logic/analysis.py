@@ -11,20 +11,10 @@ inconclusive: the promotion pauses on it rather than passing it.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Protocol
 
 from bluegreen.domain.models import Colour
+from bluegreen.domain.ports import AlarmProbe, TrafficMetrics
 from bluegreen.domain.promotion import AnalysisPolicy, Finding, Judgement, TargetGroupMetrics
-from bluegreen.logic.health import AlarmProbe
-
-
-class TrafficMetrics(Protocol):
-    """The per-target-group metrics of the load balancer in front of each colour."""
-
-    def measure(self, colour: Colour, start: datetime, end: datetime) -> TargetGroupMetrics:
-        """The colour's target group over ``[start, end)``; ``InvalidInput`` when the stack
-        names no target group for that colour."""
-        ...
 
 
 def judge(

@@ -19,6 +19,7 @@ Imports nothing heavy: ``ecr_push``'s cold start must stay near the floor.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
@@ -31,6 +32,15 @@ if TYPE_CHECKING:
     from bluegreen.domain.ports import FlowStarter, Ledger
 
 TRIGGER = "ecr-push"
+
+
+@dataclass(frozen=True)
+class AutoDeployPorts:
+    """What starting a push's deployment reaches: the settings, the flow and the ledger."""
+
+    settings: Settings
+    flow: FlowStarter
+    ledger: Ledger
 
 
 def deploy_input(
@@ -68,10 +78,9 @@ def push_deployment(
     )
 
 
-def start_for_push(
-    record: ImageRecord, tag: str | None, settings: Settings, flow: FlowStarter, ledger: Ledger
-) -> str | None:
+def start_for_push(record: ImageRecord, tag: str | None, ports: AutoDeployPorts) -> str | None:
     """Record and start the deploy flow when the pushed tag auto-deploys; returns its ARN."""
+    settings, flow, ledger = ports.settings, ports.flow, ports.ledger
     flow_input = deploy_input(record, tag, settings)
     if flow_input is None or tag is None:
         return None
@@ -98,17 +107,14 @@ def start_for_push(
 
 
 def on_recorded(
-    settings: Settings,
-    flow: Callable[[], FlowStarter] | None = None,
-    ledger: Callable[[], Ledger] | None = None,
+    settings: Settings, ports: Callable[[], AutoDeployPorts] | None = None
 ) -> Callable[[ImageRecord, str | None], None]:
     """The ``ecr_push`` seam: a callback that auto-deploys each recorded push it should.
 
-    ``flow`` and ``ledger`` build the flow starter and the ledger on first use
-    (the handler passes Step Functions at ``settings.state_machine_arn`` and its
-    DynamoDB ledger), so a push that does not deploy creates no client. Without
-    both, pushes are recorded only: a deploy nobody recorded would be taken for a
-    console run.
+    ``ports`` builds the flow starter and the ledger on first use (the handler
+    passes Step Functions at ``settings.state_machine_arn`` and its DynamoDB
+    ledger), so a push that does not deploy creates no client. Without it, pushes
+    are recorded only: a deploy nobody recorded would be taken for a console run.
     """
 
     def deploy_if_wanted(record: ImageRecord, tag: str | None) -> None:
@@ -118,9 +124,9 @@ def on_recorded(
                 extra={"tag": tag, "auto_deploy_tags": list(settings.auto_deploy_tags)},
             )
             return
-        if flow is None or ledger is None:
+        if ports is None:
             logger.warning("auto-deploy skipped: BG_STATE_MACHINE_ARN is not set")
             return
-        start_for_push(record, tag, settings, flow(), ledger())
+        start_for_push(record, tag, ports())
 
     return deploy_if_wanted

@@ -6,39 +6,16 @@ answers 2xx; none of the named CloudWatch alarms (metric or composite) is in
 ALARM. The alarm check fails closed: a name CloudWatch does not know is a
 problem too, since an alarm that cannot be read cannot veto anything. The bake
 itself is a Wait state of the flow, so no Lambda sits idle while it elapses.
-The probes' adapters (HTTP, CloudWatch) are in ``bluegreen.adapters.probes``.
+The probes are ports (``HttpProbe``, ``AlarmProbe``); their adapters (HTTP,
+CloudWatch) are in ``bluegreen.adapters.probes``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
 
 from bluegreen.domain.models import Colour
-from bluegreen.domain.ports import Cluster
-
-
-class HttpProbe(Protocol):
-    """Answers the HTTP status of a GET on a URL (0 when nothing answered)."""
-
-    def status(self, url: str) -> tuple[int, str]: ...
-
-
-@dataclass(frozen=True)
-class AlarmStates:
-    """What CloudWatch says of the named alarms: which are in ALARM, which do not exist."""
-
-    alarming: tuple[str, ...] = ()
-    missing: tuple[str, ...] = ()
-
-
-class AlarmProbe(Protocol):
-    """Reads the given CloudWatch alarms, metric and composite alike."""
-
-    def states(self, names: Sequence[str]) -> AlarmStates:
-        """Which of ``names`` are in state ALARM, and which name no alarm at all."""
-        ...
+from bluegreen.domain.ports import AlarmProbe, Cluster, HttpProbe
 
 
 @dataclass(frozen=True)

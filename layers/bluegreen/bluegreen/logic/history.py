@@ -1,6 +1,7 @@
 """What happened: the images pushed (and where each runs now) and the deployments.
 
-Read-only domain logic over the ledger, the cluster and the deploy flow. The
+Read-only domain logic over the ledger, the cluster and the deploy flow: the
+images over ``requests.ReleasePorts``, a deployment over ``HistoryPorts``. The
 ledger pages with an opaque cursor; this module checks the paging arguments
 before they reach it, so a bad one is a clear ``InvalidInput``.
 """
@@ -10,11 +11,13 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from bluegreen.config import Settings
 from bluegreen.domain.errors import ClusterUnavailable, InvalidInput, NotFound
 from bluegreen.domain.executions import execution_arn
 from bluegreen.domain.models import Colour, Deployment, Digest, ImageRecord, Role
-from bluegreen.domain.ports import Cluster, FlowStarter, Ledger
-from bluegreen.logic.services import SWITCH_ACTION, read_release
+from bluegreen.domain.ports import Cluster, ExecutionHistory, FlowStarter, Ledger
+from bluegreen.logic.requests import ReleasePorts
+from bluegreen.logic.services import SWITCH_ACTION
 
 MAX_PAGE = 100
 """Largest page a caller may ask for; DynamoDB pages are bounded anyway."""
@@ -22,6 +25,16 @@ MAX_PAGE = 100
 _CURSOR = re.compile(r"[A-Za-z0-9_\-=.~+/:]{1,2048}")
 # The deploy flow's execution names: Step Functions' own alphabet for them.
 _DEPLOYMENT_ID = re.compile(r"[A-Za-z0-9_-]{1,80}")
+
+
+@dataclass(frozen=True)
+class HistoryPorts:
+    """What reading a deployment's record and execution reaches."""
+
+    settings: Settings
+    ledger: Ledger
+    flow: FlowStarter
+    executions: ExecutionHistory
 
 
 @dataclass(frozen=True)
@@ -88,7 +101,7 @@ def check_page(limit: int, cursor: str | None) -> None:
 
 def where_digests_run(cluster: Cluster) -> dict[Digest, tuple[Placement, ...]]:
     """Which colours run which digest right now, with their roles."""
-    release = read_release(cluster)
+    release = cluster.snapshot()
     canary = release.canary_env.selector
     placements: dict[Digest, list[Placement]] = {}
     for colour in Colour:
@@ -99,20 +112,18 @@ def where_digests_run(cluster: Cluster) -> dict[Digest, tuple[Placement, ...]]:
     return {digest: tuple(found) for digest, found in placements.items()}
 
 
-def image_history(
-    ledger: Ledger, cluster: Cluster, limit: int = 50, cursor: str | None = None
-) -> ImagePage:
+def image_history(ports: ReleasePorts, limit: int = 50, cursor: str | None = None) -> ImagePage:
     """A page of the images pushed, newest first, each with where it runs now.
 
     An unreachable cluster does not hide the history: the page comes back with
     ``running_on`` unknown and the reason in ``cluster_error``.
     """
     check_page(limit, cursor)
-    records, next_cursor = ledger.images(limit=limit, cursor=cursor)
+    records, next_cursor = ports.ledger.images(limit=limit, cursor=cursor)
     cluster_error = ""
     running: dict[Digest, tuple[Placement, ...]] | None
     try:
-        running = where_digests_run(cluster) if records else {}
+        running = where_digests_run(ports.cluster) if records else {}
     except ClusterUnavailable as exc:
         running, cluster_error = None, str(exc) or "the cluster could not be reached"
     images = [
@@ -152,12 +163,11 @@ def _is_missing_execution(exc: Exception) -> bool:
     return code in {"ExecutionDoesNotExist", "StateMachineDoesNotExist"}
 
 
-def deployment_status(
-    ledger: Ledger, flow: FlowStarter, state_machine_arn: str, deployment_id: str
-) -> DeploymentView:
+def deployment_status(ports: HistoryPorts, deployment_id: str) -> DeploymentView:
     """The ledger's record of a deployment and the live state of its execution."""
     check_deployment_id(deployment_id)
-    record = ledger.deployment(deployment_id)
+    state_machine_arn = ports.settings.state_machine_arn
+    record = ports.ledger.deployment(deployment_id)
     arn = record.execution_arn if record is not None else ""
     # A canary switch has no execution; anything else is named after its execution.
     is_switch = record is not None and record.action == SWITCH_ACTION
@@ -166,7 +176,7 @@ def deployment_status(
     execution: dict[str, object] | None = None
     if arn:
         try:
-            execution = flow.describe(arn)
+            execution = ports.flow.describe(arn)
         except NotFound:
             execution = None
         except Exception as exc:

@@ -49,7 +49,7 @@ from bluegreen.domain.errors import (
 from bluegreen.domain.flow_input import CONSOLE, CONSOLE_ACTOR, TEXT_LIMIT
 from bluegreen.domain.images import digest_of_image
 from bluegreen.domain.models import Colour, Deployment, Digest, Outcome, Role, Verdict
-from bluegreen.domain.ports import Cluster, Ledger, Promotions
+from bluegreen.domain.ports import Cluster, Ledger, Promotions, TrafficMetrics
 from bluegreen.domain.promotion import (
     Finding,
     FlipBack,
@@ -59,7 +59,7 @@ from bluegreen.domain.promotion import (
 )
 from bluegreen.domain.traffic import Weights
 from bluegreen.logic import roles
-from bluegreen.logic.analysis import TrafficMetrics, measure
+from bluegreen.logic.analysis import measure
 from bluegreen.logic.deploy.ports import DeployPorts, Json
 from bluegreen.logic.deploy.record import refuse_failed_digest
 from bluegreen.logic.deploy.report import error_text, publish

@@ -7,11 +7,12 @@ in the stack's own account and region; any other event becomes an
 ``IgnoredEvent`` with a reason code, never an exception.
 
 ``record_image_push`` records one push in the ledger and then calls the
-``on_recorded`` seam. Wrapped by ``idempotent_recorder`` it runs once per push
-event, even when EventBridge delivers the event twice: the second delivery gets
-the stored result back and ``on_recorded`` is not called again. That is where
-the auto-deploy plugs in (see ``OnRecorded``), so a duplicate delivery can
-never start a second deployment.
+``on_recorded`` seam; what it reaches comes in one ``PushPorts``. Wrapped by
+``idempotent_recorder`` it runs once per push event, even when EventBridge
+delivers the event twice: the second delivery gets the stored result back and
+``on_recorded`` is not called again. That is where the auto-deploy plugs in
+(see ``OnRecorded``), so a duplicate delivery can never start a second
+deployment.
 
 The repository, not the order of events, says where a tag points. Event times
 have one-second resolution, so two pushes of a tag within one second cannot be
@@ -34,9 +35,9 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Protocol, cast
+from typing import TYPE_CHECKING, Any
 
-from bluegreen.domain.errors import BlueGreenError, InvalidInput
+from bluegreen.domain.errors import InvalidInput, TagUnreadable
 from bluegreen.domain.models import TAG_GRAMMAR, Digest, ImageRecord, Verdict, is_tag
 from bluegreen.observability import logger
 
@@ -46,7 +47,7 @@ if TYPE_CHECKING:  # typing only: importing these costs cold-start time before a
         BasePersistenceLayer,
     )
 
-    from bluegreen.domain.ports import Ledger
+    from bluegreen.domain.ports import Ledger, TagLookup
 
 ECR_SOURCE = "aws.ecr"
 IMAGE_ACTION = "ECR Image Action"
@@ -65,21 +66,6 @@ deployment when the tag matches the auto-deploy policy. It runs inside the
 idempotent section, so it runs once per push; if it raises, the push is not
 marked done and the retried delivery records (harmlessly, again) and retries it.
 """
-
-
-class TagUnreadable(BlueGreenError):
-    """The registry could not say where a tag points (throttled, denied, unreachable)."""
-
-
-class TagLookup(Protocol):
-    """Where a tag of the application's repository points now, according to the registry."""
-
-    def __call__(self, tag: str) -> Digest | None:
-        """The digest ``tag`` points at; None when the registry knows no such tag or repository.
-
-        Raises ``TagUnreadable`` when the registry cannot answer.
-        """
-        ...
 
 
 @dataclass(frozen=True)
@@ -197,21 +183,26 @@ class RecordedPush:
     tag_left_off: str = ""
 
 
-def record_image_push(
-    *,
-    push: ImagePush,
-    ledger: Ledger,
-    on_recorded: OnRecorded | None = None,
-    tag_lookup: TagLookup | None = None,
-) -> RecordedPush:
+@dataclass(frozen=True)
+class PushPorts:
+    """What recording a push reaches: the ledger, the registry's answer on a tag, and the
+    seam a recorded push is handed to (the auto-deploy)."""
+
+    ledger: Ledger
+    tag_lookup: TagLookup | None = None
+    on_recorded: OnRecorded | None = None
+
+
+def record_image_push(*, push: ImagePush, ports: PushPorts) -> RecordedPush:
     """Record ``push`` in the ledger (tags merge), then hand the record to ``on_recorded``.
 
-    With ``tag_lookup``, a tagged push is first checked against the registry
+    With a ``tag_lookup``, a tagged push is first checked against the registry
     (see the module docstring): confirmed, stale (recorded untagged, no
     ``on_recorded``), or unknown (ordered by push time). Without it, every
     push is ordered by push time. When the tag is not attached, the result
     says why (``tag_left_off``).
     """
+    ledger, tag_lookup, on_recorded = ports.ledger, ports.tag_lookup, ports.on_recorded
     tag, confirmed_at = push.tag, None
     if tag is not None and tag_lookup is not None:
         # Stamped before asking: if the answer still shows this digest, the lookup began
@@ -261,17 +252,8 @@ def record_image_push(
     return RecordedPush(record, tag, left_off)
 
 
-class RecordImagePush(Protocol):
-    """``record_image_push``'s signature (what ``idempotent_recorder`` returns)."""
-
-    def __call__(
-        self,
-        *,
-        push: ImagePush,
-        ledger: Ledger,
-        on_recorded: OnRecorded | None = None,
-        tag_lookup: TagLookup | None = None,
-    ) -> RecordedPush: ...
+RecordImagePush = Callable[[ImagePush, PushPorts], RecordedPush]
+"""``record_image_push`` as ``idempotent_recorder`` hands it out: push, then ports."""
 
 
 def idempotency_config() -> IdempotencyConfig:
@@ -300,18 +282,22 @@ def idempotent_recorder(
         CustomDictSerializer,
     )
 
-    return cast(
-        RecordImagePush,
-        idempotent_function(
-            record_image_push,
-            data_keyword_argument="push",
-            persistence_store=persistence_store,
-            config=config or idempotency_config(),
-            output_serializer=CustomDictSerializer(
-                to_dict=recorded_push_to_dict, from_dict=recorded_push_from_dict
-            ),
+    idempotent = idempotent_function(
+        record_image_push,
+        data_keyword_argument="push",
+        persistence_store=persistence_store,
+        config=config or idempotency_config(),
+        output_serializer=CustomDictSerializer(
+            to_dict=recorded_push_to_dict, from_dict=recorded_push_from_dict
         ),
     )
+
+    def record(push: ImagePush, ports: PushPorts) -> RecordedPush:
+        # Powertools finds the idempotency key in the keyword argument it was told of.
+        recorded: RecordedPush = idempotent(push=push, ports=ports)
+        return recorded
+
+    return record
 
 
 def recorded_push_to_dict(recorded: RecordedPush) -> dict[str, Any]:

@@ -25,12 +25,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from bluegreen.config import Settings
 from bluegreen.domain.errors import ClusterConflict, LockHeld, NotFound, TrafficNotWeighted
 from bluegreen.domain.executions import execution_name
 from bluegreen.domain.images import digest_of_image
 from bluegreen.domain.models import Colour, Deployment, Digest, Outcome, Role, Verdict
-from bluegreen.domain.ports import Cluster, FlowStarter, Ledger, Promotions, TaskTokens
+from bluegreen.domain.ports import Ledger, Promotions, TaskTokens
 from bluegreen.domain.promotion import NotWaiting, PromotionRecord, Strategy
 from bluegreen.domain.traffic import Weights
 from bluegreen.logic import services
@@ -40,16 +39,28 @@ from bluegreen.logic.promotion import (
     refuse_during_promotion,
     resolve_strategy,
 )
-from bluegreen.logic.services import Caller, DeploymentStarted
+from bluegreen.logic.requests import (
+    Caller,
+    DeploymentStarted,
+    ReleasePorts,
+    request_record,
+    start_flow,
+)
 
 FLIP_BACK = "instant flip-back"
 
 
+@dataclass(frozen=True)
+class GatePorts:
+    """What a person's decision about a running promotion reaches."""
+
+    ledger: Ledger
+    promotions: Promotions
+    tokens: TaskTokens
+
+
 def request_promotion(
-    cluster: Cluster,
-    ledger: Ledger,
-    flow: FlowStarter,
-    settings: Settings,
+    ports: ReleasePorts,
     caller: Caller,
     *,
     strategy: Strategy | None = None,
@@ -63,6 +74,7 @@ def request_promotion(
     canary runs nothing that may go to production, and with ``InvalidInput`` for a
     strategy that cannot run (it is checked here, before anything is recorded).
     """
+    settings, ledger = ports.settings, ports.ledger
     if not settings.traffic_router.weighted:
         if strategy is not None:
             raise TrafficNotWeighted(
@@ -71,7 +83,7 @@ def request_promotion(
                 "it at once: POST /promote without a strategy deploys the canary's digest to "
                 "production; nothing was changed"
             )
-        return services.promote(cluster, ledger, flow, settings, caller, reason=reason)
+        return services.promote(ports, caller, reason=reason)
     resolved = resolve_strategy(settings, strategy)
     holder = ledger.lock_holder()
     if holder:
@@ -79,12 +91,12 @@ def request_promotion(
             f"deployment {holder} of {settings.application} holds the lock; promote once it "
             f"has finished (bluegreen watch {holder}); nothing was changed"
         )
-    canary, digest, _, production_image = check_promotable(settings, ledger, cluster)
+    canary, digest, _, production_image = check_promotable(settings, ledger, ports.cluster)
     name = execution_name(settings.application, PROMOTE, f"{digest.hex}-{caller.request_key}")
     reason = reason or (
         f"promote the canary's {digest.short} ({canary.value}) progressively: {resolved.describe()}"
     )
-    record = services._request_record(
+    record = request_record(
         settings,
         caller,
         name=name,
@@ -100,7 +112,7 @@ def request_promotion(
         "strategy": resolved.to_json(),
         "reason": reason,
     }
-    return services._start(ledger, flow, settings, record=record, flow_input=flow_input)
+    return start_flow(ports, record=record, flow_input=flow_input)
 
 
 @dataclass(frozen=True)
@@ -115,11 +127,7 @@ class FlipBackDone:
 
 
 def rollback_or_flip_back(
-    ledger: Ledger,
-    cluster: Cluster,
-    flow: FlowStarter,
-    promotions: Promotions,
-    settings: Settings,
+    ports: ReleasePorts,
     caller: Caller,
     role: Role,
     *,
@@ -127,19 +135,16 @@ def rollback_or_flip_back(
     now: datetime | None = None,
 ) -> DeploymentStarted | FlipBackDone:
     """``POST /rollback``: a flip-back of production when the window allows, else the flow's."""
-    refuse_during_promotion(ledger)
-    if role is Role.PRODUCTION and settings.traffic_router.weighted:
-        done = flip_back(ledger, cluster, promotions, settings, caller, reason=reason, now=now)
+    refuse_during_promotion(ports.ledger)
+    if role is Role.PRODUCTION and ports.settings.traffic_router.weighted:
+        done = flip_back(ports, caller, reason=reason, now=now)
         if done is not None:
             return done
-    return services.request_rollback(ledger, cluster, flow, settings, caller, role, reason=reason)
+    return services.request_rollback(ports, caller, role, reason=reason)
 
 
 def flip_back(
-    ledger: Ledger,
-    cluster: Cluster,
-    promotions: Promotions,
-    settings: Settings,
+    ports: ReleasePorts,
     caller: Caller,
     *,
     reason: str = "",
@@ -154,6 +159,12 @@ def flip_back(
     lock between its writes as a switch does. The promoted digest is marked failed,
     as any rollback a person asks for marks the digest it replaces.
     """
+    settings, ledger, cluster, promotions = (
+        ports.settings,
+        ports.ledger,
+        ports.cluster,
+        ports.promotions,
+    )
     moment = now or datetime.now(UTC)
     window = promotions.flip_back()
     if window is None or moment >= window.until:
@@ -228,9 +239,9 @@ def flip_back(
 # --------------------------------------------------------------------------- gates
 
 
-def _running(promotions: Promotions, ledger: Ledger, deployment_id: str) -> PromotionRecord:
-    record = promotions.record(deployment_id)
-    recorded = ledger.deployment(deployment_id)
+def _running(ports: GatePorts, deployment_id: str) -> PromotionRecord:
+    record = ports.promotions.record(deployment_id)
+    recorded = ports.ledger.deployment(deployment_id)
     if record is None:
         if recorded is None:
             raise NotFound(f"deployment {deployment_id!r} is not in the ledger")
@@ -254,9 +265,7 @@ def _where(record: PromotionRecord) -> str:
 
 
 def resume(
-    promotions: Promotions,
-    tokens: TaskTokens,
-    ledger: Ledger,
+    ports: GatePorts,
     caller: Caller,
     deployment_id: str,
     *,
@@ -267,7 +276,8 @@ def resume(
 
     ``hold`` keeps the gate waiting instead (a heartbeat, for gates that want one).
     """
-    record = _running(promotions, ledger, deployment_id)
+    promotions, tokens = ports.promotions, ports.tokens
+    record = _running(ports, deployment_id)
     if not record.waiting:
         raise NotWaiting(
             f"promotion {deployment_id} waits for no person ({_where(record)}, "
@@ -290,16 +300,15 @@ def resume(
 
 
 def abort(
-    promotions: Promotions,
-    tokens: TaskTokens,
-    ledger: Ledger,
+    ports: GatePorts,
     caller: Caller,
     deployment_id: str,
     *,
     reason: str = "",
 ) -> dict[str, Any]:
     """Abort a running promotion: at a gate at once, else at its next step (backed out)."""
-    record = _running(promotions, ledger, deployment_id)
+    promotions, tokens = ports.promotions, ports.tokens
+    record = _running(ports, deployment_id)
     step = int(record.progress.get("step", 0))
     if record.waiting:
         token = promotions.close_gate(deployment_id, step, "abort", caller.actor, reason)

@@ -1,21 +1,19 @@
 """What the services API does: read the roles, switch the canary, start deployments.
 
-Plain domain logic over the ports: the cluster (roles, rollouts, the switch), the
-ledger (tags, images, the lock, the record of switches), the deploy flow (every
-image change goes through it, never straight to the cluster) and the image
-registry (does a digest exist in the application's ECR repository). Nothing here
-reads the environment or knows about HTTP; the handler maps results and errors.
+Plain domain logic over the ports (``requests.ReleasePorts``): the cluster
+(roles, rollouts, the switch), the ledger (tags, images, the lock, the record of
+switches), the deploy flow (every image change goes through it, never straight to
+the cluster) and the image registry (does a digest exist in the application's ECR
+repository). Nothing here reads the environment or knows about HTTP; the handler
+maps results and errors.
 """
 
 from __future__ import annotations
 
-import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Protocol, cast
 
 from bluegreen.config import Settings
-from bluegreen.domain import executions
 from bluegreen.domain.errors import (
     BlueGreenError,
     DigestFailed,
@@ -39,9 +37,16 @@ from bluegreen.domain.models import (
     Verdict,
     is_tag,
 )
-from bluegreen.domain.ports import Cluster, FlowStarter, Ledger
+from bluegreen.domain.ports import Cluster, ImageRegistry, Ledger
 from bluegreen.domain.traffic import Traffic
 from bluegreen.logic import promotion, roles
+from bluegreen.logic.requests import (
+    Caller,
+    DeploymentStarted,
+    ReleasePorts,
+    request_record,
+    start_flow,
+)
 
 SWITCH_ACTION = "switch"
 """``Deployment.action`` of a ledger record that tells who switched the canary colour."""
@@ -53,79 +58,6 @@ inputs, so the API never accepts a reason the flow would then refuse."""
 
 class AlreadyDeploying(BlueGreenError):
     """The running deployment is already deploying this digest to the same service."""
-
-
-class ImageRegistry(Protocol):
-    """The application's image repository (ECR), as far as the API needs it."""
-
-    def has_digest(self, digest: Digest) -> bool:
-        """True when the repository holds an image with that digest."""
-        ...
-
-
-class ReleaseSnapshot(Protocol):
-    """Everything about the roles and both colours, read at once."""
-
-    @property
-    def canary_env(self) -> CanaryEnv: ...
-
-    @property
-    def rollouts(self) -> dict[Colour, RolloutState]: ...
-
-    @property
-    def selectors(self) -> dict[Role, Colour | None]: ...
-
-
-class SnapshotReader(Protocol):
-    """A cluster adapter that reads a ``ReleaseSnapshot`` in fewer requests than one by one."""
-
-    def snapshot(self) -> ReleaseSnapshot: ...
-
-
-@dataclass(frozen=True)
-class Release:
-    """The roles and both colours as read from the cluster."""
-
-    canary_env: CanaryEnv
-    rollouts: dict[Colour, RolloutState]
-    selectors: dict[Role, Colour | None]
-    traffic: Traffic | None = None
-
-
-def read_release(cluster: Cluster) -> Release:
-    """canaryEnv, both rollouts and both Service selectors.
-
-    Uses the adapter's ``snapshot()`` when it has one (``KubernetesCluster``
-    lists the Deployments in one request instead of reading them one by one).
-    """
-    if callable(getattr(cluster, "snapshot", None)):
-        snap = cast(SnapshotReader, cluster).snapshot()
-        traffic = getattr(snap, "traffic", None)
-        return Release(
-            snap.canary_env,
-            dict(snap.rollouts),
-            dict(snap.selectors),
-            traffic if isinstance(traffic, Traffic) else None,
-        )
-    return Release(
-        canary_env=cluster.canary_env(),
-        rollouts={colour: cluster.rollout(colour) for colour in Colour},
-        selectors=cluster.service_selectors(),
-    )
-
-
-@dataclass(frozen=True)
-class Caller:
-    """Who asked, from where, and the id of the request (the correlation id)."""
-
-    actor: str
-    source_ip: str = ""
-    request_id: str = ""
-
-    @property
-    def request_key(self) -> str:
-        """A key unique to this request, so each API call is its own deployment."""
-        return self.request_id or uuid.uuid4().hex
 
 
 @dataclass(frozen=True)
@@ -184,30 +116,6 @@ class SwitchResult:
         return self.record_id is not None
 
 
-@dataclass(frozen=True)
-class DeploymentStarted:
-    """A deploy flow execution the API started (or found already started).
-
-    ``waits_behind`` is the deployment that held the lock when the request was
-    made (None when nobody did): the execution is queued behind it and, when it
-    gets the lock, acts only on the state this request recorded.
-    """
-
-    deployment_id: str
-    execution_arn: str
-    console_url: str
-    action: str
-    role: Role
-    digest: Digest | None = None
-    flow_input: dict[str, object] = field(default_factory=dict)
-    waits_behind: str | None = None
-
-    @property
-    def queued(self) -> bool:
-        """Whether the execution waits for another deployment to release the lock."""
-        return self.waits_behind is not None
-
-
 def service_status(cluster: Cluster) -> ServiceStatus:
     """Read the roles, both Services' selectors and both colours' rollouts.
 
@@ -215,7 +123,7 @@ def service_status(cluster: Cluster) -> ServiceStatus:
     system and the deploy flow read); any Service that says otherwise is
     reported as a disagreement rather than silently trusted.
     """
-    release = read_release(cluster)
+    release = cluster.snapshot()
     env, selectors = release.canary_env, release.selectors
     canary = env.selector
     colours = {
@@ -242,9 +150,7 @@ def service_status(cluster: Cluster) -> ServiceStatus:
 
 
 def switch_canary(
-    cluster: Cluster,
-    ledger: Ledger,
-    settings: Settings,
+    ports: ReleasePorts,
     caller: Caller,
     canary: Colour,
     *,
@@ -264,6 +170,7 @@ def switch_canary(
     that could not complete raises ``SwitchRestored`` (the previous roles are back)
     or ``SwitchIncomplete`` (naming what it left).
     """
+    settings, ledger, cluster = ports.settings, ports.ledger, ports.cluster
     _refuse_while_locked(ledger, settings)
     if not cluster.switch_roles(canary, confirm=lambda: _refuse_while_locked(ledger, settings)):
         return SwitchResult(changed=False, canary=canary)
@@ -342,88 +249,6 @@ def resolve_image(
     return digest, tag, record
 
 
-def console_url(region: str, execution_arn: str) -> str:
-    """Link to the execution in the Step Functions console."""
-    return (
-        f"https://{region}.console.aws.amazon.com/states/home?region={region}"
-        f"#/v2/executions/details/{execution_arn}"
-    )
-
-
-def _start(
-    ledger: Ledger,
-    flow: FlowStarter,
-    settings: Settings,
-    *,
-    record: Deployment,
-    flow_input: dict[str, object],
-) -> DeploymentStarted:
-    """Record the request, then start its execution; a failed start leaves no open record.
-
-    The record comes first, so the flow takes who started it (and what the
-    caller saw) from the ledger, never from its input. When the start fails the
-    record is abandoned (failed, with why) and the error goes back to the
-    caller; but if the execution did start after all (its answer was lost on the
-    way back) and claimed the record first, the caller is told it started.
-    """
-    ledger.open_deployment(record)
-    try:
-        execution_arn = flow.start(record.id, flow_input)
-    except Exception as exc:
-        cause = (
-            f"the deploy flow could not be started ({type(exc).__name__}: {exc}); "
-            "nothing was changed"
-        )
-        if ledger.abandon_deployment(record.id, cause):
-            raise
-        execution_arn = executions.execution_arn(settings.state_machine_arn, record.id)
-    return DeploymentStarted(
-        deployment_id=record.id,
-        execution_arn=execution_arn,
-        console_url=console_url(settings.region, execution_arn),
-        action=record.action,
-        role=record.role,
-        digest=record.to_digest,
-        flow_input=flow_input,
-        waits_behind=record.waits_behind or None,
-    )
-
-
-def _request_record(
-    settings: Settings,
-    caller: Caller,
-    *,
-    name: str,
-    action: str,
-    role: Role,
-    waits_behind: str | None,
-    digest: Digest | None = None,
-    tag: str = "",
-    reason: str = "",
-    force: bool = False,
-    seen_image: str = "",
-) -> Deployment:
-    """What the API records about a request before it starts the flow for it."""
-    return Deployment(
-        id=name,
-        application=settings.application,
-        action=action,
-        role=role,
-        colour=None,
-        to_digest=digest,
-        from_digest=None,
-        trigger="api",
-        actor=caller.actor,
-        started_at=datetime.now(UTC),
-        source_ip=caller.source_ip,
-        tag=tag,
-        reason=reason,
-        force=force,
-        seen_image=seen_image,
-        waits_behind=waits_behind or "",
-    )
-
-
 def _deploy_input(digest: Digest, role: Role, reason: str, force: bool) -> dict[str, object]:
     flow_input: dict[str, object] = {
         "action": "deploy",
@@ -438,17 +263,13 @@ def _deploy_input(digest: Digest, role: Role, reason: str, force: bool) -> dict[
 
 
 def request_deploy(
-    ledger: Ledger,
-    registry: ImageRegistry,
-    flow: FlowStarter,
-    settings: Settings,
+    ports: ReleasePorts,
     caller: Caller,
     image: str,
     role: Role = Role.CANARY,
     *,
     reason: str = "",
     force: bool = False,
-    cluster: Cluster,
 ) -> DeploymentStarted:
     """Start the deploy flow for an image on the canary (or production) colour.
 
@@ -464,9 +285,10 @@ def request_deploy(
     already, which would only queue a duplicate behind it. Refused with
     ``RolesDisagree`` while canaryEnv and the Services disagree (``logic.roles``).
     """
+    settings, ledger = ports.settings, ports.ledger
     promotion.refuse_during_promotion(ledger)
-    roles.check_may_touch(cluster, "deploy", role)
-    digest, tag, record = resolve_image(ledger, registry, image)
+    roles.check_may_touch(ports.cluster, "deploy", role)
+    digest, tag, record = resolve_image(ledger, ports.registry, image)
     # A digest the ledger never saw pushed (one a cluster ran before the stack existed)
     # still has a verdict once a rollback judged it: the flow would refuse it, so do we.
     verdict = record.verdict if record is not None else ledger.verdict(digest)
@@ -481,11 +303,9 @@ def request_deploy(
     if tag and not reason:
         reason = f"tag {tag}"
     name = execution_name(settings.application, "deploy", f"{digest.hex}-{caller.request_key}")
-    return _start(
-        ledger,
-        flow,
-        settings,
-        record=_request_record(
+    return start_flow(
+        ports,
+        record=request_record(
             settings,
             caller,
             name=name,
@@ -526,10 +346,7 @@ def _refuse_duplicate(ledger: Ledger, holder: str | None, digest: Digest, role: 
 
 
 def request_rollback(
-    ledger: Ledger,
-    cluster: Cluster,
-    flow: FlowStarter,
-    settings: Settings,
+    ports: ReleasePorts,
     caller: Caller,
     role: Role = Role.CANARY,
     *,
@@ -543,6 +360,7 @@ def request_rollback(
     verdict, instead of rolling back a digest its caller never saw there.
     Refused with ``RolesDisagree`` while canaryEnv and the Services disagree.
     """
+    settings, ledger, cluster = ports.settings, ports.ledger, ports.cluster
     promotion.refuse_during_promotion(ledger)
     roles.check_may_touch(cluster, "rollback", role)
     canary = cluster.canary_env().selector
@@ -551,11 +369,9 @@ def request_rollback(
     flow_input: dict[str, object] = {"action": "rollback", "service": role.value}
     if reason:
         flow_input["reason"] = reason
-    return _start(
-        ledger,
-        flow,
-        settings,
-        record=_request_record(
+    return start_flow(
+        ports,
+        record=request_record(
             settings,
             caller,
             name=name,
@@ -570,10 +386,7 @@ def request_rollback(
 
 
 def promote(
-    cluster: Cluster,
-    ledger: Ledger,
-    flow: FlowStarter,
-    settings: Settings,
+    ports: ReleasePorts,
     caller: Caller,
     *,
     reason: str = "",
@@ -587,6 +400,7 @@ def promote(
     failed, or when production already runs it; with ``RolesDisagree`` while
     canaryEnv and the Services disagree.
     """
+    settings, ledger, cluster = ports.settings, ports.ledger, ports.cluster
     roles.check_may_touch(cluster, "promotion", Role.PRODUCTION)
     holder = ledger.lock_holder()
     if holder:
@@ -612,11 +426,9 @@ def promote(
         raise NotPromotable(f"production ({canary.other.value}) already runs {digest}")
     name = execution_name(settings.application, "promote", f"{digest.hex}-{caller.request_key}")
     reason = reason or f"promote the canary's {digest.short} to production"
-    return _start(
-        ledger,
-        flow,
-        settings,
-        record=_request_record(
+    return start_flow(
+        ports,
+        record=request_record(
             settings,
             caller,
             name=name,

@@ -18,9 +18,8 @@ from datetime import datetime
 from typing import Literal
 
 from bluegreen.domain.errors import NotFound
-from bluegreen.domain.flow_events import ExecutionHistory, FlowEvent
-from bluegreen.domain.ports import FlowStarter, Ledger
-from bluegreen.logic.history import deployment_status
+from bluegreen.domain.flow_events import FlowEvent
+from bluegreen.logic.history import HistoryPorts, deployment_status
 
 PHASES: Mapping[str, str] = {
     "Begin": "lock",
@@ -139,25 +138,19 @@ class Timeline:
     truncated: bool
 
 
-def deployment_timeline(
-    ledger: Ledger,
-    flow: FlowStarter,
-    history: ExecutionHistory,
-    state_machine_arn: str,
-    deployment_id: str,
-) -> Timeline:
+def deployment_timeline(ports: HistoryPorts, deployment_id: str) -> Timeline:
     """The timeline of a deployment's execution, with its hooks' log tails from the ledger.
 
     A bad id is ``InvalidInput``; an unknown deployment, or one without an
     execution (a canary switch), is ``NotFound``.
     """
-    view = deployment_status(ledger, flow, state_machine_arn, deployment_id)
+    view = deployment_status(ports, deployment_id)
     if view.execution is None:
         raise NotFound(
             f"deployment {deployment_id!r} has no execution: a canary switch is recorded "
             "without one"
         )
-    events, truncated = history.events(view.execution_arn)
+    events, truncated = ports.executions.events(view.execution_arn)
     status = str(view.execution.get("status") or "UNKNOWN")
     hook_logs = dict(view.record.hook_logs) if view.record is not None else {}
     steps, error, cause = read_history(events, status, hook_logs)
