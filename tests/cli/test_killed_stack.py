@@ -41,7 +41,11 @@ def test_after_a_sigkill_the_cli_says_the_stack_is_not_running(
         assert running_stack(state_dir) is not None
         # WHEN it is killed (no clean-up runs) and, not reaped yet, is a zombie
         stack.kill()
-        time.sleep(0.5)
+        deadline = time.monotonic() + 10
+        # WNOWAIT: the exit is seen, not reaped, so the pid stays a zombie.
+        while os.waitid(os.P_PID, stack.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is None:
+            assert time.monotonic() < deadline, "SIGKILL did not end the stack within 10 s"
+            time.sleep(0.01)
         assert (state_dir / STATE_FILE).exists(), "SIGKILL leaves the state file"
         monkeypatch.setenv("BLUEGREEN_LOCAL_STATE", str(state_dir / STATE_FILE))
         run = bluegreen("status")

@@ -508,21 +508,26 @@ def test_a_gate_with_a_heartbeat_stays_open_while_a_person_holds_it(
     promotion: Promotion, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # GIVEN gates that need a heartbeat every 3 seconds
-    monkeypatch.setenv("BG_GATE_HEARTBEAT_SECONDS", "3")
+    heartbeat = 3
+    monkeypatch.setenv("BG_GATE_HEARTBEAT_SECONDS", str(heartbeat))
     monkeypatch.setenv("BG_GATE_TIMEOUT_SECONDS", "60")
     deploy_steps.reset()
     stack = promotion.stack
     arn, sampler = _started(
         promotion, {"steps": [{"weight": 10, "pause": "manual"}, {"weight": 100}]}
     )
-    _waiting(promotion)
+    record = _waiting(promotion)
     # moto sets up a task's heartbeat only once the Lambda that was handed the token has
-    # returned; a heartbeat sent in between finds none. Real Step Functions has no such gap.
-    time.sleep(0.5)
+    # returned; a heartbeat sent in between finds none (real Step Functions has no such
+    # gap). The gate can be held from the first heartbeat moto accepts for its token.
+    tokens = StepFunctionsTaskTokens(stack.rig.sfn)
+    _until(lambda: tokens.heartbeat(record.token), "moto accepts the gate's heartbeat", 10)
+    held_since = time.monotonic()
     promotions, _ = promotion.progress()
 
-    # WHEN a person holds it for 7 seconds (a heartbeat every half second), then resumes it
-    for _ in range(14):
+    # WHEN a person holds it past two heartbeat periods (a heartbeat every half second),
+    # then resumes it
+    while time.monotonic() - held_since < 2 * heartbeat + 0.5:
         held = routing.resume(_gates(stack, promotions), ALICE, promotion.name, hold=True)
         assert held["decision"] == "hold"
         time.sleep(0.5)

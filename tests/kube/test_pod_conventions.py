@@ -74,19 +74,21 @@ def _digest() -> str:
     return "sha256:" + uuid.uuid4().hex * 2
 
 
-def _deploy(pods: Backend, image: str, resources: dict[str, Any] | None = None) -> None:
+def _deploy(
+    pods: Backend, image: str, resources: dict[str, Any] | None = None, colour: str = "blue"
+) -> None:
     container: dict[str, Any] = {"name": "web", "image": image}
     if resources is not None:
         container["resources"] = resources
     pods.apps.patch_namespaced_deployment(
-        "blue-deployment",
+        f"{colour}-deployment",
         pods.namespace,
         {"spec": {"template": {"spec": {"containers": [container]}}}},
     )
 
 
-def _new_pod(pods: Backend, image: str) -> Any:
-    pods = pods.core.list_namespaced_pod(pods.namespace, label_selector="app=blue").items
+def _new_pod(pods: Backend, image: str, colour: str = "blue") -> Any:
+    pods = pods.core.list_namespaced_pod(pods.namespace, label_selector=f"app={colour}").items
     found = [p for p in pods if p.spec.containers[0].image == image]
     return found[0] if found else None
 
@@ -101,8 +103,8 @@ def _until(what: str, check: Callable[[], Any], seconds: float = 20.0) -> Any:
     raise AssertionError(f"{what} within {seconds}s")
 
 
-def _container(pods: Backend, image: str) -> Any:
-    pod = _new_pod(pods, image)
+def _container(pods: Backend, image: str, colour: str = "blue") -> Any:
+    pod = _new_pod(pods, image, colour)
     statuses = (pod.status.container_statuses or []) if pod is not None else []
     return statuses[0] if statuses else None
 
@@ -233,9 +235,12 @@ def test_a_slow_start_runs_without_restarts_and_is_not_ready_yet(pods: Backend) 
     pods.mark(image.split("@")[1], SLOW_START)
     _deploy(pods, image)
 
-    # WHEN its container runs
-    container = _until("running", lambda: (c := _container(pods, image)) and c.state.running and c)
-    time.sleep(2 / KUBE_KUBELET_SPEED * 5)
+    # WHEN its container runs, and then a healthy image deployed to green is ready (so the
+    # slow one has run for longer than a healthy start takes)
+    _until("running", lambda: (c := _container(pods, image)) and c.state.running)
+    healthy = f"{REPO}@{_digest()}"
+    _deploy(pods, healthy, colour="green")
+    _until("the healthy start ready", lambda: (c := _container(pods, healthy, "green")) and c.ready)
 
     # THEN it is not ready yet and has never restarted
     container = _container(pods, image)
