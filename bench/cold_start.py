@@ -9,9 +9,10 @@ floor is taken on CPU time, which other processes on a shared machine disturb
 far less than wall time (the import itself is CPU-bound once files are cached).
 
 Rows "+ first call" add what a module builds lazily on its first event (for
-ecr_push: boto3's DynamoDB client, the idempotency layer, the ledger, the
-tracer), compared with the floor plus a DynamoDB client: what any handler that
-records something pays before its first write. Children run with
+ecr_push: its environment model, boto3's DynamoDB client, the idempotency layer,
+the ledger, the registry, the tracer), compared with the floor plus a DynamoDB
+client: what any handler that records something pays before its first write.
+Children run with
 ``LAMBDA_TASK_ROOT`` set, as in Lambda.
 
 Reproduce: ``make bench`` or ``python -m bench cold_start``
@@ -49,9 +50,13 @@ def lambda_handler(event, context):
 FIRST_CALL = {
     # The floor's first call creates the client a handler needs to record anything.
     FLOOR: "m.boto3.client('dynamodb', region_name='us-west-2')",
-    # What ecr_push defers to its first push: boto3 + its DynamoDB client, the idempotency
-    # layer, the ledger, and the X-Ray tracer. Building them needs no network.
-    "functions.ecr_push.app": "m.recorder(); m.tracer.provider",
+    # What ecr_push defers to its first push: its environment model, boto3 + its DynamoDB
+    # client, the idempotency layer, the ledger, the registry, and the X-Ray tracer.
+    # Building them needs no network.
+    "functions.ecr_push.app": (
+        "m.dependencies.environment(); m.dependencies.recorder(); "
+        "m.dependencies.push_ports(); m.tracer.provider"
+    ),
 }
 """Rows 'module + first call': the import plus what the module builds on first use."""
 

@@ -50,10 +50,10 @@ def main() -> None:
         os.environ.update(ours)
         try:
             from bluegreen.observability import logger
-            from functions.deploy_steps import app
+            from functions.deploy_steps import app, dependencies
 
             logger.setLevel("ERROR")
-            app.reset()
+            dependencies.reset()
             session = boto3.Session(region_name="us-west-2")
             sfn = session.client("stepfunctions")
             create_tables(session.client("dynamodb"))

@@ -77,9 +77,9 @@ def main() -> None:
     with mock_aws(), contextlib.redirect_stdout(quiet), warnings.catch_warnings():
         warnings.simplefilter("ignore")
         create_tables(boto3.client("dynamodb", region_name=os.environ["AWS_DEFAULT_REGION"]))
-        from functions.ecr_push import app
+        from functions.ecr_push import app, dependencies
 
-        app.recorder.cache_clear()
+        dependencies.reset()
         app.lambda_handler(_stream(template, 1)[0][1], context)  # warm: clients, tracer, models
         stream = _stream(template, EVENTS)
         per_kind: dict[str, list[float]] = {"push": [], "duplicate": [], "ignored": []}

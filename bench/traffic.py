@@ -186,7 +186,7 @@ def _one_promotion(
             "BG_ANALYSIS_MIN_REQUESTS": "10",
         }
     )
-    app.reset()
+    app.dependencies.reset()
     settings = settings_type.from_env(os.environ)
     cluster = cluster_type(settings, api_client_for(settings))
     simulator = simulator_type(cluster, session.client("cloudwatch"), groups, rate=400.0, tick=0.05)

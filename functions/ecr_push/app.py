@@ -14,130 +14,28 @@ is recorded, ``ecr:DescribeImages`` is asked for the tag (see
 ``bluegreen.logic.pushes``), so two pushes of one tag within the same second leave
 the ledger where ECR is.
 
-Cold start imports neither the Kubernetes client nor the X-Ray SDK; boto3
-clients are created on the first push to record.
+The handler is thin: its environment model and adapters come from
+``dependencies`` (built on first use), the decision and the recording from
+``bluegreen.logic.pushes``. Cold start imports neither the Kubernetes client nor
+the X-Ray SDK; boto3 clients are created on the first push to record.
 """
 
 from __future__ import annotations
 
-from functools import lru_cache
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.data_classes import EventBridgeEvent
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from bluegreen.adapters.stepfunctions import lazy_flow
-from bluegreen.config import load_settings
-from bluegreen.domain.errors import InvalidInput, TagUnreadable
-from bluegreen.domain.models import Digest
-from bluegreen.logic.autodeploy import AutoDeployPorts, on_recorded
-from bluegreen.logic.pushes import (
-    IgnoredEvent,
-    ImagePush,
-    OnRecorded,
-    PushPorts,
-    RecordImagePush,
-    idempotency_config,
-    idempotent_recorder,
-    image_push,
-)
+from bluegreen.config import checked_environment
+from bluegreen.logic.pushes import IgnoredEvent, ImagePush, image_push
 from bluegreen.observability import logger, metrics, tracer
 
-if TYPE_CHECKING:
-    from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig
-
-    from bluegreen.domain.ports import Ledger, TagLookup
-
-SETTINGS = load_settings()
-
-
-class Recorder(NamedTuple):
-    """What recording a push needs, built once per execution environment."""
-
-    ledger: Ledger
-    record: RecordImagePush
-    idempotency: IdempotencyConfig
-    tag_lookup: TagLookup
-
-
-@lru_cache(maxsize=1)
-def recorder() -> Recorder:
-    """The ledger, the idempotent recorder and the ECR tag lookup, built on the first push."""
-    import boto3
-    from aws_lambda_powertools.utilities.idempotency.persistence.dynamodb import (
-        DynamoDBPersistenceLayer,
-    )
-
-    from bluegreen.adapters.ledger import DynamoLedger
-
-    client = boto3.client("dynamodb", region_name=SETTINGS.region)
-    ledger = DynamoLedger(
-        SETTINGS.ledger_table, client, SETTINGS.application, repository=SETTINGS.repository
-    )
-    store = DynamoDBPersistenceLayer(table_name=SETTINGS.idempotency_table, boto3_client=client)
-    config = idempotency_config()
-    ecr = boto3.client("ecr", region_name=SETTINGS.region)
-    return Recorder(
-        ledger,
-        idempotent_recorder(store, config),
-        config,
-        ecr_tag_lookup(ecr, SETTINGS.repository, SETTINGS.registry),
-    )
-
-
-_FLOW = lazy_flow(SETTINGS.state_machine_arn, SETTINGS.region)
-
-
-def _auto_deploy_ports() -> AutoDeployPorts:
-    return AutoDeployPorts(SETTINGS, _FLOW(), recorder().ledger)
-
-
-AUTO_DEPLOY: OnRecorded | None = on_recorded(
-    SETTINGS, _auto_deploy_ports if SETTINGS.state_machine_arn else None
-)
-"""The auto-deploy seam: called once per recorded push with the record and its tag.
-
-Starts the deploy state machine when the tag matches ``SETTINGS.auto_deploy_tags``
-(``bluegreen.logic.autodeploy``; see ``bluegreen.logic.pushes.OnRecorded`` for the
-exactly-once guarantee). None would record only.
-"""
-
-
-def ecr_tag_lookup(client: Any, repository: str, registry: str) -> TagLookup:
-    """``TagLookup`` over ``ecr:DescribeImages`` on ``repository``.
-
-    ``client`` is a boto3 ``ecr`` client. ``registry`` is the registry's host
-    name; its account is passed as ``registryId`` when it is one, as the API's
-    repository check does. A missing tag or repository is "no such tag"; any
-    other failure is ``TagUnreadable``, so the push is still recorded.
-    """
-    from botocore.exceptions import BotoCoreError, ClientError
-
-    account = registry.partition(".")[0]
-    request: dict[str, Any] = {"repositoryName": repository}
-    if account.isdigit() and len(account) == 12:
-        request["registryId"] = account
-
-    def tag_points_at(tag: str) -> Digest | None:
-        try:
-            response = client.describe_images(**request, imageIds=[{"imageTag": tag}])
-        except ClientError as exc:
-            code = exc.response.get("Error", {}).get("Code", "")
-            if code in {"ImageNotFoundException", "RepositoryNotFoundException"}:
-                return None
-            raise TagUnreadable(f"ecr:DescribeImages failed: {code or exc}") from exc
-        except BotoCoreError as exc:  # no answer at all: endpoint, timeout, credentials
-            raise TagUnreadable(f"ecr:DescribeImages failed: {exc}") from exc
-        details = response.get("imageDetails") or []
-        if not details:
-            return None
-        try:
-            return Digest.parse(details[0].get("imageDigest"), field_name="imageDigest")
-        except InvalidInput as exc:
-            raise TagUnreadable(f"ecr:DescribeImages answered {exc}") from exc
-
-    return tag_points_at
+if __package__:  # imported as functions.ecr_push.app (tests, the local stack)
+    from . import dependencies
+else:  # the Lambda runtime loads this file as the top-level module ``app``
+    import dependencies  # type: ignore[import-not-found,no-redef]
 
 
 def parse(event: object) -> ImagePush | IgnoredEvent:
@@ -145,20 +43,22 @@ def parse(event: object) -> ImagePush | IgnoredEvent:
     if not isinstance(event, dict) or not isinstance(event.get("detail"), dict):
         return IgnoredEvent("malformed-event", {"problem": "not an EventBridge event with detail"})
     envelope = EventBridgeEvent(event)
+    settings = dependencies.settings()
     return image_push(
         event_id=str(event.get("id") or ""),
         source=str(event.get("source") or ""),
         detail_type=str(event.get("detail-type") or ""),
         time=str(event.get("time") or ""),
         detail=envelope.detail,
-        repository=SETTINGS.repository,
+        repository=settings.repository,
         account=str(event.get("account") or ""),
         region=str(event.get("region") or ""),
-        expected_account=SETTINGS.registry_account,
-        expected_region=SETTINGS.region,
+        expected_account=settings.registry_account,
+        expected_region=settings.region,
     )
 
 
+@checked_environment(dependencies.environment)
 @logger.inject_lambda_context(correlation_id_path="id", clear_state=True)
 @metrics.log_metrics
 @tracer.capture_lambda_handler(capture_response=False)
@@ -175,14 +75,13 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         metrics.add_metric(name="EventsIgnored", unit=MetricUnit.Count, value=1)
         return {"recorded": False, "reason": found.reason}
 
-    ledger, record, idempotency, tag_lookup = recorder()
-    idempotency.register_lambda_context(context)
+    dependencies.idempotency().register_lambda_context(context)
     from aws_lambda_powertools.utilities.idempotency.exceptions import (
         IdempotencyAlreadyInProgressError,
     )
 
     try:
-        recorded = record(found, PushPorts(ledger, tag_lookup, AUTO_DEPLOY))
+        recorded = dependencies.recorder()(found, dependencies.push_ports())
     except IdempotencyAlreadyInProgressError:
         # The same push is being recorded by a concurrent delivery right now; that one
         # answers for it (and is retried if it fails), so this one is done.

@@ -17,6 +17,7 @@ from typing import Any, TypeVar, cast
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
+from aws_lambda_powertools.event_handler.middlewares import NextMiddleware
 from aws_lambda_powertools.event_handler.openapi.exceptions import (
     RequestUnsupportedContentType,
     RequestValidationError,
@@ -42,11 +43,12 @@ from bluegreen.domain.errors import (
 from bluegreen.observability import logger, metrics, tracer
 
 if __package__:  # imported as functions.services_api.app (tests, the OpenAPI generator)
-    from .api import admission, deployments, images, services, timeline
+    from .api import admission, dependencies, deployments, images, services, timeline
     from .api.schemas import CURSOR_PATTERN, DEPLOYMENT_ID_PATTERN, TRIMMED, TRIMMED_RULE
 else:  # the Lambda runtime loads this file as the top-level module ``app``
     from api import (  # type: ignore[import-not-found,no-redef]
         admission,
+        dependencies,
         deployments,
         images,
         services,
@@ -65,6 +67,21 @@ app.include_router(services.router)
 app.include_router(images.router)
 app.include_router(deployments.router)
 app.include_router(timeline.router)
+
+
+def environment_checked(
+    resolver: APIGatewayRestResolver, next_middleware: NextMiddleware
+) -> Response[Any]:
+    """The function's environment model, read and validated before a route runs.
+
+    Inside the resolver rather than around the handler: a bad variable is an
+    answer (``InvalidInput`` naming it), like every other refusal.
+    """
+    dependencies.environment()
+    return next_middleware(resolver)
+
+
+app.use(middlewares=[environment_checked])
 
 ErrorAnswer = TypeVar("ErrorAnswer", bound=Callable[..., Response[dict[str, str]]])
 # Powertools leaves ``exception_handler`` unannotated; the cast keeps mypy strict

@@ -3,7 +3,7 @@ cluster emulator for Kubernetes.
 
 Requests go through ``lambda_handler`` with API Gateway REST proxy events from
 ``events/services_api/``; the adapters are the real ones (``DynamoLedger``,
-``StepFunctionsFlow``, ``EcrRepository``, ``KubernetesCluster``), built by the
+``StepFunctionsFlow``, ``EcrRegistry``, ``KubernetesCluster``), built by the
 function's own factories from ``BG_*`` settings. The state machine is created from
 the real ASL and never executed: these tests assert what the API starts, not what
 the flow does. Cluster state is read back through the emulator's API.

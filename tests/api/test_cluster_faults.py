@@ -13,7 +13,6 @@ from typing import Any
 import pytest
 
 from bluegreen.adapters.kube.cluster import KubernetesCluster
-from bluegreen.config import load_settings
 from functions.services_api.api import dependencies
 from local.cluster.emulator import ClusterEmulator
 from tests.api.conftest import (
@@ -64,7 +63,9 @@ class FakeTime:
 
 def fake_time_cluster(monkeypatch: pytest.MonkeyPatch, time: FakeTime) -> None:
     """The function's cluster adapter, waiting on ``time`` instead of the wall clock."""
-    adapter = KubernetesCluster.from_settings(load_settings(), clock=time.clock, sleep=time.sleep)
+    adapter = KubernetesCluster.from_settings(
+        dependencies.settings(), clock=time.clock, sleep=time.sleep
+    )
     monkeypatch.setattr(dependencies, "cluster", lambda: adapter)
 
 
@@ -307,7 +308,7 @@ def test_a_hung_api_server_is_503_within_the_timeout(
     stack: Stack, ledger: Any, emu: ClusterEmulator, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # GIVEN an API server that stalls, and the adapter's read timeout shortened for the test
-    short = KubernetesCluster.from_settings(load_settings(), timeout=(0.5, 0.3))
+    short = KubernetesCluster.from_settings(dependencies.settings(), timeout=(0.5, 0.3))
     monkeypatch.setattr(dependencies, "cluster", lambda: short)
     emu.faults.hang_requests(seconds=1.0, count=100)
     # WHEN the status is read

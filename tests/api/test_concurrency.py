@@ -11,7 +11,7 @@ from bluegreen.adapters.kube.cluster import KubernetesCluster
 from bluegreen.adapters.ledger import DynamoLedger
 from bluegreen.adapters.promotions import DynamoPromotions
 from bluegreen.adapters.stepfunctions import StepFunctionsFlow
-from bluegreen.config import Settings, load_settings
+from bluegreen.config import Settings
 from bluegreen.domain.models import Colour, Role
 from bluegreen.logic import services
 from bluegreen.logic.requests import Caller, DeploymentStarted, ReleasePorts
@@ -37,7 +37,7 @@ def test_twenty_concurrent_switches_leave_configmap_and_services_in_agreement(
 ) -> None:
     # GIVEN twenty callers, each its own Lambda container (own cluster and ledger adapters:
     # one process never runs two invocations at once, so the race is between containers)
-    settings = load_settings()
+    settings = dependencies.settings()
     rng = random.Random(20)
     wanted = [rng.choice(list(Colour)) for _ in range(20)]
 
@@ -68,7 +68,7 @@ def test_requests_sent_at_once_behind_a_running_deployment_each_record_what_they
     # five roll the canary back, five deploy KNOWN to production
     holder = f"{stack.application}-deploy-running"
     assert ledger.acquire_lock(holder, 600)
-    settings = load_settings()
+    settings = dependencies.settings()
 
     def ask(index: int) -> DeploymentStarted:
         ports = container_ports(settings, stack)

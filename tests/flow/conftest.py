@@ -28,6 +28,7 @@ from bluegreen.domain.ports import FlowStarter, ImageRegistry
 from bluegreen.logic import services
 from bluegreen.logic.requests import Caller, DeploymentStarted, ReleasePorts
 from functions.deploy_steps import app as deploy_steps
+from functions.deploy_steps import dependencies as deploy_steps_dependencies
 from local.aws import create_tables
 from local.cluster import Clock, ClusterEmulator
 from local.kube.testing import KUBE_KUBELET_SPEED
@@ -159,6 +160,9 @@ class _EverythingInEcr:
     def has_digest(self, digest: Digest) -> bool:
         return True
 
+    def tag_points_at(self, tag: str) -> Digest | None:
+        return None
+
 
 @pytest.fixture
 def stack_factory(
@@ -188,7 +192,7 @@ def stack_factory(
         }
         for name, value in variables.items():
             monkeypatch.setenv(name, value)
-        deploy_steps.reset()
+        deploy_steps_dependencies.reset()
         settings = Settings.from_env(variables)
         router.target = deploy_steps.lambda_handler
         ledger = DynamoLedger(
@@ -199,7 +203,7 @@ def stack_factory(
 
     yield make
     router.target = None
-    deploy_steps.reset()
+    deploy_steps_dependencies.reset()
     for emulator in emulators:
         emulator.stop()
 

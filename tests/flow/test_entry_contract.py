@@ -219,6 +219,9 @@ class _Registry:
     def has_digest(self, digest_: object) -> bool:
         return True
 
+    def tag_points_at(self, tag: str) -> None:
+        return None
+
 
 class _RefusingFlow:
     """A state machine whose StartExecution fails (throttled, denied, unreachable)."""
@@ -387,25 +390,17 @@ def test_the_callers_reason_is_kept_whatever_the_outcome(stack: Stack, outcome: 
 def test_a_push_deploy_is_recorded_as_the_push_with_its_tag_to_the_end(
     stack: Stack, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import dataclasses
-
     from functions.ecr_push import app as ecr_push
+    from functions.ecr_push import dependencies as ecr_push_dependencies
     from local.lambdas import LambdaContext
     from tests.events import load_event
 
     # GIVEN ecr_push wired to this stack's ledger and state machine, as deployed
-    settings = dataclasses.replace(
-        ecr_push.SETTINGS,
-        application=stack.settings.application,
-        state_machine_arn=stack.rig.machine.arn,
-    )
-    monkeypatch.setattr(ecr_push, "SETTINGS", settings)
-    monkeypatch.setattr(
-        ecr_push,
-        "AUTO_DEPLOY",
-        on_recorded(settings, lambda: AutoDeployPorts(settings, stack.flow, stack.ledger)),
-    )
-    ecr_push.recorder.cache_clear()
+    monkeypatch.setenv("BG_STATE_MACHINE_ARN", stack.rig.machine.arn)
+    ecr_push_dependencies.reset()
+    settings = ecr_push_dependencies.settings()
+    seam = on_recorded(settings, lambda: AutoDeployPorts(settings, stack.flow, stack.ledger))
+    monkeypatch.setattr(ecr_push_dependencies, "auto_deploy", lambda: seam)
     event = load_event("ecr_push/tagged_push.json")
     pushed = event["detail"]["image-digest"]
 
@@ -417,7 +412,7 @@ def test_a_push_deploy_is_recorded_as_the_push_with_its_tag_to_the_end(
             invoked_function_arn="arn:aws:lambda:us-west-2:123456789012:function:ecr-push",
         ),
     )
-    ecr_push.recorder.cache_clear()
+    ecr_push_dependencies.reset()
 
     # THEN it deployed itself, and the record says a push of dev did it, to the end
     assert answer == {"recorded": True, "digest": pushed, "tags": ["dev"]}

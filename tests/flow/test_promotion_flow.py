@@ -35,7 +35,7 @@ from bluegreen.logic.history import HistoryPorts
 from bluegreen.logic.requests import Caller
 from bluegreen.logic.routing import GatePorts
 from bluegreen.logic.timeline import deployment_timeline
-from functions.deploy_steps import app as deploy_steps
+from functions.deploy_steps import dependencies as deploy_steps_dependencies
 from local.cloudwatch import percentiles_in_moto
 from local.stepfunctions import shortened_waits
 from local.traffic import TrafficSimulator
@@ -466,7 +466,7 @@ def test_readings_too_quiet_to_judge_wait_for_a_person_instead_of_passing(
     # tolerated
     monkeypatch.setenv("BG_ANALYSIS_MIN_REQUESTS", "1000000")
     monkeypatch.setenv("BG_ANALYSIS_INCONCLUSIVE_LIMIT", "1")
-    deploy_steps.reset()
+    deploy_steps_dependencies.reset()
     stack = promotion.stack
     arn, sampler = _started(promotion, {"steps": [{"weight": 10, "pause": 60}, {"weight": 100}]})
 
@@ -490,7 +490,7 @@ def test_a_gate_nobody_decides_times_out_and_backs_out(
 ) -> None:
     # GIVEN gates that wait 2 seconds
     monkeypatch.setenv("BG_GATE_TIMEOUT_SECONDS", "2")
-    deploy_steps.reset()
+    deploy_steps_dependencies.reset()
     stack = promotion.stack
 
     # WHEN a promotion reaches a manual gate and nobody comes
@@ -511,7 +511,7 @@ def test_a_gate_with_a_heartbeat_stays_open_while_a_person_holds_it(
     heartbeat = 3
     monkeypatch.setenv("BG_GATE_HEARTBEAT_SECONDS", str(heartbeat))
     monkeypatch.setenv("BG_GATE_TIMEOUT_SECONDS", "60")
-    deploy_steps.reset()
+    deploy_steps_dependencies.reset()
     stack = promotion.stack
     arn, sampler = _started(
         promotion, {"steps": [{"weight": 10, "pause": "manual"}, {"weight": 100}]}
@@ -546,7 +546,7 @@ def test_a_gate_whose_heartbeat_stops_times_out_and_backs_out(
     # GIVEN gates that need a heartbeat every second, and a minute to be decided
     monkeypatch.setenv("BG_GATE_HEARTBEAT_SECONDS", "1")
     monkeypatch.setenv("BG_GATE_TIMEOUT_SECONDS", "60")
-    deploy_steps.reset()
+    deploy_steps_dependencies.reset()
 
     # WHEN a promotion reaches its manual gate and nobody holds it
     started = time.monotonic()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import importlib
 import io
 import json
 import subprocess
@@ -22,8 +21,9 @@ import pytest
 from botocore.exceptions import ClientError, EndpointConnectionError
 
 from bluegreen.adapters.ledger import DynamoLedger
+from bluegreen.adapters.registry import EcrRegistry
 from bluegreen.domain.models import Digest, ImageRecord
-from functions.ecr_push import app
+from functions.ecr_push import app, dependencies
 from local.aws import create_tables
 from local.stepfunctions import render_definition
 from tests.events import load_event
@@ -47,24 +47,23 @@ def lambda_context() -> SimpleNamespace:
 
 @pytest.fixture
 def stack(dynamodb: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[DynamoLedger, str]]:
-    """Fresh tables and application for one test, wired into the handler's settings."""
+    """Fresh tables and application for one test, in the handler's environment."""
     suffix = uuid.uuid4().hex[:8]
     names = create_tables(
         dynamodb,
         names={"LedgerTable": f"ledger-{suffix}", "IdempotencyTable": f"idem-{suffix}"},
     )
-    settings = dataclasses.replace(
-        app.SETTINGS,
-        application=f"app-{suffix}",
-        region=REGION,
-        ledger_table=names["LedgerTable"],
-        idempotency_table=names["IdempotencyTable"],
-    )
-    monkeypatch.setattr(app, "SETTINGS", settings)
-    app.recorder.cache_clear()
-    ledger = DynamoLedger(names["LedgerTable"], dynamodb, settings.application)
+    for name, value in {
+        "BG_APP_NAME": f"app-{suffix}",
+        "AWS_REGION": REGION,
+        "BG_LEDGER_TABLE_NAME": names["LedgerTable"],
+        "BG_IDEMPOTENCY_TABLE_NAME": names["IdempotencyTable"],
+    }.items():
+        monkeypatch.setenv(name, value)
+    dependencies.reset()
+    ledger = DynamoLedger(names["LedgerTable"], dynamodb, f"app-{suffix}")
     yield ledger, names["IdempotencyTable"]
-    app.recorder.cache_clear()
+    dependencies.reset()
 
 
 def invoke(name: str, context: SimpleNamespace) -> dict[str, Any]:
@@ -132,7 +131,9 @@ def test_a_duplicate_delivery_is_one_record_and_one_seam_call(
     ledger, idempotency_table = stack
     # GIVEN an auto-deploy seam that counts its calls
     calls: list[tuple[ImageRecord, str | None]] = []
-    monkeypatch.setattr(app, "AUTO_DEPLOY", lambda record, tag: calls.append((record, tag)))
+    monkeypatch.setattr(
+        dependencies, "auto_deploy", lambda: lambda record, tag: calls.append((record, tag))
+    )
     # WHEN the same event is delivered twice
     first = invoke("tagged_push.json", lambda_context)
     second = invoke("tagged_push.json", lambda_context)
@@ -160,7 +161,7 @@ def test_a_failing_seam_leaves_the_push_to_be_retried(
         if len(attempts) == 1:
             raise RuntimeError("state machine throttled")
 
-    monkeypatch.setattr(app, "AUTO_DEPLOY", flaky)
+    monkeypatch.setattr(dependencies, "auto_deploy", lambda: flaky)
     # WHEN the first delivery fails in the seam and the event is redelivered
     with pytest.raises(RuntimeError):
         invoke("tagged_push.json", lambda_context)
@@ -331,8 +332,8 @@ def repository(
     name = f"repo-{uuid.uuid4().hex[:8]}"
     ecr = boto3.client("ecr", region_name=REGION)
     ecr.create_repository(repositoryName=name)
-    monkeypatch.setattr(app, "SETTINGS", dataclasses.replace(app.SETTINGS, repository=name))
-    app.recorder.cache_clear()
+    monkeypatch.setenv("BG_REPOSITORY_NAME", name)
+    dependencies.reset()
     return Repository(name, ecr)
 
 
@@ -340,7 +341,9 @@ def repository(
 def seam_calls(monkeypatch: pytest.MonkeyPatch) -> list[tuple[Digest, str | None]]:
     """The auto-deploy seam's calls, as (digest, tag)."""
     calls: list[tuple[Digest, str | None]] = []
-    monkeypatch.setattr(app, "AUTO_DEPLOY", lambda record, tag: calls.append((record.digest, tag)))
+    monkeypatch.setattr(
+        dependencies, "auto_deploy", lambda: lambda record, tag: calls.append((record.digest, tag))
+    )
     return calls
 
 
@@ -469,10 +472,9 @@ def test_when_ecr_cannot_answer_the_push_is_still_recorded_by_push_time(
     ledger, _ = stack
     # GIVEN ECR failing every question
     ecr = UnavailableEcr(error)
-    over_ecr = app.ecr_tag_lookup
-    monkeypatch.setattr(
-        app, "ecr_tag_lookup", lambda client, name, registry: over_ecr(ecr, name, registry)
-    )
+    settings = dependencies.settings()
+    over_ecr = EcrRegistry(settings.repository, ecr, settings.registry)
+    monkeypatch.setattr(dependencies, "registry", lambda: over_ecr)
     # WHEN a tagged push arrives
     result = invoke("tagged_push.json", lambda_context)
     # THEN it was asked, and the push is recorded and tagged as time ordering says
@@ -585,12 +587,10 @@ def wired(
 ) -> Iterator[tuple[DynamoLedger, Any, str]]:
     """The handler as deployed: built from its environment, with a state machine on moto.
 
-    The module is reloaded with the test's tables and application in its environment,
-    so that its settings and its auto-deploy seam are the ones it builds itself at cold
-    start; it is reloaded again afterwards with the suite's environment.
+    The handler's factories are reset with the test's tables and application in its
+    environment, so that its settings and its auto-deploy seam are the ones it builds
+    itself at cold start; they are reset again afterwards.
     """
-    from bluegreen.config import load_settings
-
     ledger, idempotency_table = stack
     sfn = boto3.client("stepfunctions", region_name=REGION)
     # Never executed here: only what is started matters (its tasks name no function).
@@ -604,19 +604,17 @@ def wired(
     )["stateMachineArn"]
     for name, value in {
         "BG_APP_NAME": ledger.application,
-        "BG_LEDGER_TABLE_NAME": app.SETTINGS.ledger_table,
+        "BG_LEDGER_TABLE_NAME": dependencies.settings().ledger_table,
         "BG_IDEMPOTENCY_TABLE_NAME": idempotency_table,
         "BG_STATE_MACHINE_ARN": machine,
         "BG_REGISTRY": "123456789012.dkr.ecr.us-west-2.amazonaws.com",
         "AWS_REGION": REGION,
     }.items():
         monkeypatch.setenv(name, value)
-    load_settings.cache_clear()
-    importlib.reload(app)
+    dependencies.reset()
     yield ledger, sfn, machine
     monkeypatch.undo()
-    load_settings.cache_clear()
-    importlib.reload(app)
+    dependencies.reset()
 
 
 def test_ten_identical_deliveries_at_once_are_one_push_one_deployment_and_nine_duplicates(
@@ -629,20 +627,19 @@ def test_ten_identical_deliveries_at_once_are_one_push_one_deployment_and_nine_d
     # GIVEN the registry answers the first delivery only once the nine others have been
     # answered, so that all ten are inside the handler at the same time
     answered = threading.Semaphore(0)
-    real_lookup = app.ecr_tag_lookup
+    real = dependencies.registry()
 
-    def slow_lookup(client: Any, repository: str, registry: str) -> Any:
-        lookup = real_lookup(client, repository, registry)
+    class SlowRegistry:
+        def has_digest(self, digest: Digest) -> bool:
+            return real.has_digest(digest)
 
-        def tag_points_at(tag: str) -> Any:
+        def tag_points_at(self, tag: str) -> Digest | None:
             for _ in range(9):
                 answered.acquire(timeout=5)
-            return lookup(tag)
+            return real.tag_points_at(tag)
 
-        return tag_points_at
-
-    monkeypatch.setattr(app, "ecr_tag_lookup", slow_lookup)
-    app.recorder.cache_clear()
+    slow = SlowRegistry()
+    monkeypatch.setattr(dependencies, "registry", lambda: slow)
     event = load_event("ecr_push/tagged_push.json")
 
     def deliver(_: int) -> Any:

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from bluegreen.config import Settings, parse_hooks
+from bluegreen.config import Settings
 from bluegreen.domain.errors import InvalidInput
 from bluegreen.domain.models import INITIAL_CANARY, Colour, Digest, Role
+from bluegreen.variables import parse_hooks
 
 HEX = "7f5b2640fe6fb4f46592dfd3410c4a79dac4f89e4782432e0378abcd12345678"
 

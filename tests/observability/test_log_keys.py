@@ -9,6 +9,7 @@ import pytest
 from bluegreen.domain.errors import InvalidInput
 from bluegreen.observability import logger
 from functions.deploy_steps import app as deploy_steps
+from functions.deploy_steps import dependencies
 
 
 @dataclass
@@ -23,7 +24,7 @@ def test_a_deploy_step_leaves_no_step_key_on_the_shared_logger(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     # GIVEN the steps function with its ports stubbed out (the step name is checked first)
-    monkeypatch.setattr(deploy_steps, "ports", lambda: None)
+    monkeypatch.setattr(dependencies, "deploy_ports", lambda: None)
 
     # WHEN it runs a step, here one that does not exist and fails
     with pytest.raises(InvalidInput, match="not a step of the deploy flow"):

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from bluegreen.config import Settings
 from tests.template.cfn import ROOT, function_environment, load_template, parameter_defaults
+from tests.template.test_template import ENVIRONMENTS
 
 CONFIG = tomllib.loads((ROOT / "samconfig.toml").read_text())
 
@@ -60,20 +60,22 @@ def test_overrides_are_template_parameters_with_values_it_accepts(environment: s
 
 @pytest.mark.parametrize("environment", ["default", "prod"])
 def test_each_environment_yields_settings_the_code_accepts(environment: str) -> None:
-    # GIVEN the environment a function of that stack gets
+    # GIVEN the environment each function of that stack gets
     template = load_template()
     parameters = parameter_defaults(template) | overrides(environment)
-    env = function_environment(template, "EcrPushFunction", parameters)
+    tags = tuple(t for t in parameters["AutoDeployTags"].split(",") if t)
 
-    # WHEN the code reads it
-    settings = Settings.from_env(env)
+    # WHEN each function's environment model reads its own
+    for function, model in ENVIRONMENTS.items():
+        settings = model.read(function_environment(template, function, parameters)).settings()
 
-    # THEN it names the application and cluster of the overrides
-    assert settings.application == parameters["AppName"]
-    assert settings.cluster_name == parameters["ClusterName"]
-    assert settings.auto_deploy_tags == tuple(
-        t for t in parameters["AutoDeployTags"].split(",") if t
-    )
+        # THEN it names the application of the overrides, and its cluster and auto-deploy
+        # tags wherever the function reads them
+        assert settings.application == parameters["AppName"], function
+        if function != "EcrPushFunction":
+            assert settings.cluster_name == parameters["ClusterName"], function
+        if function != "ServicesApiFunction":
+            assert settings.auto_deploy_tags == tags, function
 
 
 def test_prod_deploys_nothing_on_its_own() -> None:

@@ -12,7 +12,10 @@ from typing import Any
 
 import pytest
 
-from bluegreen.config import DEFAULT_HOOKS, Settings
+from bluegreen.config import DEFAULT_HOOKS, EnvironmentPiece, Settings
+from functions.deploy_steps.dependencies import DeployStepsEnvironment
+from functions.ecr_push.dependencies import EcrPushEnvironment
+from functions.services_api.api.dependencies import ServicesApiEnvironment
 from tests.template.cfn import (
     ACCOUNT,
     REGION,
@@ -59,10 +62,25 @@ class _RecordingEnviron(Mapping[str, str]):
         return 0
 
 
+ENVIRONMENTS: dict[str, type[EnvironmentPiece]] = {
+    "EcrPushFunction": EcrPushEnvironment,
+    "DeployStepsFunction": DeployStepsEnvironment,
+    "ServicesApiFunction": ServicesApiEnvironment,
+}
+"""Each function's environment model."""
+
+
 def settings_variables() -> set[str]:
-    """The ``BG_*`` names ``Settings.from_env`` reads."""
+    """The ``BG_*`` names ``Settings.from_env`` reads (every setting of the stack)."""
     environ = _RecordingEnviron()
     Settings.from_env(environ)
+    return {name for name in environ.names if name.startswith("BG_")}
+
+
+def model_variables(function: str) -> set[str]:
+    """The ``BG_*`` names the function's environment model reads."""
+    environ = _RecordingEnviron()
+    ENVIRONMENTS[function].read(environ)
     return {name for name in environ.names if name.startswith("BG_")}
 
 
@@ -78,10 +96,8 @@ def template() -> dict[str, Any]:
 def test_each_function_gets_exactly_the_settings_the_code_reads(
     template: dict[str, Any], function: str
 ) -> None:
-    # GIVEN the BG_* variables Settings.from_env reads
-    expected = settings_variables() - LOCAL_ONLY_SETTINGS
-    if function not in STARTS_EXECUTIONS:
-        expected -= {"BG_STATE_MACHINE_ARN"}
+    # GIVEN the BG_* variables the function's environment model reads
+    expected = model_variables(function) - LOCAL_ONLY_SETTINGS
 
     # WHEN the function's deployed environment is assembled (Globals + its own)
     environment = function_environment(template, function, parameter_defaults(template))
@@ -90,6 +106,18 @@ def test_each_function_gets_exactly_the_settings_the_code_reads(
     # THEN none is missing and none is unknown to the code
     assert sorted(expected - variables) == [], "settings the template does not set"
     assert sorted(variables - expected) == [], "variables the code never reads"
+
+
+def test_every_setting_of_the_stack_is_read_by_some_function() -> None:
+    # GIVEN the variables each function's environment model reads
+    read = set().union(*(model_variables(function) for function in FUNCTIONS))
+
+    # THEN together they are every setting of the stack, and only the starters read the ARN
+    assert read == settings_variables()
+    for function in FUNCTIONS:
+        assert ("BG_STATE_MACHINE_ARN" in model_variables(function)) == (
+            function in STARTS_EXECUTIONS
+        )
 
 
 def test_the_state_machine_arn_is_only_given_to_the_functions_that_start_executions(
@@ -112,10 +140,10 @@ def test_the_state_machine_arn_is_only_given_to_the_functions_that_start_executi
 
 
 def test_parameter_defaults_give_the_original_systems_settings(template: dict[str, Any]) -> None:
-    # GIVEN the environment a stack deployed with every default gets
-    environment = function_environment(
-        template, "ServicesApiFunction", parameter_defaults(template)
-    )
+    # GIVEN the environments a stack deployed with every default gives its functions
+    environment: dict[str, str] = {}
+    for function in FUNCTIONS:
+        environment.update(function_environment(template, function, parameter_defaults(template)))
 
     # WHEN the code reads its settings from it
     settings = Settings.from_env(environment)

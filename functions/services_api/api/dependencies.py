@@ -1,16 +1,29 @@
-"""The adapters the routes hand to the domain logic, built on first use.
+"""What the services API reads from its environment, and the adapters the routes hand to
+the domain logic, built on first use.
 
 Each factory is ``lru_cache``d: a warm Lambda reuses its clients, and a cold one
 imports boto3 or the Kubernetes client only when a request needs them (the
-handler module itself imports neither). Tests call ``reset()`` between cases.
+handler module itself imports neither). A route builds the bundle of ports its
+use case takes (``release_ports``, ``gate_ports``, ``history_ports``) from them.
+Tests replace a factory (``monkeypatch.setattr``) or call ``reset()`` after
+changing the environment.
 """
 
 from __future__ import annotations
 
+import os
 from functools import lru_cache
 from typing import Any
 
-from bluegreen.config import Settings, load_settings
+from bluegreen.config import (
+    Application,
+    ClusterAccess,
+    DeployFlow,
+    LedgerTable,
+    PromotionPlan,
+    Region,
+    Settings,
+)
 from bluegreen.domain.ports import (
     Cluster,
     ExecutionHistory,
@@ -25,10 +38,23 @@ from bluegreen.logic.requests import ReleasePorts
 from bluegreen.logic.routing import GatePorts
 
 
+class ServicesApiEnvironment(
+    Region, Application, LedgerTable, DeployFlow, ClusterAccess, PromotionPlan
+):
+    """The variables the services API reads: the application's repository and ledger, the
+    flow it starts, the cluster and its router, and the plan of a progressive promotion."""
+
+
+@lru_cache(maxsize=1)
+def environment() -> ServicesApiEnvironment:
+    """The function's environment model, read from ``os.environ`` once."""
+    return ServicesApiEnvironment.read(os.environ)
+
+
 @lru_cache(maxsize=1)
 def settings() -> Settings:
-    """The function's settings (read from the environment once, by ``load_settings``)."""
-    return load_settings()
+    """The settings the logic reads, from the environment model."""
+    return environment().settings()
 
 
 @lru_cache(maxsize=8)
@@ -71,15 +97,11 @@ def flow() -> FlowStarter:
 
 @lru_cache(maxsize=1)
 def registry() -> ImageRegistry:
-    """The application's ECR repository."""
-    from .registry import EcrRepository
+    """The application's ECR repository, asked whether a digest exists."""
+    from bluegreen.adapters.registry import EcrRegistry
 
-    account = settings().registry.partition(".")[0]
-    return EcrRepository(
-        settings().repository,
-        aws_client("ecr"),
-        registry_id=account if account.isdigit() and len(account) == 12 else "",
-    )
+    config = settings()
+    return EcrRegistry(config.repository, aws_client("ecr"), config.registry)
 
 
 @lru_cache(maxsize=1)
@@ -130,15 +152,22 @@ def history_ports() -> HistoryPorts:
 
 
 def reset(*, clients: bool = True) -> None:
-    """Forget the adapters and the settings (tests change the environment between cases).
+    """Forget the environment and the adapters (tests change the environment between cases).
 
     ``clients=False`` keeps the boto3 clients, which do not depend on the settings
     beyond the region and are slow to create.
     """
-    load_settings.cache_clear()
-    factories = (settings, ledger, cluster, flow, registry, promotions, task_tokens, executions) + (
-        (aws_client,) if clients else ()
-    )
+    factories = (
+        environment,
+        settings,
+        ledger,
+        cluster,
+        flow,
+        registry,
+        promotions,
+        task_tokens,
+        executions,
+    ) + ((aws_client,) if clients else ())
     for factory in factories:
         # A test may have swapped a factory for a plain function: nothing to forget there.
         clear = getattr(factory, "cache_clear", None)

@@ -2,22 +2,54 @@
 
 One stack serves one application; every name of the cluster side (namespace,
 Deployments, Services, ConfigMap) is configuration, with the original system's
-names as defaults. Handlers call ``load_settings()`` at cold start; nothing
-below a handler reads ``os.environ``.
+names as defaults. ``Settings`` is what the logic and the adapters read.
+
+Each function reads only its own variables, through an environment model (a
+pydantic model validated at its cold start) composed of the pieces below
+(``Region``, ``Application``, ``ClusterAccess``, ...); the model turns into
+``Settings`` (``settings()``), its variables set and the rest at their
+defaults. ``StackEnvironment`` composes every piece: ``Settings.from_env`` and
+``load_settings()`` read all of the stack's variables (tools, the local stack).
+Nothing below a handler reads ``os.environ``.
 """
 
 from __future__ import annotations
 
-import json
+import functools
 import os
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
 from functools import lru_cache
+from typing import Any, Self, TypeVar, cast
 
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    ValidatorFunctionWrapHandler,
+    field_validator,
+    model_validator,
+)
+
+from bluegreen.adapters.registry import registry_account
 from bluegreen.domain.errors import InvalidInput
 from bluegreen.domain.models import Colour, Digest, Hook, Role
 from bluegreen.domain.promotion import AnalysisPolicy, Strategy
 from bluegreen.domain.traffic import RouterKind
+from bluegreen.variables import (
+    AtLeastOne,
+    Hooks,
+    NonNegative,
+    PromotionSteps,
+    Router,
+    TargetGroups,
+    Text,
+    WholeNumber,
+    Words,
+)
 
 DEFAULT_STRATEGY = Strategy.parse_steps(
     [{"weight": 10, "pause": 300}, {"weight": 50, "pause": 300}, {"weight": 100}]
@@ -104,233 +136,288 @@ class Settings:
 
     @property
     def registry_account(self) -> str:
-        """The AWS account of an ECR registry (``<account>.dkr.ecr.<region>.amazonaws.com``).
-
-        Empty when ``registry`` is not an ECR host: then no account is known.
-        """
-        account, _, rest = self.registry.partition(".")
-        is_ecr = rest.startswith("dkr.ecr.") and account.isdigit() and len(account) == 12
-        return account if is_ecr else ""
+        """The AWS account of the ECR registry (``adapters.registry.registry_account``)."""
+        return registry_account(self.registry)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> Settings:
         """Build settings from environment variables (names as in template.yaml).
 
         Every variable of ours is prefixed ``BG_`` so that generic names of the
-        host (a container's ``NAMESPACE``, say) never leak into the settings.
+        host (a container's ``NAMESPACE``, say) never leak into the settings. Reads
+        every variable of the stack (``StackEnvironment``); a function reads only
+        its own through its environment model.
         """
-        defaults = cls()
+        return StackEnvironment.read(environ).settings()
 
-        def text(name: str, default: str) -> str:
-            value = environ.get(name, "").strip()
-            return value or default
 
-        def number(name: str, default: int) -> int:
-            raw = environ.get(name, "").strip()
-            if not raw:
-                return default
-            try:
-                return int(raw)
-            except ValueError:
-                raise InvalidInput(name, f"must be a whole number, got {raw!r}") from None
+# --------------------------------------------------------------------------- environment
 
-        def decimal(name: str, default: float) -> float:
-            raw = environ.get(name, "").strip()
-            if not raw:
-                return default
-            try:
-                value = float(raw)
-            except ValueError:
-                raise InvalidInput(name, f"must be a number, got {raw!r}") from None
-            if not value >= 0:
-                raise InvalidInput(name, f"must be 0 or more, got {raw!r}")
-            return value
+_DEFAULTS = Settings()
 
-        def words(name: str, default: tuple[str, ...]) -> tuple[str, ...]:
-            raw = environ.get(name)
-            if raw is None:
-                return default
-            return tuple(w.strip() for w in raw.split(",") if w.strip())
 
-        region = text("AWS_REGION", text("AWS_DEFAULT_REGION", defaults.region))
-        settings = cls(
-            application=text("BG_APP_NAME", defaults.application),
-            region=region,
-            cluster_name=text("BG_CLUSTER_NAME", defaults.cluster_name),
-            namespace=text("BG_NAMESPACE", defaults.namespace),
-            registry=text("BG_REGISTRY", defaults.registry),
-            repository=text("BG_REPOSITORY_NAME", defaults.repository),
-            configmap_name=text("BG_CONFIGMAP_NAME", defaults.configmap_name),
-            configmap_key=text("BG_CONFIGMAP_KEY", defaults.configmap_key),
-            container_name=text("BG_CONTAINER_NAME", defaults.container_name),
-            deployment_name_pattern=text(
-                "BG_DEPLOYMENT_NAME_PATTERN", defaults.deployment_name_pattern
-            ),
-            canary_service_name=text("BG_CANARY_SERVICE_NAME", defaults.canary_service_name),
-            production_service_name=text(
-                "BG_PRODUCTION_SERVICE_NAME", defaults.production_service_name
-            ),
-            auto_deploy_tags=words("BG_AUTO_DEPLOY_TAGS", defaults.auto_deploy_tags),
-            hooks=parse_hooks(environ["BG_HOOKS"]) if environ.get("BG_HOOKS") else defaults.hooks,
-            ledger_table=text("BG_LEDGER_TABLE_NAME", defaults.ledger_table),
-            idempotency_table=text("BG_IDEMPOTENCY_TABLE_NAME", defaults.idempotency_table),
-            state_machine_arn=text("BG_STATE_MACHINE_ARN", defaults.state_machine_arn),
-            event_bus_name=text("BG_EVENT_BUS_NAME", defaults.event_bus_name),
-            event_source=text("BG_EVENT_SOURCE", defaults.event_source),
-            lock_lease_seconds=number("BG_LOCK_LEASE_SECONDS", defaults.lock_lease_seconds),
-            bake_seconds=number("BG_BAKE_SECONDS", defaults.bake_seconds),
-            fail_after_restarts=number("BG_FAIL_AFTER_RESTARTS", defaults.fail_after_restarts),
-            fail_after_seconds=number("BG_FAIL_AFTER_SECONDS", defaults.fail_after_seconds),
-            unschedulable_seconds=number(
-                "BG_UNSCHEDULABLE_SECONDS", defaults.unschedulable_seconds
-            ),
-            health_url=text("BG_HEALTH_URL", defaults.health_url),
-            alarm_names=words("BG_ALARM_NAMES", defaults.alarm_names),
-            kube_api_url=text("BG_KUBE_API_URL", defaults.kube_api_url),
-            kubeconfig=text("KUBECONFIG", defaults.kubeconfig),
-            kube_context=text("BG_KUBE_CONTEXT", defaults.kube_context),
-            traffic_router=RouterKind.parse(
-                text("BG_TRAFFIC_ROUTER", defaults.traffic_router.value),
-                field_name="BG_TRAFFIC_ROUTER",
-            ),
-            colour_service_pattern=text(
-                "BG_COLOUR_SERVICE_PATTERN", defaults.colour_service_pattern
-            ),
-            colour_service_port=text("BG_COLOUR_SERVICE_PORT", defaults.colour_service_port),
-            ingress_name=text("BG_INGRESS_NAME", defaults.ingress_name),
-            ingress_production_action=text(
-                "BG_INGRESS_PRODUCTION_ACTION", defaults.ingress_production_action
-            ),
-            ingress_canary_action=text("BG_INGRESS_CANARY_ACTION", defaults.ingress_canary_action),
-            http_route_name=text("BG_HTTP_ROUTE_NAME", defaults.http_route_name),
-            http_route_production_rule=text(
-                "BG_HTTP_ROUTE_PRODUCTION_RULE", defaults.http_route_production_rule
-            ),
-            http_route_canary_rule=text(
-                "BG_HTTP_ROUTE_CANARY_RULE", defaults.http_route_canary_rule
-            ),
-            promotion_strategy=(
-                parse_strategy(environ["BG_PROMOTION_STEPS"])
-                if environ.get("BG_PROMOTION_STEPS", "").strip()
-                else defaults.promotion_strategy
-            ),
-            promotion_pause_seconds=number(
-                "BG_PROMOTION_PAUSE_SECONDS", defaults.promotion_pause_seconds
-            ),
-            analysis=AnalysisPolicy(
-                interval_seconds=max(
-                    1, number("BG_ANALYSIS_INTERVAL_SECONDS", defaults.analysis.interval_seconds)
-                ),
-                max_error_percent=decimal(
-                    "BG_ANALYSIS_MAX_ERROR_PERCENT", defaults.analysis.max_error_percent
-                ),
-                max_p99_seconds=decimal(
-                    "BG_ANALYSIS_MAX_P99_SECONDS", defaults.analysis.max_p99_seconds
-                ),
-                min_requests=number("BG_ANALYSIS_MIN_REQUESTS", defaults.analysis.min_requests),
-                failure_limit=number("BG_ANALYSIS_FAILURE_LIMIT", defaults.analysis.failure_limit),
-                inconclusive_limit=number(
-                    "BG_ANALYSIS_INCONCLUSIVE_LIMIT", defaults.analysis.inconclusive_limit
-                ),
-            ),
-            analysis_target_groups=parse_target_groups(
-                environ.get("BG_ANALYSIS_TARGET_GROUPS", "")
-            ),
-            analysis_load_balancer=text(
-                "BG_ANALYSIS_LOAD_BALANCER", defaults.analysis_load_balancer
-            ),
-            flip_back_window_seconds=number(
-                "BG_FLIP_BACK_WINDOW_SECONDS", defaults.flip_back_window_seconds
-            ),
-            gate_timeout_seconds=max(
-                1, number("BG_GATE_TIMEOUT_SECONDS", defaults.gate_timeout_seconds)
-            ),
-            gate_heartbeat_seconds=number(
-                "BG_GATE_HEARTBEAT_SECONDS", defaults.gate_heartbeat_seconds
-            ),
-        )
-        if settings.gate_heartbeat_seconds >= settings.gate_timeout_seconds:
+class EnvironmentPiece(BaseModel):
+    """A group of variables some functions read; a function's model composes pieces.
+
+    Each field's alias is its variable. ``read`` takes the variables from an
+    environment (a blank one counts as unset, except for a list); a bad value is
+    ``InvalidInput`` naming the variable, raised at the function's cold start.
+    """
+
+    model_config = ConfigDict(frozen=True, populate_by_name=True, extra="ignore", defer_build=True)
+
+    @classmethod
+    def read(cls, environ: Mapping[str, str]) -> Self:
+        """The model of ``environ``'s variables."""
+        values: dict[str, object] = {}
+        for name, spec in cls.model_fields.items():
+            for variable in _variables(spec):
+                raw = environ.get(variable)
+                if raw is None or (not raw.strip() and spec.annotation != tuple[str, ...]):
+                    continue
+                values[name] = raw
+                break
+        return cls.model_validate(values)
+
+    @field_validator("*", mode="wrap")
+    @classmethod
+    def _name_the_variable(
+        cls, value: object, handler: ValidatorFunctionWrapHandler, info: ValidationInfo
+    ) -> object:
+        try:
+            return handler(value)
+        except ValidationError as exc:
+            name = info.field_name or ""
+            variable = _variables(cls.model_fields[name])[0] if name in cls.model_fields else name
+            problem = str(exc.errors()[0].get("msg", "is not valid")).removeprefix("Value error, ")
+            raise InvalidInput(variable, problem) from None
+
+    def settings(self) -> Settings:
+        """``Settings`` with this model's values, every other setting at its default."""
+        values = {name: getattr(self, name) for name in type(self).model_fields}
+        analysis = {
+            spec.name: values.pop(f"analysis_{spec.name}")
+            for spec in fields(AnalysisPolicy)
+            if f"analysis_{spec.name}" in values
+        }
+        if analysis:
+            values["analysis"] = AnalysisPolicy(**analysis)
+        return Settings(**values)
+
+
+def _variables(spec: Any) -> list[str]:
+    choices = spec.validation_alias
+    if isinstance(choices, AliasChoices):
+        return [str(choice) for choice in choices.choices]
+    return [str(spec.alias)]
+
+
+class Region(EnvironmentPiece):
+    """The AWS region of the stack (Lambda sets ``AWS_REGION``)."""
+
+    region: Text = Field(
+        _DEFAULTS.region, validation_alias=AliasChoices("AWS_REGION", "AWS_DEFAULT_REGION")
+    )
+
+
+class Application(EnvironmentPiece):
+    """Which application this stack releases, and where its images live."""
+
+    application: Text = Field(_DEFAULTS.application, alias="BG_APP_NAME")
+    registry: Text = Field(_DEFAULTS.registry, alias="BG_REGISTRY")
+    repository: Text = Field(_DEFAULTS.repository, alias="BG_REPOSITORY_NAME")
+
+
+class LedgerTable(EnvironmentPiece):
+    """The ledger's DynamoDB table (images, verdicts, deployments, the lock, promotions)."""
+
+    ledger_table: Text = Field(_DEFAULTS.ledger_table, alias="BG_LEDGER_TABLE_NAME")
+
+
+class IdempotencyTable(EnvironmentPiece):
+    """The table where duplicate ECR push deliveries are recognised."""
+
+    idempotency_table: Text = Field(_DEFAULTS.idempotency_table, alias="BG_IDEMPOTENCY_TABLE_NAME")
+
+
+class DeployFlow(EnvironmentPiece):
+    """The deploy state machine, for the functions that start executions."""
+
+    state_machine_arn: Text = Field(_DEFAULTS.state_machine_arn, alias="BG_STATE_MACHINE_ARN")
+
+
+class AutoDeploy(EnvironmentPiece):
+    """The tags whose push deploys to the canary."""
+
+    auto_deploy_tags: Words = Field(_DEFAULTS.auto_deploy_tags, alias="BG_AUTO_DEPLOY_TAGS")
+
+
+class ClusterAccess(EnvironmentPiece):
+    """The cluster, the application's namespace and its objects, and the traffic router.
+
+    ``BG_KUBE_API_URL``, ``KUBECONFIG`` and ``BG_KUBE_CONTEXT`` serve runs outside
+    Lambda (the emulator, a kubeconfig); a deployed function finds its cluster
+    through ``eks:DescribeCluster``.
+    """
+
+    cluster_name: Text = Field(_DEFAULTS.cluster_name, alias="BG_CLUSTER_NAME")
+    namespace: Text = Field(_DEFAULTS.namespace, alias="BG_NAMESPACE")
+    configmap_name: Text = Field(_DEFAULTS.configmap_name, alias="BG_CONFIGMAP_NAME")
+    configmap_key: Text = Field(_DEFAULTS.configmap_key, alias="BG_CONFIGMAP_KEY")
+    container_name: Text = Field(_DEFAULTS.container_name, alias="BG_CONTAINER_NAME")
+    deployment_name_pattern: Text = Field(
+        _DEFAULTS.deployment_name_pattern, alias="BG_DEPLOYMENT_NAME_PATTERN"
+    )
+    canary_service_name: Text = Field(_DEFAULTS.canary_service_name, alias="BG_CANARY_SERVICE_NAME")
+    production_service_name: Text = Field(
+        _DEFAULTS.production_service_name, alias="BG_PRODUCTION_SERVICE_NAME"
+    )
+    kube_api_url: Text = Field(_DEFAULTS.kube_api_url, alias="BG_KUBE_API_URL")
+    kubeconfig: Text = Field(_DEFAULTS.kubeconfig, alias="KUBECONFIG")
+    kube_context: Text = Field(_DEFAULTS.kube_context, alias="BG_KUBE_CONTEXT")
+    traffic_router: Router = Field(_DEFAULTS.traffic_router, alias="BG_TRAFFIC_ROUTER")
+    colour_service_pattern: Text = Field(
+        _DEFAULTS.colour_service_pattern, alias="BG_COLOUR_SERVICE_PATTERN"
+    )
+    colour_service_port: Text = Field(_DEFAULTS.colour_service_port, alias="BG_COLOUR_SERVICE_PORT")
+    ingress_name: Text = Field(_DEFAULTS.ingress_name, alias="BG_INGRESS_NAME")
+    ingress_production_action: Text = Field(
+        _DEFAULTS.ingress_production_action, alias="BG_INGRESS_PRODUCTION_ACTION"
+    )
+    ingress_canary_action: Text = Field(
+        _DEFAULTS.ingress_canary_action, alias="BG_INGRESS_CANARY_ACTION"
+    )
+    http_route_name: Text = Field(_DEFAULTS.http_route_name, alias="BG_HTTP_ROUTE_NAME")
+    http_route_production_rule: Text = Field(
+        _DEFAULTS.http_route_production_rule, alias="BG_HTTP_ROUTE_PRODUCTION_RULE"
+    )
+    http_route_canary_rule: Text = Field(
+        _DEFAULTS.http_route_canary_rule, alias="BG_HTTP_ROUTE_CANARY_RULE"
+    )
+
+
+class DeployEvents(EnvironmentPiece):
+    """Where deployment events are published (EventBridge)."""
+
+    event_bus_name: Text = Field(_DEFAULTS.event_bus_name, alias="BG_EVENT_BUS_NAME")
+    event_source: Text = Field(_DEFAULTS.event_source, alias="BG_EVENT_SOURCE")
+
+
+class DeployPolicy(EnvironmentPiece):
+    """How the deploy flow runs: hooks, the lock's lease, the bake, fail-fast, health."""
+
+    hooks: Hooks = Field(_DEFAULTS.hooks, alias="BG_HOOKS")
+    lock_lease_seconds: WholeNumber = Field(
+        _DEFAULTS.lock_lease_seconds, alias="BG_LOCK_LEASE_SECONDS"
+    )
+    bake_seconds: WholeNumber = Field(_DEFAULTS.bake_seconds, alias="BG_BAKE_SECONDS")
+    fail_after_restarts: WholeNumber = Field(
+        _DEFAULTS.fail_after_restarts, alias="BG_FAIL_AFTER_RESTARTS"
+    )
+    fail_after_seconds: WholeNumber = Field(
+        _DEFAULTS.fail_after_seconds, alias="BG_FAIL_AFTER_SECONDS"
+    )
+    unschedulable_seconds: WholeNumber = Field(
+        _DEFAULTS.unschedulable_seconds, alias="BG_UNSCHEDULABLE_SECONDS"
+    )
+    health_url: Text = Field(_DEFAULTS.health_url, alias="BG_HEALTH_URL")
+    alarm_names: Words = Field(_DEFAULTS.alarm_names, alias="BG_ALARM_NAMES")
+
+
+class PromotionPlan(EnvironmentPiece):
+    """What a progressive promotion runs: its steps, pauses, analysis interval and gates."""
+
+    promotion_strategy: PromotionSteps = Field(
+        _DEFAULTS.promotion_strategy, alias="BG_PROMOTION_STEPS"
+    )
+    promotion_pause_seconds: WholeNumber = Field(
+        _DEFAULTS.promotion_pause_seconds, alias="BG_PROMOTION_PAUSE_SECONDS"
+    )
+    analysis_interval_seconds: AtLeastOne = Field(
+        _DEFAULTS.analysis.interval_seconds, alias="BG_ANALYSIS_INTERVAL_SECONDS"
+    )
+    gate_timeout_seconds: AtLeastOne = Field(
+        _DEFAULTS.gate_timeout_seconds, alias="BG_GATE_TIMEOUT_SECONDS"
+    )
+    gate_heartbeat_seconds: WholeNumber = Field(
+        _DEFAULTS.gate_heartbeat_seconds, alias="BG_GATE_HEARTBEAT_SECONDS"
+    )
+
+    @model_validator(mode="after")
+    def _heartbeat_within_timeout(self) -> Self:
+        if self.gate_heartbeat_seconds >= self.gate_timeout_seconds:
             raise InvalidInput(
                 "BG_GATE_HEARTBEAT_SECONDS",
-                f"must be less than BG_GATE_TIMEOUT_SECONDS ({settings.gate_timeout_seconds}), "
-                f"got {settings.gate_heartbeat_seconds} (0: a gate needs no heartbeat)",
+                f"must be less than BG_GATE_TIMEOUT_SECONDS ({self.gate_timeout_seconds}), "
+                f"got {self.gate_heartbeat_seconds} (0: a gate needs no heartbeat)",
             )
-        return settings
+        return self
 
 
-def parse_hooks(raw: str) -> tuple[Hook, ...]:
-    """Parse the ``BG_HOOKS`` variable: a JSON list of hook objects.
+class CanaryAnalysis(EnvironmentPiece):
+    """How the flow judges the canary between steps, and how long production may flip back."""
 
-    Each item: ``{"name": "cache-flush", "command": "wp cache flush --allow-root"
-    | ["wp", ...], "onFailure": "rollback" | "continue", "timeoutSeconds": 300}``.
-    """
-    try:
-        items = json.loads(raw)
-    except json.JSONDecodeError as exc:
-        raise InvalidInput("BG_HOOKS", f"is not valid JSON: {exc.msg}") from None
-    if not isinstance(items, list):
-        raise InvalidInput("BG_HOOKS", "must be a JSON list of hook objects")
-    hooks = []
-    for index, item in enumerate(items):
-        where = f"BG_HOOKS[{index}]"
-        if not isinstance(item, dict):
-            raise InvalidInput(where, "must be an object with 'name' and 'command'")
-        name, command = item.get("name"), item.get("command")
-        if not isinstance(name, str) or not name:
-            raise InvalidInput(f"{where}.name", "must be a non-empty string")
-        if isinstance(command, str):
-            command = command.split()
-        if (
-            not isinstance(command, list)
-            or not command
-            or not all(isinstance(part, str) for part in command)
-        ):
-            raise InvalidInput(f"{where}.command", "must be a string or a list of strings")
-        on_failure = item.get("onFailure", "rollback")
-        if on_failure not in ("rollback", "continue"):
-            raise InvalidInput(f"{where}.onFailure", "must be 'rollback' or 'continue'")
-        timeout = item.get("timeoutSeconds", 300)
-        if not isinstance(timeout, int) or isinstance(timeout, bool) or timeout <= 0:
-            raise InvalidInput(f"{where}.timeoutSeconds", "must be a positive whole number")
-        hooks.append(
-            Hook(name=name, command=tuple(command), on_failure=on_failure, timeout_seconds=timeout)
-        )
-    return tuple(hooks)
+    analysis_max_error_percent: NonNegative = Field(
+        _DEFAULTS.analysis.max_error_percent, alias="BG_ANALYSIS_MAX_ERROR_PERCENT"
+    )
+    analysis_max_p99_seconds: NonNegative = Field(
+        _DEFAULTS.analysis.max_p99_seconds, alias="BG_ANALYSIS_MAX_P99_SECONDS"
+    )
+    analysis_min_requests: WholeNumber = Field(
+        _DEFAULTS.analysis.min_requests, alias="BG_ANALYSIS_MIN_REQUESTS"
+    )
+    analysis_failure_limit: WholeNumber = Field(
+        _DEFAULTS.analysis.failure_limit, alias="BG_ANALYSIS_FAILURE_LIMIT"
+    )
+    analysis_inconclusive_limit: WholeNumber = Field(
+        _DEFAULTS.analysis.inconclusive_limit, alias="BG_ANALYSIS_INCONCLUSIVE_LIMIT"
+    )
+    analysis_target_groups: TargetGroups = Field(
+        default_factory=dict, alias="BG_ANALYSIS_TARGET_GROUPS"
+    )
+    analysis_load_balancer: Text = Field(
+        _DEFAULTS.analysis_load_balancer, alias="BG_ANALYSIS_LOAD_BALANCER"
+    )
+    flip_back_window_seconds: WholeNumber = Field(
+        _DEFAULTS.flip_back_window_seconds, alias="BG_FLIP_BACK_WINDOW_SECONDS"
+    )
 
 
-def parse_strategy(raw: str) -> Strategy:
-    """The ``BG_PROMOTION_STEPS`` variable: a JSON list of steps, or ``{"steps": [...]}``."""
-    try:
-        value = json.loads(raw)
-    except json.JSONDecodeError as exc:
-        raise InvalidInput("BG_PROMOTION_STEPS", f"is not valid JSON: {exc.msg}") from None
-    if isinstance(value, dict):
-        return Strategy.parse(value, field_name="BG_PROMOTION_STEPS")
-    return Strategy.parse_steps(value, field_name="BG_PROMOTION_STEPS")
+Handler = TypeVar("Handler", bound=Callable[..., Any])
 
 
-def parse_target_groups(raw: str) -> dict[Colour, str]:
-    """``BG_ANALYSIS_TARGET_GROUPS``: ``blue=targetgroup/<name>/<id>,green=...``.
+def checked_environment(
+    environment: Callable[[], EnvironmentPiece],
+) -> Callable[[Handler], Handler]:
+    """A handler decorator: the function's environment model, read and validated before its
+    first event is handled (``environment`` is the function's cached factory), so a bad
+    variable fails the cold start with ``InvalidInput`` naming it."""
 
-    The value of each is the ALB metrics' ``TargetGroup`` dimension (the end of the
-    target group's ARN) of the target group the Load Balancer Controller made for
-    that colour's Service.
-    """
-    found: dict[Colour, str] = {}
-    for part in (p.strip() for p in raw.split(",")):
-        if not part:
-            continue
-        colour, sep, dimension = part.partition("=")
-        if not sep or not dimension.strip().startswith("targetgroup/"):
-            raise InvalidInput(
-                "BG_ANALYSIS_TARGET_GROUPS",
-                f"{part!r} is not <colour>=targetgroup/<name>/<id> (the TargetGroup dimension "
-                "of the colour's target group)",
-            )
-        found[Colour.parse(colour.strip(), field_name="BG_ANALYSIS_TARGET_GROUPS")] = (
-            dimension.strip()
-        )
-    return found
+    def decorate(handler: Handler) -> Handler:
+        @functools.wraps(handler)
+        def checked(*args: Any, **kwargs: Any) -> Any:
+            environment()
+            return handler(*args, **kwargs)
+
+        return cast(Handler, checked)
+
+    return decorate
+
+
+class StackEnvironment(
+    Region,
+    Application,
+    LedgerTable,
+    IdempotencyTable,
+    DeployFlow,
+    AutoDeploy,
+    ClusterAccess,
+    DeployEvents,
+    DeployPolicy,
+    PromotionPlan,
+    CanaryAnalysis,
+):
+    """Every variable of the stack: what tools and the local stack read."""
 
 
 @lru_cache(maxsize=1)

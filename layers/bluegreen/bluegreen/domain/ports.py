@@ -348,17 +348,13 @@ class ExecutionHistory(Protocol):
 
 
 class ImageRegistry(Protocol):
-    """The application's image repository (ECR), as far as the API needs it."""
+    """The application's image repository (ECR): the digests it holds, where its tags point."""
 
     def has_digest(self, digest: Digest) -> bool:
         """True when the repository holds an image with that digest."""
         ...
 
-
-class TagLookup(Protocol):
-    """Where a tag of the application's repository points now, according to the registry."""
-
-    def __call__(self, tag: str) -> Digest | None:
+    def tag_points_at(self, tag: str) -> Digest | None:
         """The digest ``tag`` points at; None when the registry knows no such tag or repository.
 
         Raises ``TagUnreadable`` when the registry cannot answer.

@@ -17,7 +17,7 @@ deployment.
 The repository, not the order of events, says where a tag points. Event times
 have one-second resolution, so two pushes of a tag within one second cannot be
 ordered by them; before recording a tagged push, ``record_image_push`` asks
-the repository (the ``TagLookup`` port) where the tag points now:
+the repository (``ImageRegistry.tag_points_at``) where the tag points now:
 
 - at the pushed digest: the push is recorded as confirmed, and the ledger's
   tag moves to it even when its push time ties with another push's;
@@ -47,7 +47,7 @@ if TYPE_CHECKING:  # typing only: importing these costs cold-start time before a
         BasePersistenceLayer,
     )
 
-    from bluegreen.domain.ports import Ledger, TagLookup
+    from bluegreen.domain.ports import ImageRegistry, Ledger
 
 ECR_SOURCE = "aws.ecr"
 IMAGE_ACTION = "ECR Image Action"
@@ -189,28 +189,28 @@ class PushPorts:
     seam a recorded push is handed to (the auto-deploy)."""
 
     ledger: Ledger
-    tag_lookup: TagLookup | None = None
+    registry: ImageRegistry | None = None
     on_recorded: OnRecorded | None = None
 
 
 def record_image_push(*, push: ImagePush, ports: PushPorts) -> RecordedPush:
     """Record ``push`` in the ledger (tags merge), then hand the record to ``on_recorded``.
 
-    With a ``tag_lookup``, a tagged push is first checked against the registry
+    With a ``registry``, a tagged push is first checked against it
     (see the module docstring): confirmed, stale (recorded untagged, no
     ``on_recorded``), or unknown (ordered by push time). Without it, every
     push is ordered by push time. When the tag is not attached, the result
     says why (``tag_left_off``).
     """
-    ledger, tag_lookup, on_recorded = ports.ledger, ports.tag_lookup, ports.on_recorded
+    ledger, registry, on_recorded = ports.ledger, ports.registry, ports.on_recorded
     tag, confirmed_at = push.tag, None
-    if tag is not None and tag_lookup is not None:
+    if tag is not None and registry is not None:
         # Stamped before asking: if the answer still shows this digest, the lookup began
         # before any later push of the tag landed, and that push's own lookup (caused by
         # its event) begins after it, so the later push always holds the later stamp.
         asked_at = datetime.now(UTC)
         try:
-            current = tag_lookup(tag)
+            current = registry.tag_points_at(tag)
         except TagUnreadable as exc:
             current = None
             logger.warning(
