@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable
+from functools import lru_cache
 from http import HTTPStatus
 from typing import Any, TypeVar, cast
 
@@ -25,25 +26,12 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import (
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from bluegreen.domain.canary_env import CanaryEnvMalformed
-from bluegreen.domain.errors import (
-    BlueGreenError,
-    ClusterConflict,
-    ClusterObjectMissing,
-    ClusterUnavailable,
-    InvalidInput,
-    LockHeld,
-    NotFound,
-    NotPromotable,
-    RolesDisagree,
-    SwitchIncomplete,
-    SwitchRestored,
-    UnknownImage,
-)
+from bluegreen.domain.errors import BlueGreenError
 from bluegreen.observability import logger, metrics, tracer
 
 if __package__:  # imported as functions.services_api.app (tests, the OpenAPI generator)
     from .api import admission, dependencies, deployments, images, services, timeline
+    from .api.errors import answer_error, error_response
     from .api.schemas import CURSOR_PATTERN, DEPLOYMENT_ID_PATTERN, TRIMMED, TRIMMED_RULE
 else:  # the Lambda runtime loads this file as the top-level module ``app``
     from api import (  # type: ignore[import-not-found,no-redef]
@@ -53,6 +41,10 @@ else:  # the Lambda runtime loads this file as the top-level module ``app``
         images,
         services,
         timeline,
+    )
+    from api.errors import (  # type: ignore[import-not-found,no-redef]
+        answer_error,
+        error_response,
     )
     from api.schemas import (  # type: ignore[import-not-found,no-redef]
         CURSOR_PATTERN,
@@ -83,112 +75,18 @@ def environment_checked(
 
 app.use(middlewares=[environment_checked])
 
-ErrorAnswer = TypeVar("ErrorAnswer", bound=Callable[..., Response[dict[str, str]]])
+Handled = TypeVar("Handled", bound=Callable[..., Response[dict[str, str]]])
 # Powertools leaves ``exception_handler`` unannotated; the cast keeps mypy strict
 # checking the handlers below instead of treating them as untyped.
 exception_handler = cast(
-    Callable[[type[Exception]], Callable[[ErrorAnswer], ErrorAnswer]], app.exception_handler
+    Callable[[type[Exception]], Callable[[Handled], Handled]], app.exception_handler
 )
 
 
-def error_response(status: HTTPStatus, error: str, detail: str) -> Response[dict[str, str]]:
-    """The one shape of every error answer."""
-    return Response(
-        status_code=status.value,
-        content_type=content_types.APPLICATION_JSON,
-        body={"error": error, "detail": detail},
-    )
-
-
-def _rejected(status: HTTPStatus, exc: BlueGreenError) -> Response[dict[str, str]]:
-    # A refused request is the caller's business, not an incident: info, not error.
-    logger.info("request refused", extra={"error": exc.name, "detail": str(exc)})
-    return error_response(status, exc.name, str(exc) or exc.name)
-
-
-@exception_handler(InvalidInput)
-def invalid_input(exc: InvalidInput) -> Response[dict[str, str]]:
-    """A field with a bad value (digest, tag, colour, cursor, combination): 400."""
-    return _rejected(HTTPStatus.BAD_REQUEST, exc)
-
-
-@exception_handler(UnknownImage)
-def unknown_image(exc: UnknownImage) -> Response[dict[str, str]]:
-    """A tag or digest neither the ledger nor the repository knows: 404."""
-    return _rejected(HTTPStatus.NOT_FOUND, exc)
-
-
-@exception_handler(NotFound)
-def not_found(exc: NotFound) -> Response[dict[str, str]]:
-    """A deployment the ledger and Step Functions do not know: 404."""
-    return _rejected(HTTPStatus.NOT_FOUND, exc)
-
-
-@exception_handler(LockHeld)
-def lock_held(exc: LockHeld) -> Response[dict[str, str]]:
-    """A deployment holds the application's lock: 409."""
-    return _rejected(HTTPStatus.CONFLICT, exc)
-
-
-@exception_handler(NotPromotable)
-def not_promotable(exc: NotPromotable) -> Response[dict[str, str]]:
-    """The canary's image cannot be promoted as things stand: 409."""
-    return _rejected(HTTPStatus.CONFLICT, exc)
-
-
-@exception_handler(RolesDisagree)
-def roles_disagree(exc: RolesDisagree) -> Response[dict[str, str]]:
-    """canaryEnv and the Services disagree: no deploy, rollback or promotion may start, 409."""
-    return _rejected(HTTPStatus.CONFLICT, exc)
-
-
-@exception_handler(SwitchRestored)
-def switch_restored(exc: SwitchRestored) -> Response[dict[str, str]]:
-    """A switch could not complete and the previous roles were put back: 503, try again."""
-    logger.warning("canary switch put back", extra={"detail": str(exc)})
-    return error_response(HTTPStatus.SERVICE_UNAVAILABLE, exc.name, str(exc))
-
-
-@exception_handler(SwitchIncomplete)
-def switch_incomplete(exc: SwitchIncomplete) -> Response[dict[str, str]]:
-    """A switch could neither complete nor be put back; the detail names the state left: 503."""
-    logger.error("canary switch left incomplete", extra={"detail": str(exc)})
-    return error_response(HTTPStatus.SERVICE_UNAVAILABLE, exc.name, str(exc))
-
-
-@exception_handler(ClusterConflict)
-def cluster_conflict(exc: ClusterConflict) -> Response[dict[str, str]]:
-    """Writers kept racing past the adapter's retries; nothing half-done: 409, try again."""
-    return _rejected(HTTPStatus.CONFLICT, exc)
-
-
-@exception_handler(ClusterObjectMissing)
-def cluster_object_missing(exc: ClusterObjectMissing) -> Response[dict[str, str]]:
-    """The cluster lacks an object the configuration names: the upstream is wrong, 502."""
-    logger.error("cluster object missing", extra={"detail": str(exc)})
-    return error_response(HTTPStatus.BAD_GATEWAY, exc.name, str(exc))
-
-
-@exception_handler(ClusterUnavailable)
-def cluster_unavailable(exc: ClusterUnavailable) -> Response[dict[str, str]]:
-    """The Kubernetes API is unreachable or refused the function's credentials: 503."""
-    logger.error("cluster unavailable", extra={"detail": str(exc)})
-    return error_response(
-        HTTPStatus.SERVICE_UNAVAILABLE, exc.name, str(exc) or "the cluster could not be reached"
-    )
-
-
-@exception_handler(CanaryEnvMalformed)
-def canary_env_malformed(exc: CanaryEnvMalformed) -> Response[dict[str, str]]:
-    """The ConfigMap's canaryEnv cannot be read as roles: the upstream is wrong, 502."""
-    logger.error("canaryEnv malformed", extra={"detail": str(exc)})
-    return error_response(HTTPStatus.BAD_GATEWAY, exc.name, str(exc))
-
-
 @exception_handler(BlueGreenError)
-def other_domain_error(exc: BlueGreenError) -> Response[dict[str, str]]:
-    """Any other named error of the domain is a refusal with its reason: 409."""
-    return _rejected(HTTPStatus.CONFLICT, exc)
+def domain_error(exc: BlueGreenError) -> Response[dict[str, str]]:
+    """Every named error of the domain: its status and log level from ``ERROR_ANSWERS``."""
+    return answer_error(exc)
 
 
 _PATTERN_RULES = {
@@ -262,10 +160,22 @@ def route_not_found(exc: NotFoundError) -> Response[dict[str, str]]:
     return error_response(
         HTTPStatus.NOT_FOUND,
         "RouteNotFound",
-        f"no route {event.http_method} {event.path}; the API serves GET /services, "
-        "POST /services, GET /images, GET /deployments, GET /deployments/{id}, "
-        "GET /deployments/{id}/timeline, POST /rollback, POST /promote, "
-        "POST /deployments/{id}/resume, POST /deployments/{id}/abort",
+        f"no route {event.http_method} {event.path}; the API serves {', '.join(served())}",
+    )
+
+
+@lru_cache(maxsize=1)
+def served() -> tuple[str, ...]:
+    """Every route the resolver has, as ``METHOD /path/{parameter}``, by path then method.
+
+    Read from the resolver's own registry of routes (Powertools keeps them in
+    ``_static_routes`` and ``_dynamic_routes``, with no public accessor), so the
+    answer never drifts from what is served.
+    """
+    routes = [*app._static_routes, *app._dynamic_routes]
+    return tuple(
+        f"{method} {path}"
+        for path, method in sorted({(route.openapi_path, route.method) for route in routes})
     )
 
 
