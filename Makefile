@@ -11,7 +11,7 @@ export PYTHONPATH := $(CURDIR)/layers/bluegreen:$(CURDIR)
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export SAM_CLI_TELEMETRY := 0
 
-.PHONY: help venv test unit lint validate kube kube-gomod chromium demo bench build local push invoke execute lock openapi screenshot clean
+.PHONY: help venv test unit lint validate kube dataplane kube-gomod chromium demo bench build local push invoke execute lock openapi screenshot clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s $$'\t'
@@ -43,6 +43,9 @@ validate: $(STAMP) $(SAM_STAMP) $(NODE_STAMP) ## sam validate --lint, cfn-lint, 
 
 kube: ## build the real control plane from Go modules into .cache/kube (once: 15-30 min cold on 2 cores)
 	bash local/kube/build.sh
+
+dataplane: ## build the local data plane into .cache/dataplane: AWS Load Balancer Controller, Traefik (Go modules), Prometheus (Debian) (once: ~15 min cold)
+	bash local/kube/build-dataplane.sh
 
 kube-gomod: ## regenerate local/kube/go.mod + go.sum from k8s.io/kubernetes's own go.mod
 	$(PYTHON) local/kube/gomod.py
