@@ -20,7 +20,15 @@ carries them to a real API server:
   where the API server proxies ``kubectl logs`` and the product's log tails;
 - images are marked through ``POST /_emulator/faults/images`` on the
   kubelet's control address (plain HTTP on loopback), the same fault path and
-  body the emulator serves, so ``bluegreen push --broken`` works on both.
+  body the emulator serves, so ``bluegreen push --broken`` works on both;
+- once given a pod network (``serve_pods``: a network namespace where
+  10.244.0.0/16 is local, ``local.kube.dataplane.PodNetwork``), pods started
+  from then on get addresses in 10.244.0.0/16, and each running, ready container
+  answers HTTP on its pod's address and its declared container ports, inside that
+  namespace, as ``local.traffic`` says its image behaves (``good``; ``errors``: 5 %
+  of its requests answer 500; ``slow``: it answers after 2 s; marked through
+  ``behaviours``), with a body naming its pod, colour and image. A crash-looping
+  or never-started container answers nothing, as its process is not running.
 
 The kubelet's own delays (ready, a Job's run, the back-off) can be shortened
 by ``KubeletOptions.speed`` for tests; the controllers' (a Deployment's progress
@@ -29,17 +37,20 @@ deadline) are real time, as on EKS.
 
 from __future__ import annotations
 
+import contextlib
+import ipaddress
 import json
+import socket
 import ssl
 import threading
 import time
 import urllib.parse
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from local.cluster.containers import CRASH_LOOP, ImageMarks
 from local.cluster.kubelet import (
@@ -56,6 +67,7 @@ from local.cluster.kubelet import (
 )
 from local.cluster.timefmt import timestamp
 from local.kube.certs import KeyPair
+from local.traffic import BEHAVIOURS, ERROR_SHARE, LATENCY
 
 if TYPE_CHECKING:
     from kubernetes.client import ApiClient
@@ -66,6 +78,18 @@ _LEASE_SECONDS = 40
 _LEASE_RENEW = 10.0
 _NODE_HEARTBEAT = 30.0
 _STRATEGIC = "application/strategic-merge-patch+json"
+POD_NETWORK = ipaddress.ip_network("10.244.0.0/16")
+"""Where pods get their addresses once the kubelet serves them (``serve_pods``)."""
+
+T = TypeVar("T")
+
+
+class PodNetwork(Protocol):
+    """Where pod addresses are local: what ``serve_pods`` needs of a network namespace."""
+
+    def call(self, fn: Callable[[], T]) -> T:
+        """``fn()`` run inside the namespace: the sockets it makes live there."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -115,6 +139,12 @@ class SimulatedKubelet:
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
+        self.behaviours = ImageBehaviours()
+        """How the served pods of an image answer (``local.traffic``'s conventions)."""
+        self._network: PodNetwork | None = None
+        self._addresses: dict[str, str] = {}
+        self._servers: dict[tuple[str, int], _PodServer] = {}
+        self._serving = threading.RLock()
         self._log_server = _server(self, host, serving, client_ca)
         self._control_server = _control_server(self, host)
         self.port = int(self._log_server.server_address[1])
@@ -137,6 +167,7 @@ class SimulatedKubelet:
     def stop(self) -> None:
         """Stop the loops and the servers; the Node object stays (the cluster goes anyway)."""
         self._stop.set()
+        self.serve_pods(None)
         for server in (self._log_server, self._control_server):
             server.shutdown()
             server.server_close()
@@ -284,10 +315,13 @@ class SimulatedKubelet:
             uid = pod["metadata"]["uid"]
             seen.add(uid)
             if pod["metadata"].get("deletionTimestamp"):
+                self._close_servers(uid)
                 self._confirm_deletion(pod)
                 continue
             run = self._run_for(pod, now)
             status = pod_status(pod, run, now, clock=self._clock, host_ip=self.host)
+            self._keep_address(uid, status)
+            self._serve(pod, status)
             previous = self._statuses.get(uid) or pod.get("status") or {}
             if _same(previous, status):
                 continue
@@ -305,6 +339,10 @@ class SimulatedKubelet:
             for gone in set(self._runs) - seen:
                 self._runs.pop(gone, None)
                 self._statuses.pop(gone, None)
+                self._addresses.pop(gone, None)
+        for uid, _ in list(self._servers):
+            if uid not in seen:
+                self._close_servers(uid)
 
     def _run_for(self, pod: dict[str, Any], now: float) -> PodRun:
         uid = pod["metadata"]["uid"]
@@ -379,6 +417,86 @@ class SimulatedKubelet:
     def _note(self, problem: str) -> None:
         self.errors = [*self.errors[-19:], problem]
 
+    # serving pods on their addresses ------------------------------------------------------
+
+    def serve_pods(self, network: PodNetwork | None) -> None:
+        """Serve pods' HTTP inside ``network`` from now on (None: stop serving).
+
+        Pods started while a network is set get an address in ``POD_NETWORK``
+        (those started before keep theirs: a pod's address never changes); each
+        of their running, ready containers answers on that address and each
+        container port it declares.
+        """
+        with self._serving:
+            with self._lock:
+                self._network = network
+            if network is None:
+                for uid, _ in list(self._servers):
+                    self._close_servers(uid)
+
+    def _keep_address(self, uid: str, status: dict[str, Any]) -> None:
+        """A pod's address, chosen once: in ``POD_NETWORK`` while pods are served."""
+        if "podIP" not in status:
+            return
+        with self._lock:
+            address = self._addresses.get(uid)
+            if address is None:
+                address = status["podIP"] if self._network is None else self._free_address(uid)
+                self._addresses[uid] = address
+        status["podIP"] = address
+        status["podIPs"] = [{"ip": address}]
+
+    def _free_address(self, uid: str) -> str:
+        """An address of ``POD_NETWORK`` no other pod holds, derived from the pod's uid."""
+        size = POD_NETWORK.num_addresses - 2
+        taken = set(self._addresses.values())
+        start = int(uid.replace("-", "")[:8], 16) % size
+        for step in range(size):
+            address = str(POD_NETWORK[1 + (start + step) % size])
+            if address not in taken:
+                return address
+        raise RuntimeError(f"no free address left in {POD_NETWORK}")
+
+    def _serve(self, pod: dict[str, Any], status: dict[str, Any]) -> None:
+        """Open (or close) the servers of a pod's containers to match their state."""
+        with self._serving:
+            self._serve_locked(pod, status)
+
+    def _serve_locked(self, pod: dict[str, Any], status: dict[str, Any]) -> None:
+        uid = pod["metadata"]["uid"]
+        network = self._network
+        address = str(status.get("podIP") or "")
+        wanted: set[int] = set()
+        if network is not None and address and ipaddress.ip_address(address) in POD_NETWORK:
+            running = {
+                c["name"]
+                for c in status.get("containerStatuses") or []
+                if "running" in (c.get("state") or {}) and c.get("ready")
+            }
+            if status.get("phase") == "Running":
+                for container in pod["spec"].get("containers") or []:
+                    if container["name"] not in running:
+                        continue
+                    for port in container.get("ports") or []:
+                        if port.get("protocol", "TCP") == "TCP" and port.get("containerPort"):
+                            wanted.add(int(port["containerPort"]))
+        for key in [k for k in self._servers if k[0] == uid and k[1] not in wanted]:
+            self._servers.pop(key).close()
+        if network is None:
+            return
+        for port in wanted - {k[1] for k in self._servers if k[0] == uid}:
+            try:
+                server = _PodServer(self, pod, address, port, network)
+            except OSError as exc:
+                self._note(f"serve {pod['metadata']['name']} on {address}:{port}: {exc}")
+                continue
+            self._servers[(uid, port)] = server
+
+    def _close_servers(self, uid: str) -> None:
+        with self._serving:
+            for key in [k for k in self._servers if k[0] == uid]:
+                self._servers.pop(key).close()
+
     # logs -------------------------------------------------------------------------------
 
     def log_of(
@@ -413,6 +531,162 @@ class SimulatedKubelet:
                 return
             yield
             self._stop.wait(0.2)
+
+
+class ImageBehaviours:
+    """How served pods of an image answer: ``good``, ``errors`` or ``slow`` (``local.traffic``).
+
+    A mark matches as an image fault does (``ImageMarks``): the image itself, an
+    image pinned to it (``repo@<mark>``), or any image containing a marked
+    ``sha256:`` digest. Thread-safe.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._marks: dict[str, str] = {}
+
+    def mark(self, image: str, behaviour: str) -> None:
+        if behaviour not in BEHAVIOURS:
+            raise ValueError(f"behaviour must be one of {', '.join(BEHAVIOURS)}, not {behaviour!r}")
+        if not image:
+            raise ValueError("image must be an image string or a sha256: digest")
+        with self._lock:
+            self._marks[image] = behaviour
+
+    def clear_all(self) -> None:
+        with self._lock:
+            self._marks.clear()
+
+    def of(self, image: str) -> str:
+        with self._lock:
+            for marked, behaviour in self._marks.items():
+                if (
+                    image == marked
+                    or image.endswith("@" + marked)
+                    or (marked.startswith("sha256:") and marked in image)
+                ):
+                    return behaviour
+        return "good"
+
+
+class _PodServer:
+    """One container port of a running pod, answering HTTP on the pod's address.
+
+    The listening socket is made inside the pod network; the connections it
+    accepted are closed with it, as a stopped container's would be.
+    """
+
+    def __init__(
+        self,
+        kubelet: SimulatedKubelet,
+        pod: dict[str, Any],
+        address: str,
+        port: int,
+        network: PodNetwork,
+    ) -> None:
+        meta = pod["metadata"]
+        labels = meta.get("labels") or {}
+        container = next(
+            (
+                c
+                for c in pod["spec"].get("containers") or []
+                if any(p.get("containerPort") == port for p in c.get("ports") or [])
+            ),
+            {},
+        )
+        self.image = str(container.get("image", ""))
+        self.identity = {
+            "pod": meta["name"],
+            "namespace": meta["namespace"],
+            "colour": labels.get("colour") or labels.get("color") or labels.get("app") or "",
+            "image": self.image,
+            "address": f"{address}:{port}",
+        }
+        self._kubelet = kubelet
+        # Half a request of credit, as local.traffic counts: a 5 % image errs on its 10th
+        # request, then every 20th.
+        self._error_carry = 0.5
+        self._counter = threading.Lock()
+        self._connections: set[socket.socket] = set()
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_GET(self) -> None:
+                self._answer(head=False)
+
+            def do_HEAD(self) -> None:
+                self._answer(head=True)
+
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                if length:
+                    self.rfile.read(length)
+                self._answer(head=False)
+
+            def _answer(self, head: bool) -> None:
+                status, delay = server.next_answer()
+                if delay:
+                    time.sleep(delay)
+                body = json.dumps({**server.identity, "status": status}).encode() + b"\n"
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                if not head:
+                    self.wfile.write(body)
+
+            def log_message(self, format: str, *args: Any) -> None:
+                return
+
+        class Server(ThreadingHTTPServer):
+            daemon_threads = True
+
+            def process_request(self, request: Any, client_address: Any) -> None:
+                # Headers and body go out in two writes: without this, a kept-alive
+                # connection waits out the peer's delayed ACK (40 ms) on every answer.
+                request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                with server._counter:
+                    server._connections.add(request)
+                super().process_request(request, client_address)
+
+            def shutdown_request(self, request: Any) -> None:
+                with server._counter:
+                    server._connections.discard(request)
+                super().shutdown_request(request)
+
+        self._server = network.call(lambda: Server((address, port), Handler))
+        self._thread = threading.Thread(
+            target=self._server.serve_forever,
+            args=(0.2,),
+            name=f"pod-{meta['name']}-{port}",
+            daemon=True,
+        )
+        self._thread.start()
+
+    def next_answer(self) -> tuple[int, float]:
+        """The status and delay of the next request, by the image's behaviour now."""
+        behaviour = self._kubelet.behaviours.of(self.image)
+        with self._counter:
+            self._error_carry += ERROR_SHARE[behaviour]
+            failed = self._error_carry >= 1.0
+            if failed:
+                self._error_carry -= 1.0
+        delay = LATENCY[behaviour] if behaviour == "slow" else 0.0
+        return (500 if failed else 200), delay
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        with self._counter:
+            connections = list(self._connections)
+            self._connections.clear()
+        for connection in connections:
+            with contextlib.suppress(OSError):
+                connection.shutdown(socket.SHUT_RDWR)
+            connection.close()
+        self._thread.join(timeout=5)
 
 
 def _same(old: dict[str, Any], new: dict[str, Any]) -> bool:
