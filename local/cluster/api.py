@@ -25,7 +25,13 @@ from local.cluster.errors import (
     not_found,
 )
 from local.cluster.kubelet import log_refusal, render_log
-from local.cluster.patching import PatchError, json_patch, merge_patch, strategic_merge
+from local.cluster.patching import (
+    UNPROCESSABLE,
+    PatchError,
+    json_patch,
+    merge_patch,
+    strategic_merge,
+)
 from local.cluster.resources import Registry, Resource
 from local.cluster.selectors import SelectorError, field_selector, field_selector_paths
 from local.cluster.selectors import label_selector as parse_label_selector
@@ -55,7 +61,7 @@ _FIELDS = {
     "Job": {"status.successful"},
     "Secret": {"type"},
     "Namespace": {"status.phase"},
-    "ReplicaSet": {"status.replicas"},
+    "Service": {"spec.clusterIP", "spec.type"},
     "Event": {
         "involvedObject.kind",
         "involvedObject.namespace",
@@ -173,7 +179,7 @@ class KubeApi:
         if parts and parts[0] == "openapi":
             return self._openapi(parts[1:], request)
         if not parts or parts[0] not in {"api", "apis"}:
-            raise _unknown_path()
+            return _page_not_found()
         if parts[0] == "api":
             if len(parts) == 1:
                 if "as=APIGroupDiscoveryList" in accept:
@@ -185,10 +191,11 @@ class KubeApi:
                 if "as=APIGroupDiscoveryList" in accept:
                     return _aggregated(self.registry.aggregated(legacy=False))
                 return Reply(body=self.registry.api_group_list())
+            described = self.registry.api_group(parts[1])
+            if described is None:
+                # No group of that name: the request never reaches an API handler.
+                return _page_not_found()
             if len(parts) == 2:
-                described = self.registry.api_group(parts[1])
-                if described is None:
-                    raise _unknown_path()
                 return Reply(body=described)
             group, version, rest = parts[1], parts[2], parts[3:]
         if not rest:
@@ -234,10 +241,10 @@ class KubeApi:
                 return self._create(target, request)
             if method == "DELETE":
                 return self._delete_collection(target, request)
-            raise _not_allowed(method)
+            raise _not_allowed()
         if target.subresource == "log":
             if method != "GET":
-                raise _not_allowed(method)
+                raise _not_allowed()
             return self._log(target, request)
         if target.subresource == "scale":
             return self._scale(target, request)
@@ -249,7 +256,7 @@ class KubeApi:
             return self._patch(target, request)
         if method == "DELETE" and not target.subresource:
             return self._delete(target, request)
-        raise _not_allowed(method)
+        raise _not_allowed()
 
     # Reads ----------------------------------------------------------------------------
 
@@ -282,7 +289,7 @@ class KubeApi:
         }
         for path in paths:
             if path not in supported:
-                raise bad_request(f"field label not supported: {path}")
+                raise bad_request(_unsupported_field(target.resource.kind, path))
 
         def matches(obj: dict[str, Any]) -> bool:
             meta = obj.get("metadata", {})
@@ -290,7 +297,7 @@ class KubeApi:
                 return False
             if by_labels and not by_labels(meta.get("labels") or {}):
                 return False
-            return not (by_fields and not by_fields(obj))
+            return not (by_fields and not by_fields(_selectable(target.resource.kind, obj)))
 
         return matches
 
@@ -457,7 +464,7 @@ class KubeApi:
 
     # Writes ----------------------------------------------------------------------------
 
-    def _decode(self, request: Request, *, allow_yaml: bool = False) -> Any:
+    def _decode(self, request: Request, *, allow_yaml: bool = False, kind: str = "") -> Any:
         content_type = request.header("content-type").split(";")[0].strip()
         if content_type == "application/vnd.kubernetes.protobuf":
             try:
@@ -477,6 +484,11 @@ class KubeApi:
                 return yaml.safe_load(text)
             return json.loads(text)
         except (ValueError, yaml.YAMLError) as error:
+            if kind:
+                raise bad_request(
+                    f"the object provided is unrecognized (must be of type {kind}): couldn't "
+                    f"get version/kind; json parse error: {error} ({text[:100]})"
+                ) from error
             raise bad_request(f"the body of the request could not be decoded: {error}") from error
 
     def _check_kind(self, resource: Resource, obj: Any, *, scale: bool = False) -> None:
@@ -518,14 +530,19 @@ class KubeApi:
     def _admit(
         self, resource: Resource, obj: dict[str, Any], old: dict[str, Any] | None, name: str
     ) -> None:
-        decoding.check_types(resource.kind, obj)
+        decoding.check_types(resource.kind, obj, resource.version)
+        meta = obj.get("metadata") or {}
+        for key in ("labels", "annotations", "finalizers", "ownerReferences"):
+            # Empty maps and lists are omitted when the Go object is encoded.
+            if key in meta and not meta[key]:
+                del meta[key]
         admission.apply_defaults(resource, obj, self.rng)
         errors = admission.validate(resource, obj, old)
         if errors:
             raise invalid(resource.kind, resource.group, name, errors)
 
     def _create(self, target: Target, request: Request) -> Reply:
-        obj = self._decode(request)
+        obj = self._decode(request, kind=target.resource.kind)
         self._check_kind(target.resource, obj)
         self._place(target, obj)
         with self.store.lock:
@@ -577,7 +594,7 @@ class KubeApi:
         return self.store.put(resource, obj, new=True)
 
     def _replace(self, target: Target, request: Request) -> Reply:
-        obj = self._decode(request)
+        obj = self._decode(request, kind=target.resource.kind)
         self._check_kind(target.resource, obj)
         self._place(target, obj)
         given = obj["metadata"].get("name")
@@ -653,15 +670,23 @@ class KubeApi:
     def _patch(self, target: Target, request: Request) -> Reply:
         kind = _PATCH_TYPES.get(request.header("content-type").split(";")[0].strip())
         if kind is None:
+            # Refused by the route itself, before any handler sees the body.
+            raise ApiError(415, "UnsupportedMediaType", "415: Unsupported Media Type", {})
+        if kind == "strategic" and target.resource.custom:
             raise ApiError(
                 415,
                 "UnsupportedMediaType",
                 "the body of the request was in an unknown format - accepted media "
                 "types include: application/json-patch+json, "
-                "application/merge-patch+json, application/apply-patch+yaml, "
-                "application/strategic-merge-patch+json",
+                "application/merge-patch+json, application/apply-patch+yaml",
             )
-        patch = self._decode(request, allow_yaml=kind == "apply")
+        if kind == "apply":
+            patch = self._decode(request, allow_yaml=True)
+        else:
+            try:
+                patch = json.loads(request.body.decode("utf-8", errors="replace") or "null")
+            except ValueError as error:
+                raise bad_request("invalid JSON patch") from error
         with self.store.lock:
             old = self.store.get(target.resource, target.namespace, target.name)
             if old is None:
@@ -689,39 +714,36 @@ class KubeApi:
         base = clone(old)
         try:
             if kind == "json":
-                if not isinstance(patch, list):
-                    raise bad_request(
-                        "json: cannot unmarshal object into Go value of type jsonpatch.Patch"
-                    )
                 result = json_patch(base, patch)
+            elif kind == "merge":
+                result = merge_patch(base, patch)
+            elif kind == "strategic":
+                result = strategic_merge(base, patch)
             else:
-                if not isinstance(patch, dict):
-                    raise bad_request("the patch must be a JSON object")
-                if kind == "merge":
-                    result = merge_patch(base, patch)
-                elif kind == "strategic":
-                    result = strategic_merge(base, patch)
-                else:
-                    self._check_kind(target.resource, patch)
-                    applied = clone(patch)
-                    applied.get("metadata", {}).pop("resourceVersion", None)
-                    result = strategic_merge(base, applied)
+                self._check_kind(target.resource, patch)
+                applied = clone(patch)
+                applied.get("metadata", {}).pop("resourceVersion", None)
+                result = strategic_merge(base, applied)
         except PatchError as error:
-            raise ApiError(
-                422,
-                "Invalid",
-                str(error),
-                {
-                    "name": target.name,
-                    "group": target.resource.group,
-                    "kind": target.resource.kind,
-                    "causes": [
-                        {"reason": "FieldValueInvalid", "message": str(error), "field": "patch"}
-                    ],
-                },
-            ) from error
+            if error.status == 400:
+                raise bad_request(error.message) from error
+            if error.status == 422:
+                # The API server does not say what did not apply.
+                raise ApiError(422, "Invalid", UNPROCESSABLE, {}) from error
+            raise ApiError(error.status, "", error.message) from error
         if not isinstance(result, dict) or not isinstance(result.get("metadata"), dict):
-            raise ApiError(422, "Invalid", "the patch removed the object's metadata")
+            result = {"metadata": {}}
+        name = result["metadata"].get("name")
+        if not name:
+            raise bad_request(
+                f"the name of the object ({target.name} based on URL) was undeterminable: "
+                "name must be provided"
+            )
+        if name != target.name:
+            raise bad_request(
+                f"the name of the object ({name}) does not match the name on the URL "
+                f"({target.name})"
+            )
         return result
 
     # Delete ----------------------------------------------------------------------------
@@ -877,12 +899,12 @@ class KubeApi:
             elif request.method == "PATCH":
                 kind = _PATCH_TYPES.get(request.header("content-type").split(";")[0].strip())
                 if kind is None:
-                    raise ApiError(415, "UnsupportedMediaType", "unsupported patch type")
+                    raise ApiError(415, "UnsupportedMediaType", "415: Unsupported Media Type", {})
                 wanted = self._apply_patch(
                     kind, current, self._decode(request, allow_yaml=kind == "apply"), target
                 )
             else:
-                raise _not_allowed(request.method)
+                raise _not_allowed()
             self._check_version(target, wanted, obj)
             replicas = (wanted.get("spec") or {}).get("replicas")
             if not isinstance(replicas, int) or replicas < 0:
@@ -1044,10 +1066,41 @@ def _unknown_path() -> ApiError:
     return ApiError(404, "NotFound", "the server could not find the requested resource", {})
 
 
-def _not_allowed(method: str) -> ApiError:
+def _selectable(kind: str, obj: dict[str, Any]) -> dict[str, Any]:
+    """The object as its kind's field selectors see it (``GetAttrs``): a Job's
+    ``status.successful`` is its count of succeeded pods, a pod's ``spec.hostNetwork``
+    reads ``false`` when unset, an Event's ``source`` is its source component."""
+    if kind == "Job":
+        status = obj.get("status") or {}
+        return {**obj, "status": {**status, "successful": status.get("succeeded") or 0}}
+    if kind == "Pod":
+        spec = obj.get("spec") or {}
+        return {**obj, "spec": {**spec, "hostNetwork": bool(spec.get("hostNetwork"))}}
+    if kind == "Event":
+        source = obj.get("source")
+        component = source.get("component", "") if isinstance(source, dict) else ""
+        return {**obj, "source": component}
+    return obj
+
+
+def _unsupported_field(kind: str, path: str) -> str:
+    """The message of the kind's field label conversion (or of the default one)."""
+    if kind == "Job":
+        return f'field label "{path}" not supported for Job'
+    if kind in _FIELDS:
+        return f"field label not supported: {path}"
+    return f'"{path}" is not a known field selector: only "metadata.name", "metadata.namespace"'
+
+
+def _page_not_found() -> Reply:
+    """What a real API server answers for a path no API group serves: plain text."""
+    return Reply(404, "404 page not found\n", content_type="text/plain; charset=utf-8")
+
+
+def _not_allowed() -> ApiError:
     return ApiError(
         405,
         "MethodNotAllowed",
-        f"the server does not allow this method on the requested resource ({method})",
+        "the server does not allow this method on the requested resource",
         {},
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 
@@ -31,8 +32,9 @@ class ApiError(Exception):
             "metadata": {},
             "status": "Failure",
             "message": self.message,
-            "reason": self.reason,
         }
+        if self.reason:
+            body["reason"] = self.reason
         if self.details is not None:
             body["details"] = self.details
         body["code"] = self.code
@@ -86,6 +88,23 @@ def conflict(plural: str, group: str, name: str, why: str | None = None) -> ApiE
     )
 
 
+class Rendered(str):
+    """A value already written the way Go prints it in a field error (JSON of a struct)."""
+
+
+def _shown(value: object) -> str:
+    """A bad value as ``field.Error`` prints it: strings quoted, simple types bare, else JSON."""
+    if isinstance(value, Rendered):
+        return str(value)
+    if isinstance(value, str):
+        return json.dumps(value, ensure_ascii=False)
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return str(value)
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
 class FieldError:
     """One validation failure, as the API server lists it in ``details.causes``."""
 
@@ -108,8 +127,7 @@ class FieldError:
         _, label = self._REASONS[self.kind]
         text = label
         if self.kind in {"Invalid", "Unsupported", "Duplicate"} and self.value is not None:
-            shown = f'"{self.value}"' if isinstance(self.value, str) else repr(self.value)
-            text = f"{label}: {shown}"
+            text = f"{label}: {_shown(self.value)}"
         if self.detail:
             text = f"{text}: {self.detail}"
         return text

@@ -25,6 +25,8 @@ class Resource:
     # Kinds whose metadata.generation counts spec changes.
     generation: bool = False
     list_kind: str = ""
+    # Served from a CustomResourceDefinition on a real cluster (no strategic merge patch).
+    custom: bool = False
     extra: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
 
     @property
@@ -206,6 +208,7 @@ BUILTIN: tuple[Resource, ...] = (
         subresources=("status",),
         has_status=True,
         generation=True,
+        custom=True,
     ),
 )
 
@@ -253,7 +256,7 @@ class Registry:
         plural = plural + ("es" if plural.endswith(("s", "x", "ch", "sh")) else "s")
         if plural.endswith("ys") and len(plural) > 2 and plural[-3] not in "aeiou":
             plural = plural[:-2] + "ies"
-        return self.add(Resource(group, version, plural, kind))
+        return self.add(Resource(group, version, plural, kind, custom=True))
 
     def find(self, name: str) -> Resource | None:
         """A resource by plural, singular, short name or kind (case-insensitive)."""
