@@ -7,9 +7,13 @@ import random
 import re
 from typing import Any
 
-from local.cluster.errors import FieldError
+from local.cluster.errors import FieldError, Rendered
 from local.cluster.resources import Resource
-from local.cluster.selectors import SelectorError, match_label_selector_object
+from local.cluster.selectors import (
+    label_selector_matches,
+    selector_json,
+    validate_label_selector,
+)
 
 _SUBDOMAIN = r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*"
 _LABEL = r"[a-z0-9]([-a-z0-9]*[a-z0-9])?"
@@ -35,14 +39,6 @@ _NAME_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
 def random_suffix(rng: random.Random, length: int = 5) -> str:
     """The random tail of generated names (``generateName``, pod names)."""
     return "".join(rng.choice(_NAME_ALPHABET) for _ in range(length))
-
-
-def go_repr(value: Any) -> str:
-    """A value the way validation messages print Go maps (close enough to read the same)."""
-    if isinstance(value, dict):
-        inner = ", ".join(f'"{k}":{json.dumps(v)}' for k, v in sorted(value.items()))
-        return f"map[string]string{{{inner}}}"
-    return json.dumps(value)
 
 
 # Defaulting ---------------------------------------------------------------------------
@@ -107,6 +103,8 @@ def apply_defaults(resource: Resource, obj: dict[str, Any], rng: random.Random) 
         labels = obj["metadata"].setdefault("labels", {})
         labels.setdefault("kubernetes.io/metadata.name", obj["metadata"].get("name", ""))
         obj.setdefault("status", {"phase": "Active"})
+    if kind == "Secret":
+        obj.setdefault("type", "Opaque")
     if not isinstance(spec, dict):
         return
     if kind in {"Deployment", "ReplicaSet", "StatefulSet"}:
@@ -287,27 +285,38 @@ def _validate_template(spec: dict[str, Any], path: str, restart: set[str]) -> li
     return errors
 
 
-def _validate_selected(spec: dict[str, Any]) -> list[FieldError]:
+def _validate_selected(spec: dict[str, Any], kind: str) -> list[FieldError]:
+    """The selector of a controller's spec, and that it selects the pods of its template."""
     selector = spec.get("selector")
-    if not isinstance(selector, dict) or not (
-        selector.get("matchLabels") or selector.get("matchExpressions")
-    ):
-        return [FieldError("spec.selector", "Required")]
     labels = (spec.get("template") or {}).get("metadata", {}).get("labels") or {}
-    try:
-        matches = match_label_selector_object(selector, labels)
-    except SelectorError as error:
-        return [FieldError("spec.selector", "Invalid", str(error), json.dumps(selector))]
-    if not matches:
-        return [
+    if not isinstance(selector, dict):
+        return [FieldError("spec.selector", "Required")]
+    errors = validate_label_selector(selector, "spec.selector")
+    empty = not (selector.get("matchLabels") or selector.get("matchExpressions"))
+    if empty and kind != "Job":
+        errors.append(
+            FieldError(
+                "spec.selector",
+                "Invalid",
+                "empty selector is invalid for deployment",
+                Rendered(selector_json(selector)),
+            )
+        )
+    if errors:
+        return errors
+    if not label_selector_matches(selector, labels):
+        shown = json.dumps(
+            {k: labels[k] for k in sorted(labels)}, separators=(",", ":"), ensure_ascii=False
+        )
+        errors.append(
             FieldError(
                 "spec.template.metadata.labels",
                 "Invalid",
                 "`selector` does not match template `labels`",
-                go_repr(labels),
+                Rendered(shown),
             )
-        ]
-    return []
+        )
+    return errors
 
 
 def validate(
@@ -327,7 +336,7 @@ def validate(
             ]
         restart = {"OnFailure", "Never"} if kind == "Job" else {"Always"}
         if kind != "Job" or spec.get("manualSelector"):
-            errors += _validate_selected(spec)
+            errors += _validate_selected(spec, kind)
         errors += _validate_template(spec, "spec", restart)
         replicas = spec.get("replicas")
         if replicas is not None and (not isinstance(replicas, int) or replicas < 0):

@@ -115,6 +115,27 @@ def _drop_zero(status: dict[str, Any], *keys: str) -> dict[str, Any]:
     return status
 
 
+ROOT_CA_NOTE = (
+    "Contains a CA bundle that can be used to verify the kube-apiserver when using internal "
+    "endpoints such as the internal service IP or kubernetes.default.svc. No other usage is "
+    "guaranteed across distributions of Kubernetes clusters."
+)
+ROOT_CA = """-----BEGIN CERTIFICATE-----
+MIIBkzCCATmgAwIBAgIUT0ASKxQzIi7YWXK93334bzpGD9QwCgYIKoZIzj0EAwIw
+HjEcMBoGA1UEAwwTY2x1c3Rlci1lbXVsYXRvci1jYTAgFw0yNjEyMDYwNzA4MzJa
+GA8yMTI2MTExMjA3MDgzMlowHjEcMBoGA1UEAwwTY2x1c3Rlci1lbXVsYXRvci1j
+YTBZMBMGByqGSM49AgEGCCqGSM49AwEHA0IABJwe+ZphAAqvMlVhxz4kEcSekptD
+37ZDE8VLLi1TkzFneMo6L1sT6UAs6J1k9B7xgpyFqligQ41i78kTY9w2oVqjUzBR
+MB0GA1UdDgQWBBQltdpB8Hc88K4k0Z+8oouOsla6mTAfBgNVHSMEGDAWgBQltdpB
+8Hc88K4k0Z+8oouOsla6mTAPBgNVHRMBAf8EBTADAQH/MAoGCCqGSM49BAMCA0gA
+MEUCIQC2OuZrYCH58P+Ns30BYP7UQb0jT7plyehtnl9F2Xwa2wIgfirWb4esCL5q
+PkkAY0ni+ih+ei7a6Z7S/u65BP+gKIw=
+-----END CERTIFICATE-----
+"""
+"""The ``ca.crt`` of every namespace's ``kube-root-ca.crt``. The emulator serves plain HTTP:
+this is a fixed self-signed certificate whose key was thrown away, there for the shape."""
+
+
 class Controllers:
     """Reconciles every controller-managed kind against the clock."""
 
@@ -154,6 +175,8 @@ class Controllers:
                 "services",
                 "endpoints",
                 "events",
+                "configmaps",
+                "serviceaccounts",
             )
         }
 
@@ -199,6 +222,7 @@ class Controllers:
                 ):
                     for obj in list(self.store.items(self._r[plural])):
                         self._guarded(sync, obj, now)
+                self._sync_namespaces()
                 self._collect_garbage()
                 self._sync_endpoints()
                 if self.store.revision == before:
@@ -301,6 +325,39 @@ class Controllers:
                 obj["spec"]["containers"][0]["name"]
             )
         self.store.put(self._r["events"], event, new=True)
+
+    # Namespaces -------------------------------------------------------------------------
+
+    def _sync_namespaces(self) -> None:
+        """What every namespace holds on a real cluster: the ``default`` ServiceAccount and
+        the ``kube-root-ca.crt`` ConfigMap (the serviceaccount and root-ca publisher
+        controllers)."""
+        for namespace in list(self.store.items(self._r["namespaces"])):
+            name = namespace["metadata"]["name"]
+            made: tuple[tuple[str, dict[str, Any]], ...] = (
+                ("serviceaccounts", {"apiVersion": "v1", "kind": "ServiceAccount"}),
+                (
+                    "configmaps",
+                    {
+                        "apiVersion": "v1",
+                        "kind": "ConfigMap",
+                        "metadata": {"annotations": {"kubernetes.io/description": ROOT_CA_NOTE}},
+                        "data": {"ca.crt": ROOT_CA},
+                    },
+                ),
+            )
+            for plural, obj in made:
+                wanted = "default" if plural == "serviceaccounts" else "kube-root-ca.crt"
+                if self.store.get(self._r[plural], name, wanted) is not None:
+                    continue
+                obj["metadata"] = {
+                    **obj.get("metadata", {}),
+                    "name": wanted,
+                    "namespace": name,
+                    "uid": str(uuid.uuid4()),
+                    "creationTimestamp": timestamp(self.clock.now()),
+                }
+                self._write(plural, obj, new=True)
 
     # Endpoints --------------------------------------------------------------------------
 
@@ -1040,6 +1097,16 @@ class Controllers:
                     warning=True,
                 )
             return
+        if run is None and not pod["spec"].get("nodeName"):
+            # A pod created through the API (not by a controller) is bound by the scheduler.
+            pod["spec"]["nodeName"] = _NODE_NAME
+            self._event(
+                pod,
+                "Pod",
+                "Scheduled",
+                f"Successfully assigned {meta['namespace']}/{meta['name']} to {_NODE_NAME}",
+                "default-scheduler",
+            )
         if run is None:
             # A pod created through the API (not by a controller) runs like a Job's pod
             # when its restartPolicy says it ends, or serves forever otherwise.

@@ -1,256 +1,361 @@
-"""Label and field selectors as the Kubernetes API server parses and matches them.
+"""Label and field selectors as the Kubernetes API server parses, validates and matches them.
 
 `label_selector` and `field_selector` turn the `labelSelector` / `fieldSelector`
-query parameters into predicates; `match_label_selector_object` evaluates the
-structured `LabelSelector` of a Deployment or Job spec.
+query parameters into predicates, with the parsers of ``k8s.io/apimachinery``
+(``labels.Parse``, ``fields.ParseSelector``) ported with their messages;
+`validate_label_selector` and `label_selector_matches` check and evaluate the
+structured `LabelSelector` of a Deployment, ReplicaSet or Job spec.
 """
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
+
+from local.cluster.errors import FieldError, Rendered
 
 __all__ = [
     "SelectorError",
     "field_selector",
     "field_selector_paths",
     "label_selector",
-    "match_label_selector_object",
+    "label_selector_matches",
+    "selector_json",
+    "validate_label_selector",
 ]
 
 
 class SelectorError(ValueError):
-    """A selector that cannot be parsed or is invalid; the message says what is wrong."""
+    """A selector that cannot be parsed or is invalid; the message is the API server's."""
 
 
-_NAME = r"([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]"
-_NAME_RE = re.compile(_NAME)
-_VALUE_RE = re.compile(rf"({_NAME})?")
-_DNS_SUBDOMAIN_RE = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
+# Label keys and values (k8s.io/apimachinery/pkg/util/validation)
+# ----------------------------------------------------------------
 
-_NAME_MESSAGE = (
-    "name part must consist of alphanumeric characters, '-', '_' or '.', and must start "
-    "and end with an alphanumeric character (e.g. 'MyName',  or 'my.name',  or '123-abc', "
-    f"regex used for validation is '{_NAME}')"
-)
-_VALUE_MESSAGE = (
-    "a valid label must be an empty string or consist of alphanumeric characters, '-', '_' "
-    "or '.', and must start and end with an alphanumeric character (e.g. 'MyValue',  or "
-    f"'my_value',  or '12345', regex used for validation is '({_NAME})?')"
+_NAME_FMT = "([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]"
+_NAME_RE = re.compile(_NAME_FMT)
+_VALUE_FMT = f"({_NAME_FMT})?"
+_VALUE_RE = re.compile(_VALUE_FMT)
+_DNS_SUBDOMAIN_FMT = r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*"
+_DNS_SUBDOMAIN_RE = re.compile(_DNS_SUBDOMAIN_FMT)
+_NAME_MSG = (
+    "must consist of alphanumeric characters, '-', '_' or '.', and must start and end with "
+    "an alphanumeric character"
 )
 
 
-def _validate_key(key: str) -> None:
-    prefix, slash, name = key.rpartition("/")
-    if slash:
+def _regex_error(message: str, fmt: str, *examples: str) -> str:
+    shown = ",  or ".join(f"'{e}'" for e in examples)
+    return f"{message} (e.g. {shown}, regex used for validation is '{fmt}')"
+
+
+def label_key_errors(key: str) -> list[str]:
+    """``IsQualifiedName``: what is wrong with a label key (empty when it is valid)."""
+    errors: list[str] = []
+    parts = key.split("/")
+    if len(parts) == 1:
+        name = parts[0]
+    elif len(parts) == 2:
+        prefix, name = parts
         if not prefix:
-            raise SelectorError(f"key: Invalid value: {key!r}: prefix part must be non-empty")
-        if len(prefix) > 253 or not _DNS_SUBDOMAIN_RE.fullmatch(prefix):
-            raise SelectorError(
-                f"key: Invalid value: {key!r}: prefix part a lowercase RFC 1123 subdomain "
-                "must consist of lower case alphanumeric characters, '-' or '.', and must "
-                "start and end with an alphanumeric character"
+            errors.append("prefix part must be non-empty")
+        elif len(prefix) > 253:
+            errors.append("prefix part must be no more than 253 bytes")
+        elif not _DNS_SUBDOMAIN_RE.fullmatch(prefix):
+            errors.append(
+                "prefix part "
+                + _regex_error(
+                    "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric "
+                    "characters, '-' or '.', and must start and end with an alphanumeric "
+                    "character",
+                    _DNS_SUBDOMAIN_FMT,
+                    "example.com",
+                )
             )
+    else:
+        return [
+            "a qualified name "
+            + _regex_error(_NAME_MSG, _NAME_FMT, "MyName", "my.name", "123-abc")
+            + " with an optional DNS subdomain prefix and '/' (e.g. 'example.com/MyName')"
+        ]
     if not name:
-        raise SelectorError(f"key: Invalid value: {key!r}: name part must be non-empty")
-    if len(name) > 63:
-        raise SelectorError(
-            f"key: Invalid value: {key!r}: name part must be no more than 63 characters"
-        )
+        errors.append("name part must be non-empty")
+    elif len(name.encode()) > 63:
+        errors.append("name part must be no more than 63 bytes")
     if not _NAME_RE.fullmatch(name):
-        raise SelectorError(f"key: Invalid value: {key!r}: {_NAME_MESSAGE}")
-
-
-def _validate_value(key: str, index: int, value: str) -> None:
-    if len(value) > 63:
-        raise SelectorError(
-            f"values[{index}][{key}]: Invalid value: {value!r}: must be no more than 63 characters"
+        errors.append(
+            "name part " + _regex_error(_NAME_MSG, _NAME_FMT, "MyName", "my.name", "123-abc")
         )
+    return errors
+
+
+def label_value_errors(value: str) -> list[str]:
+    """``IsValidLabelValue``: what is wrong with a label value (empty when it is valid)."""
+    errors: list[str] = []
+    if len(value.encode()) > 63:
+        errors.append("must be no more than 63 bytes")
     if not _VALUE_RE.fullmatch(value):
-        raise SelectorError(f"values[{index}][{key}]: Invalid value: {value!r}: {_VALUE_MESSAGE}")
+        errors.append(
+            _regex_error(
+                "a valid label must be an empty string or consist of alphanumeric characters, "
+                "'-', '_' or '.', and must start and end with an alphanumeric character",
+                _VALUE_FMT,
+                "MyValue",
+                "my_value",
+                "12345",
+            )
+        )
+    return errors
+
+
+def _quoted(value: str) -> str:
+    return json.dumps(value, ensure_ascii=False)
+
+
+# labelSelector query strings (labels.Parse)
+# -------------------------------------------
+
+_IN, _NOT_IN, _EQUALS, _DOUBLE_EQUALS, _NOT_EQUALS = "in", "notin", "=", "==", "!="
+_GT, _LT, _EXISTS, _DOES_NOT_EXIST = "gt", "lt", "exists", "!"
+_BINARY = (_IN, _NOT_IN, _EQUALS, _DOUBLE_EQUALS, _NOT_EQUALS, _GT, _LT)
+
+# Tokens: (kind, literal). Kinds are the literal of a keyword or symbol, or these.
+_ID, _END = "identifier", "end"
+_SYMBOLS = {")", ",", "!", "==", "=", ">", "<", "!=", "("}
+_KEYWORDS = {"in", "notin"}
+_SPECIAL = "=!(),><"
+_WHITESPACE = " \t\r\n"
+
+
+def _lex(text: str) -> list[tuple[str, str]]:
+    tokens: list[tuple[str, str]] = []
+    position = 0
+    while True:
+        while position < len(text) and text[position] in _WHITESPACE:
+            position += 1
+        if position >= len(text):
+            tokens.append((_END, ""))
+            return tokens
+        if text[position] in _SPECIAL:
+            # The longest run of symbols that is still a token.
+            end = position + 1
+            while (
+                end < len(text) and text[end] in _SPECIAL and text[position : end + 1] in _SYMBOLS
+            ):
+                end += 1
+            literal = text[position:end]
+            tokens.append((literal, literal))
+            position = end
+            continue
+        end = position
+        while end < len(text) and text[end] not in _SPECIAL and text[end] not in _WHITESPACE:
+            end += 1
+        literal = text[position:end]
+        tokens.append((literal if literal in _KEYWORDS else _ID, literal))
+        position = end
 
 
 @dataclass(frozen=True)
-class _Requirement:
+class Requirement:
+    """One requirement of a selector: a key, an operator and its values."""
+
     key: str
-    operator: str  # in, notin, exists, !, gt, lt (= and == are in, != is notin)
+    operator: str
     values: tuple[str, ...]
 
     def matches(self, labels: Mapping[str, str]) -> bool:
         present = self.key in labels
-        if self.operator == "exists":
-            return present
-        if self.operator == "!":
-            return not present
-        if self.operator == "in":
+        if self.operator in (_IN, _EQUALS, _DOUBLE_EQUALS):
             return present and labels[self.key] in self.values
-        if self.operator == "notin":
+        if self.operator in (_NOT_IN, _NOT_EQUALS):
             return not present or labels[self.key] not in self.values
-        if not present:
+        if self.operator == _EXISTS:
+            return present
+        if self.operator == _DOES_NOT_EXIST:
+            return not present
+        if not present or len(self.values) != 1:
             return False
-        try:
-            actual = int(labels[self.key])
-        except ValueError:
+        actual, limit = _int64(labels[self.key]), _int64(self.values[0])
+        if actual is None or limit is None:
             return False
-        limit = int(self.values[0])
-        return actual > limit if self.operator == "gt" else actual < limit
+        return actual > limit if self.operator == _GT else actual < limit
 
 
-def _build_requirement(key: str, operator: str, values: list[str]) -> _Requirement:
-    _validate_key(key)
-    if operator in ("in", "notin") and not values:
-        raise SelectorError(
-            "values: Invalid value: []: for 'in', 'notin' operators, values set can't be empty"
-        )
-    if operator in ("gt", "lt"):
-        if len(values) != 1 or not re.fullmatch(r"-?[0-9]+", values[0]):
-            raise SelectorError(
-                f"values[0]: Invalid value: {values!r}: for 'Gt', 'Lt' operators, "
-                "the value must be a single integer"
-            )
-    else:
+def _int64(text: str) -> int | None:
+    """Go's ``strconv.ParseInt(text, 10, 64)``."""
+    if not re.fullmatch(r"[+-]?[0-9]+", text):
+        return None
+    value = int(text)
+    return value if -(2**63) <= value < 2**63 else None
+
+
+def _requirement(key: str, operator: str, values: list[str]) -> Requirement:
+    """``NewRequirement``, with the path a query string's selector has (none)."""
+    errors: list[str] = []
+    key_errors = label_key_errors(key)
+    if key_errors:
+        errors.append(f"key: Invalid value: {_quoted(key)}: {'; '.join(key_errors)}")
+    if operator in (_GT, _LT):
         for index, value in enumerate(values):
-            _validate_value(key, index, value)
-    return _Requirement(key, operator, tuple(values))
-
-
-# Tokens of the label selector language. Anything that is not whitespace or one
-# of these characters is part of an identifier, as in the API server's lexer.
-_SPECIALS = "!=,()<>"
-_OPERATOR_TOKENS = ("==", "!=", "=", "<", ">")
-
-
-def _tokens(expr: str) -> list[str]:
-    tokens: list[str] = []
-    position = 0
-    while position < len(expr):
-        char = expr[position]
-        if char.isspace():
-            position += 1
-        elif expr.startswith(("==", "!="), position):
-            tokens.append(expr[position : position + 2])
-            position += 2
-        elif char in _SPECIALS:
-            tokens.append(char)
-            position += 1
-        else:
-            end = position
-            while end < len(expr) and not expr[end].isspace() and expr[end] not in _SPECIALS:
-                end += 1
-            tokens.append(expr[position:end])
-            position = end
-    return tokens
-
-
-def _is_identifier(lexeme: str | None) -> bool:
-    return lexeme is not None and lexeme[0] not in _SPECIALS
+            if _int64(value) is None:
+                errors.append(
+                    f"values[{index}]: Invalid value: {_quoted(value)}: for 'Gt', 'Lt' "
+                    "operators, the value must be an integer"
+                )
+    for index, value in enumerate(values):
+        value_errors = label_value_errors(value)
+        if value_errors:
+            errors.append(
+                f"values[{index}][{key}]: Invalid value: {_quoted(value)}: "
+                + "; ".join(value_errors)
+            )
+    if errors:
+        raise SelectorError(errors[0] if len(errors) == 1 else "[" + ", ".join(errors) + "]")
+    return Requirement(key, operator, tuple(values))
 
 
 class _LabelParser:
-    def __init__(self, expr: str) -> None:
-        self.expr = expr
-        self.tokens = _tokens(expr)
+    """``labels.Parser``: a recursive descent over the lexer's tokens."""
+
+    def __init__(self, text: str) -> None:
+        self.tokens = _lex(text)
         self.position = 0
 
-    def peek(self) -> str | None:
-        return self.tokens[self.position] if self.position < len(self.tokens) else None
+    def _token(self, values: bool) -> tuple[str, str]:
+        kind, literal = self.tokens[self.position]
+        if values and kind in _KEYWORDS:
+            kind = _ID  # in a value position, "in" and "notin" are identifiers
+        return kind, literal
 
-    def take(self) -> str | None:
-        lexeme = self.peek()
+    def lookahead(self, values: bool = True) -> tuple[str, str]:
+        return self._token(values)
+
+    def consume(self, values: bool = True) -> tuple[str, str]:
+        token = self._token(values)
         self.position += 1
-        return lexeme
+        return token
 
-    def fail(self, found: str | None, expected: str) -> SelectorError:
-        shown = "" if found is None else found
-        return SelectorError(
-            f"unable to parse requirement: found '{shown}', expected: {expected} "
-            f"(selector {self.expr!r})"
-        )
-
-    def parse(self) -> list[_Requirement]:
-        requirements: list[_Requirement] = []
-        if self.peek() is None:
-            return requirements
+    def parse(self) -> list[Requirement]:
+        requirements: list[Requirement] = []
         while True:
-            requirements.append(self.requirement())
-            lexeme = self.take()
-            if lexeme is None:
+            kind, literal = self.lookahead()
+            if kind in (_ID, "!"):
+                try:
+                    requirements.append(self.requirement())
+                except SelectorError as error:
+                    raise SelectorError(f"unable to parse requirement: {error}") from None
+                kind, literal = self.consume()
+                if kind == _END:
+                    return requirements
+                if kind == ",":
+                    after, shown = self.lookahead()
+                    if after not in (_ID, "!"):
+                        raise SelectorError(f"found '{shown}', expected: identifier after ','")
+                    continue
+                raise SelectorError(f"found '{literal}', expected: ',' or 'end of string'")
+            if kind == _END:
                 return requirements
-            if lexeme != ",":
-                raise self.fail(lexeme, "',' or 'end of string'")
+            raise SelectorError(f"found '{literal}', expected: !, identifier, or 'end of string'")
 
-    def requirement(self) -> _Requirement:
-        lexeme = self.take()
-        if lexeme == "!":
-            key = self.take()
-            if not _is_identifier(key) or key in ("in", "notin"):
-                raise self.fail(key, "identifier")
-            assert key is not None
-            return _build_requirement(key, "!", [])
-        if not _is_identifier(lexeme) or lexeme in ("in", "notin"):
-            raise self.fail(lexeme, "identifier")
-        assert lexeme is not None
-        key = lexeme
-        operator = self.peek()
-        if operator is None or operator == ",":
-            return _build_requirement(key, "exists", [])
-        self.take()
-        if operator in ("=", "=="):
-            return _build_requirement(key, "in", [self.single_value()])
-        if operator == "!=":
-            return _build_requirement(key, "notin", [self.single_value()])
-        if operator in (">", "<"):
-            return _build_requirement(key, "gt" if operator == ">" else "lt", [self.single_value()])
-        if operator in ("in", "notin"):
-            return _build_requirement(key, operator, self.value_set())
-        raise self.fail(
-            operator, "'=', '==', '!=', 'in', 'notin', '>', '<', ',' or 'end of string'"
-        )
+    def requirement(self) -> Requirement:
+        key, operator = self.key_and_operator()
+        if operator in (_EXISTS, _DOES_NOT_EXIST):
+            return _requirement(key, operator, [])
+        operator = self.operator()
+        values = self.value_set() if operator in (_IN, _NOT_IN) else self.exact_value()
+        return _requirement(key, operator, sorted(values))
 
-    def single_value(self) -> str:
-        lexeme = self.peek()
-        if lexeme is None or lexeme == ",":
-            return ""  # "app=" selects objects whose label app is the empty string
-        if not _is_identifier(lexeme):
-            raise self.fail(lexeme, "identifier")
-        self.take()
-        return lexeme
+    def key_and_operator(self) -> tuple[str, str]:
+        operator = ""
+        kind, literal = self.consume()
+        if kind == "!":
+            operator = _DOES_NOT_EXIST
+            kind, literal = self.consume()
+        if kind != _ID:
+            raise SelectorError(f"found '{literal}', expected: identifier")
+        errors = label_key_errors(literal)
+        if errors:
+            raise SelectorError(f"<nil>: Invalid value: {_quoted(literal)}: {'; '.join(errors)}")
+        following, _ = self.lookahead()
+        if following in (_END, ",") and operator != _DOES_NOT_EXIST:
+            operator = _EXISTS
+        return literal, operator
 
-    def value_set(self) -> list[str]:
-        lexeme = self.take()
-        if lexeme != "(":
-            raise self.fail(lexeme, "'('")
-        values: list[str] = []
-        if self.peek() == ")":
-            self.take()
+    def operator(self) -> str:
+        kind, literal = self.consume(values=False)
+        operators = {
+            "in": _IN,
+            "notin": _NOT_IN,
+            "=": _EQUALS,
+            "==": _DOUBLE_EQUALS,
+            "!=": _NOT_EQUALS,
+            ">": _GT,
+            "<": _LT,
+        }
+        if kind not in operators:
+            raise SelectorError(f"found '{literal}', expected: {', '.join(_BINARY)}")
+        return operators[kind]
+
+    def value_set(self) -> set[str]:
+        kind, literal = self.consume()
+        if kind != "(":
+            raise SelectorError(f"found '{literal}' expected: '('")
+        kind, literal = self.lookahead()
+        if kind in (_ID, ","):
+            values = self.identifiers()
+            if self.consume()[0] != ")":
+                raise SelectorError(f"found '{literal}', expected: ')'")
             return values
+        if kind == ")":
+            self.consume()
+            return {""}
+        raise SelectorError(f"found '{literal}', expected: ',', ')' or identifier")
+
+    def identifiers(self) -> set[str]:
+        values: set[str] = set()
         while True:
-            lexeme = self.peek()
-            if lexeme in (",", ")"):
-                values.append("")  # an empty value between commas, as upstream allows
-            elif _is_identifier(lexeme):
-                assert lexeme is not None
-                values.append(lexeme)
-                self.take()
-            else:
-                raise self.fail(lexeme, "identifier, ',' or ')'")
-            lexeme = self.take()
-            if lexeme == ")":
-                return values
-            if lexeme != ",":
-                raise self.fail(lexeme, "',' or ')'")
+            kind, literal = self.consume()
+            if kind == _ID:
+                values.add(literal)
+                following, shown = self.lookahead()
+                if following == ",":
+                    continue
+                if following == ")":
+                    return values
+                raise SelectorError(f"found '{shown}', expected: ',' or ')'")
+            if kind == ",":
+                if not values:
+                    values.add("")
+                following, _ = self.lookahead()
+                if following == ")":
+                    values.add("")
+                    return values
+                if following == ",":
+                    values.add("")
+                continue
+            raise SelectorError(f"found '{literal}', expected: ',', or identifier")
+
+    def exact_value(self) -> set[str]:
+        kind, _ = self.lookahead()
+        if kind in (_END, ","):
+            return {""}
+        kind, literal = self.consume()
+        if kind == _ID:
+            return {literal}
+        raise SelectorError(f"found '{literal}', expected: identifier")
 
 
 def label_selector(expr: str) -> Callable[[Mapping[str, str]], bool]:
     """Parse a `labelSelector` query string into a predicate over an object's labels.
 
     Supports equality (`app=blue`, `app==blue`, `app!=blue`), sets
-    (`env in (a,b)`, `env notin (a)`), existence (`tier`, `!tier`), the integer
-    comparisons `>` / `<`, and comma-joined combinations of them. An empty
-    string selects everything. Raises `SelectorError` for invalid syntax, keys
-    or values, with the API server's wording.
+    (`env in (a,b)`, `env notin (a)`, where `()` is the set of the empty
+    value), existence (`tier`, `!tier`), the integer comparisons `>` / `<`,
+    and comma-joined combinations of them. An empty string selects everything.
+    Raises `SelectorError` with the API server's message for anything else.
     """
     requirements = _LabelParser(expr).parse()
 
@@ -260,64 +365,112 @@ def label_selector(expr: str) -> Callable[[Mapping[str, str]], bool]:
     return matches
 
 
-def match_label_selector_object(selector: Mapping[str, Any], labels: Mapping[str, str]) -> bool:
-    """Evaluate a structured `LabelSelector` (`matchLabels` and `matchExpressions`).
+# Structured LabelSelector (spec.selector of Deployments, ReplicaSets and Jobs)
+# ----------------------------------------------------------------------------
 
-    All conditions must hold; an empty selector matches everything. Raises
-    `SelectorError` for a malformed selector (unknown operator, values given to
-    Exists / DoesNotExist, empty values for In / NotIn).
+_EXPRESSION_OPERATORS = {
+    "In": _IN,
+    "NotIn": _NOT_IN,
+    "Exists": _EXISTS,
+    "DoesNotExist": _DOES_NOT_EXIST,
+}
+
+
+def selector_json(selector: Mapping[str, Any]) -> str:
+    """The selector as Go encodes a ``v1.LabelSelector``: fields in order, empty ones left out."""
+    encoded: dict[str, Any] = {}
+    labels = selector.get("matchLabels") or {}
+    if labels:
+        encoded["matchLabels"] = {k: labels[k] for k in sorted(labels)}
+    expressions = []
+    for expression in selector.get("matchExpressions") or []:
+        item: dict[str, Any] = {
+            "key": expression.get("key") or "",
+            "operator": expression.get("operator") or "",
+        }
+        if expression.get("values"):
+            item["values"] = expression["values"]
+        expressions.append(item)
+    if expressions:
+        encoded["matchExpressions"] = expressions
+    return json.dumps(encoded, separators=(",", ":"), ensure_ascii=False)
+
+
+def validate_label_selector(selector: Mapping[str, Any], path: str) -> list[FieldError]:
+    """``ValidateLabelSelector``: one error per thing wrong, then the selector as a whole."""
+    errors: list[FieldError] = []
+    for key, value in (selector.get("matchLabels") or {}).items():
+        errors += [
+            FieldError(f"{path}.matchLabels", "Invalid", message, key)
+            for message in label_key_errors(key)
+        ]
+        errors += [
+            FieldError(f"{path}.matchLabels", "Invalid", message, value)
+            for message in label_value_errors(value)
+        ]
+    for index, expression in enumerate(selector.get("matchExpressions") or []):
+        where = f"{path}.matchExpressions[{index}]"
+        operator = expression.get("operator") or ""
+        values = expression.get("values") or []
+        if operator in ("In", "NotIn"):
+            if not values:
+                errors.append(
+                    FieldError(
+                        f"{where}.values",
+                        "Required",
+                        "must be specified when `operator` is 'In' or 'NotIn'",
+                    )
+                )
+        elif operator in ("Exists", "DoesNotExist"):
+            if values:
+                errors.append(
+                    FieldError(
+                        f"{where}.values",
+                        "Forbidden",
+                        "may not be specified when `operator` is 'Exists' or 'DoesNotExist'",
+                    )
+                )
+        else:
+            errors.append(
+                FieldError(
+                    f"{where}.operator", "Invalid", "not a valid selector operator", operator
+                )
+            )
+        key = expression.get("key") or ""
+        errors += [
+            FieldError(f"{where}.key", "Invalid", message, key) for message in label_key_errors(key)
+        ]
+        for value_index, value in enumerate(values):
+            errors += [
+                FieldError(f"{where}.values[{value_index}]", "Invalid", message, value)
+                for message in label_value_errors(value)
+            ]
+    if errors:
+        errors.append(
+            FieldError(path, "Invalid", "invalid label selector", Rendered(selector_json(selector)))
+        )
+    return errors
+
+
+def label_selector_matches(selector: Mapping[str, Any], labels: Mapping[str, str]) -> bool:
+    """``LabelSelectorAsSelector(selector).Matches(labels)`` for a valid selector.
+
+    Every condition must hold; an empty selector matches everything.
     """
-    if not isinstance(selector, Mapping):
-        raise SelectorError(f"selector: Invalid value: {selector!r}: must be an object")
-    requirements: list[_Requirement] = []
-    match_labels = selector.get("matchLabels") or {}
-    if not isinstance(match_labels, Mapping):
-        raise SelectorError("selector.matchLabels: Invalid value: must be a map of strings")
-    for key, value in match_labels.items():
-        if not isinstance(value, str):
-            raise SelectorError(f"selector.matchLabels[{key}]: Invalid value: must be a string")
-        requirements.append(_build_requirement(str(key), "in", [value]))
-    expressions = selector.get("matchExpressions") or []
-    if not isinstance(expressions, list):
-        raise SelectorError("selector.matchExpressions: Invalid value: must be a list")
-    for index, expression in enumerate(expressions):
-        requirements.append(_expression_requirement(index, expression))
+    requirements = [
+        Requirement(key, _EQUALS, (value,))
+        for key, value in (selector.get("matchLabels") or {}).items()
+    ]
+    for expression in selector.get("matchExpressions") or []:
+        operator = _EXPRESSION_OPERATORS[expression["operator"]]
+        requirements.append(
+            Requirement(expression["key"], operator, tuple(expression.get("values") or ()))
+        )
     return all(requirement.matches(labels) for requirement in requirements)
 
 
-_EXPRESSION_OPERATORS = {"In": "in", "NotIn": "notin", "Exists": "exists", "DoesNotExist": "!"}
-
-
-def _expression_requirement(index: int, expression: Any) -> _Requirement:
-    where = f"selector.matchExpressions[{index}]"
-    if not isinstance(expression, Mapping):
-        raise SelectorError(f"{where}: Invalid value: must be an object")
-    key = expression.get("key")
-    if not isinstance(key, str):
-        raise SelectorError(f"{where}.key: Required value")
-    operator = expression.get("operator")
-    if operator not in _EXPRESSION_OPERATORS:
-        raise SelectorError(
-            f'{where}.operator: Unsupported value: {operator!r}: supported values: "In", '
-            '"NotIn", "Exists", "DoesNotExist"'
-        )
-    values = expression.get("values") or []
-    if not isinstance(values, list) or not all(isinstance(value, str) for value in values):
-        raise SelectorError(f"{where}.values: Invalid value: must be a list of strings")
-    if operator in ("Exists", "DoesNotExist") and values:
-        raise SelectorError(
-            f"{where}.values: Forbidden: may not be specified when `operator` is 'Exists' "
-            "or 'DoesNotExist'"
-        )
-    if operator in ("In", "NotIn") and not values:
-        raise SelectorError(
-            f"{where}.values: Required value: must be specified when `operator` is 'In' or 'NotIn'"
-        )
-    return _build_requirement(key, _EXPRESSION_OPERATORS[operator], values)
-
-
-# Field selectors
-# ---------------
+# fieldSelector query strings (fields.ParseSelector)
+# ---------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -347,68 +500,67 @@ def _field_value(obj: Mapping[str, Any], path: str) -> str:
     return ""
 
 
-def _split_unescaped(text: str, separator: str) -> list[str]:
-    """Split on `separator` except where a backslash escapes it."""
-    parts: list[str] = []
-    current: list[str] = []
+def _split_terms(expr: str) -> list[str]:
+    """``splitTerms``: split on commas a backslash does not escape (escapes kept)."""
+    if not expr:
+        return []
+    terms: list[str] = []
+    start = 0
     escaped = False
-    for char in text:
+    for index, char in enumerate(expr):
         if escaped:
-            current.append("\\" + char)
             escaped = False
         elif char == "\\":
             escaped = True
-        elif char == separator:
-            parts.append("".join(current))
-            current = []
-        else:
-            current.append(char)
-    if escaped:
-        current.append("\\")
-    parts.append("".join(current))
-    return parts
+        elif char == ",":
+            terms.append(expr[start:index])
+            start = index + 1
+    terms.append(expr[start:])
+    return terms
 
 
-def _unescape_field_value(expr: str, value: str) -> str:
+def _split_term(term: str) -> tuple[str, str, str] | None:
+    """``splitTerm``: the first operator (``!=``, ``==``, ``=``) splits field from value."""
+    for index in range(len(term)):
+        for operator in ("!=", "==", "="):
+            if term.startswith(operator, index):
+                return term[:index], operator, term[index + len(operator) :]
+    return None
+
+
+def _unescape(value: str) -> str:
+    """``UnescapeValue``: ``\\\\``, ``\\,`` and ``\\=`` are the only escapes."""
     result: list[str] = []
-    position = 0
-    while position < len(value):
-        char = value[position]
-        if char == "\\":
-            if position + 1 >= len(value) or value[position + 1] not in "\\,=":
-                raise SelectorError(
-                    f"invalid field selector: {expr!r}: invalid escape sequence in {value!r}"
-                )
-            result.append(value[position + 1])
-            position += 2
-            continue
-        if char in ",=":
+    escaped = False
+    for char in value:
+        if escaped:
+            if char not in "\\,=":
+                raise SelectorError(f"invalid field selector: invalid escape sequence: \\{char}")
+            result.append(char)
+            escaped = False
+        elif char == "\\":
+            escaped = True
+        elif char in ",=":
             raise SelectorError(
-                f"invalid field selector: {expr!r}: unescaped {char!r} in value {value!r}"
+                f"invalid field selector: unescaped character in value: {ord(char)}"
             )
-        result.append(char)
-        position += 1
+        else:
+            result.append(char)
+    if escaped:
+        raise SelectorError("invalid field selector: invalid escape sequence: \\")
     return "".join(result)
-
-
-def _split_field_term(expr: str, raw: str) -> tuple[str, bool, str]:
-    for operator in ("!=", "==", "="):
-        key, found, value = raw.partition(operator)
-        if found and "\\" not in key and "=" not in key and "!" not in key:
-            return key, operator == "!=", value
-    raise SelectorError(f"invalid selector: {expr!r}; can't understand {raw!r}")
 
 
 def _parse_field_terms(expr: str) -> list[_FieldTerm]:
     terms: list[_FieldTerm] = []
-    if not expr.strip():
-        return terms
-    for raw in _split_unescaped(expr, ","):
-        key, negated, value = _split_field_term(expr, raw)
-        key = key.strip()
-        if not key:
-            raise SelectorError(f"invalid selector: {expr!r}; field name is empty in {raw!r}")
-        terms.append(_FieldTerm(key, _unescape_field_value(expr, value), negated))
+    for part in sorted(_split_terms(expr)):
+        if not part:
+            continue
+        split = _split_term(part)
+        if split is None:
+            raise SelectorError(f"invalid selector: '{expr}'; can't understand '{part}'")
+        field, operator, value = split
+        terms.append(_FieldTerm(field, _unescape(value), operator == "!="))
     return terms
 
 
