@@ -1,29 +1,45 @@
-"""The emulator's patch formats: strategic merge, JSON merge (RFC 7386), JSON patch (RFC 6902)."""
+"""The three patch types as the API server applies them.
+
+Strategic merge (what the product sends to Deployments and Services, what
+kubectl sends for ``set image``, ``apply`` and ``rollout undo``), JSON merge
+patch (RFC 7386: what the product sends to Ingresses and HTTPRoutes) and JSON
+patch (RFC 6902). Every test runs on the emulator and on the real control
+plane (``scratch``), sending the patch to a stored object and reading back
+what the server made of it, refusals included: a refused patch changes nothing.
+"""
 
 from __future__ import annotations
 
-import copy
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
 
-from local.cluster.patching import PatchError, json_patch, merge_patch, strategic_merge
+from tests.emulator.conftest import Kube
 
+SMP = "application/strategic-merge-patch+json"
+MERGE = "application/merge-patch+json"
+JSON_PATCH = "application/json-patch+json"
 IMAGE_BLUE = "123456789012.dkr.ecr.eu-west-1.amazonaws.com/wp@sha256:" + "a" * 64
 IMAGE_GREEN = "123456789012.dkr.ecr.eu-west-1.amazonaws.com/wp@sha256:" + "b" * 64
+UNPROCESSABLE = "the server rejected our request due to an error in our request"
+ARGS = "/spec/template/spec/containers/0/args"
 
 
-def deployment() -> dict[str, Any]:
+def deployment_manifest() -> dict[str, Any]:
+    """A Deployment with two containers and every kind of list a pod template has."""
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
         "metadata": {
             "name": "green-deployment",
             "labels": {"app": "green", "tier": "web"},
-            "finalizers": ["a", "b"],
+            "finalizers": ["example.com/a", "example.com/b"],
         },
         "spec": {
-            "replicas": 2,
+            "replicas": 0,
             "selector": {"matchLabels": {"app": "green"}},
             "template": {
                 "metadata": {"labels": {"app": "green"}},
@@ -47,7 +63,7 @@ def deployment() -> dict[str, Any]:
                                 {"name": "config", "mountPath": "/etc/wp"},
                             ],
                         },
-                        {"name": "sidecar", "image": "busybox"},
+                        {"name": "sidecar", "image": "busybox:1.37"},
                     ],
                     "volumes": [
                         {"name": "uploads", "emptyDir": {}},
@@ -62,18 +78,86 @@ def deployment() -> dict[str, Any]:
     }
 
 
-def service() -> dict[str, Any]:
-    return {
-        "kind": "Service",
-        "metadata": {"name": "canary"},
-        "spec": {
-            "selector": {"app": "blue"},
-            "ports": [
-                {"port": 80, "targetPort": 80, "name": "http"},
-                {"port": 443, "targetPort": 443, "name": "https"},
-            ],
-        },
-    }
+SERVICE = {
+    "apiVersion": "v1",
+    "kind": "Service",
+    "metadata": {"name": "canary"},
+    "spec": {
+        "selector": {"app": "blue"},
+        "ports": [
+            {"port": 80, "targetPort": 80, "name": "http"},
+            {"port": 443, "targetPort": 443, "name": "https"},
+        ],
+    },
+}
+CONFIGMAP = {
+    "apiVersion": "v1",
+    "kind": "ConfigMap",
+    "metadata": {"name": "canary-env", "labels": {"a": "1"}},
+    "data": {"k": "v"},
+}
+
+
+@dataclass
+class Target:
+    """One stored object and the patches sent to it."""
+
+    kube: Kube
+    path: str
+
+    def stored(self) -> dict[str, Any]:
+        found: dict[str, Any] = self.kube.json("GET", self.path)
+        return found
+
+    def patch(self, body: Any, kind: str = SMP) -> dict[str, Any]:
+        """Send a patch that must apply; the object as the server stored it."""
+        status, _, raw = self.kube.raw("PATCH", self.path, body, kind)
+        assert status == 200, f"{status}: {raw[:800]!r}"
+        found: dict[str, Any] = json.loads(raw)
+        return found
+
+    def refused(self, body: Any, kind: str = SMP) -> tuple[int, dict[str, Any]]:
+        """Send a patch that must be refused: (status, Status body); nothing changed."""
+        before = self.stored()
+        status, _, raw = self.kube.raw("PATCH", self.path, body, kind)
+        assert status >= 400, f"{status}: {raw[:800]!r}"
+        after = self.stored()
+        assert after["metadata"]["resourceVersion"] == before["metadata"]["resourceVersion"]
+        answer: dict[str, Any] = json.loads(raw)
+        assert answer["kind"] == "Status"
+        return status, answer
+
+
+def _create(kube: Kube, collection: str, manifest: dict[str, Any]) -> Target:
+    created = kube.json("POST", collection, manifest)
+    return Target(kube, f"{collection}/{created['metadata']['name']}")
+
+
+@pytest.fixture
+def deployment(scratch: Kube) -> Iterator[Target]:
+    """The Deployment of ``deployment_manifest`` (no replicas), its finalizers lifted after."""
+    target = _create(scratch, "/apis/apps/v1/namespaces/{ns}/deployments", deployment_manifest())
+
+    def observed() -> bool:
+        # The controller writes the status and the revision once; a test reads after that.
+        found = target.stored()
+        return found.get("status", {}).get("observedGeneration") == found["metadata"][
+            "generation"
+        ] and "deployment.kubernetes.io/revision" in found["metadata"].get("annotations", {})
+
+    scratch.eventually("the Deployment seen by its controller", observed)
+    yield target
+    scratch.raw("PATCH", target.path, {"metadata": {"finalizers": None}}, MERGE)
+
+
+@pytest.fixture
+def service(scratch: Kube) -> Target:
+    return _create(scratch, "/api/v1/namespaces/{ns}/services", SERVICE)
+
+
+@pytest.fixture
+def configmap(scratch: Kube) -> Target:
+    return _create(scratch, "/api/v1/namespaces/{ns}/configmaps", CONFIGMAP)
 
 
 def template_spec(obj: dict[str, Any]) -> dict[str, Any]:
@@ -81,860 +165,810 @@ def template_spec(obj: dict[str, Any]) -> dict[str, Any]:
     return spec
 
 
-def web(obj: dict[str, Any]) -> dict[str, Any]:
-    container: dict[str, Any] = template_spec(obj)["containers"][0]
-    return container
+def container(obj: dict[str, Any], name: str = "web") -> dict[str, Any]:
+    return next(c for c in template_spec(obj)["containers"] if c["name"] == name)
+
+
+def names(items: list[dict[str, Any]], key: str = "name") -> list[Any]:
+    return [item[key] for item in items]
 
 
 def containers_patch(containers: list[Any], **extra: Any) -> dict[str, Any]:
     return {"spec": {"template": {"spec": {"containers": containers, **extra}}}}
 
 
-# Strategic merge: maps, scalars, null, inputs untouched
-# -----------------------------------------------------
+# Strategic merge: maps, scalars, null
+# ------------------------------------
 
 
-def test_strategic_merge_merges_maps_recursively_and_replaces_scalars() -> None:
-    # GIVEN a Deployment and a patch touching a label and the replica count
-    original = deployment()
-    patch = {"metadata": {"labels": {"tier": "frontend", "team": "wp"}}, "spec": {"replicas": 3}}
-
-    # WHEN the patch is applied
-    result = strategic_merge(original, patch)
-
+def test_strategic_merge_merges_maps_recursively_and_replaces_scalars(deployment: Target) -> None:
+    # GIVEN a Deployment
+    before = deployment.stored()
+    # WHEN a patch touches a label and a scalar of the spec
+    result = deployment.patch(
+        {
+            "metadata": {"labels": {"tier": "frontend", "team": "wp"}},
+            "spec": {"progressDeadlineSeconds": 300},
+        }
+    )
     # THEN labels merge key by key and the scalar is replaced, the rest untouched
     assert result["metadata"]["labels"] == {"app": "green", "tier": "frontend", "team": "wp"}
-    assert result["spec"]["replicas"] == 3
-    assert result["spec"]["template"] == original["spec"]["template"]
+    assert result["spec"]["progressDeadlineSeconds"] == 300
+    assert result["spec"]["template"] == before["spec"]["template"]
 
 
-def test_strategic_merge_null_deletes_a_key() -> None:
-    # GIVEN a Deployment with a tier label
-    original = deployment()
-
-    # WHEN a patch sets the label to null and a missing key to null
-    result = strategic_merge(original, {"metadata": {"labels": {"tier": None, "absent": None}}})
-
-    # THEN the label is gone and the missing key is not created
+def test_strategic_merge_null_deletes_a_key(deployment: Target) -> None:
+    # WHEN a patch sets a label to null, and a label that does not exist
+    result = deployment.patch({"metadata": {"labels": {"tier": None, "absent": None}}})
+    # THEN the label is gone and the missing one is not created
     assert result["metadata"]["labels"] == {"app": "green"}
 
 
-def test_strategic_merge_does_not_mutate_its_inputs() -> None:
-    # GIVEN a Deployment and a patch exercising merges, deletes and directives
-    original = deployment()
-    patch = {
-        "metadata": {"labels": {"tier": None}},
-        "spec": {
-            "template": {
-                "spec": {
-                    "$setElementOrder/containers": [{"name": "sidecar"}, {"name": "web"}],
-                    "containers": [
-                        {
-                            "name": "web",
-                            "image": IMAGE_GREEN,
-                            "command": ["wp", "cache", "flush"],
-                            "env": [{"name": "X", "value": "1"}],
-                        },
-                        {"name": "sidecar", "$patch": "delete"},
-                    ],
-                    "volumes": [{"name": "extra", "emptyDir": {}}],
-                }
-            }
-        },
-    }
-    original_before, patch_before = copy.deepcopy(original), copy.deepcopy(patch)
-
-    # WHEN the patch is applied and the result then changed
-    result = strategic_merge(original, patch)
-    web(result)["env"].append({"name": "LATER"})
-    web(result)["command"].append("--allow-root")
-    result["metadata"]["labels"]["new"] = "x"
-
-    # THEN neither input changed, and the result shares no structure with them
-    assert original == original_before
-    assert patch == patch_before
-
-
-def test_strategic_merge_adds_missing_maps_and_lists() -> None:
+def test_strategic_merge_adds_missing_maps_without_their_nulls(scratch: Kube) -> None:
     # GIVEN a ConfigMap without annotations or data
-    original = {"kind": "ConfigMap", "metadata": {"name": "canary-env"}}
-
-    # WHEN a patch adds both, with a null inside the new map
-    result = strategic_merge(
-        original, {"metadata": {"annotations": {"a": "1", "b": None}}, "data": {"canaryEnv": "{}"}}
+    target = _create(
+        scratch, "/api/v1/namespaces/{ns}/configmaps", {"metadata": {"name": "canary-env"}}
     )
-
+    # WHEN a patch adds both, with a null inside the new map
+    result = target.patch(
+        {"metadata": {"annotations": {"a": "1", "b": None}}, "data": {"canaryEnv": "{}"}}
+    )
     # THEN they are created and the null is not stored
-    assert result == {
-        "kind": "ConfigMap",
-        "metadata": {"name": "canary-env", "annotations": {"a": "1"}},
-        "data": {"canaryEnv": "{}"},
-    }
+    assert result["metadata"]["annotations"] == {"a": "1"}
+    assert result["data"] == {"canaryEnv": "{}"}
+
+
+def test_a_patch_whose_result_is_invalid_changes_nothing(deployment: Target) -> None:
+    # WHEN a patch removes what a container needs
+    status, answer = deployment.refused(containers_patch([{"name": "web", "image": None}]))
+    # THEN the result is refused as invalid, and the stored object is as it was
+    assert status == 422
+    assert answer["reason"] == "Invalid"
+    assert container(deployment.stored())["image"] == IMAGE_BLUE
 
 
 # Strategic merge: lists merged by their patch merge key
 # ------------------------------------------------------
 
 
-def test_containers_merge_by_name_keeping_the_other_containers() -> None:
-    # GIVEN a Deployment with containers web and sidecar
-    original = deployment()
-
+def test_containers_merge_by_name_keeping_the_other_containers(deployment: Target) -> None:
+    before = deployment.stored()
     # WHEN only web's image is patched
-    result = strategic_merge(original, containers_patch([{"name": "web", "image": IMAGE_GREEN}]))
-
-    # THEN web keeps every other field and the sidecar is still there
-    assert web(result)["image"] == IMAGE_GREEN
-    assert web(result)["env"] == web(original)["env"]
-    assert [c["name"] for c in template_spec(result)["containers"]] == ["web", "sidecar"]
-
-
-@pytest.mark.parametrize("field", ["initContainers", "ephemeralContainers"])
-def test_init_and_ephemeral_containers_merge_by_name(field: str) -> None:
-    # GIVEN a pod spec with two containers in that list
-    original = {"spec": {field: [{"name": "a", "image": "x"}, {"name": "b", "image": "y"}]}}
-
-    # WHEN one is patched and a new one added
-    result = strategic_merge(
-        original, {"spec": {field: [{"name": "b", "image": "z"}, {"name": "c", "image": "w"}]}}
-    )
-
-    # THEN they are merged by name
-    assert result["spec"][field] == [
-        {"name": "a", "image": "x"},
-        {"name": "b", "image": "z"},
-        {"name": "c", "image": "w"},
-    ]
+    result = deployment.patch(containers_patch([{"name": "web", "image": IMAGE_GREEN}]))
+    # THEN web keeps every other field and the sidecar is still there, in place
+    assert container(result)["image"] == IMAGE_GREEN
+    assert container(result)["env"] == container(before)["env"]
+    assert names(template_spec(result)["containers"]) == ["web", "sidecar"]
 
 
-def test_env_merges_by_name() -> None:
-    # GIVEN a container with two variables
-    original = deployment()
-
-    # WHEN one variable changes and another is added
-    patch = containers_patch(
-        [
-            {
-                "name": "web",
-                "env": [{"name": "DB_HOST", "value": "db2"}, {"name": "NEW", "value": "1"}],
+def test_init_containers_merge_by_name(deployment: Target) -> None:
+    # GIVEN a pod template with two init containers
+    deployment.patch(
+        {
+            "spec": {
+                "template": {
+                    "spec": {
+                        "initContainers": [
+                            {"name": "a", "image": "x:1"},
+                            {"name": "b", "image": "y:1"},
+                        ]
+                    }
+                }
             }
-        ]
+        }
     )
-    result = strategic_merge(original, patch)
+    # WHEN one is patched and a new one added
+    result = deployment.patch(
+        {
+            "spec": {
+                "template": {
+                    "spec": {
+                        "initContainers": [
+                            {"name": "b", "image": "z:1"},
+                            {"name": "c", "image": "w:1"},
+                        ]
+                    }
+                }
+            }
+        }
+    )
+    # THEN they are merged by name
+    found = template_spec(result)["initContainers"]
+    assert [(c["name"], c["image"]) for c in found] == [("a", "x:1"), ("b", "z:1"), ("c", "w:1")]
 
-    # THEN the list is merged by name, untouched entries kept in place
-    assert web(result)["env"] == [
+
+def test_env_merges_by_name(deployment: Target) -> None:
+    # WHEN one variable changes and another is added
+    result = deployment.patch(
+        containers_patch(
+            [
+                {
+                    "name": "web",
+                    "env": [{"name": "DB_HOST", "value": "db2"}, {"name": "NEW", "value": "1"}],
+                }
+            ]
+        )
+    )
+    # THEN the list is merged by name, the untouched entry kept in front
+    assert container(result)["env"] == [
         {"name": "WP_ENV", "value": "prod"},
         {"name": "DB_HOST", "value": "db2"},
         {"name": "NEW", "value": "1"},
     ]
 
 
-def test_env_entry_field_set_to_null_is_removed_from_that_entry() -> None:
-    # GIVEN a variable with a literal value
-    original = deployment()
+def test_an_element_new_to_a_merged_list_goes_before_the_servers_own(deployment: Target) -> None:
+    # WHEN a patch names only a new pull secret
+    result = deployment.patch(containers_patch([], imagePullSecrets=[{"name": "extra"}]))
+    # THEN the patch's elements come first, the server's others after them
+    assert template_spec(result)["imagePullSecrets"] == [{"name": "extra"}, {"name": "ecr"}]
+    assert names(template_spec(result)["containers"]) == ["web", "sidecar"]
 
-    # WHEN the patch switches it to valueFrom and nulls value
-    patch = containers_patch(
-        [
-            {
-                "name": "web",
-                "env": [
-                    {
-                        "name": "WP_ENV",
-                        "value": None,
-                        "valueFrom": {"configMapKeyRef": {"name": "c", "key": "k"}},
-                    }
-                ],
-            }
-        ]
+
+def test_env_entry_field_set_to_null_is_removed_from_that_entry(deployment: Target) -> None:
+    # WHEN the patch switches a variable to valueFrom and nulls its value
+    result = deployment.patch(
+        containers_patch(
+            [
+                {
+                    "name": "web",
+                    "env": [
+                        {
+                            "name": "WP_ENV",
+                            "value": None,
+                            "valueFrom": {"configMapKeyRef": {"name": "c", "key": "k"}},
+                        }
+                    ],
+                }
+            ]
+        )
     )
-    result = strategic_merge(original, patch)
-
     # THEN the entry has valueFrom only
-    assert web(result)["env"][0] == {
+    assert container(result)["env"][0] == {
         "name": "WP_ENV",
         "valueFrom": {"configMapKeyRef": {"name": "c", "key": "k"}},
     }
 
 
-def test_container_ports_merge_by_container_port() -> None:
-    # GIVEN a container exposing 80 and 443
-    original = deployment()
-
+def test_container_ports_merge_by_container_port(deployment: Target) -> None:
     # WHEN port 443 is renamed and 8080 added
-    patch = containers_patch(
-        [
-            {
-                "name": "web",
-                "ports": [{"containerPort": 443, "name": "tls"}, {"containerPort": 8080}],
-            }
-        ]
+    result = deployment.patch(
+        containers_patch(
+            [
+                {
+                    "name": "web",
+                    "ports": [{"containerPort": 443, "name": "tls"}, {"containerPort": 8080}],
+                }
+            ]
+        )
     )
-    result = strategic_merge(original, patch)
-
-    # THEN ports are merged by containerPort
-    assert web(result)["ports"] == [
-        {"containerPort": 80, "name": "http"},
-        {"containerPort": 443, "name": "tls"},
-        {"containerPort": 8080},
+    # THEN ports are merged by containerPort (and get the default protocol)
+    assert container(result)["ports"] == [
+        {"containerPort": 80, "name": "http", "protocol": "TCP"},
+        {"containerPort": 443, "name": "tls", "protocol": "TCP"},
+        {"containerPort": 8080, "protocol": "TCP"},
     ]
 
 
-def test_service_ports_merge_by_port() -> None:
-    # GIVEN a Service with ports 80 and 443
-    original = service()
-
+def test_service_ports_merge_by_port(service: Target) -> None:
     # WHEN port 80's target changes and 8443 is added
-    patch = {"spec": {"ports": [{"port": 80, "targetPort": 8080}, {"port": 8443}]}}
-    result = strategic_merge(original, patch)
-
-    # THEN ports are merged by port
-    assert result["spec"]["ports"] == [
-        {"port": 80, "targetPort": 8080, "name": "http"},
-        {"port": 443, "targetPort": 443, "name": "https"},
-        {"port": 8443},
-    ]
-
-
-def test_service_selector_switch_merges_the_selector_map() -> None:
-    # GIVEN the canary Service selecting blue
-    original = service()
-
-    # WHEN the selector is switched to green
-    result = strategic_merge(original, {"spec": {"selector": {"app": "green"}}})
-
-    # THEN only the selector changed
-    assert result["spec"]["selector"] == {"app": "green"}
-    assert result["spec"]["ports"] == original["spec"]["ports"]
-
-
-def test_volumes_merge_by_name_and_volume_mounts_by_mount_path() -> None:
-    # GIVEN a pod template with two volumes mounted in web
-    original = deployment()
-
-    # WHEN a volume changes, one is added, and a mount at an existing path is renamed
-    patch = containers_patch(
-        [
-            {
-                "name": "web",
-                "volumeMounts": [
-                    {"name": "cache", "mountPath": "/etc/wp"},
-                    {"name": "tmp", "mountPath": "/tmp"},
-                ],
-            }
-        ],
-        volumes=[{"name": "config", "configMap": {"name": "wp-config-2"}}, {"name": "tmp"}],
+    result = service.patch(
+        {"spec": {"ports": [{"port": 80, "targetPort": 8080}, {"port": 8443, "name": "alt"}]}}
     )
-    result = strategic_merge(original, patch)
-
-    # THEN volumes are merged by name and mounts by mountPath
-    assert template_spec(result)["volumes"] == [
-        {"name": "uploads", "emptyDir": {}},
-        {"name": "config", "configMap": {"name": "wp-config-2"}},
-        {"name": "tmp"},
+    # THEN ports are merged by port: the patch's in its order, 443 after them
+    assert [(p["port"], p["name"], p["targetPort"]) for p in result["spec"]["ports"]] == [
+        (80, "http", 8080),
+        (8443, "alt", 8443),
+        (443, "https", 443),
     ]
-    assert web(result)["volumeMounts"] == [
+
+
+def test_service_selector_switch_merges_the_selector_map(service: Target) -> None:
+    before = service.stored()
+    result = service.patch({"spec": {"selector": {"app": "green"}}})
+    assert result["spec"]["selector"] == {"app": "green"}
+    assert result["spec"]["ports"] == before["spec"]["ports"]
+
+
+def test_volumes_merge_by_name_and_volume_mounts_by_mount_path(deployment: Target) -> None:
+    # WHEN a volume changes, one is added, and the mount at /etc/wp moves to it
+    result = deployment.patch(
+        containers_patch(
+            [
+                {
+                    "name": "web",
+                    "volumeMounts": [
+                        {"name": "tmp", "mountPath": "/etc/wp"},
+                        {"name": "tmp", "mountPath": "/tmp"},
+                    ],
+                }
+            ],
+            volumes=[
+                {"name": "config", "configMap": {"name": "wp-config-2"}},
+                {"name": "tmp", "emptyDir": {}},
+            ],
+        )
+    )
+    # THEN volumes are merged by name and mounts by mountPath
+    volumes = template_spec(result)["volumes"]
+    assert names(volumes) == ["uploads", "config", "tmp"]
+    assert volumes[1]["configMap"]["name"] == "wp-config-2"
+    assert container(result)["volumeMounts"] == [
         {"name": "uploads", "mountPath": "/var/www/uploads"},
-        {"name": "cache", "mountPath": "/etc/wp"},
+        {"name": "tmp", "mountPath": "/etc/wp"},
         {"name": "tmp", "mountPath": "/tmp"},
     ]
 
 
-def test_image_pull_secrets_merge_by_name() -> None:
-    # GIVEN a pod template pulling with secret ecr
-    original = deployment()
-
-    # WHEN a second secret is patched in
-    result = strategic_merge(original, containers_patch([], imagePullSecrets=[{"name": "extra"}]))
-
-    # THEN both secrets are there
-    assert template_spec(result)["imagePullSecrets"] == [{"name": "ecr"}, {"name": "extra"}]
-    assert template_spec(result)["containers"] == template_spec(original)["containers"]
+def test_host_aliases_merge_by_ip(deployment: Target) -> None:
+    result = deployment.patch(
+        containers_patch([], hostAliases=[{"ip": "10.0.0.2", "hostnames": ["cache"]}])
+    )
+    assert template_spec(result)["hostAliases"] == [
+        {"ip": "10.0.0.2", "hostnames": ["cache"]},
+        {"ip": "10.0.0.1", "hostnames": ["db"]},
+    ]
 
 
-@pytest.mark.parametrize(
-    ("field", "value"),
-    [
-        ("tolerations", [{"key": "gpu", "operator": "Exists"}]),
-        ("hostAliases", [{"ip": "10.0.0.2", "hostnames": ["cache"]}]),
-    ],
-)
-def test_tolerations_and_host_aliases_are_replaced(field: str, value: list[Any]) -> None:
-    # GIVEN a pod template with one entry in the list
-    original = deployment()
-
-    # WHEN a patch gives a different entry
-    result = strategic_merge(original, containers_patch([], **{field: value}))
-
-    # THEN the list is replaced, not merged
-    assert template_spec(result)[field] == value
-
-
-def test_command_args_and_finalizers_are_replaced_wholesale() -> None:
-    # GIVEN a container with a command and args, and an object with finalizers
-    original = deployment()
-
-    # WHEN a patch gives new lists
-    patch = containers_patch([{"name": "web", "command": ["wp"], "args": ["cache", "flush"]}])
-    patch["metadata"] = {"finalizers": ["c"]}
-    result = strategic_merge(original, patch)
-
+def test_tolerations_command_and_args_are_replaced_wholesale(deployment: Target) -> None:
+    # WHEN a patch gives new tolerations, command and args
+    result = deployment.patch(
+        containers_patch(
+            [{"name": "web", "command": ["wp"], "args": ["cache", "flush"]}],
+            tolerations=[{"key": "gpu", "operator": "Exists"}],
+        )
+    )
     # THEN each list is exactly the patch's
-    assert web(result)["command"] == ["wp"]
-    assert web(result)["args"] == ["cache", "flush"]
-    assert result["metadata"]["finalizers"] == ["c"]
+    assert template_spec(result)["tolerations"] == [{"key": "gpu", "operator": "Exists"}]
+    assert container(result)["command"] == ["wp"]
+    assert container(result)["args"] == ["cache", "flush"]
 
 
-def test_a_list_element_without_its_merge_key_is_rejected() -> None:
-    # GIVEN a patch whose container lacks a name
-    patch = containers_patch([{"image": IMAGE_GREEN}])
-
-    # WHEN / THEN it is rejected, naming the merge key
-    with pytest.raises(PatchError, match="merge key 'name'"):
-        strategic_merge(deployment(), patch)
+def test_finalizers_are_a_merged_list_of_values(deployment: Target) -> None:
+    # WHEN a patch gives one finalizer, new and one already there
+    result = deployment.patch({"metadata": {"finalizers": ["example.com/c", "example.com/b"]}})
+    # THEN the values are merged: the new one first, the others as they were ordered
+    assert result["metadata"]["finalizers"] == ["example.com/c", "example.com/a", "example.com/b"]
 
 
-def test_a_merge_keyed_list_of_scalars_is_rejected() -> None:
-    # GIVEN a patch giving env as plain strings
-    patch = containers_patch([{"name": "web", "env": ["A=1"]}])
+def test_a_list_element_without_its_merge_key_is_an_internal_error(deployment: Target) -> None:
+    status, answer = deployment.refused(containers_patch([{"image": IMAGE_GREEN}]))
+    assert status == 500
+    assert answer["message"] == (
+        f"map: map[image:{IMAGE_GREEN}] does not contain declared merge key: name"
+    )
 
-    # WHEN / THEN it is rejected
-    with pytest.raises(PatchError, match="must be an object"):
-        strategic_merge(deployment(), patch)
+
+def test_a_merge_keyed_list_of_scalars_is_an_internal_error(deployment: Target) -> None:
+    status, answer = deployment.refused(containers_patch([{"name": "web", "env": ["A=1"]}]))
+    assert status == 500
+    assert answer["message"] == (
+        "list element types are not identical: "
+        "[[map[name:WP_ENV value:prod] map[name:DB_HOST value:db]] [A=1]]"
+    )
 
 
 # Strategic merge: directives
 # ---------------------------
 
 
-def test_patch_delete_removes_the_list_element_with_that_key() -> None:
-    # GIVEN a Deployment with a sidecar and an env variable
-    original = deployment()
-
+def test_patch_delete_removes_the_list_element_with_that_key(deployment: Target) -> None:
     # WHEN the patch deletes the sidecar and one variable
-    patch = containers_patch(
-        [
-            {"name": "sidecar", "$patch": "delete"},
-            {"name": "web", "env": [{"name": "DB_HOST", "$patch": "delete"}]},
-        ]
+    result = deployment.patch(
+        containers_patch(
+            [
+                {"name": "sidecar", "$patch": "delete"},
+                {"name": "web", "env": [{"name": "DB_HOST", "$patch": "delete"}]},
+            ]
+        )
     )
-    result = strategic_merge(original, patch)
-
     # THEN both are gone and the rest is untouched
-    assert [c["name"] for c in template_spec(result)["containers"]] == ["web"]
-    assert web(result)["env"] == [{"name": "WP_ENV", "value": "prod"}]
-    assert web(result)["image"] == IMAGE_BLUE
+    assert names(template_spec(result)["containers"]) == ["web"]
+    assert container(result)["env"] == [{"name": "WP_ENV", "value": "prod"}]
+    assert container(result)["image"] == IMAGE_BLUE
 
 
-def test_patch_delete_of_a_missing_element_changes_nothing() -> None:
-    # GIVEN a Deployment without a container named ghost
-    original = deployment()
-
-    # WHEN the patch deletes ghost
-    result = strategic_merge(original, containers_patch([{"name": "ghost", "$patch": "delete"}]))
-
-    # THEN the containers are unchanged
-    assert result == original
+def test_patch_delete_of_a_missing_element_changes_nothing(deployment: Target) -> None:
+    before = deployment.stored()
+    result = deployment.patch(containers_patch([{"name": "ghost", "$patch": "delete"}]))
+    assert result["spec"] == before["spec"]
+    assert result["metadata"]["resourceVersion"] == before["metadata"]["resourceVersion"]
 
 
-def test_patch_delete_on_a_map_removes_the_map() -> None:
-    # GIVEN a Deployment with labels
-    original = deployment()
-
-    # WHEN the labels map is deleted with the directive
-    result = strategic_merge(original, {"metadata": {"labels": {"$patch": "delete"}}})
-
-    # THEN the labels are gone
+def test_patch_delete_on_a_map_empties_it(deployment: Target) -> None:
+    result = deployment.patch({"metadata": {"labels": {"$patch": "delete"}}})
     assert "labels" not in result["metadata"]
 
 
-def test_patch_replace_on_a_map_replaces_it() -> None:
-    # GIVEN a Deployment with two labels
-    original = deployment()
-
-    # WHEN the labels are replaced
-    result = strategic_merge(
-        original, {"metadata": {"labels": {"$patch": "replace", "only": "this"}}}
-    )
-
-    # THEN only the patch's labels remain
+def test_patch_replace_on_a_map_replaces_it(deployment: Target) -> None:
+    result = deployment.patch({"metadata": {"labels": {"$patch": "replace", "only": "this"}}})
     assert result["metadata"]["labels"] == {"only": "this"}
 
 
-def test_patch_replace_on_a_merged_list_replaces_it() -> None:
-    # GIVEN a container with two env variables
-    original = deployment()
-
+def test_patch_replace_in_a_merged_list_makes_it_the_other_elements(deployment: Target) -> None:
     # WHEN env is replaced with the list directive
-    patch = containers_patch(
-        [{"name": "web", "env": [{"$patch": "replace"}, {"name": "ONLY", "value": "1"}]}]
+    result = deployment.patch(
+        containers_patch(
+            [{"name": "web", "env": [{"$patch": "replace"}, {"name": "ONLY", "value": "1"}]}]
+        )
     )
-    result = strategic_merge(original, patch)
-
-    # THEN env holds only the patch's entries and no directive leaks into the object
-    assert web(result)["env"] == [{"name": "ONLY", "value": "1"}]
+    # THEN env holds only the patch's other entries, and no directive is stored
+    assert container(result)["env"] == [{"name": "ONLY", "value": "1"}]
 
 
-def test_patch_replace_on_one_list_element_replaces_that_element() -> None:
-    # GIVEN web with env, ports, mounts
-    original = deployment()
-
-    # WHEN web alone is replaced
-    patch = containers_patch([{"name": "web", "$patch": "replace", "image": IMAGE_GREEN}])
-    result = strategic_merge(original, patch)
-
-    # THEN web is exactly the patch element and sidecar is kept
-    assert template_spec(result)["containers"] == [
-        {"name": "web", "image": IMAGE_GREEN},
-        {"name": "sidecar", "image": "busybox"},
-    ]
+def test_patch_replace_on_an_element_is_for_the_whole_list(deployment: Target) -> None:
+    # WHEN one container carries the replace directive (and nothing else does)
+    status, answer = deployment.refused(
+        containers_patch([{"name": "web", "$patch": "replace", "image": IMAGE_GREEN}])
+    )
+    # THEN the list became the other elements, none: a pod template without containers
+    assert status == 422
+    assert "spec.template.spec.containers" in [c["field"] for c in answer["details"]["causes"]]
 
 
-def test_unknown_patch_value_is_rejected() -> None:
-    # GIVEN a patch with $patch: remove (not a Kubernetes directive value)
-    patch = {"metadata": {"labels": {"$patch": "remove"}}}
-
-    # WHEN / THEN it is rejected
-    with pytest.raises(PatchError, match=r"unknown \$patch value 'remove'"):
-        strategic_merge(deployment(), patch)
+def test_an_unknown_patch_value_is_an_internal_error(deployment: Target) -> None:
+    status, answer = deployment.refused({"metadata": {"labels": {"$patch": "remove"}}})
+    assert status == 500
+    assert answer["message"] == "unknown patch type: remove in map: map[$patch:remove]"
 
 
-def test_unknown_directive_is_rejected() -> None:
-    # GIVEN a patch with a directive Kubernetes does not know
-    patch = containers_patch([], **{"$mergeEverything": True})
-
-    # WHEN / THEN it is rejected, naming the directive and where it is
-    with pytest.raises(PatchError, match=r"unknown directive '\$mergeEverything'"):
-        strategic_merge(deployment(), patch)
+def test_an_unknown_directive_is_dropped_like_any_unknown_field(deployment: Target) -> None:
+    before = deployment.stored()
+    result = deployment.patch(containers_patch([], **{"$mergeEverything": True}))
+    assert result["spec"] == before["spec"]
 
 
-def test_kubectl_set_image_patch_changes_the_image_only() -> None:
-    # GIVEN a Deployment with a single container web
-    original = deployment()
-    template_spec(original)["containers"].pop()
-
+def test_kubectl_set_image_patch_changes_the_image_only(deployment: Target) -> None:
+    # GIVEN the Deployment as stored
+    before = deployment.stored()
     # WHEN the patch kubectl set image sends is applied
-    patch = {
-        "spec": {
-            "template": {
-                "spec": {
-                    "$setElementOrder/containers": [{"name": "web"}],
-                    "containers": [{"image": IMAGE_GREEN, "name": "web"}],
+    result = deployment.patch(
+        {
+            "spec": {
+                "template": {
+                    "spec": {
+                        "$setElementOrder/containers": [{"name": "web"}, {"name": "sidecar"}],
+                        "containers": [{"image": IMAGE_GREEN, "name": "web"}],
+                    }
                 }
             }
         }
-    }
-    result = strategic_merge(original, patch)
-
-    # THEN only the image changed and no directive is stored
-    expected = copy.deepcopy(original)
-    web(expected)["image"] = IMAGE_GREEN
-    assert result == expected
-
-
-def test_set_element_order_reorders_the_merged_list() -> None:
-    # GIVEN containers web then sidecar
-    original = deployment()
-
-    # WHEN a patch adds a third container and orders them
-    patch = containers_patch(
-        [{"name": "log", "image": "fluent"}],
-        **{"$setElementOrder/containers": [{"name": "log"}, {"name": "sidecar"}, {"name": "web"}]},
     )
-    result = strategic_merge(original, patch)
-
-    # THEN the list follows the given order
-    assert [c["name"] for c in template_spec(result)["containers"]] == ["log", "sidecar", "web"]
-
-
-def test_set_element_order_keeps_unnamed_elements_in_their_slots() -> None:
-    # GIVEN env a, b, c where b was added by someone else
-    original = {"spec": {"containers": [{"name": "w", "env": [{"name": n} for n in "abc"]}]}}
-
-    # WHEN a patch orders only c and a
-    patch = {
-        "spec": {
-            "containers": [{"name": "w", "$setElementOrder/env": [{"name": "c"}, {"name": "a"}]}]
-        }
-    }
-    result = strategic_merge(original, patch)
-
-    # THEN b keeps its slot and c, a fill the others in order
-    assert [e["name"] for e in result["spec"]["containers"][0]["env"]] == ["c", "b", "a"]
+    # THEN only the image changed
+    expected = before["spec"]["template"]
+    container(before)["image"] = IMAGE_GREEN
+    assert result["spec"]["template"] == expected
 
 
-def test_set_element_order_of_primitive_list() -> None:
-    # GIVEN finalizers a, b
-    original = deployment()
-
-    # WHEN the order is set to b, a
-    result = strategic_merge(original, {"metadata": {"$setElementOrder/finalizers": ["b", "a"]}})
-
-    # THEN the list is reordered
-    assert result["metadata"]["finalizers"] == ["b", "a"]
-
-
-def test_set_element_order_must_name_merge_keys() -> None:
-    # GIVEN an order list without the merge key
-    patch = containers_patch([], **{"$setElementOrder/containers": [{"image": "x"}]})
-
-    # WHEN / THEN it is rejected
-    with pytest.raises(PatchError, match="setElementOrder"):
-        strategic_merge(deployment(), patch)
+def test_set_element_order_reorders_the_merged_list(deployment: Target) -> None:
+    result = deployment.patch(
+        containers_patch(
+            [{"name": "log", "image": "fluent:1"}],
+            **{
+                "$setElementOrder/containers": [
+                    {"name": "log"},
+                    {"name": "sidecar"},
+                    {"name": "web"},
+                ]
+            },
+        )
+    )
+    assert names(template_spec(result)["containers"]) == ["log", "sidecar", "web"]
 
 
-def test_delete_from_primitive_list_removes_values() -> None:
-    # GIVEN finalizers a, b and args -D FOREGROUND
-    original = deployment()
+def test_set_element_order_puts_unnamed_elements_first_by_their_old_order(
+    deployment: Target,
+) -> None:
+    # GIVEN env WP_ENV, DB_HOST, X
+    deployment.patch(containers_patch([{"name": "web", "env": [{"name": "X", "value": "x"}]}]))
+    deployment.patch(
+        containers_patch(
+            [
+                {
+                    "name": "web",
+                    "$setElementOrder/env": [
+                        {"name": "WP_ENV"},
+                        {"name": "DB_HOST"},
+                        {"name": "X"},
+                    ],
+                }
+            ]
+        )
+    )
+    # WHEN a patch orders only X and WP_ENV
+    result = deployment.patch(
+        containers_patch(
+            [{"name": "web", "$setElementOrder/env": [{"name": "X"}, {"name": "WP_ENV"}]}]
+        )
+    )
+    # THEN those two follow the order, and DB_HOST goes where the old order puts it
+    assert names(container(result)["env"]) == ["DB_HOST", "X", "WP_ENV"]
 
-    # WHEN the directive removes a finalizer and an arg
+
+def test_set_element_order_of_a_list_of_values(deployment: Target) -> None:
+    result = deployment.patch(
+        {"metadata": {"$setElementOrder/finalizers": ["example.com/b", "example.com/a"]}}
+    )
+    assert result["metadata"]["finalizers"] == ["example.com/b", "example.com/a"]
+
+
+def test_set_element_order_without_merge_keys_is_an_internal_error(deployment: Target) -> None:
+    status, answer = deployment.refused(
+        containers_patch([], **{"$setElementOrder/containers": [{"image": "x"}]})
+    )
+    assert status == 500
+    assert answer["message"] == "map: map[image:x] does not contain declared merge key: name"
+
+
+def test_delete_from_primitive_list_removes_values(deployment: Target) -> None:
+    # WHEN the directive removes a finalizer (and one that is not there) and an arg
     patch = containers_patch([{"name": "web", "$deleteFromPrimitiveList/args": ["-D"]}])
-    patch["metadata"] = {"$deleteFromPrimitiveList/finalizers": ["a", "missing"]}
-    result = strategic_merge(original, patch)
-
+    patch["metadata"] = {
+        "$deleteFromPrimitiveList/finalizers": ["example.com/a", "example.com/missing"]
+    }
+    result = deployment.patch(patch)
     # THEN only those values are gone
-    assert result["metadata"]["finalizers"] == ["b"]
-    assert web(result)["args"] == ["FOREGROUND"]
+    assert result["metadata"]["finalizers"] == ["example.com/b"]
+    assert container(result)["args"] == ["FOREGROUND"]
 
 
-def test_delete_from_primitive_list_on_a_missing_list_changes_nothing() -> None:
-    # GIVEN an object without finalizers
-    original = service()
-
-    # WHEN the directive names finalizers
-    result = strategic_merge(original, {"metadata": {"$deleteFromPrimitiveList/finalizers": ["a"]}})
-
-    # THEN nothing is created
-    assert result == original
+def test_delete_from_primitive_list_on_a_missing_list_changes_nothing(service: Target) -> None:
+    before = service.stored()
+    result = service.patch({"metadata": {"$deleteFromPrimitiveList/finalizers": ["a.io/x"]}})
+    assert "finalizers" not in result["metadata"]
+    assert result["metadata"]["resourceVersion"] == before["metadata"]["resourceVersion"]
 
 
-def test_retain_keys_drops_fields_not_listed() -> None:
-    # GIVEN a volume backed by a ConfigMap
-    original = deployment()
-
-    # WHEN the patch switches it to emptyDir, retaining only name and emptyDir
-    patch = containers_patch(
-        [],
-        volumes=[{"name": "config", "emptyDir": {}, "$retainKeys": ["emptyDir", "name"]}],
+def test_retain_keys_drops_fields_not_listed(deployment: Target) -> None:
+    # WHEN the patch switches a volume to emptyDir, retaining only name and emptyDir
+    result = deployment.patch(
+        containers_patch(
+            [],
+            volumes=[{"name": "config", "emptyDir": {}, "$retainKeys": ["emptyDir", "name"]}],
+        )
     )
-    result = strategic_merge(original, patch)
-
     # THEN the configMap source is gone
     assert template_spec(result)["volumes"][1] == {"name": "config", "emptyDir": {}}
 
 
-def test_retain_keys_must_list_every_patched_key() -> None:
-    # GIVEN a patch setting a key its $retainKeys does not list
-    patch = {"spec": {"strategy": {"type": "Recreate", "$retainKeys": ["rollingUpdate"]}}}
+def test_retain_keys_must_list_every_patched_key(deployment: Target) -> None:
+    status, answer = deployment.refused(
+        {"spec": {"strategy": {"type": "Recreate", "$retainKeys": ["rollingUpdate"]}}}
+    )
+    assert (status, answer["reason"]) == (400, "BadRequest")
+    assert answer["message"] == "invalid patch format of retainKeys"
 
-    # WHEN / THEN it is rejected
-    with pytest.raises(PatchError, match=r"'type'.*\$retainKeys"):
-        strategic_merge(deployment(), patch)
 
-
-def test_kubectl_rollout_undo_strategic_patch_replaces_the_template() -> None:
-    # GIVEN a Deployment whose template runs the green image with env and a sidecar
-    original = deployment()
+def test_kubectl_rollout_undo_strategic_patch_replaces_the_template(deployment: Target) -> None:
+    # WHEN the template of an older revision is written back with $patch: replace
     old_template = {
         "metadata": {"labels": {"app": "green"}},
-        "spec": {"containers": [{"name": "web", "image": IMAGE_BLUE}]},
+        "spec": {"containers": [{"name": "web", "image": IMAGE_GREEN}]},
     }
+    result = deployment.patch({"spec": {"template": {"$patch": "replace", **old_template}}})
+    # THEN the template is exactly the old one (with the server's defaults), nothing merged in
+    assert names(template_spec(result)["containers"]) == ["web"]
+    assert container(result)["image"] == IMAGE_GREEN
+    assert "env" not in container(result)
+    assert "volumes" not in template_spec(result)
+    assert result["spec"]["replicas"] == 0
 
-    # WHEN the template of an older revision is written back with $patch: replace
-    patch = {"spec": {"template": {"$patch": "replace", **old_template}}}
-    result = strategic_merge(original, patch)
 
-    # THEN the template is exactly the old one, nothing merged in
-    assert result["spec"]["template"] == old_template
-    assert result["spec"]["replicas"] == 2
+def test_patch_delete_of_the_whole_object_leaves_no_name(deployment: Target) -> None:
+    status, answer = deployment.refused({"$patch": "delete"})
+    assert (status, answer["reason"]) == (400, "BadRequest")
+    assert answer["message"] == (
+        "the name of the object (green-deployment based on URL) was undeterminable: "
+        "name must be provided"
+    )
 
 
-def test_patch_delete_of_the_whole_object_is_rejected() -> None:
-    # WHEN / THEN deleting the root through the directive is rejected
-    with pytest.raises(PatchError, match="whole object"):
-        strategic_merge(deployment(), {"$patch": "delete"})
+def test_strategic_merge_is_not_served_for_custom_resources(scratch: Kube) -> None:
+    # GIVEN an HTTPRoute (a custom resource on a real cluster)
+    route = _create(
+        scratch,
+        "/apis/gateway.networking.k8s.io/v1/namespaces/{ns}/httproutes",
+        {
+            "apiVersion": "gateway.networking.k8s.io/v1",
+            "kind": "HTTPRoute",
+            "metadata": {"name": "web"},
+            "spec": {"parentRefs": [{"name": "gateway"}]},
+        },
+    )
+    # WHEN it gets a strategic merge patch, THEN it is refused as a media type...
+    status, answer = route.refused({"metadata": {"labels": {"a": "b"}}})
+    assert (status, answer["reason"]) == (415, "UnsupportedMediaType")
+    # ...which a JSON merge patch is not
+    assert route.patch({"metadata": {"labels": {"a": "b"}}}, MERGE)["metadata"]["labels"] == {
+        "a": "b"
+    }
 
 
 # JSON merge patch (RFC 7386)
 # ---------------------------
 
 
-def test_merge_patch_merges_objects_and_deletes_nulls() -> None:
-    # GIVEN a Deployment
-    original = deployment()
-    before = copy.deepcopy(original)
-
-    # WHEN a merge patch changes a label, deletes one and sets replicas
-    result = merge_patch(original, {"metadata": {"labels": {"app": "blue", "tier": None}}})
-
-    # THEN the labels merged, the original untouched
+def test_merge_patch_merges_objects_and_deletes_nulls(deployment: Target) -> None:
+    result = deployment.patch({"metadata": {"labels": {"app": "blue", "tier": None}}}, MERGE)
     assert result["metadata"]["labels"] == {"app": "blue"}
-    assert original == before
 
 
-def test_merge_patch_replaces_lists_wholesale() -> None:
-    # GIVEN a Deployment with two containers
-    original = deployment()
+def test_merge_patch_replaces_lists_wholesale(deployment: Target) -> None:
+    # WHEN a merge patch gives one container, and one finalizer
+    result = deployment.patch(
+        {
+            "metadata": {"finalizers": ["example.com/c"]},
+            **containers_patch([{"name": "web", "image": IMAGE_GREEN}]),
+        },
+        MERGE,
+    )
+    # THEN each list is exactly the patch's (RFC 7386 has no list merging)
+    assert names(template_spec(result)["containers"]) == ["web"]
+    assert "env" not in container(result)
+    assert result["metadata"]["finalizers"] == ["example.com/c"]
 
-    # WHEN a merge patch gives one container
-    result = merge_patch(original, containers_patch([{"name": "web", "image": IMAGE_GREEN}]))
 
-    # THEN the list is exactly the patch's (RFC 7386 has no list merging)
-    assert template_spec(result)["containers"] == [{"name": "web", "image": IMAGE_GREEN}]
-
-
-def test_merge_patch_rfc7386_examples() -> None:
-    # GIVEN the example of RFC 7386 section 3
-    original = {
-        "title": "Goodbye!",
-        "author": {"givenName": "John", "familyName": "Doe"},
-        "tags": ["example", "sample"],
-        "content": "This will be unchanged",
-    }
-    patch = {
-        "title": "Hello!",
-        "phoneNumber": "+01-123-456-7890",
-        "author": {"familyName": None},
-        "tags": ["example"],
-    }
-
-    # WHEN it is applied
-    result = merge_patch(original, patch)
-
+def test_merge_patch_follows_the_rfc_7386_example(scratch: Kube) -> None:
+    # GIVEN the example document of RFC 7386 section 3, as fields of a ConfigMap
+    target = _create(
+        scratch,
+        "/api/v1/namespaces/{ns}/configmaps",
+        {
+            "metadata": {
+                "name": "example",
+                "annotations": {"title": "Goodbye!", "content": "This will be unchanged"},
+                "labels": {"givenName": "John", "familyName": "Doe"},
+                "finalizers": ["example.com/example", "example.com/sample"],
+            },
+        },
+    )
+    # WHEN the RFC's patch is applied
+    result = target.patch(
+        {
+            "metadata": {
+                "annotations": {"title": "Hello!", "phoneNumber": "+01-123-456-7890"},
+                "labels": {"familyName": None},
+                "finalizers": ["example.com/example"],
+            }
+        },
+        MERGE,
+    )
+    target.patch({"metadata": {"finalizers": None}}, MERGE)
     # THEN the result is the RFC's
-    assert result == {
+    assert result["metadata"]["annotations"] == {
         "title": "Hello!",
-        "author": {"givenName": "John"},
-        "tags": ["example"],
         "content": "This will be unchanged",
         "phoneNumber": "+01-123-456-7890",
     }
-    # and a map replaces a scalar, with nulls inside the new map dropped
-    assert merge_patch({"a": "b"}, {"a": {"bb": {"ccc": None}}}) == {"a": {"bb": {}}}
+    assert result["metadata"]["labels"] == {"givenName": "John"}
+    assert result["metadata"]["finalizers"] == ["example.com/example"]
 
 
-def test_merge_patch_does_not_alias_patch_values() -> None:
-    # GIVEN a patch carrying a list
-    patch: dict[str, Any] = {"data": {"items": [1, 2]}}
-
-    # WHEN the result is changed after applying
-    result = merge_patch({}, patch)
-    result["data"]["items"].append(3)
-
-    # THEN the patch is unchanged
-    assert patch == {"data": {"items": [1, 2]}}
+def test_merge_patch_adds_a_new_map_without_its_nulls(configmap: Target) -> None:
+    result = configmap.patch({"metadata": {"annotations": {"a": "1", "b": None}}}, MERGE)
+    assert result["metadata"]["annotations"] == {"a": "1"}
 
 
-def test_merge_patch_rejects_a_non_object_patch() -> None:
-    # WHEN / THEN a top-level array is rejected
-    with pytest.raises(PatchError, match="JSON object"):
-        merge_patch({}, [1])  # type: ignore[arg-type]
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (
+            [1],
+            "error decoding patch: json: cannot unmarshal array into Go value of type "
+            "map[string]interface {}",
+        ),
+        (
+            "data",
+            "error decoding patch: json: cannot unmarshal string into Go value of type "
+            "map[string]interface {}",
+        ),
+        (None, "Invalid JSON Patch"),
+    ],
+    ids=["array", "string", "null"],
+)
+def test_merge_patch_must_be_an_object(configmap: Target, body: Any, message: str) -> None:
+    raw = json.dumps(body).encode()
+    status, answer = configmap.refused(raw, MERGE)
+    assert (status, answer["reason"], answer["message"]) == (400, "BadRequest", message)
+
+
+def test_a_patch_cannot_rename_the_object(configmap: Target) -> None:
+    status, answer = configmap.refused({"metadata": {"name": "other"}}, MERGE)
+    assert (status, answer["reason"]) == (400, "BadRequest")
+    assert answer["message"] == (
+        "the name of the object (other) does not match the name on the URL (canary-env)"
+    )
 
 
 # JSON patch (RFC 6902)
 # ---------------------
 
 
-def test_json_patch_add_remove_replace() -> None:
-    # GIVEN a ConfigMap
-    original = {"metadata": {"name": "cm", "labels": {"a": "1"}}, "data": {"k": "v"}}
-    before = copy.deepcopy(original)
-
-    # WHEN add, replace and remove run in order
-    result = json_patch(
-        original,
+def test_json_patch_add_remove_replace(configmap: Target) -> None:
+    result = configmap.patch(
         [
             {"op": "add", "path": "/data/new", "value": "x"},
             {"op": "replace", "path": "/data/k", "value": "w"},
             {"op": "remove", "path": "/metadata/labels/a"},
         ],
+        JSON_PATCH,
     )
-
-    # THEN each applied and the input is untouched
-    assert result == {"metadata": {"name": "cm", "labels": {}}, "data": {"k": "w", "new": "x"}}
-    assert original == before
+    assert result["data"] == {"k": "w", "new": "x"}
+    assert "labels" not in result["metadata"]
 
 
-def test_json_patch_array_operations_and_append_marker() -> None:
-    # GIVEN a container's args
-    original = {"args": ["a", "c"]}
-
-    # WHEN inserting at 1, appending with "-" and removing index 0
-    result = json_patch(
-        original,
+def test_json_patch_array_operations_and_the_append_marker(deployment: Target) -> None:
+    # GIVEN args -D FOREGROUND; WHEN inserting at 1, appending with "-" and removing index 0
+    result = deployment.patch(
         [
-            {"op": "add", "path": "/args/1", "value": "b"},
-            {"op": "add", "path": "/args/-", "value": "d"},
-            {"op": "remove", "path": "/args/0"},
+            {"op": "add", "path": f"{ARGS}/1", "value": "b"},
+            {"op": "add", "path": f"{ARGS}/-", "value": "d"},
+            {"op": "remove", "path": f"{ARGS}/0"},
         ],
+        JSON_PATCH,
     )
-
     # THEN the array is edited in place
-    assert result == {"args": ["b", "c", "d"]}
+    assert container(result)["args"] == ["b", "FOREGROUND", "d"]
 
 
-def test_json_patch_move_and_copy() -> None:
-    # GIVEN an object with two fields
-    original = {"a": {"x": 1}, "b": [1, 2]}
-
-    # WHEN a value is copied and another moved
-    result = json_patch(
-        original,
+def test_json_patch_move_and_copy(configmap: Target) -> None:
+    result = configmap.patch(
         [
-            {"op": "copy", "from": "/a", "path": "/c"},
-            {"op": "move", "from": "/b/0", "path": "/a/y"},
+            {"op": "copy", "from": "/metadata/labels", "path": "/metadata/annotations"},
+            {"op": "move", "from": "/data/k", "path": "/data/moved"},
         ],
+        JSON_PATCH,
     )
-
-    # THEN the copy is independent and the move removed the source
-    assert result == {"a": {"x": 1, "y": 1}, "b": [2], "c": {"x": 1}}
-
-
-def test_json_patch_move_into_own_child_is_rejected() -> None:
-    # WHEN / THEN moving a value into itself fails
-    with pytest.raises(PatchError, match="own children"):
-        json_patch({"a": {"b": 1}}, [{"op": "move", "from": "/a", "path": "/a/b/c"}])
+    assert result["metadata"]["annotations"] == result["metadata"]["labels"] == {"a": "1"}
+    assert result["data"] == {"moved": "v"}
 
 
-def test_json_patch_pointer_escaping() -> None:
-    # GIVEN annotations whose keys contain '/' and '~'
-    original = {"metadata": {"annotations": {"deployment.kubernetes.io/revision": "1"}}}
+def test_json_patch_pointer_escaping(configmap: Target) -> None:
+    configmap.patch({"metadata": {"annotations": {"example.com/revision": "1"}}})
+    result = configmap.patch(
+        [{"op": "replace", "path": "/metadata/annotations/example.com~1revision", "value": "2"}],
+        JSON_PATCH,
+    )
+    assert result["metadata"]["annotations"] == {"example.com/revision": "2"}
 
-    # WHEN patched through ~1 and ~0 escapes
-    result = json_patch(
-        original,
+
+def test_json_patch_test_op_passes_and_fails(deployment: Target) -> None:
+    # WHEN the test matches, the rest applies
+    result = deployment.patch(
         [
+            {"op": "test", "path": "/spec/template/spec/containers/0/image", "value": IMAGE_BLUE},
             {
                 "op": "replace",
-                "path": "/metadata/annotations/deployment.kubernetes.io~1revision",
-                "value": "2",
+                "path": "/spec/template/spec/containers/0/image",
+                "value": IMAGE_GREEN,
             },
-            {"op": "add", "path": "/metadata/annotations/a~0b", "value": "t"},
-            {"op": "add", "path": "/metadata/annotations/x~01", "value": "u"},
         ],
+        JSON_PATCH,
     )
-
-    # THEN the keys are the unescaped ones, "~01" decoding to "~1"
-    assert result["metadata"]["annotations"] == {
-        "deployment.kubernetes.io/revision": "2",
-        "a~b": "t",
-        "x~1": "u",
-    }
-
-
-def test_json_patch_test_op_passes_and_fails() -> None:
-    # GIVEN a Deployment image
-    original = {"spec": {"image": IMAGE_BLUE, "replicas": 1, "paused": True}}
-
-    # WHEN the test matches, the rest applies
-    result = json_patch(
-        original,
-        [
-            {"op": "test", "path": "/spec/image", "value": IMAGE_BLUE},
-            {"op": "replace", "path": "/spec/image", "value": IMAGE_GREEN},
-        ],
+    assert container(result)["image"] == IMAGE_GREEN
+    # THEN a failing test refuses the whole patch, as does a number of another spelling
+    for value in (IMAGE_BLUE, None):
+        status, answer = deployment.refused(
+            [{"op": "test", "path": "/spec/template/spec/containers/0/image", "value": value}],
+            JSON_PATCH,
+        )
+        assert (status, answer["reason"], answer["message"]) == (422, "Invalid", UNPROCESSABLE)
+    deployment.patch(
+        [{"op": "test", "path": "/spec/revisionHistoryLimit", "value": 10}], JSON_PATCH
     )
-    assert result["spec"]["image"] == IMAGE_GREEN
-
-    # THEN a failing test aborts with the op named, and true is not 1
-    with pytest.raises(PatchError, match=r"json patch op 0 \(test /spec/image\): test failed"):
-        json_patch(original, [{"op": "test", "path": "/spec/image", "value": IMAGE_GREEN}])
-    with pytest.raises(PatchError, match="test failed"):
-        json_patch(original, [{"op": "test", "path": "/spec/paused", "value": 1}])
-    json_patch(original, [{"op": "test", "path": "/spec/replicas", "value": 1.0}])
-
-
-def test_json_patch_missing_path_names_the_operation() -> None:
-    # GIVEN a patch whose third op replaces a path that does not exist
-    operations = [
-        {"op": "add", "path": "/a", "value": 1},
-        {"op": "test", "path": "/a", "value": 1},
-        {"op": "replace", "path": "/spec/x", "value": 2},
-    ]
-
-    # WHEN / THEN the error names the op, its path and the reason
-    with pytest.raises(PatchError, match=r"^json patch op 2 \(replace /spec/x\): path not found$"):
-        json_patch({}, operations)
+    for other in (10.0, "10", True):
+        status, _ = deployment.refused(
+            [{"op": "test", "path": "/spec/revisionHistoryLimit", "value": other}], JSON_PATCH
+        )
+        assert status == 422
 
 
 @pytest.mark.parametrize(
-    ("operation", "reason"),
+    "operation",
     [
-        ({"op": "remove", "path": "/missing"}, "path not found"),
-        ({"op": "remove", "path": "/list/5"}, "path not found"),
-        ({"op": "add", "path": "/list/5", "value": 1}, "out of range"),
-        ({"op": "add", "path": "/list/01", "value": 1}, "invalid array index"),
-        ({"op": "add", "path": "/missing/x", "value": 1}, "path not found"),
-        ({"op": "add", "path": "no-slash", "value": 1}, "must start with '/'"),
-        ({"op": "add", "path": "/a~2", "value": 1}, "escaped"),
-        ({"op": "add", "path": "/a"}, "missing 'value'"),
-        ({"op": "move", "path": "/a"}, "missing 'from'"),
-        ({"op": "frobnicate", "path": "/a"}, "unknown or missing op"),
-        ({"path": "/a"}, "unknown or missing op"),
-        ("not an object", "must be a JSON object"),
+        {"op": "remove", "path": "/metadata/labels/missing"},
+        {"op": "remove", "path": f"{ARGS}/5"},
+        {"op": "add", "path": f"{ARGS}/5", "value": "x"},
+        {"op": "add", "path": "/metadata/missing/x", "value": "x"},
+        {"op": "add", "path": "no-slash", "value": "x"},
+        {"op": "replace", "path": f"{ARGS}/2", "value": "x"},
+        {"op": "move", "path": "/metadata/labels/a"},
+        {"op": "move", "from": "/metadata/labels", "path": "/metadata/labels/x"},
+        {"op": "frobnicate", "path": "/metadata/labels/a"},
+        {"path": "/metadata/labels/a"},
+    ],
+    ids=[
+        "remove-missing-key",
+        "remove-past-the-end",
+        "add-past-the-end",
+        "add-under-a-missing-parent",
+        "path-without-slash",
+        "replace-past-the-end",
+        "move-without-from",
+        "move-into-itself",
+        "unknown-op",
+        "missing-op",
     ],
 )
-def test_json_patch_rejects_bad_operations(operation: Any, reason: str) -> None:
-    # GIVEN an object with a short list
-    original = {"list": [1, 2]}
-
-    # WHEN / THEN the bad operation is rejected with its reason, and the input is intact
-    with pytest.raises(PatchError, match=reason):
-        json_patch(original, [operation])
-    assert original == {"list": [1, 2]}
-
-
-def test_json_patch_failure_applies_nothing() -> None:
-    # GIVEN an object and a patch whose second op fails
-    original = {"a": 1}
-
-    # WHEN it is applied
-    with pytest.raises(PatchError):
-        json_patch(
-            original, [{"op": "add", "path": "/b", "value": 2}, {"op": "remove", "path": "/c"}]
-        )
-
-    # THEN the first op did not leak into the input
-    assert original == {"a": 1}
+def test_a_json_patch_operation_that_does_not_apply_is_422(
+    deployment: Target, operation: dict[str, Any]
+) -> None:
+    # GIVEN a patch whose first operation applies and whose second does not
+    patch = [{"op": "add", "path": "/metadata/labels/b", "value": "x"}, operation]
+    # WHEN / THEN it is refused without saying which, and nothing of it is applied
+    status, answer = deployment.refused(patch, JSON_PATCH)
+    assert (status, answer["reason"], answer["message"]) == (422, "Invalid", UNPROCESSABLE)
 
 
-def test_json_patch_rejects_a_non_list_patch() -> None:
-    # WHEN / THEN an object instead of an array of operations is rejected
-    with pytest.raises(PatchError, match="array of operations"):
-        json_patch({}, {"op": "add"})  # type: ignore[arg-type]
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (
+            ["not an object"],
+            "json: cannot unmarshal string into Go value of type handlers.jsonPatchOp",
+        ),
+        (
+            [{"op": 1, "path": "/a"}],
+            "json: cannot unmarshal number into Go struct field jsonPatchOp.op of type string",
+        ),
+        (
+            {"op": "add"},
+            "json: cannot unmarshal object into Go value of type []handlers.jsonPatchOp",
+        ),
+    ],
+    ids=["operation-not-an-object", "op-not-a-string", "not-a-list"],
+)
+def test_a_json_patch_that_does_not_decode_is_400(
+    deployment: Target, body: Any, message: str
+) -> None:
+    status, answer = deployment.refused(body, JSON_PATCH)
+    assert (status, answer["reason"]) == (400, "BadRequest")
+    assert answer["message"] == f"error decoding patch: {message}"
 
 
-def test_kubectl_rollout_undo_json_patch_replaces_the_template() -> None:
-    # GIVEN a Deployment on the green image
-    original = deployment()
-    old_template: dict[str, Any] = {
+def test_json_patch_leniencies_of_the_api_server(deployment: Target) -> None:
+    # WHEN operations RFC 6902 forbids are sent: an index with a leading zero, a negative
+    # index, a replace of a key that does not exist
+    result = deployment.patch(
+        [
+            {"op": "add", "path": f"{ARGS}/01", "value": "one"},
+            {"op": "add", "path": f"{ARGS}/-1", "value": "last"},
+            {"op": "remove", "path": f"{ARGS}/-2"},
+            {"op": "replace", "path": "/metadata/labels/new", "value": "x"},
+        ],
+        JSON_PATCH,
+    )
+    # THEN the API server applies them as its library does
+    assert container(result)["args"] == ["-D", "one", "last"]
+    assert result["metadata"]["labels"]["new"] == "x"
+
+
+def test_kubectl_rollout_undo_json_patch_replaces_the_template(deployment: Target) -> None:
+    old_template = {
         "metadata": {"labels": {"app": "green"}},
-        "spec": {"containers": [{"name": "web", "image": IMAGE_BLUE}]},
+        "spec": {"containers": [{"name": "web", "image": IMAGE_GREEN}]},
     }
-
-    # WHEN the JSON patch rollout undo sends is applied
-    operations = [
-        {"op": "replace", "path": "/spec/template", "value": old_template},
-        {
-            "op": "replace",
-            "path": "/metadata/annotations",
-            "value": {"deployment.kubernetes.io/revision": "3"},
-        },
-    ]
-    original["metadata"]["annotations"] = {"deployment.kubernetes.io/revision": "2"}
-    result = json_patch(original, operations)
-
-    # THEN the template is the old one and the value is not shared with the patch
-    assert result["spec"]["template"] == old_template
+    result = deployment.patch(
+        [
+            {"op": "replace", "path": "/spec/template", "value": old_template},
+            {
+                "op": "replace",
+                "path": "/metadata/annotations",
+                "value": {"deployment.kubernetes.io/revision": "3"},
+            },
+        ],
+        JSON_PATCH,
+    )
+    assert names(template_spec(result)["containers"]) == ["web"]
+    assert container(result)["image"] == IMAGE_GREEN
     assert result["metadata"]["annotations"]["deployment.kubernetes.io/revision"] == "3"
-    result["spec"]["template"]["spec"]["containers"][0]["image"] = "changed"
-    assert old_template["spec"]["containers"][0]["image"] == IMAGE_BLUE
 
 
-def test_json_patch_replace_of_the_root() -> None:
-    # WHEN the whole document is replaced
-    result = json_patch({"a": 1}, [{"op": "replace", "path": "", "value": {"b": 2}}])
-
-    # THEN the result is the new document
-    assert result == {"b": 2}
+def test_json_patch_replace_of_the_whole_object_needs_its_name(configmap: Target) -> None:
+    status, answer = configmap.refused(
+        [{"op": "replace", "path": "", "value": {"data": {"b": "2"}}}], JSON_PATCH
+    )
+    assert (status, answer["reason"]) == (400, "BadRequest")
+    assert answer["message"] == (
+        "the name of the object (canary-env based on URL) was undeterminable: name must be provided"
+    )
