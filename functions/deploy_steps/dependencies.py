@@ -27,7 +27,7 @@ from bluegreen.config import (
 )
 from bluegreen.domain.ports import Cluster, Ledger
 from bluegreen.logic.deploy.ports import DeployPorts
-from bluegreen.logic.promotion import PromotionPorts
+from bluegreen.logic.promotion.ports import PromotionPorts
 
 
 class DeployStepsEnvironment(

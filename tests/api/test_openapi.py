@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from bluegreen.domain import paging
 from bluegreen.logic import history
 from bluegreen.logic.services import REASON_LIMIT
 from functions.services_api import openapi
@@ -95,7 +96,7 @@ def _string_branch(schema: dict[str, Any]) -> dict[str, Any]:
 def test_page_parameters_carry_the_limits_the_code_enforces(path: str) -> None:
     document = json.loads(COMMITTED.read_text())
     limit = _parameter(document, path, "limit")
-    assert (limit["type"], limit["minimum"], limit["maximum"]) == ("integer", 1, history.MAX_PAGE)
+    assert (limit["type"], limit["minimum"], limit["maximum"]) == ("integer", 1, paging.MAX_PAGE)
     cursor = _string_branch(_parameter(document, path, "cursor"))
     assert (cursor["minLength"], cursor["maxLength"]) == (1, 2048)
     assert cursor["pattern"] == schemas.CURSOR_PATTERN
@@ -120,7 +121,7 @@ def test_the_deployment_id_and_body_strings_carry_their_patterns_and_lengths() -
 @pytest.mark.parametrize(
     ("pattern", "domain"),
     [
-        (schemas.CURSOR_PATTERN, history._CURSOR),
+        (schemas.CURSOR_PATTERN, paging._CURSOR),
         (schemas.DEPLOYMENT_ID_PATTERN, history._DEPLOYMENT_ID),
     ],
 )

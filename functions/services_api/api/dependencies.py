@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 from functools import lru_cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bluegreen.config import (
     Application,
@@ -24,18 +24,20 @@ from bluegreen.config import (
     Region,
     Settings,
 )
-from bluegreen.domain.ports import (
-    Cluster,
-    ExecutionHistory,
-    FlowStarter,
-    ImageRegistry,
-    Ledger,
-    Promotions,
-    TaskTokens,
-)
-from bluegreen.logic.history import HistoryPorts
-from bluegreen.logic.requests import ReleasePorts
-from bluegreen.logic.routing import GatePorts
+
+if TYPE_CHECKING:
+    from bluegreen.domain.ports import (
+        Cluster,
+        ExecutionHistory,
+        FlowStarter,
+        ImageRegistry,
+        Ledger,
+        Promotions,
+        TaskTokens,
+    )
+    from bluegreen.logic.history import HistoryPorts
+    from bluegreen.logic.requests import ReleasePorts
+    from bluegreen.logic.routing import GatePorts
 
 
 class ServicesApiEnvironment(
@@ -131,6 +133,8 @@ def executions() -> ExecutionHistory:
 
 def release_ports() -> ReleasePorts:
     """The ports of the use cases that read or change the release."""
+    from bluegreen.logic.requests import ReleasePorts
+
     return ReleasePorts(
         settings=settings(),
         ledger=ledger(),
@@ -143,11 +147,15 @@ def release_ports() -> ReleasePorts:
 
 def gate_ports() -> GatePorts:
     """The ports of a person's decision about a running promotion."""
+    from bluegreen.logic.routing import GatePorts
+
     return GatePorts(ledger=ledger(), promotions=promotions(), tokens=task_tokens())
 
 
 def history_ports() -> HistoryPorts:
     """The ports of reading a deployment's record and execution."""
+    from bluegreen.logic.history import HistoryPorts
+
     return HistoryPorts(settings=settings(), ledger=ledger(), flow=flow(), executions=executions())
 
 

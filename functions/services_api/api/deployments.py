@@ -1,5 +1,8 @@
 """Deployments: history, the status of one, and the actions that start one
-(rollback, promotion)."""
+(rollback, promotion).
+
+A route imports the logic it calls when it runs (see ``api.services``).
+"""
 
 from __future__ import annotations
 
@@ -11,9 +14,6 @@ from aws_lambda_powertools.event_handler.openapi.params import Body, Query
 
 from bluegreen.domain.models import Deployment, Role
 from bluegreen.domain.promotion import PromotionRecord, Strategy
-from bluegreen.logic import history, routing
-from bluegreen.logic.promotion import PROMOTE
-from bluegreen.logic.requests import console_url
 from bluegreen.observability import logger
 
 from . import dependencies
@@ -118,6 +118,8 @@ def get_deployments(
     ] = None,
 ) -> DeploymentPageBody:
     """A page of the ledger's deployments; pass ``nextCursor`` back as ``cursor``."""
+    from bluegreen.logic import history
+
     page = history.deployment_history(dependencies.ledger(), limit, cursor)
     return DeploymentPageBody(
         deployments=[deployment_body(d) for d in page.deployments],
@@ -142,6 +144,10 @@ def get_deployment(
     id: Annotated[str, DEPLOYMENT_ID],
 ) -> DeploymentStatusBody:
     """The record (if the flow wrote it yet) and the execution (if there is one)."""
+    from bluegreen.logic import history
+    from bluegreen.logic.promotion.plan import PROMOTE
+    from bluegreen.logic.requests import console_url
+
     deployment_id = id  # ``id`` is the path parameter's public name
     settings = dependencies.settings()
     view = history.deployment_status(dependencies.history_ports(), deployment_id)
@@ -216,6 +222,8 @@ def post_resume(
     request: Annotated[ResumeRequest | None, Body(embed=False)] = None,
 ) -> GateDecisionBody:
     """Resume the promotion at its gate; 409 ``NotWaiting`` when it waits for nothing."""
+    from bluegreen.logic import routing
+
     request = request or ResumeRequest()
     caller = caller_of(router.current_event.raw_event)
     decided = routing.resume(
@@ -245,6 +253,8 @@ def post_abort(
     request: Annotated[AbortRequest | None, Body(embed=False)] = None,
 ) -> GateDecisionBody:
     """Abort the promotion; 409 ``NotWaiting`` when it has ended."""
+    from bluegreen.logic import routing
+
     request = request or AbortRequest()
     caller = caller_of(router.current_event.raw_event)
     decided = routing.abort(
@@ -291,6 +301,8 @@ def post_rollback(
     Under the alb and gateway routers, production within the flip-back window of
     the latest promotion is flipped back at once (200): weights only, no rollout.
     """
+    from bluegreen.logic import routing
+
     request = request or RollbackRequest()
     caller = caller_of(router.current_event.raw_event)
     done = routing.rollback_or_flip_back(
@@ -347,6 +359,8 @@ def post_promote(
     settled until it ends. The body is optional: a reason, and under the alb and
     gateway routers a strategy (the stack's when absent).
     """
+    from bluegreen.logic import routing
+
     request = request or PromoteRequest()
     caller = caller_of(router.current_event.raw_event)
     strategy = (

@@ -1,13 +1,14 @@
-"""Images: every digest pushed, its tags and verdict, and where it runs now."""
+"""Images: every digest pushed, its tags and verdict, and where it runs now.
+
+The route imports the logic it calls when it runs (see ``api.services``).
+"""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Query
-
-from bluegreen.logic import history
 
 from . import dependencies
 from .responses import BAD_REQUEST, GATEWAY, INVALID, answer
@@ -20,6 +21,9 @@ from .schemas import (
     PageLimit,
     Placement,
 )
+
+if TYPE_CHECKING:
+    from bluegreen.logic import history
 
 router = Router()  # type: ignore[no-untyped-call]
 
@@ -55,6 +59,8 @@ def get_images(
     ] = None,
 ) -> ImagePageBody:
     """A page of the ledger's images; pass ``nextCursor`` back as ``cursor``."""
+    from bluegreen.logic import history
+
     page = history.image_history(dependencies.release_ports(), limit, cursor)
     return ImagePageBody(
         images=[image_body(view) for view in page.images],

@@ -21,9 +21,12 @@ from aws_lambda_powertools.event_handler.openapi.params import Path
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
+from bluegreen.domain.flow_input import TEXT_LIMIT
+from bluegreen.domain.paging import MAX_PAGE
 from bluegreen.domain.promotion import PAUSE_MAX, STEPS_MAX
-from bluegreen.logic.history import MAX_PAGE
-from bluegreen.logic.services import REASON_LIMIT
+
+REASON_LIMIT = TEXT_LIMIT
+"""Longest ``reason`` a request may carry: the deploy flow's own limit on its text inputs."""
 
 ColourName = Literal["blue", "green"]
 ServiceName = Literal["canary", "production"]
@@ -35,7 +38,7 @@ TRIMMED_RULE = "must not begin or end with whitespace"
 IMAGE_TAG_LIMIT = 200
 CURSOR_LIMIT = 2048
 CURSOR_PATTERN = r"^[A-Za-z0-9_\-=.~+/:]+$"
-"""The alphabet of the cursors ``nextCursor`` hands out (``history.check_page`` has the
+"""The alphabet of the cursors ``nextCursor`` hands out (``paging.check_page`` has the
 final word on whether one is real)."""
 DEPLOYMENT_ID_LIMIT = 80
 DEPLOYMENT_ID_PATTERN = r"^[A-Za-z0-9_-]+$"
@@ -67,15 +70,21 @@ PageLimit = Annotated[int, Field(ge=1, le=MAX_PAGE), BeforeValidator(_digits_onl
 """The ``limit`` query parameter of the history routes, read strictly (``_digits_only``)."""
 
 
+# ``defer_build``: a model's validator is built when a request first needs it, not at
+# import, so a cold start pays only for the models of the route it serves.
+
+
 class _Request(BaseModel):
-    model_config = ConfigDict(extra="forbid", alias_generator=to_camel, frozen=True, strict=True)
+    model_config = ConfigDict(
+        extra="forbid", alias_generator=to_camel, frozen=True, strict=True, defer_build=True
+    )
 
 
 class WireBody(BaseModel):
     """A response body: camelCase on the wire, snake_case in Python."""
 
     model_config = ConfigDict(
-        alias_generator=to_camel, serialize_by_alias=True, validate_by_name=True
+        alias_generator=to_camel, serialize_by_alias=True, validate_by_name=True, defer_build=True
     )
 
 

@@ -1,8 +1,12 @@
-"""``/services``: the roles of the two colours, switching them, deploying an image."""
+"""``/services``: the roles of the two colours, switching them, deploying an image.
+
+A route imports the logic it calls when it runs: a cold start pays only for what
+its first request needs.
+"""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 from aws_lambda_powertools.event_handler.api_gateway import Response, Router
 from aws_lambda_powertools.event_handler.openapi.params import Body
@@ -10,8 +14,6 @@ from aws_lambda_powertools.metrics import MetricUnit
 
 from bluegreen.domain.errors import InvalidInput
 from bluegreen.domain.models import Colour, Role
-from bluegreen.logic import services
-from bluegreen.logic.requests import Caller, DeploymentStarted
 from bluegreen.observability import logger, metrics
 
 from . import dependencies
@@ -37,6 +39,10 @@ from .schemas import (
     SwitchBody,
     TrafficView,
 )
+
+if TYPE_CHECKING:
+    from bluegreen.logic import services
+    from bluegreen.logic.requests import Caller, DeploymentStarted
 
 router = Router()  # type: ignore[no-untyped-call]
 
@@ -142,6 +148,8 @@ def record_start(started: DeploymentStarted, caller: Caller) -> None:
 )
 def get_services() -> ServiceStatusBody:
     """Read the release state; a ConfigMap/Service disagreement is flagged, not hidden."""
+    from bluegreen.logic import services
+
     status = services.service_status(dependencies.cluster())
     if not status.in_agreement:
         logger.warning("roles disagree", extra={"disagreements": list(status.disagreements)})
@@ -180,6 +188,8 @@ def post_services(
     change: Annotated[ServicesChange, Body(embed=False)],
 ) -> Response[SwitchBody | DeploymentStartedBody]:
     """``{"selector": ...}`` switches the roles; ``{"imageTag": ...}`` starts the deploy flow."""
+    from bluegreen.logic import services
+
     has_selector, has_image = change.selector is not None, change.image_tag is not None
     if has_selector == has_image:
         raise InvalidInput("body", COMBINATIONS)

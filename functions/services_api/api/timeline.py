@@ -1,7 +1,8 @@
 """``GET /deployments/{id}/timeline``: the phases a deployment's execution went through.
 
 What the Step Functions console's graph shows, as the API's JSON: read from the
-execution history, with each hook's log tail from the ledger.
+execution history, with each hook's log tail from the ledger. The route imports
+the logic it calls when it runs (see ``api.services``).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from typing import Annotated
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from pydantic import Field
 
-from bluegreen.logic import timeline
+from bluegreen.domain.flow_events import StepStatus
 
 from . import dependencies
 from .responses import BAD_REQUEST, CLUSTER, GATEWAY, INVALID, NOT_FOUND, answer
@@ -24,7 +25,7 @@ router = Router()  # type: ignore[no-untyped-call]
 class HookStepBody(WireBody):
     name: str
     job: str
-    status: timeline.StepStatus
+    status: StepStatus
     reason: str = ""
     log_tail: str = Field(
         default="", description="The end of the Job's log, as the ledger keeps it."
@@ -38,7 +39,7 @@ class StepBody(WireBody):
         examples=["rollout"],
     )
     title: str
-    status: timeline.StepStatus
+    status: StepStatus
     started_at: datetime
     ended_at: datetime | None = None
     detail: str = ""
@@ -80,6 +81,8 @@ def get_timeline(
     id: Annotated[str, DEPLOYMENT_ID],
 ) -> TimelineBody:
     """Lock, apply, rollout, hooks with their log tails, bake, health, rollback, the end."""
+    from bluegreen.logic import timeline
+
     deployment_id = id  # ``id`` is the path parameter's public name
     view = timeline.deployment_timeline(dependencies.history_ports(), deployment_id)
     return TimelineBody(

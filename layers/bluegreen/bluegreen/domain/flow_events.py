@@ -9,6 +9,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Literal
+
+StepStatus = Literal["running", "waiting", "succeeded", "failed"]
+"""Where a phase of a deployment stands, as its timeline shows it."""
 
 
 @dataclass(frozen=True)

@@ -2,8 +2,7 @@
 
 Read-only domain logic over the ledger, the cluster and the deploy flow: the
 images over ``requests.ReleasePorts``, a deployment over ``HistoryPorts``. The
-ledger pages with an opaque cursor; this module checks the paging arguments
-before they reach it, so a bad one is a clear ``InvalidInput``.
+paging arguments are checked before they reach the ledger (``domain.paging``).
 """
 
 from __future__ import annotations
@@ -15,14 +14,10 @@ from bluegreen.config import Settings
 from bluegreen.domain.errors import ClusterUnavailable, InvalidInput, NotFound
 from bluegreen.domain.executions import execution_arn
 from bluegreen.domain.models import Colour, Deployment, Digest, ImageRecord, Role
+from bluegreen.domain.paging import check_page
 from bluegreen.domain.ports import Cluster, ExecutionHistory, FlowStarter, Ledger
-from bluegreen.logic.requests import ReleasePorts
-from bluegreen.logic.services import SWITCH_ACTION
+from bluegreen.logic.requests import SWITCH_ACTION, ReleasePorts
 
-MAX_PAGE = 100
-"""Largest page a caller may ask for; DynamoDB pages are bounded anyway."""
-
-_CURSOR = re.compile(r"[A-Za-z0-9_\-=.~+/:]{1,2048}")
 # The deploy flow's execution names: Step Functions' own alphabet for them.
 _DEPLOYMENT_ID = re.compile(r"[A-Za-z0-9_-]{1,80}")
 
@@ -87,16 +82,6 @@ class DeploymentView:
     record: Deployment | None
     execution_arn: str
     execution: dict[str, object] | None
-
-
-def check_page(limit: int, cursor: str | None) -> None:
-    """Reject a page size or cursor the ledger should never see."""
-    if not 1 <= limit <= MAX_PAGE:
-        raise InvalidInput("limit", f"must be between 1 and {MAX_PAGE}, got {limit}")
-    if cursor is not None and not _CURSOR.fullmatch(cursor):
-        raise InvalidInput(
-            "cursor", "is not a cursor this API handed out; pass nextCursor from a previous page"
-        )
 
 
 def where_digests_run(cluster: Cluster) -> dict[Digest, tuple[Placement, ...]]:

@@ -12,11 +12,17 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
-from bluegreen.config import Settings
 from bluegreen.domain import executions
 from bluegreen.domain.models import Deployment, Digest, Role
-from bluegreen.domain.ports import Cluster, FlowStarter, ImageRegistry, Ledger, Promotions
+
+if TYPE_CHECKING:  # annotations only: who asked (``Caller``) is read before any port is
+    from bluegreen.config import Settings
+    from bluegreen.domain.ports import Cluster, FlowStarter, ImageRegistry, Ledger, Promotions
+
+SWITCH_ACTION = "switch"
+"""``Deployment.action`` of a ledger record that tells who switched the canary colour."""
 
 
 @dataclass(frozen=True)

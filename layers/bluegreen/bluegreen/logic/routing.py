@@ -16,7 +16,7 @@
     gate is open is picked up at the promotion's next step.
 Deploys and rollbacks that arrive while a promotion shifts traffic are refused,
 naming it, rather than queued behind it for hours
-(``logic.promotion.refuse_during_promotion``).
+(``logic.promotion.plan.refuse_during_promotion``).
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from bluegreen.domain.ports import Ledger, Promotions, TaskTokens
 from bluegreen.domain.promotion import NotWaiting, PromotionRecord, Strategy
 from bluegreen.domain.traffic import Weights
 from bluegreen.logic import services
-from bluegreen.logic.promotion import (
+from bluegreen.logic.promotion.plan import (
     PROMOTE,
     check_promotable,
     refuse_during_promotion,

@@ -39,17 +39,16 @@ from bluegreen.domain.models import (
 )
 from bluegreen.domain.ports import Cluster, ImageRegistry, Ledger
 from bluegreen.domain.traffic import Traffic
-from bluegreen.logic import promotion, roles
+from bluegreen.logic import roles
+from bluegreen.logic.promotion.plan import refuse_during_promotion
 from bluegreen.logic.requests import (
+    SWITCH_ACTION,
     Caller,
     DeploymentStarted,
     ReleasePorts,
     request_record,
     start_flow,
 )
-
-SWITCH_ACTION = "switch"
-"""``Deployment.action`` of a ledger record that tells who switched the canary colour."""
 
 REASON_LIMIT = TEXT_LIMIT
 """Longest ``reason`` a request may carry: the deploy flow's own limit on its text
@@ -286,7 +285,7 @@ def request_deploy(
     ``RolesDisagree`` while canaryEnv and the Services disagree (``logic.roles``).
     """
     settings, ledger = ports.settings, ports.ledger
-    promotion.refuse_during_promotion(ledger)
+    refuse_during_promotion(ledger)
     roles.check_may_touch(ports.cluster, "deploy", role)
     digest, tag, record = resolve_image(ledger, ports.registry, image)
     # A digest the ledger never saw pushed (one a cluster ran before the stack existed)
@@ -361,7 +360,7 @@ def request_rollback(
     Refused with ``RolesDisagree`` while canaryEnv and the Services disagree.
     """
     settings, ledger, cluster = ports.settings, ports.ledger, ports.cluster
-    promotion.refuse_during_promotion(ledger)
+    refuse_during_promotion(ledger)
     roles.check_may_touch(cluster, "rollback", role)
     canary = cluster.canary_env().selector
     seen = cluster.deployment_image(canary if role is Role.CANARY else canary.other)

@@ -15,10 +15,9 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Literal
 
 from bluegreen.domain.errors import NotFound
-from bluegreen.domain.flow_events import FlowEvent
+from bluegreen.domain.flow_events import FlowEvent, StepStatus
 from bluegreen.logic.history import HistoryPorts, deployment_status
 
 PHASES: Mapping[str, str] = {
@@ -74,7 +73,6 @@ END_TITLES: Mapping[str, str] = {
     "PromotionFailed": "Failed",
 }
 
-StepStatus = Literal["running", "waiting", "succeeded", "failed"]
 RUNNING: StepStatus = "running"
 WAITING: StepStatus = "waiting"
 SUCCEEDED: StepStatus = "succeeded"

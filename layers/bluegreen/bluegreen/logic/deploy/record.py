@@ -3,11 +3,15 @@ console run, and checked against the input."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from bluegreen.domain.errors import DigestFailed, InvalidInput, RequestAbandoned, UnknownImage
 from bluegreen.domain.flow_input import CONSOLE, CONSOLE_ACTOR, FlowRequest
 from bluegreen.domain.models import Colour, Deployment, Digest, Role, Verdict
-from bluegreen.domain.ports import Cluster, Ledger
-from bluegreen.logic.deploy.ports import DeployPorts
+
+if TYPE_CHECKING:  # the API checks digests with ``refuse_failed_digest``: no ports at run time
+    from bluegreen.domain.ports import Cluster, Ledger
+    from bluegreen.logic.deploy.ports import DeployPorts
 
 
 def resolve_image(ledger: Ledger, image: str) -> tuple[Digest, str]:

@@ -1,0 +1,17 @@
+"""What a promotion's steps touch: the deploy steps' ports, CloudWatch and the store."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from bluegreen.domain.ports import Promotions, TrafficMetrics
+from bluegreen.logic.deploy.ports import DeployPorts
+
+
+@dataclass(frozen=True)
+class PromotionPorts:
+    """The deploy steps' ports, CloudWatch's metrics, and the promotions' store."""
+
+    deploy: DeployPorts
+    metrics: TrafficMetrics
+    promotions: Promotions
