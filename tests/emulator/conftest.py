@@ -275,7 +275,17 @@ def scratch(request: pytest.FixtureRequest) -> Iterator[Kube]:
     with plane.admin_client() as api:
         core = client.CoreV1Api(api)
         core.create_namespace({"metadata": {"name": name}})
-        yield _connect(kube_backend(plane, name, api), api, name)
+        kube = _connect(kube_backend(plane, name, api), api, name)
+        # What controllers put in every new namespace is there before the test starts,
+        # as it is on the emulator: a watch from a test's list must not see it arrive.
+        kube.eventually(
+            "the namespace's own ConfigMap and ServiceAccount",
+            lambda: (
+                kube.get("configmaps", "kube-root-ca.crt")
+                and kube.raw("GET", "/api/v1/namespaces/{ns}/serviceaccounts/default")[0] == 200
+            ),
+        )
+        yield kube
         # The namespace controller removes its objects in the background.
         core.delete_namespace(name, _preload_content=False)
 

@@ -117,10 +117,14 @@ def test_a_broken_image_stalls_at_the_progress_deadline_and_its_rollback_recover
     assert _condition(stalled, "Available")["status"] == "True"
     assert stalled["availableReplicas"] == 2
     assert stalled["unavailableReplicas"] == 1
+
     # AND the new pod crash-loops while the old ones serve
-    crashing = [p for p in _pods(kube, "green") if p.spec.containers[0].image == broken]
-    assert len(crashing) == 1
-    assert crashing[0].status.container_statuses[0].restart_count >= 1
+    def restarted() -> list[Any]:
+        crashing = [p for p in _pods(kube, "green") if p.spec.containers[0].image == broken]
+        statuses = [s for p in crashing for s in p.status.container_statuses or []]
+        return crashing if statuses and statuses[0].restart_count >= 1 else []
+
+    assert len(kube.eventually("the new pod restarted", restarted)) == 1
     # WHEN the previous image is put back
     _set_image(kube, "green-deployment", GREEN_IMAGE)
     # THEN the old ReplicaSet comes back as revision 3 and the rollout completes
