@@ -3,7 +3,7 @@ cluster, Step Functions, EventBridge, the image registry, CloudWatch and the
 health probes, and nothing about how they are reached.
 
 The modules of ``bluegreen.adapters`` implement these; tests may hand in
-in-memory fakes. Every Protocol of the package is here.
+in-memory fakes. Every port the logic receives is declared here.
 """
 
 from __future__ import annotations
