@@ -523,7 +523,8 @@ def test_wrongly_typed_fields_are_400_and_change_nothing(seeded: Kube, change, r
     )
     # AND nothing changed
     after = seeded.stored("deployments", "blue-deployment")
-    assert after["metadata"]["resourceVersion"] == stored["metadata"]["resourceVersion"]
+    assert after["spec"] == stored["spec"]
+    assert after["metadata"]["generation"] == stored["metadata"]["generation"]
     if not seeded.real:
         assert seeded.emulator.controllers.errors == []
 
