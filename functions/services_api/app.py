@@ -168,15 +168,20 @@ def route_not_found(exc: NotFoundError) -> Response[dict[str, str]]:
 def served() -> tuple[str, ...]:
     """Every route the resolver has, as ``METHOD /path/{parameter}``, by path then method.
 
-    Read from the resolver's own registry of routes (Powertools keeps them in
-    ``_static_routes`` and ``_dynamic_routes``, with no public accessor), so the
-    answer never drifts from what is served.
+    Read from the OpenAPI document the resolver generates from its own routes (the
+    same one ``docs/openapi.json`` is), so the answer never drifts from what is served.
+    Built on the first unknown route only, and kept.
     """
-    routes = [*app._static_routes, *app._dynamic_routes]
+    paths = app.get_openapi_schema().paths or {}
     return tuple(
-        f"{method} {path}"
-        for path, method in sorted({(route.openapi_path, route.method) for route in routes})
+        f"{method.upper()} {path}"
+        for path, item in sorted(paths.items())
+        for method in _METHODS
+        if getattr(item, method, None) is not None
     )
+
+
+_METHODS = ("delete", "get", "head", "options", "patch", "post", "put")
 
 
 _DEPLOYMENT_PATH = "/deployments/"

@@ -383,3 +383,16 @@ class TrafficMetrics(Protocol):
         """The colour's target group over ``[start, end)``; ``InvalidInput`` when the stack
         names no target group for that colour."""
         ...
+
+
+class EksCredentials(Protocol):
+    """What reaching an EKS cluster needs: where its API server is and a bearer token for it
+    (``bluegreen.adapters.eks_auth`` implements it; the Kubernetes client reads it)."""
+
+    def endpoint(self) -> tuple[str, bytes]:
+        """The API server URL and its CA certificate (PEM, or base64 of PEM)."""
+        ...
+
+    def token(self) -> str:
+        """A current ``k8s-aws-v1.`` token (the source renews it before it expires)."""
+        ...

@@ -25,27 +25,16 @@ import os
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from bluegreen.config import Settings
+from bluegreen.domain.ports import EksCredentials
 
 if TYPE_CHECKING:
     from kubernetes.client import ApiClient, Configuration
 
 _TOKEN_KEY = "BearerToken"  # noqa: S105 - the name of a header slot, not a secret
 """The ``api_key`` entry the generated client (v36+) sends as ``Authorization``."""
-
-
-class EksCredentials(Protocol):
-    """What the EKS path needs: where the API server is and a bearer token for it."""
-
-    def endpoint(self) -> tuple[str, bytes]:
-        """The API server URL and its CA certificate (PEM, or base64 of PEM)."""
-        ...
-
-    def token(self) -> str:
-        """A current ``k8s-aws-v1.`` token (the source renews it before it expires)."""
-        ...
 
 
 def api_client_for(
