@@ -586,7 +586,7 @@ class _PodServer:
     ) -> None:
         meta = pod["metadata"]
         labels = meta.get("labels") or {}
-        container = next(
+        container: dict[str, Any] = next(
             (
                 c
                 for c in pod["spec"].get("containers") or []
