@@ -46,8 +46,6 @@ GREEN_IMAGE = f"{REPO}@sha256:216c0204fa1e71f93603c0d5087ef16d6b2ba5bce9084874bf
 KUBECTL = Path(sys.executable).with_name("kubectl")
 # kubectl caches discovery under $HOME; each test run gets its own throwaway home.
 _HOME = tempfile.TemporaryDirectory(prefix="kubectl-home-")
-
-
 CANARY_ENV = json.dumps({"selector": "blue", "image": BLUE_IMAGE}, separators=(",", ":"))
 """``canaryEnv`` as the seed stores it."""
 
