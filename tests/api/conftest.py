@@ -71,7 +71,7 @@ class Answer:
 
 def call(event: dict[str, Any]) -> Answer:
     """Invoke the handler with a proxy event and decode its answer."""
-    response = api_app.lambda_handler(event, LambdaContext())  # type: ignore[arg-type]
+    response = api_app.lambda_handler(event, LambdaContext())
     body = json.loads(response["body"]) if response.get("body") else None
     return Answer(response["statusCode"], body, response.get("headers") or {})
 

@@ -145,6 +145,7 @@ def test_a_switch_that_could_neither_complete_nor_be_put_back_answers_the_state_
     fake_time_cluster(monkeypatch, FakeTime())
     emu.faults.fail_requests("PATCH", "/services/production-service$", 500, count=1000)
     adapter = dependencies.cluster()
+    assert isinstance(adapter, KubernetesCluster)
     rest = adapter.api_client.rest_client
     original = rest.request
 

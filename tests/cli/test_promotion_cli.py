@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from tests.cli.conftest import FakeApi, Run
+from tests.cli.conftest import Run
+from tests.fake_api import FakeApi
 
 PROMOTION = "wp-platform-promote-abc"
 STARTED = {

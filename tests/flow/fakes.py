@@ -8,10 +8,11 @@ adapters are exercised by the flow tests against moto and the emulator.
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 
+from bluegreen.domain.errors import TrafficNotWeighted
 from bluegreen.domain.models import (
     AlarmStates,
     CanaryEnv,
@@ -27,7 +28,9 @@ from bluegreen.domain.models import (
     Verdict,
 )
 from bluegreen.domain.pods import PodState, PodWarning
+from bluegreen.domain.ports import AlarmProbe, Cluster, HttpProbe, Ledger, Notifier
 from bluegreen.domain.snapshot import ClusterSnapshot
+from bluegreen.domain.traffic import Confirmation, RouterKind, Traffic, Weights
 
 REPO = "123456789012.dkr.ecr.us-west-2.amazonaws.com/rezfusion-cloud"
 
@@ -37,7 +40,7 @@ def digest(n: int) -> Digest:
     return Digest(f"{n:064x}")
 
 
-class FakeLedger:
+class FakeLedger(Ledger):
     """``ports.Ledger`` in memory (thread-safe: Map iterations and executions run in threads)."""
 
     def __init__(self) -> None:
@@ -179,7 +182,7 @@ class FakeLedger:
         return self.holder
 
 
-class FakeCluster:
+class FakeCluster(Cluster):
     """``ports.Cluster`` in memory: rollouts complete at once unless the image is broken."""
 
     def __init__(self, blue: Digest, green: Digest, canary: Colour = Colour.BLUE) -> None:
@@ -233,16 +236,46 @@ class FakeCluster:
     def service_selectors(self) -> dict[Role, Colour | None]:
         return {Role.CANARY: self.canary, Role.PRODUCTION: self.canary.other}
 
+    def traffic(self) -> Traffic:
+        return Traffic(
+            router=RouterKind.SELECTOR,
+            production=Weights.all_on(self.canary.other),
+            canary=self.canary,
+            where="the fake cluster's Services",
+        )
+
+    def confirm_traffic(self) -> Confirmation:
+        return Confirmation.as_written(self.traffic())
+
+    def shift_traffic(
+        self,
+        weights: Weights,
+        canary: Colour | None = None,
+        *,
+        confirm: Callable[[], None] | None = None,
+    ) -> bool:
+        raise TrafficNotWeighted("the fake cluster routes by Services' selectors only")
+
     def snapshot(self) -> ClusterSnapshot:
         return ClusterSnapshot(
             canary_env=self.canary_env(),
             rollouts={colour: self.rollout(colour) for colour in Colour},
             selectors=self.service_selectors(),
+            traffic=self.traffic(),
         )
 
-    def switch_roles(self, canary: Colour, image: str | None = None) -> bool:
+    def switch_roles(
+        self,
+        canary: Colour,
+        image: str | None = None,
+        *,
+        confirm: Callable[[], None] | None = None,
+    ) -> bool:
+        if confirm is not None:
+            confirm()
+        changed = self.canary is not canary
         self.canary = canary
-        return True
+        return changed
 
     def set_canary_image(self, image: str) -> bool:
         changed = self.canary_image != image
@@ -263,7 +296,7 @@ class FakeCluster:
         return HookRun(job_name, True, True, "Success: The cache was flushed.")
 
 
-class FakeNotifier:
+class FakeNotifier(Notifier):
     """Collects what would be published."""
 
     def __init__(self) -> None:
@@ -273,7 +306,7 @@ class FakeNotifier:
         self.events.append((detail_type, detail))
 
 
-class FakeHttp:
+class FakeHttp(HttpProbe):
     def __init__(self, code: int = 200) -> None:
         self.code = code
 
@@ -281,7 +314,7 @@ class FakeHttp:
         return self.code, "OK" if self.code == 200 else "Service Unavailable"
 
 
-class FakeAlarms:
+class FakeAlarms(AlarmProbe):
     """Alarms by name: the given ones are in ALARM, ``existing`` (default: all) exist."""
 
     def __init__(self, alarming: Sequence[str] = (), existing: Sequence[str] | None = None) -> None:

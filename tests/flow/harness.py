@@ -81,7 +81,7 @@ def flow_rig(handler: Handler, *, wait_factor: float = 0.0) -> Iterator[FlowRig]
         stack.enter_context(mock_aws(config={"stepfunctions": {"execute_state_machine": True}}))
         session = boto3.Session(region_name="us-west-2")
         clients = {
-            name: session.client(name)  # type: ignore[call-overload]
+            name: session.client(name)
             for name in ("lambda", "stepfunctions", "iam", "dynamodb", "events", "sqs")
         }
         machine = create_deploy_state_machine(

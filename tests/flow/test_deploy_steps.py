@@ -17,7 +17,7 @@ from bluegreen.config import Settings
 from bluegreen.domain.errors import HookFailed, InvalidInput, LockTimeout, RolloutFailed
 from bluegreen.domain.executions import execution_arn, execution_name
 from bluegreen.domain.flow_input import parse_request
-from bluegreen.domain.models import Colour, Hook, ImageRecord, Role, RolloutState
+from bluegreen.domain.models import AlarmStates, Colour, Hook, ImageRecord, Role, RolloutState
 from bluegreen.logic import autodeploy
 from bluegreen.logic.deploy.hooks import check_hook
 from bluegreen.logic.deploy.ports import DeployPorts
@@ -330,7 +330,7 @@ def test_health_without_optional_checks_does_not_probe() -> None:
         def status(self, url: str) -> tuple[int, str]:
             raise AssertionError("no URL configured: must not be called")
 
-        def alarming(self, names: Any) -> list[str]:
+        def states(self, names: Any) -> AlarmStates:
             raise AssertionError("no alarms configured: must not be called")
 
     cluster = FakeCluster(blue=OLD, green=OLD)

@@ -128,6 +128,7 @@ class Promotion:
 
     def canary_env(self) -> dict[str, Any]:
         configmap = self.stack.emulator.get("configmaps", NAMESPACE, "canary-env")
+        assert configmap is not None
         value: dict[str, Any] = json.loads(configmap["data"]["canaryEnv"])
         return value
 

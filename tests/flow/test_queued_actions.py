@@ -75,7 +75,7 @@ def api(stack: Stack, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
             function_name="services-api",
             invoked_function_arn="arn:aws:lambda:us-west-2:123456789012:function:services-api",
         )
-        answer = api_app.lambda_handler(event, context)  # type: ignore[arg-type]
+        answer = api_app.lambda_handler(event, context)
         return int(answer["statusCode"]), json.loads(answer["body"])
 
     yield call

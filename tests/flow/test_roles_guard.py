@@ -106,7 +106,7 @@ def test_a_canary_whose_colour_became_production_before_its_hooks_gets_neither_h
     # canary and blue, running the untested digest, production
     _, router = shared_rig
     stack.ledger.set_verdict(SEED_BLUE, Verdict.HEALTHY)
-    switched = []
+    switched: list[object] = []
 
     def switch_behind_the_flows_back(event: Any, context: Any) -> Any:
         if event.get("step") == "start_hook" and not switched:

@@ -14,12 +14,12 @@ from typing import Any
 
 import pytest
 
+from bluegreen import observability
 from bluegreen.adapters.ledger import DynamoLedger
 from bluegreen.config import Settings
 from bluegreen.domain.errors import InvalidInput
 from bluegreen.domain.flow_input import parse_request
 from bluegreen.domain.models import Colour, Deployment, Digest, Outcome, Role, Verdict
-from bluegreen.logic import lease
 from bluegreen.logic.deploy.ports import DeployPorts
 from bluegreen.logic.health import HealthProbes
 from bluegreen.logic.steps import run_step
@@ -298,7 +298,9 @@ def test_a_lost_lock_is_logged_loudly_and_the_step_carries_on(
     cluster = _SlowCluster(blue=CURRENT, green=OTHER)
     p = _ports(ledger, cluster)
     logged: list[tuple[str, dict[str, Any]]] = []
-    monkeypatch.setattr(lease.logger, "error", lambda msg, extra: logged.append((msg, extra)))
+    monkeypatch.setattr(
+        observability.logger, "error", lambda msg, extra: logged.append((msg, extra))
+    )
     deployment = _deploy_state("canary", Colour.BLUE, CURRENT, BEFORE)
     rollout = {"image": f"{REPO}@{CURRENT}", "waited": 0, "waitSeconds": 2, "polls": 0}
 

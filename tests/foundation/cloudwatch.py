@@ -34,7 +34,7 @@ def cloudwatch_as_documented() -> Iterator[None]:
         names = self._get_param("AlarmNames", [])
         if len(names) > _MAX_NAMES:
             raise ValidationError(f"AlarmNames: at most {_MAX_NAMES} names, got {len(names)}")
-        answered = original(self).result
+        answered: dict[str, Any] = original(self).result  # type: ignore[assignment]
         types = self._get_param("AlarmTypes", []) or ["MetricAlarm"]
         state = self._get_param("StateValue")
         kept = {}

@@ -20,6 +20,7 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError, EndpointConnectionError
 
+from bluegreen import observability
 from bluegreen.adapters.ledger import DynamoLedger
 from bluegreen.adapters.registry import EcrRegistry
 from bluegreen.domain.models import Digest, ImageRecord
@@ -75,7 +76,7 @@ def invoke(name: str, context: SimpleNamespace) -> dict[str, Any]:
 def logs(monkeypatch: pytest.MonkeyPatch) -> io.StringIO:
     """What the handler's Powertools logger writes, one JSON object per line."""
     stream = io.StringIO()
-    monkeypatch.setattr(app.logger.registered_handler, "stream", stream)
+    monkeypatch.setattr(observability.logger.registered_handler, "stream", stream)
     return stream
 
 

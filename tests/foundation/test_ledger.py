@@ -45,7 +45,7 @@ def deployment(
     )
 
 
-def race(worker: Callable[[int], None], workers: list[int]) -> None:
+def race(worker: Callable[[int], object], workers: list[int]) -> None:
     """Run ``worker(n)`` for every n at once; re-raise the first failure of any thread."""
     start = threading.Barrier(len(workers))
     errors: list[BaseException] = []

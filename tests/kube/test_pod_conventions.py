@@ -87,8 +87,8 @@ def _deploy(
     )
 
 
-def _new_pod(pods: Backend, image: str, colour: str = "blue") -> Any:
-    pods = pods.core.list_namespaced_pod(pods.namespace, label_selector=f"app={colour}").items
+def _new_pod(backend: Backend, image: str, colour: str = "blue") -> Any:
+    pods = backend.core.list_namespaced_pod(backend.namespace, label_selector=f"app={colour}").items
     found = [p for p in pods if p.spec.containers[0].image == image]
     return found[0] if found else None
 

@@ -28,7 +28,7 @@ def test_a_deploy_step_leaves_no_step_key_on_the_shared_logger(
 
     # WHEN it runs a step, here one that does not exist and fails
     with pytest.raises(InvalidInput, match="not a step of the deploy flow"):
-        deploy_steps.lambda_handler({"step": "no-such-step"}, _Context())  # type: ignore[arg-type]
+        deploy_steps.lambda_handler({"step": "no-such-step"}, _Context())
 
     # THEN the next handler's lines (services_api, ecr_push in the same process) do not
     # carry this step's key

@@ -57,7 +57,7 @@ class Verdict:
 
 
 def _ports(backend: Backend, **thresholds: int) -> DeployPorts:
-    settings = replace(backend.settings, **thresholds)
+    settings = replace(backend.settings, **thresholds)  # type: ignore[arg-type]
     cluster = KubernetesCluster(settings, api_client_for(settings), timeout=(3.0, 10.0))
     return DeployPorts(
         settings=settings,
@@ -81,7 +81,7 @@ def _deploy_and_poll(
     ports.cluster.set_deployment_image(Colour.BLUE, image)
     deployment = {"id": f"deploy-{uuid.uuid4().hex[:8]}", "colour": "blue"}
     reading: dict[str, Any] = {"image": image, "waited": 0, "waitSeconds": 0, "polls": 0}
-    readings = []
+    readings: list[dict[str, Any]] = []
     while reading["waited"] < limit:
         try:
             reading = check_rollout({"deployment": deployment, "rollout": reading}, ports)

@@ -83,7 +83,8 @@ def cli(*argv: str) -> tuple[int, str, str]:
 
 def canary_env(stack: LocalStack) -> dict[str, Any]:
     raw = kubectl(stack, "get", "configmap", "canary-env", "-o", "jsonpath={.data.canaryEnv}")
-    return json.loads(raw)
+    loaded: dict[str, Any] = json.loads(raw)
+    return loaded
 
 
 def test_state_file_names_the_running_stack(stack: LocalStack) -> None:
@@ -413,7 +414,9 @@ def test_a_second_stack_runs_beside_the_first_without_make(
             time.sleep(0.2)
             state = running_stack(state_dir)
         # THEN it serves its own endpoints while the first keeps its own
-        assert state is not None, second.stderr.read() if second.poll() is not None else ""
+        assert state is not None, (
+            second.stderr.read() if second.stderr and second.poll() is not None else ""
+        )
         assert stack.state is not None
         assert state.pid == second.pid
         assert state.api_url != stack.state.api_url

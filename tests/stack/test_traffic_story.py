@@ -129,6 +129,8 @@ def test_the_simulated_traffic_reached_moto_cloudwatch_per_target_group(
     # WHEN blue's target group is read back for the last ten minutes
     cloudwatch = _aws(stack, "cloudwatch")
     now = datetime.now(UTC)
+    assert stack.state is not None
+    load_balancer = stack.state.environment["BG_ANALYSIS_LOAD_BALANCER"]
     answer = cloudwatch.get_metric_data(
         MetricDataQueries=[
             {
@@ -141,8 +143,8 @@ def test_the_simulated_traffic_reached_moto_cloudwatch_per_target_group(
                             {"Name": "TargetGroup", "Value": LOCAL_TARGET_GROUPS["blue"]},
                             {
                                 "Name": "LoadBalancer",
-                                "Value": stack.state.environment["BG_ANALYSIS_LOAD_BALANCER"],
-                            },  # type: ignore[union-attr]
+                                "Value": load_balancer,
+                            },
                         ],
                     },
                     "Period": 600,

@@ -103,7 +103,7 @@ def test_what_is_not_ours_in_the_object_is_left_as_it_was(
                 {"serviceName": "maintenance", "servicePort": "80", "weight": 0}
             )
             metadata["annotations"][PRODUCTION_ACTION] = json.dumps(action)
-            spec["rules"].append(  # type: ignore[attr-defined]
+            spec["rules"].append(
                 {
                     "host": "static.example.com",
                     "http": {
@@ -118,7 +118,7 @@ def test_what_is_not_ours_in_the_object_is_left_as_it_was(
                 }
             )
         else:
-            spec["rules"].append(  # type: ignore[attr-defined]
+            spec["rules"].append(
                 {
                     "name": "static",
                     "matches": [{"path": {"type": "PathPrefix", "value": "/static"}}],
