@@ -30,7 +30,9 @@ def seeded_namespace(plane: ControlPlane, prefix: str) -> Iterator[str]:
             CoreV1Api(client).delete_namespace(name, _preload_content=False)
 
 
-def eventually(what: str, check: Callable[[], T], seconds: float = 60.0, every: float = 0.2) -> T:
+def eventually(
+    what: str, check: Callable[[], T | None], seconds: float = 60.0, every: float = 0.2
+) -> T:
     """``check()``'s first truthy answer, polled until a deadline; else fails with the last."""
 
     deadline = time.monotonic() + seconds

@@ -136,7 +136,7 @@ def alb(control_plane: ControlPlane, moto_url: str) -> Iterator[Alb]:
                 try:
                     ingresses.read_namespaced_ingress("web", namespace)
                 except ApiException as exc:
-                    return exc.status == 404
+                    return bool(exc.status == 404)
                 return False
 
             eventually("the Ingress deleted by its controller", gone, 60)
