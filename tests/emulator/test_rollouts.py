@@ -69,15 +69,17 @@ def test_a_rollout_ends_on_a_new_replica_set_named_after_its_template(kube: Kube
     new = by_revision["2"]
     assert new.spec.replicas == 2
     assert new.metadata.name == f"green-deployment-{new.metadata.labels['pod-template-hash']}"
+
     # AND its pods are named after it and owned by it
-    pods = kube.eventually(
-        "only the new ReplicaSet's pods",
-        lambda: (
-            (found := _pods(kube, "green"))
-            and all(p.metadata.owner_references[0].name == new.metadata.name for p in found)
-            and found
-        ),
-    )
+    def owned() -> list[Any]:
+        found = _pods(kube, "green")
+        return (
+            found
+            if all(p.metadata.owner_references[0].name == new.metadata.name for p in found)
+            else []
+        )
+
+    pods = kube.eventually("only the new ReplicaSet's pods", owned)
     assert len(pods) == 2
     assert all(p.metadata.name.startswith(new.metadata.name + "-") for p in pods)
     assert all(len(p.metadata.name) == len(new.metadata.name) + 6 for p in pods)

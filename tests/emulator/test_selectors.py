@@ -446,7 +446,8 @@ def test_match_labels_and_expressions_combine_with_and(labelled: Kube) -> None:
 
 
 def test_an_empty_selector_is_invalid_for_a_deployment(labelled: Kube) -> None:
-    for selector in ({}, {"matchLabels": {}, "matchExpressions": []}):
+    empty: list[dict[str, Any]] = [{}, {"matchLabels": {}, "matchExpressions": []}]
+    for selector in empty:
         status, answer = _dry_create(labelled, selector, GREEN_WEB)
         assert status == 422
         assert answer["message"] == (

@@ -137,12 +137,11 @@ def test_watch_from_an_expired_version_is_410_gone() -> None:
         kube = connect(emulator)
         first = kube.core.read_namespaced_config_map("canary-env", kube.namespace)
         for index in range(60):
-            emulator.mutate(
-                "configmaps",
-                kube.namespace,
-                "canary-env",
-                lambda obj, i=index: obj["data"].update(n=str(i)),
-            )
+
+            def change(obj: dict[str, Any], i: int = index) -> None:
+                obj["data"].update(n=str(i))
+
+            emulator.mutate("configmaps", kube.namespace, "canary-env", change)
         # WHEN a watch resumes from the old version
         with pytest.raises(ApiException) as expired:
             _collect(kube, _count(1), resource_version=first.metadata.resource_version)
