@@ -46,6 +46,7 @@ def _poll(settings: Any, speed: float, image: str, requests: Any = None) -> tupl
     cluster.set_deployment_image(Colour.BLUE, image)
     reading: dict[str, Any] = {"image": image, "waited": 0, "waitSeconds": 0, "polls": 0}
     deployment = {"id": f"bench-{uuid.uuid4().hex[:8]}", "colour": "blue"}
+    ports.ledger.acquire_lock(deployment["id"], settings.lock_lease_seconds)
     most = 0
     while True:
         before = len(requests()) if requests else 0

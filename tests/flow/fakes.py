@@ -50,6 +50,8 @@ class FakeLedger(Ledger):
         self.verdicts: dict[Digest, tuple[Verdict, str, int]] = {}
         self.records: dict[str, Deployment] = {}
         self.holder: str | None = None
+        self.attempt = ""
+        self.claimed: set[tuple[str, str]] = set()
         self._tick = 0
 
     def _next(self) -> int:
@@ -173,13 +175,28 @@ class FakeLedger(Ledger):
                 return True
             return False
 
+    def renew_lock(self, holder: str, lease_seconds: int, attempt: str = "") -> bool:
+        with self._lock:
+            if self.holder != holder or (attempt and attempt < self.attempt):
+                return False
+            self.attempt = max(attempt, self.attempt)
+            return True
+
     def release_lock(self, holder: str) -> None:
         with self._lock:
             if self.holder == holder:
                 self.holder = None
+                self.attempt = ""
 
     def lock_holder(self) -> str | None:
         return self.holder
+
+    def claim_event(self, deployment_id: str, outcome: str) -> bool:
+        with self._lock:
+            if (deployment_id, outcome) in self.claimed:
+                return False
+            self.claimed.add((deployment_id, outcome))
+            return True
 
 
 class FakeCluster(Cluster):

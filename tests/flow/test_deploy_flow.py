@@ -387,7 +387,7 @@ def test_invalid_console_input_is_rejected_at_once(stack: Stack, event: str) -> 
     # THEN InvalidInput, naming the field, with nothing recorded nor changed
     assert run.status == "FAILED"
     assert run.error == "InvalidInput"
-    assert run.states == ["Begin", "ReleaseAndFail", "DeploymentFailed"]
+    assert run.states == ["Begin", "ReleaseAndFail", "AppliedBeforeFailing?", "DeploymentFailed"]
     assert ":" in (run.cause or "")
     assert stack.ledger.deployment(run.name) is None
     assert stack.running("blue") == stack.image(SEED_BLUE)

@@ -127,6 +127,12 @@ def _deployment(colour: str = "blue") -> dict[str, Any]:
     return {"id": "d-1", "colour": colour, "service": "canary", "image": f"{REPO}@{NEW}"}
 
 
+def _holding(p: DeployPorts) -> DeployPorts:
+    """``p`` with the lock held by ``_deployment()``'s execution, as after its Begin."""
+    assert p.ledger.acquire_lock("d-1", 900)
+    return p
+
+
 class _SlowRollout(FakeCluster):
     def rollout(self, colour: Colour) -> RolloutState:
         return replace(super().rollout(colour), complete=False, ready=1, available=1)
@@ -134,7 +140,7 @@ class _SlowRollout(FakeCluster):
 
 def test_rollout_past_its_bound_fails() -> None:
     # GIVEN a rollout that never completes nor stalls, polled for longer than its deadline
-    p = DeployPorts(**{**ports().__dict__, "cluster": _SlowRollout(blue=NEW, green=OLD)})
+    p = _holding(DeployPorts(**{**ports().__dict__, "cluster": _SlowRollout(blue=NEW, green=OLD)}))
     loop = {"image": f"{REPO}@{NEW}", "waited": 655, "waitSeconds": 15, "polls": 40}
 
     # WHEN it is polled once more THEN the loop's bound (deadline + margin) ends it
@@ -143,7 +149,7 @@ def test_rollout_past_its_bound_fails() -> None:
 
 
 def test_rollout_within_its_bound_asks_for_another_poll() -> None:
-    p = DeployPorts(**{**ports().__dict__, "cluster": _SlowRollout(blue=NEW, green=OLD)})
+    p = _holding(DeployPorts(**{**ports().__dict__, "cluster": _SlowRollout(blue=NEW, green=OLD)}))
     loop = {"image": f"{REPO}@{NEW}", "waited": 10, "waitSeconds": 8, "polls": 2}
 
     reading = check_rollout({"deployment": _deployment(), "rollout": loop}, p)
@@ -153,7 +159,7 @@ def test_rollout_within_its_bound_asks_for_another_poll() -> None:
 
 
 def test_rollout_image_changed_behind_our_back_fails() -> None:
-    p = ports()
+    p = _holding(ports())
     loop = {"image": f"{REPO}@{NEW}", "waited": 0, "waitSeconds": 2, "polls": 0}
 
     with pytest.raises(RolloutFailed, match="changed to"):
@@ -184,7 +190,7 @@ def _hook_event(hook: Hook, waited: int) -> dict[str, Any]:
 def test_hung_hook_times_out_into_rollback() -> None:
     p = ports()
     cluster = _HungJobs(blue=OLD, green=OLD)
-    p = DeployPorts(**{**p.__dict__, "cluster": cluster})
+    p = _holding(DeployPorts(**{**p.__dict__, "cluster": cluster}))
     p.ledger.put_deployment(_record())
 
     with pytest.raises(HookFailed, match="timed out after 60s"):
@@ -193,7 +199,7 @@ def test_hung_hook_times_out_into_rollback() -> None:
 
 def test_hung_hook_with_continue_policy_is_reported_not_raised() -> None:
     p = ports()
-    p = DeployPorts(**{**p.__dict__, "cluster": _HungJobs(blue=OLD, green=OLD)})
+    p = _holding(DeployPorts(**{**p.__dict__, "cluster": _HungJobs(blue=OLD, green=OLD)}))
     p.ledger.put_deployment(_record())
     hook = Hook("warm", ("true",), on_failure="continue", timeout_seconds=60)
 

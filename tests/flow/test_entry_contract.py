@@ -56,7 +56,7 @@ def test_a_console_deploy_of_a_failed_digest_is_refused_and_changes_nothing(stac
     assert run.error == "DigestFailed"
     assert '"force": true' in (run.cause or "")
     assert "HookFailed: cache flush" in (run.cause or "")
-    assert run.states == ["Begin", "ReleaseAndFail", "DeploymentFailed"]
+    assert run.states == ["Begin", "ReleaseAndFail", "AppliedBeforeFailing?", "DeploymentFailed"]
     assert stack.running("blue") == stack.image(SEED_BLUE)
     assert stack.jobs() == []
     assert stack.ledger.verdict(NEW) is Verdict.FAILED

@@ -186,7 +186,7 @@ def test_invalid_input_fails_at_once(
     assert run.status == "FAILED"
     assert run.error == "InvalidInput"
     assert (run.cause or "").startswith(f"{field}:")
-    assert run.states == ["Begin", "ReleaseAndFail", "DeploymentFailed"]
+    assert run.states == ["Begin", "ReleaseAndFail", "AppliedBeforeFailing?", "DeploymentFailed"]
     assert world.cluster.writes == []
     assert world.ledger.records == {}
 

@@ -226,7 +226,7 @@ def test_a_promotion_that_fails_analysis_at_10_percent_is_backed_out_in_one_writ
     assert "error rate" in (run.cause or "")
     assert "above 1 %" in (run.cause or "")
     assert "Production was set back to 100 % on green" in (run.cause or "")
-    assert run.states[-2:] == ["BackOut", "PromotionFailed"]
+    assert run.states[-3:] == ["BackOut", "BackedOut?", "PromotionFailed"]
     # AND it was judged at 10 % and backed out right after the first failed reading (a
     # window of a few requests may show none of the 5 % yet, and pass)
     _, progress = promotion.progress()
@@ -235,7 +235,7 @@ def test_a_promotion_that_fails_analysis_at_10_percent_is_backed_out_in_one_writ
     assert "failed" not in findings[:-1]
     assert run.states.count("Analyse") == len(findings)
     last = len(run.states) - 1 - run.states[::-1].index("Analyse")
-    assert run.states[last:] == ["Analyse", "Judged?", "BackOut", "PromotionFailed"]
+    assert run.states[last:] == ["Analyse", "Judged?", "BackOut", "BackedOut?", "PromotionFailed"]
     assert seen == [((0, 100), "blue"), ((10, 90), "blue"), ((0, 100), "blue")]
     # AND canaryEnv agrees: green production at 100 %, blue still the canary
     env = promotion.canary_env()
@@ -429,7 +429,7 @@ def test_an_abort_at_the_gate_backs_out_at_once_and_names_who(promotion: Promoti
     assert run.error == "PromotionAborted"
     assert f"aborted by {ALICE.actor}" in (run.cause or "")
     assert "wrong build" in (run.cause or "")
-    assert run.states[-3:] == ["WaitForPerson", "BackOut", "PromotionFailed"]
+    assert run.states[-4:] == ["WaitForPerson", "BackOut", "BackedOut?", "PromotionFailed"]
     assert sampler.seen == [((0, 100), "blue"), ((10, 90), "blue"), ((0, 100), "blue")]
     # AND a person's abort says nothing about the image: its verdict is untouched
     assert stack.ledger.verdict(SEED_BLUE) is Verdict.UNKNOWN
@@ -456,7 +456,7 @@ def test_an_abort_while_analysing_backs_out_at_the_next_reading(promotion: Promo
     assert run.error == "PromotionAborted"
     assert f"aborted by {ALICE.actor}" in (run.cause or "")
     assert run.states.count("Analyse") < 10
-    assert run.states[-4:] == ["Analyse", "Judged?", "BackOut", "PromotionFailed"]
+    assert run.states[-5:] == ["Analyse", "Judged?", "BackOut", "BackedOut?", "PromotionFailed"]
     assert sampler.seen[-1] == ((0, 100), "blue")
 
 

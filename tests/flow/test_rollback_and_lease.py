@@ -14,10 +14,9 @@ from typing import Any
 
 import pytest
 
-from bluegreen import observability
 from bluegreen.adapters.ledger import DynamoLedger
 from bluegreen.config import Settings
-from bluegreen.domain.errors import InvalidInput
+from bluegreen.domain.errors import InvalidInput, LockLost
 from bluegreen.domain.flow_input import parse_request
 from bluegreen.domain.models import Colour, Deployment, Digest, Outcome, Role, Verdict
 from bluegreen.logic.deploy.ports import DeployPorts
@@ -83,6 +82,8 @@ def _record(state: dict[str, Any], ledger: FakeLedger) -> None:
             started_at=datetime.now(UTC),
         )
     )
+    # As Begin does: the execution holds the lock while its steps run.
+    assert ledger.acquire_lock(state["id"], LEASE)
 
 
 def test_failed_production_deploy_goes_back_to_productions_digest_not_the_canarys() -> None:
@@ -132,6 +133,7 @@ def _succeeded(ledger: FakeLedger, colour: Colour, before: Digest | None, to: Di
         state["fromDigest"] = None
     _record(state, ledger)
     ledger.finish_deployment(state["id"], Outcome.SUCCEEDED, "ok")
+    ledger.release_lock(state["id"])
 
 
 def test_requested_rollback_right_after_a_first_deploy_goes_to_what_ran_before() -> None:
@@ -289,36 +291,53 @@ def test_without_renewal_the_lease_would_have_expired(dynamo: tuple[DynamoLedger
     assert ledger.acquire_lock("waiting-deploy", LEASE)
 
 
-def test_a_lost_lock_is_logged_loudly_and_the_step_carries_on(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    # GIVEN another deployment took the lock while this one was rolling out
+@pytest.mark.parametrize("step", ["check_rollout", "roll_back"])
+def test_a_step_that_lost_the_lock_stops_before_touching_anything(step: str) -> None:
+    # GIVEN another deployment took the lock while this one was not running steps
     ledger = FakeLedger()
     ledger.holder = "usurper"
     cluster = _SlowCluster(blue=CURRENT, green=OTHER)
     p = _ports(ledger, cluster)
-    logged: list[tuple[str, dict[str, Any]]] = []
-    monkeypatch.setattr(
-        observability.logger, "error", lambda msg, extra: logged.append((msg, extra))
-    )
     deployment = _deploy_state("canary", Colour.BLUE, CURRENT, BEFORE)
     rollout = {"image": f"{REPO}@{CURRENT}", "waited": 0, "waitSeconds": 2, "polls": 0}
+    events = {
+        "check_rollout": {"deployment": deployment, "rollout": rollout},
+        "roll_back": {"deployment": deployment, "error": {"Error": "RolloutFailed"}},
+    }
 
-    # WHEN its rollout check runs
-    reading = run_step({"step": "check_rollout", "deployment": deployment, "rollout": rollout}, p)
+    # WHEN its next step runs
+    with pytest.raises(LockLost, match="usurper has taken it"):
+        run_step({"step": step, **events[step]}, p)
 
-    # THEN it went on polling, logged who took the lock, and took nothing from them
-    assert reading["complete"] is False
-    ((message, extra),) = logged
-    assert "LOCK LOST" in message
-    assert extra["holder"] == deployment["id"]
-    assert extra["lock_taken_by"] == "usurper"
+    # THEN it wrote nothing to the cluster and left the lock to its holder
+    assert cluster.writes == []
     assert ledger.holder == "usurper"
+
+
+def test_a_step_overtaken_by_its_own_retry_stops() -> None:
+    # GIVEN the lock is this deployment's, renewed by a later attempt of its steps
+    ledger = FakeLedger()
+    deployment = _deploy_state("canary", Colour.BLUE, CURRENT, BEFORE)
+    assert ledger.acquire_lock(deployment["id"], LEASE)
+    later = {"state": "CheckRollout", "entered": "2026-12-06T08:00:05+00:00", "retry": 1}
+    earlier = {**later, "retry": 0}
+    cluster = _SlowCluster(blue=CURRENT, green=OTHER)
+    p = _ports(ledger, cluster)
+    rollout = {"image": f"{REPO}@{CURRENT}", "waited": 0, "waitSeconds": 2, "polls": 0}
+    event = {"step": "check_rollout", "deployment": deployment, "rollout": rollout}
+    run_step({**event, "attempt": later}, p)
+
+    # WHEN the earlier attempt (one that outlived its Task's timeout) goes on
+    with pytest.raises(LockLost, match="a later attempt"):
+        run_step({**event, "attempt": earlier}, p)
+
+    # THEN the lock is still the holder's, for its later attempt
+    assert ledger.holder == deployment["id"]
 
 
 def test_a_failed_renewal_write_does_not_fail_the_step() -> None:
     class Throttled(FakeLedger):
-        def acquire_lock(self, holder: str, lease_seconds: int) -> bool:
+        def renew_lock(self, holder: str, lease_seconds: int, attempt: str = "") -> bool:
             raise RuntimeError("ProvisionedThroughputExceededException")
 
     p = _ports(Throttled(), FakeCluster(blue=CURRENT, green=OTHER))

@@ -619,6 +619,45 @@ def test_the_holder_may_renew_and_an_expired_lease_may_be_taken(
     assert ledger.lock_holder() == "exec-b"
 
 
+def test_a_renewal_is_the_holders_own_and_fences_what_overtook_it(
+    ledger: DynamoLedger, clock: Clock
+) -> None:
+    # GIVEN exec-a holds the lock
+    assert ledger.acquire_lock("exec-a", 60)
+    # THEN it renews its own lease; nobody else can renew it
+    assert ledger.renew_lock("exec-a", 60, "t1#0000")
+    assert not ledger.renew_lock("exec-b", 60)
+    # AND an earlier attempt of its steps cannot renew after a later one did
+    assert ledger.renew_lock("exec-a", 60, "t2#0000")
+    assert not ledger.renew_lock("exec-a", 60, "t1#0001")
+    assert ledger.renew_lock("exec-a", 60, "t2#0001")
+    # WHEN its lease runs out and exec-b takes the lock, does its work and releases it
+    clock.advance(61)
+    assert ledger.acquire_lock("exec-b", 60)
+    ledger.release_lock("exec-b")
+    # THEN exec-a cannot renew a lock it lost, though the lock is free again
+    assert not ledger.renew_lock("exec-a", 60, "t3#0000")
+    assert ledger.lock_holder() is None
+
+
+def test_an_expired_lease_nobody_took_is_still_the_holders_to_renew(
+    ledger: DynamoLedger, clock: Clock
+) -> None:
+    assert ledger.acquire_lock("exec-a", 60)
+    clock.advance(61)
+    assert ledger.renew_lock("exec-a", 60, "t1#0000")
+    assert ledger.lock_holder() == "exec-a"
+
+
+def test_an_outcome_event_is_claimed_once(ledger: DynamoLedger) -> None:
+    assert ledger.claim_event("deploy-1", "succeeded")
+    assert not ledger.claim_event("deploy-1", "succeeded")
+    assert ledger.claim_event("deploy-1", "failed")
+    assert ledger.claim_event("deploy-2", "succeeded")
+    # AND the claims are not deployments
+    assert [d.id for d in ledger.deployments()[0]] == []
+
+
 def test_two_lock_takers_at_once_get_one_lock(ledger: DynamoLedger) -> None:
     # GIVEN eight executions racing for the free lock (boto3 clients are thread-safe)
     won: list[str] = []

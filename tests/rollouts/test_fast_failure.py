@@ -80,6 +80,8 @@ def _deploy_and_poll(
     ports = _ports(backend, **thresholds)
     ports.cluster.set_deployment_image(Colour.BLUE, image)
     deployment = {"id": f"deploy-{uuid.uuid4().hex[:8]}", "colour": "blue"}
+    # As Begin does: the deployment holds the lock while its steps poll.
+    assert ports.ledger.acquire_lock(deployment["id"], ports.settings.lock_lease_seconds)
     reading: dict[str, Any] = {"image": image, "waited": 0, "waitSeconds": 0, "polls": 0}
     readings: list[dict[str, Any]] = []
     while reading["waited"] < limit:
@@ -192,6 +194,7 @@ def test_a_rollout_poll_costs_at_most_three_requests(cluster_emulator: Any) -> N
     emulator.faults.break_image(image, CRASH_LOOP)
     ports.cluster.set_deployment_image(Colour.BLUE, image)
     deployment = {"id": "deploy-counted", "colour": "blue"}
+    assert ports.ledger.acquire_lock(deployment["id"], ports.settings.lock_lease_seconds)
     reading: dict[str, Any] = {"image": image, "waited": 0, "waitSeconds": 0, "polls": 0}
 
     # WHEN it is polled until it fails (the instant clock never lets the pods restart twice:

@@ -757,6 +757,64 @@ class DynamoLedger:
             raise
         return True
 
+    def renew_lock(self, holder: str, lease_seconds: int, attempt: str = "") -> bool:
+        """Extend ``holder``'s own lease; False when it is not ``holder``'s any more, or a
+        later ``attempt`` renewed it (see ``ports.Ledger.renew_lock``).
+
+        Unlike ``acquire_lock``, an expired lease is not taken again: a holder whose
+        lease ran out may have been overtaken (another deployment took the lock, did its
+        work and released it), and only the holder's own item still being there proves
+        it was not.
+        """
+        if not holder:
+            raise InvalidInput("holder", "must be a non-empty string")
+        if lease_seconds <= 0:
+            raise InvalidInput("lease_seconds", "must be positive")
+        expires = self._clock().timestamp() + lease_seconds
+        values: dict[str, Any] = {
+            ":holder": _s(holder),
+            ":expires": {"N": repr(expires)},
+            ":ttl": {"N": str(int(expires) + _LOCK_TTL_GRACE_SECONDS)},
+        }
+        update = "SET expires_at = :expires, #ttl = :ttl"
+        condition = "holder = :holder"
+        if attempt:
+            update += ", attempt = :attempt"
+            condition += " AND (attribute_not_exists(attempt) OR attempt <= :attempt)"
+            values[":attempt"] = _s(attempt)
+        try:
+            self._client.update_item(
+                TableName=self._table,
+                Key={"PK": _s(f"LOCK#{self._app}"), "SK": _s("LOCK")},
+                UpdateExpression=update,
+                ConditionExpression=condition,
+                ExpressionAttributeNames={"#ttl": "ttl"},
+                ExpressionAttributeValues=values,
+            )
+        except Exception as exc:
+            if _error_code(exc) == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
+
+    def claim_event(self, deployment_id: str, outcome: str) -> bool:
+        """True for the first caller per deployment and outcome (a conditional put)."""
+        try:
+            self._client.put_item(
+                TableName=self._table,
+                Item={
+                    "PK": _s(self._deployment_pk(deployment_id)),
+                    "SK": _s(f"EVENT#{outcome}"),
+                    "claimed_at": _s(_iso(self._clock())),
+                },
+                ConditionExpression="attribute_not_exists(PK)",
+            )
+        except Exception as exc:
+            if _error_code(exc) == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
+
     def release_lock(self, holder: str) -> None:
         """Release the lease if ``holder`` owns it; otherwise do nothing."""
         try:

@@ -109,3 +109,22 @@ class RequestAbandoned(BlueGreenError):
 
 class TagUnreadable(BlueGreenError):
     """The registry could not say where a tag points (throttled, denied, unreachable)."""
+
+
+class LockLost(BlueGreenError):
+    """Another deployment holds this application's lock now (this execution's lease ran
+    out while it was not running steps), or a later attempt of the same step took over:
+    this attempt stops without touching the cluster, the ledger or the router."""
+
+
+JUDGEMENTS = frozenset(
+    {"RolloutFailed", "HookFailed", "HealthCheckFailed", "AnalysisFailed", "RollbackRequested"}
+)
+"""The Errors that are a judgement of the digest: its rollout, its hooks, its health, its
+canary analysis, or a person asking for a rollback. Only these mark a digest failed; any
+other failure (a step that died, a timeout, a cluster out of reach) leaves it unjudged."""
+
+
+def is_judgement(error_name: str) -> bool:
+    """Whether a failure named so judged the digest (``JUDGEMENTS``)."""
+    return error_name in JUDGEMENTS

@@ -165,6 +165,9 @@ class Outcome(enum.StrEnum):
     SUPERSEDED = "superseded"
     NO_OP = "no_op"
     """A queued action found the state its caller saw gone, and changed nothing."""
+    INTERRUPTED = "interrupted"
+    """Stopped by something other than a judgement of the digest (a step that died, a
+    cluster out of reach, a lost lock): put back where it could be, the digest unjudged."""
 
 
 @dataclass(frozen=True)

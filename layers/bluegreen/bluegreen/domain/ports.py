@@ -124,8 +124,23 @@ class Ledger(Protocol):
         """Take the per-application lease (conditional write); True when held by ``holder``."""
         ...
 
+    def renew_lock(self, holder: str, lease_seconds: int, attempt: str = "") -> bool:
+        """Extend ``holder``'s own lease (conditional write); False when it is no longer
+        ``holder``'s (another took it, or it was released) or a later ``attempt`` of the
+        holder's steps renewed it since: the fence of every step after the first.
+
+        ``attempt`` orders the attempts of one execution's steps (a step that outlived
+        its timeout must not write after its retry); "" fences on the holder only.
+        """
+        ...
+
     def release_lock(self, holder: str) -> None:
         """Release the lease if ``holder`` owns it; otherwise do nothing."""
+        ...
+
+    def claim_event(self, deployment_id: str, outcome: str) -> bool:
+        """True for exactly one caller per deployment and outcome (conditional write):
+        who publishes that outcome's event, so a retried step cannot publish it twice."""
         ...
 
     def lock_holder(self) -> str | None:

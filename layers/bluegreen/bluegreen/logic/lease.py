@@ -1,10 +1,16 @@
-"""The deployment lock's lease, renewed by every step its holder runs.
+"""The deployment lock's lease: renewed by every step its holder runs, and the fence of
+every write after the first step.
 
-Begin takes one lease, but a deploy can outlive it (progress deadline, then a
-rollback's rollout, then hooks), and an expired lease lets a waiting execution
-in while this one still writes to the cluster. So every step the holder runs
-while it holds the lock renews it, and the lease only runs out when the holder
-stopped running steps (died) for a whole lease.
+Begin takes the lease, but a deploy can outlive it (progress deadline, then a
+rollback's rollout, then hooks), so every later step renews it, and the lease only
+runs out when the holder stopped running steps (died) for a whole lease.
+
+Renewing is also how a step proves it may still write. Step Functions runs a Task at
+least once: an execution whose lease ran out may find another deployment holding the
+lock (or holding it and gone again), and a step that outlived its Task's timeout may
+find its own retry already running. Either way the renewal is refused, and the step
+raises ``LockLost`` before it touches the cluster, the ledger or the router: the flow
+then ends that execution (``Fenced``) without undoing anyone else's work.
 """
 
 from __future__ import annotations
@@ -12,55 +18,49 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from bluegreen.domain.errors import LockLost
 from bluegreen.domain.ports import Ledger
 from bluegreen.observability import logger
 
 
-def renew_lease(ledger: Ledger, deployment: Mapping[str, Any], lease_seconds: int) -> None:
-    """Extend the lock lease of ``deployment`` (the flow's state) by ``lease_seconds`` from now.
+def attempt_of(event: Mapping[str, Any]) -> str:
+    """The attempt a Task's payload is, as a string that sorts in the order attempts run.
 
-    A failed write or a lost lock is logged, never raised: see the comments below.
+    The ASL hands every step ``{"attempt": {"entered", "retry"}}`` (``$$.State``): a later
+    state is entered later, and a retry of a state counts up. "" without it (a step
+    called directly, as tests do): the fence then checks the holder only.
     """
-    holder = str(deployment.get("id") or "")
+    attempt = event.get("attempt")
+    if not isinstance(attempt, Mapping) or not attempt.get("entered"):
+        return ""
+    retry = attempt.get("retry")
+    return f"{attempt['entered']}#{int(retry) if isinstance(retry, int) else 0:04d}"
+
+
+def renew_lease(ledger: Ledger, holder: str, lease_seconds: int, attempt: str = "") -> None:
+    """Extend ``holder``'s lease by ``lease_seconds`` from now; ``LockLost`` when it is not
+    ``holder``'s any more, or a later attempt renewed it.
+
+    A failed write (DynamoDB throttled or out of reach) is logged, not raised: the
+    lease is far longer than the longest poll interval, and the next step renews again.
+    """
     if not holder:
         return
     try:
-        renewed = ledger.acquire_lock(holder, lease_seconds)
+        renewed = ledger.renew_lock(holder, lease_seconds, attempt)
     except Exception:
-        # One failed write costs nothing yet: the lease is far longer than the
-        # longest poll interval, and the next step renews it again.
         logger.exception("could not renew the deployment lock", extra={"holder": holder})
         return
     if renewed:
         return
-    taken_by = ledger.lock_holder() or "nobody (released meanwhile)"
-    # Carry on rather than fail. The lease ran out while this execution was not
-    # running steps, and another deployment took the lock: it is already changing
-    # the cluster. Failing here would send this execution down the rollback path,
-    # i.e. one more write to the colour behind the new holder's back, which is the
-    # very race the lock exists to prevent; finishing what is under way ends this
-    # execution soonest. The error log (and the other holder's name) is what an
-    # operator needs to check both deployments' results.
-    logger.error(
-        "DEPLOYMENT LOCK LOST: another deployment took the lock while this one runs; "
-        "both may be writing to the cluster",
-        extra={
-            "holder": holder,
-            "lock_taken_by": taken_by,
-            "colour": deployment.get("colour"),
-            "lease_seconds": lease_seconds,
-        },
-    )
-
-
-def renew_promotion_lease(ledger: Ledger, holder: str, lease_seconds: int) -> None:
-    """Extend a progressive promotion's lease; a lost lock is logged.
-
-    ``lease_seconds`` covers the step and, at a gate, the gate's timeout, so that
-    nobody takes the lock while a person thinks.
-    """
-    if not ledger.acquire_lock(holder, lease_seconds):
-        logger.error(
-            "DEPLOYMENT LOCK LOST during a progressive promotion",
-            extra={"holder": holder, "lock_taken_by": ledger.lock_holder()},
+    taken_by = ledger.lock_holder()
+    if taken_by == holder:
+        raise LockLost(
+            f"a later attempt of {holder}'s steps holds the lock now (this attempt, "
+            f"{attempt or 'unnumbered'}, outlived its Task); it stops here and changes nothing"
         )
+    raise LockLost(
+        f"the deployment lock of {holder} ran out while it was not running steps, and "
+        f"{taken_by or 'another deployment (done since)'} has taken it; {holder} stops here "
+        "without touching the cluster, and its record says so"
+    )

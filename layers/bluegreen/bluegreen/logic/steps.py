@@ -12,6 +12,7 @@ from typing import Any
 
 from bluegreen.domain.errors import InvalidInput
 from bluegreen.logic.deploy.begin import begin
+from bluegreen.logic.deploy.fenced import fenced
 from bluegreen.logic.deploy.finish import finish
 from bluegreen.logic.deploy.hooks import check_hook, start_hook
 from bluegreen.logic.deploy.ports import DeployPorts, Json
@@ -31,6 +32,7 @@ DEPLOY_STEPS: Mapping[str, Callable[[Json, DeployPorts], Json]] = {
     "roll_back": roll_back,
     "conclude_rollback": conclude_rollback,
     "abort": abort,
+    "fenced": fenced,
 }
 """The deploy steps by the name the ASL's payloads give them (``{"step": <name>}``)."""
 

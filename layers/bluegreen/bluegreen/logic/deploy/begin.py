@@ -14,7 +14,12 @@ from bluegreen.domain.models import Deployment, Digest, Outcome
 from bluegreen.logic import roles
 from bluegreen.logic.deploy.hooks import hooks_json
 from bluegreen.logic.deploy.ports import DeployPorts, Json
-from bluegreen.logic.deploy.record import colour_of, own_record, refuse_failed_digest
+from bluegreen.logic.deploy.record import (
+    colour_of,
+    deployment_json,
+    own_record,
+    refuse_failed_digest,
+)
 from bluegreen.logic.deploy.rollout import first_reading
 
 
@@ -55,7 +60,7 @@ def begin(event: Json, ports: DeployPorts) -> Json:
     deployment_id = str(execution.get("name", ""))
     execution_arn = str(execution.get("arn", ""))
     recorded = own_record(ports, request, deployment_id, execution_arn)
-    digest, tag = recorded.to_digest, recorded.tag
+    digest = recorded.to_digest
     if recorded.outcome is not Outcome.RUNNING:
         # A retried Begin whose first attempt already ended the run here.
         return _ended_at_begin(recorded, settings)
@@ -88,31 +93,19 @@ def begin(event: Json, ports: DeployPorts) -> Json:
     if recorded.colour is not None:
         # A retried Begin: the first attempt may already have applied the image, so
         # what ran before is what the record says, not what the cluster says now.
-        colour, from_digest = recorded.colour, recorded.from_digest
-        from_image = settings.image_ref(from_digest) if from_digest else ""
+        colour, from_image = recorded.colour, ""
     else:
         colour = colour_of(cluster, request.service)
         from_image = cluster.deployment_image(colour)
-        from_digest = digest_of_image(from_image)
         if digest is not None and not recorded.force:
             refuse_failed_digest(ledger, digest)
-        ledger.update_deployment(deployment_id, colour=colour, from_digest=from_digest)
+        # The intent, before the effect: a Begin that dies after the apply leaves a
+        # record whose colour the last-resort step reads to learn whether it applied.
+        recorded = ledger.update_deployment(
+            deployment_id, colour=colour, from_digest=digest_of_image(from_image)
+        )
     image = settings.image_ref(digest) if digest else ""
-    deployment: Json = {
-        "id": deployment_id,
-        "arn": execution_arn,
-        "action": request.action,
-        "service": request.service.value,
-        "colour": colour.value,
-        "digest": str(digest) if digest else None,
-        "image": image,
-        "tag": tag,
-        "fromDigest": str(from_digest) if from_digest else None,
-        "fromImage": from_image,
-        "trigger": recorded.trigger,
-        "actor": recorded.actor,
-        "reason": recorded.reason,
-    }
+    deployment = deployment_json(recorded, settings, from_image)
     hooks = hooks_json(settings.hooks)
 
     if request.action == "rollback":
@@ -167,18 +160,7 @@ def _ended_at_begin(recorded: Deployment, settings: Settings) -> Json:
             f"deployment {recorded.id} has ended already ({recorded.outcome.value}); "
             "this execution changes nothing"
         )
-    deployment = {
-        "id": recorded.id,
-        "arn": recorded.execution_arn,
-        "action": recorded.action,
-        "service": recorded.role.value,
-        "colour": recorded.colour.value if recorded.colour else None,
-        "digest": str(recorded.to_digest) if recorded.to_digest else None,
-        "image": settings.image_ref(recorded.to_digest) if recorded.to_digest else "",
-        "trigger": recorded.trigger,
-        "actor": recorded.actor,
-        "reason": recorded.reason,
-    }
+    deployment = deployment_json(recorded, settings)
     return {"status": status, "deployment": deployment, "cause": recorded.cause}
 
 

@@ -9,14 +9,22 @@ from bluegreen.domain.models import Colour, Digest, Outcome, Verdict
 from bluegreen.logic.deploy.ports import DeployPorts, Json
 from bluegreen.logic.deploy.report import event_detail, publish
 from bluegreen.logic.health import HealthPolicy, health_problems
-from bluegreen.logic.lease import renew_lease
+from bluegreen.logic.lease import attempt_of, renew_lease
 
 
 def finish(event: Json, ports: DeployPorts) -> Json:
-    """Judge health after the bake; on success mark healthy, record, notify and release."""
+    """Judge health after the bake; on success mark healthy, record, notify and release.
+
+    Success is final: a retried Finish whose first attempt recorded the success judges
+    nothing again and only completes what that attempt may not have (the event, the
+    lock), so a lost answer can never turn a healthy deploy into a rollback.
+    """
     settings, ledger, cluster = ports.settings, ports.ledger, ports.cluster
     deployment = event["deployment"]
-    renew_lease(ledger, deployment, settings.lock_lease_seconds)
+    recorded = ledger.deployment(str(deployment["id"]))
+    if recorded is not None and recorded.outcome is Outcome.SUCCEEDED:
+        return close_succeeded(ports, deployment, recorded.cause)
+    renew_lease(ledger, str(deployment["id"]), settings.lock_lease_seconds, attempt_of(event))
     colour = Colour.parse(deployment["colour"])
     digest = Digest.parse(deployment["digest"])
     policy = HealthPolicy(url=settings.health_url, alarm_names=settings.alarm_names)
@@ -31,11 +39,22 @@ def finish(event: Json, ports: DeployPorts) -> Json:
         cluster.set_canary_image(str(deployment["image"]))
     reason = f"{digest.short} healthy on {colour} ({deployment['service']})"
     ledger.finish_deployment(str(deployment["id"]), Outcome.SUCCEEDED, reason)
-    publish(ports, events.SUCCEEDED, event_detail(ports, deployment, Outcome.SUCCEEDED, reason))
-    ledger.release_lock(str(deployment["id"]))
+    return close_succeeded(ports, deployment, reason)
+
+
+def close_succeeded(ports: DeployPorts, deployment: Json, reason: str) -> Json:
+    """What follows a recorded success, safe to repeat: the event (once), the lock.
+
+    Every path that finds the record succeeded ends here (a retried Finish, a Catch
+    that reached the rollback after a Finish that died), so none of them undoes it.
+    """
+    detail = event_detail(ports, deployment, Outcome.SUCCEEDED, reason)
+    publish(ports, events.SUCCEEDED, detail)
+    ports.ledger.release_lock(str(deployment["id"]))
     return {
+        "status": "succeeded",
         "outcome": Outcome.SUCCEEDED.value,
-        "digest": str(digest),
-        "colour": colour.value,
+        "digest": str(deployment["digest"]),
+        "colour": str(deployment["colour"]),
         "deploymentId": deployment["id"],
     }

@@ -15,7 +15,7 @@ from bluegreen.domain.errors import HookFailed
 from bluegreen.domain.models import Colour, Hook, Role
 from bluegreen.logic import roles
 from bluegreen.logic.deploy.ports import DeployPorts, FlowTiming, Json
-from bluegreen.logic.lease import renew_lease
+from bluegreen.logic.lease import attempt_of, renew_lease
 
 
 def hooks_json(hooks: tuple[Hook, ...]) -> list[Json]:
@@ -69,7 +69,9 @@ def _run_json(
 
 def _judge_hook(event: Json, ports: DeployPorts, job: str, waited: int, polls: int) -> Json:
     deployment, phase = event["deployment"], str(event.get("phase", "deploy"))
-    renew_lease(ports.ledger, deployment, ports.settings.lock_lease_seconds)
+    renew_lease(
+        ports.ledger, str(deployment["id"]), ports.settings.lock_lease_seconds, attempt_of(event)
+    )
     hook = _hook_from_json(event["hook"])
     colour = Colour.parse(deployment["colour"])
     run = ports.cluster.hook_run(job)

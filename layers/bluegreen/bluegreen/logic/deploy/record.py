@@ -10,8 +10,9 @@ from bluegreen.domain.flow_input import CONSOLE, CONSOLE_ACTOR, FlowRequest
 from bluegreen.domain.models import Colour, Deployment, Digest, Role, Verdict
 
 if TYPE_CHECKING:  # the API checks digests with ``refuse_failed_digest``: no ports at run time
+    from bluegreen.config import Settings
     from bluegreen.domain.ports import Cluster, Ledger
-    from bluegreen.logic.deploy.ports import DeployPorts
+from bluegreen.logic.deploy.ports import DeployPorts, Json
 
 
 def resolve_image(ledger: Ledger, image: str) -> tuple[Digest, str]:
@@ -134,3 +135,27 @@ def own_record(
     if recorded.trigger != CONSOLE:
         _check_matches(recorded, request)
     return recorded
+
+
+def deployment_json(recorded: Deployment, settings: Settings, from_image: str = "") -> Json:
+    """The ``deployment`` state the flow carries, from the record (see ``logic.deploy``).
+
+    ``from_image`` is what the colour ran when Begin read it; without it, the image of
+    the recorded from-digest.
+    """
+    to_digest, from_digest = recorded.to_digest, recorded.from_digest
+    return {
+        "id": recorded.id,
+        "arn": recorded.execution_arn,
+        "action": recorded.action,
+        "service": recorded.role.value,
+        "colour": recorded.colour.value if recorded.colour else None,
+        "digest": str(to_digest) if to_digest else None,
+        "image": settings.image_ref(to_digest) if to_digest else "",
+        "tag": recorded.tag,
+        "fromDigest": str(from_digest) if from_digest else None,
+        "fromImage": from_image or (settings.image_ref(from_digest) if from_digest else ""),
+        "trigger": recorded.trigger,
+        "actor": recorded.actor,
+        "reason": recorded.reason,
+    }

@@ -42,10 +42,27 @@ def error_text(error: Mapping[str, Any] | None) -> tuple[str, str]:
 
 
 def publish(ports: DeployPorts, detail_type: str, detail: Json) -> None:
-    """Publish a deployment event; a failure is logged, never raised."""
+    """Publish a deployment event once per deployment and outcome; a failure is logged,
+    never raised.
+
+    A step that published and then died is run again; the ledger's claim on the
+    (deployment, outcome) pair makes the second run stay quiet, and ``eventId`` names the
+    pair so that a subscriber can tell the event from any other.
+    """
+    deployment_id, outcome = str(detail.get("deploymentId") or ""), str(detail.get("outcome"))
+    event_id = f"{deployment_id}:{outcome}"
+    try:
+        first = not deployment_id or ports.ledger.claim_event(deployment_id, outcome)
+    except Exception:
+        # Unsure whether it went out: say it (again) rather than stay silent.
+        logger.exception("could not claim the event", extra={"event_id": event_id})
+        first = True
+    if not first:
+        logger.info("event already published", extra={"event_id": event_id})
+        return
     # A subscriber outage must not undo a deployment: the ledger is the record.
     try:
-        ports.notifier.publish(detail_type, detail)
+        ports.notifier.publish(detail_type, {**detail, "eventId": event_id})
     except Exception:
         logger.exception("notification failed", extra={"detail_type": detail_type})
 

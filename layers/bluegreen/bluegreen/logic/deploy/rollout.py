@@ -11,7 +11,7 @@ from bluegreen.domain.pods import PodState
 from bluegreen.domain.ports import Cluster
 from bluegreen.logic import rollouts
 from bluegreen.logic.deploy.ports import DeployPorts, FlowTiming, Json
-from bluegreen.logic.lease import renew_lease
+from bluegreen.logic.lease import attempt_of, renew_lease
 from bluegreen.observability import logger
 
 
@@ -64,7 +64,7 @@ def check_rollout(event: Json, ports: DeployPorts) -> Json:
     """
     settings = ports.settings
     deployment, previous = event["deployment"], event["rollout"]
-    renew_lease(ports.ledger, deployment, settings.lock_lease_seconds)
+    renew_lease(ports.ledger, str(deployment["id"]), settings.lock_lease_seconds, attempt_of(event))
     colour = Colour.parse(deployment["colour"])
     image = str(previous["image"])
     waited = int(previous.get("waited", 0)) + int(previous.get("waitSeconds", 0))

@@ -8,8 +8,10 @@ from bluegreen.domain.promotion import PromotionAborted
 from bluegreen.domain.traffic import Weights
 from bluegreen.logic.deploy.ports import Json
 from bluegreen.logic.deploy.report import error_text, publish
+from bluegreen.logic.lease import attempt_of
 from bluegreen.logic.promotion.ports import PromotionPorts
 from bluegreen.logic.promotion.progress import current_time, event_detail, renew, save
+from bluegreen.logic.promotion.steps import promoted_already
 
 _ERRORS = {"failed": "AnalysisFailed", "aborted": "PromotionAborted"}
 
@@ -24,7 +26,15 @@ def back_out(event: Json, ports: PromotionPorts) -> Json:
     deploy = ports.deploy
     state = event.get("state") or {}
     promotion: Json = dict(state["promotion"])
-    renew(ports, promotion)
+    promoted = promoted_already(ports, promotion)
+    if promoted is not None:
+        return {"status": "promoted", "promotion": promoted}
+    recorded = deploy.ledger.deployment(str(promotion["id"]))
+    if recorded is not None and recorded.outcome is not Outcome.RUNNING:
+        # Backed out and recorded by an attempt that died before it answered.
+        deploy.ledger.release_lock(str(promotion["id"]))
+        return {"Error": _ended_error(recorded.cause), "Cause": recorded.cause}
+    renew(ports, promotion, attempt_of(event))
     status = str(promotion.get("status", ""))
     if status in _ERRORS:
         name, cause = _ERRORS[status], str(promotion.get("cause", ""))
@@ -65,12 +75,17 @@ def back_out(event: Json, ports: PromotionPorts) -> Json:
     )
     promotion.update(status="backed_out", weights=Weights.all_on(production).to_json(), cause=full)
     save(ports, promotion, backedOutAt=backed_out.isoformat(), error=name)
-    recorded = deploy.ledger.deployment(str(promotion["id"]))
-    if recorded is not None and recorded.outcome is Outcome.RUNNING:
+    if recorded is not None:
         deploy.ledger.finish_deployment(str(promotion["id"]), Outcome.FAILED, f"{name}: {full}")
-        publish(deploy, events.FAILED, event_detail(ports, promotion, Outcome.FAILED, full))
+    publish(deploy, events.FAILED, event_detail(ports, promotion, Outcome.FAILED, full))
     deploy.ledger.release_lock(str(promotion["id"]))
     return {"Error": name, "Cause": full, "backedOutAt": backed_out.isoformat()}
+
+
+def _ended_error(cause: str) -> str:
+    """The Error a recorded end carries: its cause is ``"<Error>: <words>"``."""
+    name, _, rest = cause.partition(": ")
+    return name if rest and name.replace(".", "").isalnum() else "PromotionFailed"
 
 
 def stuck(event: Json, ports: PromotionPorts) -> Json:
@@ -99,6 +114,7 @@ def stuck(event: Json, ports: PromotionPorts) -> Json:
     recorded = deploy.ledger.deployment(promotion_id) if promotion_id else None
     if recorded is not None and recorded.outcome is Outcome.RUNNING:
         deploy.ledger.finish_deployment(promotion_id, Outcome.FAILED, f"{second_name}: {cause}")
+    if recorded is not None:
         publish(deploy, events.FAILED, event_detail(ports, promotion, Outcome.FAILED, cause))
     deploy.ledger.release_lock(promotion_id)
     return {"Error": second_name, "Cause": cause}

@@ -9,7 +9,7 @@ from typing import Any
 from bluegreen.domain.models import Outcome, Role
 from bluegreen.domain.promotion import Strategy
 from bluegreen.logic.deploy.ports import Json
-from bluegreen.logic.lease import renew_promotion_lease
+from bluegreen.logic.lease import renew_lease
 from bluegreen.logic.promotion.plan import PROMOTE
 from bluegreen.logic.promotion.ports import PromotionPorts
 
@@ -54,11 +54,14 @@ def save(ports: PromotionPorts, promotion: Json, **extra: object) -> None:
     ports.promotions.save(str(promotion["id"]), {**before, **shown, "analyses": analyses, **extra})
 
 
-def renew(ports: PromotionPorts, promotion: Mapping[str, Any], seconds: int = 0) -> None:
-    """Renew the lock's lease by the stack's lease plus ``seconds`` (a gate's timeout)."""
+def renew(
+    ports: PromotionPorts, promotion: Mapping[str, Any], attempt: str, seconds: int = 0
+) -> None:
+    """Renew the lock's lease by the stack's lease plus ``seconds`` (a gate's timeout, so
+    nobody takes the lock while a person thinks); ``LockLost`` when it is not ours."""
     deploy = ports.deploy
     lease = deploy.settings.lock_lease_seconds + seconds
-    renew_promotion_lease(deploy.ledger, str(promotion["id"]), lease)
+    renew_lease(deploy.ledger, str(promotion["id"]), lease, attempt)
 
 
 def event_detail(

@@ -13,6 +13,7 @@ from bluegreen.domain.traffic import Weights
 from bluegreen.logic.analysis import measure
 from bluegreen.logic.deploy.ports import Json
 from bluegreen.logic.deploy.report import publish
+from bluegreen.logic.lease import attempt_of
 from bluegreen.logic.promotion.ports import PromotionPorts
 from bluegreen.logic.promotion.progress import (
     aborted,
@@ -28,7 +29,10 @@ from bluegreen.observability import logger
 def shift(event: Json, ports: PromotionPorts) -> Json:
     """Set the current step's weights, or at the end swap the roles."""
     promotion: Json = dict(event["promotion"])
-    renew(ports, promotion)
+    promoted = promoted_already(ports, promotion)
+    if promoted is not None:
+        return promoted
+    renew(ports, promotion, attempt_of(event))
     if aborted(ports, promotion):
         save(ports, promotion)
         return promotion
@@ -67,7 +71,7 @@ def analyse(event: Json, ports: PromotionPorts) -> Json:
     """Judge the canary over the window since the last reading; decide what comes next."""
     deploy = ports.deploy
     promotion: Json = dict(event["promotion"])
-    renew(ports, promotion)
+    renew(ports, promotion, attempt_of(event))
     if aborted(ports, promotion):
         save(ports, promotion)
         return promotion
@@ -164,7 +168,7 @@ def open_gate(event: Json, ports: PromotionPorts) -> Json:
     if not token:
         raise InvalidInput("token", "a gate needs the task token ($$.Task.Token)")
     gate = promotion.get("gate") or {}
-    renew(ports, promotion, int(gate.get("timeoutSeconds", 0)))
+    renew(ports, promotion, attempt_of(event), int(gate.get("timeoutSeconds", 0)))
     reason = str(gate.get("reason") or "waiting for a person")
     if not ports.promotions.open_gate(str(promotion["id"]), token, reason):
         aborted(ports, promotion)
@@ -177,7 +181,7 @@ def open_gate(event: Json, ports: PromotionPorts) -> Json:
 def pass_gate(event: Json, ports: PromotionPorts) -> Json:
     """A person resumed the promotion: on to the next step."""
     promotion: Json = dict(event["promotion"])
-    renew(ports, promotion)
+    renew(ports, promotion, attempt_of(event))
     promotion["status"] = "next"
     promotion["step"] = int(promotion["step"]) + 1
     promotion["inconclusive"] = 0
@@ -218,13 +222,37 @@ def _complete(ports: PromotionPorts, promotion: Json) -> Json:
         f"{digest.short} promoted: {canary.value} serves 100 % of production after "
         f"{len(strategy_of(promotion).steps)} steps{flip_back}"
     )
-    promotion.update(
-        status="done", weights=Weights.all_on(canary).to_json(), waitSeconds=0, cause=cause
-    )
+    promotion.update(weights=Weights.all_on(canary).to_json(), waitSeconds=0, cause=cause)
     deploy.ledger.finish_deployment(str(promotion["id"]), Outcome.SUCCEEDED, cause)
+    return _close_promoted(ports, promotion, now.isoformat())
+
+
+def promoted_already(ports: PromotionPorts, promotion: Json) -> Json | None:
+    """The answer of a step run again after the promotion was recorded a success.
+
+    Success is final: a retry of the last step, or a Catch that reached the back-out
+    after the last step died, completes what may be missing (the event, the progress,
+    the lock) and answers ``done``, never moves traffic back. None while it runs.
+    """
+    recorded = ports.deploy.ledger.deployment(str(promotion["id"]))
+    if recorded is None or recorded.outcome is not Outcome.SUCCEEDED:
+        return None
+    canary = Colour(promotion["canary"])
+    promotion = {
+        **promotion,
+        "weights": Weights.all_on(canary).to_json(),
+        "waitSeconds": 0,
+        "cause": recorded.cause,
+    }
+    finished = recorded.finished_at or current_time(ports)
+    return _close_promoted(ports, promotion, finished.isoformat())
+
+
+def _close_promoted(ports: PromotionPorts, promotion: Json, promoted_at: str) -> Json:
+    """What follows a recorded promotion, safe to repeat: event (once), progress, lock."""
+    deploy = ports.deploy
+    cause = str(promotion.get("cause", ""))
     publish(deploy, events.SUCCEEDED, event_detail(ports, promotion, Outcome.SUCCEEDED, cause))
-    promotion["status"] = "promoted"
-    save(ports, promotion, promotedAt=now.isoformat())
-    promotion["status"] = "done"
+    save(ports, {**promotion, "status": "promoted"}, promotedAt=promoted_at)
     deploy.ledger.release_lock(str(promotion["id"]))
-    return promotion
+    return {**promotion, "status": "done"}
