@@ -191,6 +191,10 @@ class FakeLedger(Ledger):
     def lock_holder(self) -> str | None:
         return self.holder
 
+    def unclaim_event(self, deployment_id: str, outcome: str) -> None:
+        with self._lock:
+            self.claimed.discard((deployment_id, outcome))
+
     def claim_event(self, deployment_id: str, outcome: str) -> bool:
         with self._lock:
             if (deployment_id, outcome) in self.claimed:

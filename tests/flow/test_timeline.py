@@ -3,6 +3,7 @@ on moto: the phases the dashboard shows, each with what it did and how it ended.
 
 from __future__ import annotations
 
+import time
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
@@ -182,10 +183,11 @@ def test_a_deploy_waiting_for_the_lock_shows_the_holder(stack: Stack) -> None:
     arn = stack.rig.start(deploy(str(NEW)), "lock-waiter")
     history = StepFunctionsHistory(stack.rig.sfn)
     events: list[FlowEvent] = []
-    for _ in range(2000):
+    deadline = time.monotonic() + 30
+    while not any(e.type == "WaitStateEntered" for e in events):
+        assert time.monotonic() < deadline, f"the deploy never waited: {events}"
+        time.sleep(0.01)  # a poll's interval: the interpreter's thread runs meanwhile
         events, _ = history.events(arn)
-        if any(e.type == "WaitStateEntered" for e in events):
-            break
     stack.ledger.release_lock("earlier-deploy")
     stack.rig.wait(arn)
     waiting = events[: next(i for i, e in enumerate(events) if e.type == "WaitStateEntered") + 1]

@@ -815,6 +815,13 @@ class DynamoLedger:
             raise
         return True
 
+    def unclaim_event(self, deployment_id: str, outcome: str) -> None:
+        """Give a claim back, so that the next caller publishes the event."""
+        self._client.delete_item(
+            TableName=self._table,
+            Key={"PK": _s(self._deployment_pk(deployment_id)), "SK": _s(f"EVENT#{outcome}")},
+        )
+
     def release_lock(self, holder: str) -> None:
         """Release the lease if ``holder`` owns it; otherwise do nothing."""
         try:

@@ -111,6 +111,11 @@ class TagUnreadable(BlueGreenError):
     """The registry could not say where a tag points (throttled, denied, unreachable)."""
 
 
+class EventNotPublished(BlueGreenError):
+    """EventBridge refused a deployment event; the step is retried, and publishes it then
+    (its outcome is recorded already, so the retry changes nothing else)."""
+
+
 class LockLost(BlueGreenError):
     """Another deployment holds this application's lock now (this execution's lease ran
     out while it was not running steps), or a later attempt of the same step took over:

@@ -3,3 +3,6 @@
 SUCCEEDED = "Deployment Succeeded"
 ROLLED_BACK = "Deployment Rolled Back"
 FAILED = "Deployment Failed"
+INTERRUPTED = "Deployment Interrupted"
+"""Stopped by no judgement of the digest (a step that died, a lost lock): put back where
+it was applied, the digest unjudged."""

@@ -143,6 +143,10 @@ class Ledger(Protocol):
         who publishes that outcome's event, so a retried step cannot publish it twice."""
         ...
 
+    def unclaim_event(self, deployment_id: str, outcome: str) -> None:
+        """Give a claim back (its event could not be published): the next caller gets it."""
+        ...
+
     def lock_holder(self) -> str | None:
         """Who holds an unexpired lease, if anyone."""
         ...

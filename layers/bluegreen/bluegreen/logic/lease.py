@@ -57,10 +57,10 @@ def renew_lease(ledger: Ledger, holder: str, lease_seconds: int, attempt: str = 
     if taken_by == holder:
         raise LockLost(
             f"a later attempt of {holder}'s steps holds the lock now (this attempt, "
-            f"{attempt or 'unnumbered'}, outlived its Task); it stops here and changes nothing"
+            f"{attempt or 'unnumbered'}, outlived its Task); it stopped before it wrote anything"
         )
     raise LockLost(
         f"the deployment lock of {holder} ran out while it was not running steps, and "
-        f"{taken_by or 'another deployment (done since)'} has taken it; {holder} stops here "
-        "without touching the cluster, and its record says so"
+        f"{taken_by or 'another deployment (done since)'} has taken it; {holder}'s step "
+        "stopped before it wrote anything"
     )

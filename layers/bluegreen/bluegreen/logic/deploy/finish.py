@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from bluegreen.domain import events
-from bluegreen.domain.errors import HealthCheckFailed
+from bluegreen.domain.errors import EventNotPublished, HealthCheckFailed
 from bluegreen.domain.images import short_image
 from bluegreen.domain.models import Colour, Digest, Outcome, Verdict
 from bluegreen.logic.deploy.ports import DeployPorts, Json
 from bluegreen.logic.deploy.report import event_detail, publish
 from bluegreen.logic.health import HealthPolicy, health_problems
 from bluegreen.logic.lease import attempt_of, renew_lease
+from bluegreen.observability import logger
 
 
 def finish(event: Json, ports: DeployPorts) -> Json:
@@ -42,14 +43,23 @@ def finish(event: Json, ports: DeployPorts) -> Json:
     return close_succeeded(ports, deployment, reason)
 
 
-def close_succeeded(ports: DeployPorts, deployment: Json, reason: str) -> Json:
+def close_succeeded(
+    ports: DeployPorts, deployment: Json, reason: str, *, last_chance: bool = False
+) -> Json:
     """What follows a recorded success, safe to repeat: the event (once), the lock.
 
     Every path that finds the record succeeded ends here (a retried Finish, a Catch
     that reached the rollback after a Finish that died), so none of them undoes it.
+    ``last_chance``: the path a Catch reached, after Finish's own retries; an event
+    EventBridge still refuses is logged there, for the execution must succeed.
     """
     detail = event_detail(ports, deployment, Outcome.SUCCEEDED, reason)
-    publish(ports, events.SUCCEEDED, detail)
+    try:
+        publish(ports, events.SUCCEEDED, detail)
+    except EventNotPublished:
+        if not last_chance:
+            raise
+        logger.error("the success event could not be published", extra={"detail": detail})
     ports.ledger.release_lock(str(deployment["id"]))
     return {
         "status": "succeeded",

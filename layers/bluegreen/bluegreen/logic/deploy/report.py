@@ -6,6 +6,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+from bluegreen.domain.errors import EventNotPublished
 from bluegreen.domain.images import short_image
 from bluegreen.domain.models import Colour, Outcome
 from bluegreen.domain.ports import Cluster
@@ -47,7 +48,9 @@ def publish(ports: DeployPorts, detail_type: str, detail: Json) -> None:
 
     A step that published and then died is run again; the ledger's claim on the
     (deployment, outcome) pair makes the second run stay quiet, and ``eventId`` names the
-    pair so that a subscriber can tell the event from any other.
+    pair so that a subscriber can tell the event from any other. When EventBridge
+    refuses it, the claim is given back and ``EventNotPublished`` raised: the flow
+    retries the step, which finds its outcome recorded and publishes again.
     """
     deployment_id, outcome = str(detail.get("deploymentId") or ""), str(detail.get("outcome"))
     event_id = f"{deployment_id}:{outcome}"
@@ -60,11 +63,18 @@ def publish(ports: DeployPorts, detail_type: str, detail: Json) -> None:
     if not first:
         logger.info("event already published", extra={"event_id": event_id})
         return
-    # A subscriber outage must not undo a deployment: the ledger is the record.
     try:
         ports.notifier.publish(detail_type, {**detail, "eventId": event_id})
-    except Exception:
+    except Exception as exc:
         logger.exception("notification failed", extra={"detail_type": detail_type})
+        # Give the claim back so the retried step publishes it; the outcome itself is
+        # recorded already, so the retry changes nothing else.
+        if deployment_id:
+            ports.ledger.unclaim_event(deployment_id, outcome)
+        raise EventNotPublished(
+            f"EventBridge did not take the {detail_type!r} event of {deployment_id} "
+            f"({type(exc).__name__}: {exc}); the outcome is recorded, the event is retried"
+        ) from None
 
 
 def event_detail(ports: DeployPorts, deployment: Json, outcome: Outcome, reason: str) -> Json:

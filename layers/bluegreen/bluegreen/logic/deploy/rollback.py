@@ -146,7 +146,8 @@ def roll_back(event: Json, ports: DeployPorts) -> Json:
             cause += _judge_failed(ports, deployment, failed, error_name, error_message)
             outcome = _outcome_of(error_name, Outcome.FAILED)
         ledger.finish_deployment(str(deployment["id"]), outcome, cause)
-        publish(ports, events.FAILED, event_detail(ports, deployment, outcome, cause))
+        kind = events.FAILED if outcome is Outcome.FAILED else events.INTERRUPTED
+        publish(ports, kind, event_detail(ports, deployment, outcome, cause))
         ledger.release_lock(str(deployment["id"]))
         return {"status": "stuck", "Error": "NoHealthyDigest", "Cause": cause}
     image = settings.image_ref(target)
@@ -223,7 +224,7 @@ def _close(
     """What follows a recorded rollback, safe to repeat: the event (once), the lock."""
     publish(
         ports,
-        events.ROLLED_BACK,
+        events.ROLLED_BACK if outcome is Outcome.ROLLED_BACK else events.INTERRUPTED,
         {**event_detail(ports, deployment, outcome, cause), "rolledBackTo": str(target)},
     )
     ports.ledger.release_lock(str(deployment["id"]))
@@ -245,7 +246,7 @@ def _ended(ports: DeployPorts, deployment: Json) -> Json | None:
     if recorded is None or recorded.outcome is Outcome.RUNNING:
         return None
     if recorded.outcome is Outcome.SUCCEEDED:
-        return close_succeeded(ports, deployment, recorded.cause)
+        return close_succeeded(ports, deployment, recorded.cause, last_chance=True)
     ports.ledger.release_lock(str(deployment["id"]))
     return {"status": "stuck", "Error": recorded.outcome.value, "Cause": recorded.cause}
 

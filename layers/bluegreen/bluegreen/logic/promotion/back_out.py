@@ -26,14 +26,18 @@ def back_out(event: Json, ports: PromotionPorts) -> Json:
     deploy = ports.deploy
     state = event.get("state") or {}
     promotion: Json = dict(state["promotion"])
-    promoted = promoted_already(ports, promotion)
+    promoted = promoted_already(ports, promotion, last_chance=True)
     if promoted is not None:
         return {"status": "promoted", "promotion": promoted}
     recorded = deploy.ledger.deployment(str(promotion["id"]))
     if recorded is not None and recorded.outcome is not Outcome.RUNNING:
-        # Backed out and recorded by an attempt that died before it answered.
+        # Backed out and recorded by an attempt that died (or whose event EventBridge
+        # refused) before it answered: say it, once, and let the lock go.
+        name, _, full = recorded.cause.partition(": ")
+        detail = event_detail(ports, promotion, recorded.outcome, full or recorded.cause)
+        publish(deploy, events.FAILED, detail)
         deploy.ledger.release_lock(str(promotion["id"]))
-        return {"Error": _ended_error(recorded.cause), "Cause": recorded.cause}
+        return {"Error": _ended_error(recorded.cause), "Cause": full or recorded.cause}
     renew(ports, promotion, attempt_of(event))
     status = str(promotion.get("status", ""))
     if status in _ERRORS:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from bluegreen.domain import events
-from bluegreen.domain.errors import InvalidInput
+from bluegreen.domain.errors import EventNotPublished, InvalidInput
 from bluegreen.domain.models import Colour, Digest, Outcome, Verdict
 from bluegreen.domain.promotion import Finding, FlipBack, PromotionAborted
 from bluegreen.domain.traffic import Weights
@@ -227,12 +227,16 @@ def _complete(ports: PromotionPorts, promotion: Json) -> Json:
     return _close_promoted(ports, promotion, now.isoformat())
 
 
-def promoted_already(ports: PromotionPorts, promotion: Json) -> Json | None:
+def promoted_already(
+    ports: PromotionPorts, promotion: Json, *, last_chance: bool = False
+) -> Json | None:
     """The answer of a step run again after the promotion was recorded a success.
 
     Success is final: a retry of the last step, or a Catch that reached the back-out
     after the last step died, completes what may be missing (the event, the progress,
     the lock) and answers ``done``, never moves traffic back. None while it runs.
+    ``last_chance``: the back-out's call, after the last step's own retries: an event
+    EventBridge still refuses is logged there, for the execution must succeed.
     """
     recorded = ports.deploy.ledger.deployment(str(promotion["id"]))
     if recorded is None or recorded.outcome is not Outcome.SUCCEEDED:
@@ -245,14 +249,22 @@ def promoted_already(ports: PromotionPorts, promotion: Json) -> Json | None:
         "cause": recorded.cause,
     }
     finished = recorded.finished_at or current_time(ports)
-    return _close_promoted(ports, promotion, finished.isoformat())
+    return _close_promoted(ports, promotion, finished.isoformat(), last_chance=last_chance)
 
 
-def _close_promoted(ports: PromotionPorts, promotion: Json, promoted_at: str) -> Json:
+def _close_promoted(
+    ports: PromotionPorts, promotion: Json, promoted_at: str, *, last_chance: bool = False
+) -> Json:
     """What follows a recorded promotion, safe to repeat: event (once), progress, lock."""
     deploy = ports.deploy
     cause = str(promotion.get("cause", ""))
-    publish(deploy, events.SUCCEEDED, event_detail(ports, promotion, Outcome.SUCCEEDED, cause))
+    detail = event_detail(ports, promotion, Outcome.SUCCEEDED, cause)
+    try:
+        publish(deploy, events.SUCCEEDED, detail)
+    except EventNotPublished:
+        if not last_chance:
+            raise
+        logger.error("the promotion's success event could not be published", extra=detail)
     save(ports, {**promotion, "status": "promoted"}, promotedAt=promoted_at)
     deploy.ledger.release_lock(str(promotion["id"]))
     return {**promotion, "status": "done"}
