@@ -9,10 +9,9 @@ built only when a promotion step runs. Tests replace a factory
 
 from __future__ import annotations
 
-import os
 from functools import lru_cache
-from typing import Any
 
+from bluegreen.adapters.wiring import Wiring, forget
 from bluegreen.config import (
     Application,
     AutoDeploy,
@@ -23,9 +22,7 @@ from bluegreen.config import (
     LedgerTable,
     PromotionPlan,
     Region,
-    Settings,
 )
-from bluegreen.domain.ports import Cluster, Ledger
 from bluegreen.logic.deploy.ports import DeployPorts
 from bluegreen.logic.promotion.ports import PromotionPorts
 
@@ -46,46 +43,10 @@ class DeployStepsEnvironment(
     definition names this function."""
 
 
-@lru_cache(maxsize=1)
-def environment() -> DeployStepsEnvironment:
-    """The function's environment model, read from ``os.environ`` once."""
-    return DeployStepsEnvironment.read(os.environ)
-
-
-@lru_cache(maxsize=1)
-def settings() -> Settings:
-    """The settings the logic reads, from the environment model."""
-    return environment().settings()
-
-
-@lru_cache(maxsize=8)
-def aws_client(service: str) -> Any:
-    """A boto3 client for ``service`` in the application's region."""
-    import boto3
-
-    return boto3.client(service, region_name=settings().region)
-
-
-@lru_cache(maxsize=1)
-def ledger() -> Ledger:
-    """The DynamoDB ledger."""
-    from bluegreen.adapters.ledger import DynamoLedger
-
-    config = settings()
-    return DynamoLedger(
-        config.ledger_table,
-        aws_client("dynamodb"),
-        config.application,
-        repository=config.repository,
-    )
-
-
-@lru_cache(maxsize=1)
-def cluster() -> Cluster:
-    """The application's namespace, through the Kubernetes API (EKS or a kubeconfig)."""
-    from bluegreen.adapters.kube.cluster import KubernetesCluster
-
-    return KubernetesCluster.from_settings(settings())
+# The factories every function builds alike; the deploy's own ports follow.
+_wiring = Wiring(DeployStepsEnvironment, globals())
+environment, settings, aws_client = _wiring.environment, _wiring.settings, _wiring.aws_client
+ledger, cluster = _wiring.ledger, _wiring.cluster
 
 
 @lru_cache(maxsize=1)
@@ -129,16 +90,4 @@ def promotion_ports() -> PromotionPorts:
 
 def reset() -> None:
     """Forget the environment and every port (tests change the environment between cases)."""
-    for factory in (
-        environment,
-        settings,
-        aws_client,
-        ledger,
-        cluster,
-        deploy_ports,
-        promotion_ports,
-    ):
-        # A test may have swapped a factory for a plain function: nothing to forget there.
-        clear = getattr(factory, "cache_clear", None)
-        if clear is not None:
-            clear()
+    forget(environment, settings, aws_client, ledger, cluster, deploy_ports, promotion_ports)

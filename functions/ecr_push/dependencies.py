@@ -8,10 +8,10 @@ creates none). Tests replace a factory (``monkeypatch.setattr``) or call
 
 from __future__ import annotations
 
-import os
 from functools import lru_cache
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from bluegreen.adapters.wiring import Wiring, forget
 from bluegreen.config import (
     Application,
     AutoDeploy,
@@ -19,15 +19,12 @@ from bluegreen.config import (
     IdempotencyTable,
     LedgerTable,
     Region,
-    Settings,
 )
 from bluegreen.logic.autodeploy import AutoDeployPorts, on_recorded
 from bluegreen.logic.pushes import OnRecorded, PushPorts, RecordImagePush
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig
-
-    from bluegreen.domain.ports import FlowStarter, ImageRegistry, Ledger
 
 
 class EcrPushEnvironment(
@@ -37,55 +34,10 @@ class EcrPushEnvironment(
     starts and the tags that start it."""
 
 
-@lru_cache(maxsize=1)
-def environment() -> EcrPushEnvironment:
-    """The function's environment model, read from ``os.environ`` once."""
-    return EcrPushEnvironment.read(os.environ)
-
-
-@lru_cache(maxsize=1)
-def settings() -> Settings:
-    """The settings the logic reads, from the environment model."""
-    return environment().settings()
-
-
-@lru_cache(maxsize=8)
-def aws_client(service: str) -> Any:
-    """A boto3 client for ``service`` in the application's region."""
-    import boto3
-
-    return boto3.client(service, region_name=settings().region)
-
-
-@lru_cache(maxsize=1)
-def ledger() -> Ledger:
-    """The DynamoDB ledger."""
-    from bluegreen.adapters.ledger import DynamoLedger
-
-    config = settings()
-    return DynamoLedger(
-        config.ledger_table,
-        aws_client("dynamodb"),
-        config.application,
-        repository=config.repository,
-    )
-
-
-@lru_cache(maxsize=1)
-def registry() -> ImageRegistry:
-    """The application's ECR repository, asked where a pushed tag points."""
-    from bluegreen.adapters.registry import EcrRegistry
-
-    config = settings()
-    return EcrRegistry(config.repository, aws_client("ecr"), config.registry)
-
-
-@lru_cache(maxsize=1)
-def flow() -> FlowStarter:
-    """The deploy state machine."""
-    from bluegreen.adapters.stepfunctions import StepFunctionsFlow
-
-    return StepFunctionsFlow(settings().state_machine_arn, aws_client("stepfunctions"))
+# The factories every function builds alike (no cluster here); the push's own follow.
+_wiring = Wiring(EcrPushEnvironment, globals())
+environment, settings, aws_client = _wiring.environment, _wiring.settings, _wiring.aws_client
+ledger, registry, flow = _wiring.ledger, _wiring.registry, _wiring.flow
 
 
 @lru_cache(maxsize=1)
@@ -133,7 +85,7 @@ def push_ports() -> PushPorts:
 
 def reset() -> None:
     """Forget the environment and every adapter (tests change the environment between cases)."""
-    for factory in (
+    forget(
         environment,
         settings,
         aws_client,
@@ -143,8 +95,4 @@ def reset() -> None:
         idempotency,
         recorder,
         auto_deploy,
-    ):
-        # A test may have swapped a factory for a plain function: nothing to forget there.
-        clear = getattr(factory, "cache_clear", None)
-        if clear is not None:
-            clear()
+    )

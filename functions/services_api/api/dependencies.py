@@ -11,10 +11,10 @@ changing the environment.
 
 from __future__ import annotations
 
-import os
 from functools import lru_cache
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from bluegreen.adapters.wiring import Wiring, forget
 from bluegreen.config import (
     Application,
     ClusterAccess,
@@ -22,16 +22,11 @@ from bluegreen.config import (
     LedgerTable,
     PromotionPlan,
     Region,
-    Settings,
 )
 
 if TYPE_CHECKING:
     from bluegreen.domain.ports import (
-        Cluster,
         ExecutionHistory,
-        FlowStarter,
-        ImageRegistry,
-        Ledger,
         Promotions,
         TaskTokens,
     )
@@ -47,63 +42,10 @@ class ServicesApiEnvironment(
     flow it starts, the cluster and its router, and the plan of a progressive promotion."""
 
 
-@lru_cache(maxsize=1)
-def environment() -> ServicesApiEnvironment:
-    """The function's environment model, read from ``os.environ`` once."""
-    return ServicesApiEnvironment.read(os.environ)
-
-
-@lru_cache(maxsize=1)
-def settings() -> Settings:
-    """The settings the logic reads, from the environment model."""
-    return environment().settings()
-
-
-@lru_cache(maxsize=8)
-def aws_client(service: str) -> Any:
-    """A boto3 client for ``service`` in the application's region."""
-    import boto3
-
-    return boto3.client(service, region_name=settings().region)
-
-
-@lru_cache(maxsize=1)
-def ledger() -> Ledger:
-    """The DynamoDB ledger."""
-    from bluegreen.adapters.ledger import DynamoLedger
-
-    config = settings()
-    return DynamoLedger(
-        config.ledger_table,
-        aws_client("dynamodb"),
-        config.application,
-        repository=config.repository,
-    )
-
-
-@lru_cache(maxsize=1)
-def cluster() -> Cluster:
-    """The application's namespace, through the Kubernetes API (EKS or a kubeconfig)."""
-    from bluegreen.adapters.kube.cluster import KubernetesCluster
-
-    return KubernetesCluster.from_settings(settings())
-
-
-@lru_cache(maxsize=1)
-def flow() -> FlowStarter:
-    """The deploy state machine."""
-    from bluegreen.adapters.stepfunctions import StepFunctionsFlow
-
-    return StepFunctionsFlow(settings().state_machine_arn, aws_client("stepfunctions"))
-
-
-@lru_cache(maxsize=1)
-def registry() -> ImageRegistry:
-    """The application's ECR repository, asked whether a digest exists."""
-    from bluegreen.adapters.registry import EcrRegistry
-
-    config = settings()
-    return EcrRegistry(config.repository, aws_client("ecr"), config.registry)
+# The factories every function builds alike; the routes' own adapters follow.
+_wiring = Wiring(ServicesApiEnvironment, globals())
+environment, settings, aws_client = _wiring.environment, _wiring.settings, _wiring.aws_client
+ledger, cluster, flow, registry = _wiring.ledger, _wiring.cluster, _wiring.flow, _wiring.registry
 
 
 @lru_cache(maxsize=1)
@@ -165,7 +107,7 @@ def reset(*, clients: bool = True) -> None:
     ``clients=False`` keeps the boto3 clients, which do not depend on the settings
     beyond the region and are slow to create.
     """
-    factories = (
+    forget(
         environment,
         settings,
         ledger,
@@ -175,9 +117,5 @@ def reset(*, clients: bool = True) -> None:
         promotions,
         task_tokens,
         executions,
-    ) + ((aws_client,) if clients else ())
-    for factory in factories:
-        # A test may have swapped a factory for a plain function: nothing to forget there.
-        clear = getattr(factory, "cache_clear", None)
-        if clear is not None:
-            clear()
+        *((aws_client,) if clients else ()),
+    )
