@@ -61,7 +61,7 @@ $(CHROMIUM):
 
 chromium: $(CHROMIUM) ## install Debian's chromium for the dashboard's browser tests (once)
 
-unit: $(STAMP) kube $(CHROMIUM) ## the pytest suite only (on the emulator and on the real control plane)
+unit: $(STAMP) kube dataplane $(CHROMIUM) ## the pytest suite only (on the emulator and on the real control plane)
 	$(PY) -m pytest -q
 
 test: lint validate unit ## every test: lint, template/ASL validation, the pytest suite
