@@ -22,6 +22,12 @@ roles: a member of the group the shipped RoleBinding names, and nothing else.
 
 Every process is started with a parent-death signal and stopped by ``stop()``
 (or the context manager), so a test run or Ctrl-C leaves no orphan behind.
+
+``restart_apiserver()`` and ``restart_etcd()`` restart one program in place, as a
+real control plane's restart does: the process stopped (SIGTERM, or SIGKILL for a
+crash), started again with the same arguments, ports, certificates and data, and
+awaited until it serves; the controllers and the kubelet keep running and
+reconnect by themselves.
 """
 
 from __future__ import annotations
@@ -41,8 +47,10 @@ import tempfile
 import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -195,6 +203,8 @@ class _Process:
     name: str
     popen: subprocess.Popen[bytes]
     log: Path
+    argv: list[str] = field(default_factory=list)
+    """What it was started with (a restart in place starts it again with exactly this)."""
 
     def tail(self, lines: int = 15) -> str:
         try:
@@ -202,6 +212,70 @@ class _Process:
         except OSError:
             return ""
         return "\n".join(text[-lines:])
+
+
+def _terminate(popen: subprocess.Popen[bytes]) -> None:
+    """Stop a process with SIGTERM and reap it (``_reap``)."""
+    if popen.poll() is None:
+        popen.send_signal(signal.SIGTERM)
+    _reap(popen)
+
+
+def _reap(popen: subprocess.Popen[bytes]) -> None:
+    """Wait for a signalled process to exit; SIGKILL it if it has not within 5 s."""
+    try:
+        popen.wait(timeout=5)
+    except subprocess.TimeoutExpired:
+        popen.kill()
+        popen.wait(timeout=5)
+
+
+def _accepts(host: str, port: int) -> bool:
+    """Whether something accepts TCP connections on ``host:port`` now."""
+    try:
+        with socket.create_connection((host, port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+@dataclass
+class Restart:
+    """One in-place restart of a control-plane program (``ControlPlane.restart_apiserver``,
+    ``restart_etcd``), as it goes; times are ``time.monotonic()`` readings."""
+
+    program: str
+    signalled_at: float
+    """When the old process was sent its signal."""
+    refusing_at: float = 0.0
+    """When its port stopped accepting connections (clients are refused from then on)."""
+    exited_at: float | None = None
+    """When the old process was gone (a SIGTERM it outlives by 5 s is followed by SIGKILL)."""
+    started_at: float | None = None
+    """When the new process was started, with the old one's arguments."""
+    ready_at: float | None = None
+    """When it served again."""
+    error: BaseException | None = field(default=None, repr=False)
+    _done: threading.Event = field(default_factory=threading.Event, repr=False)
+
+    def wait(self, timeout: float = 120.0) -> Restart:
+        """Wait until the program serves again; what went wrong is raised here."""
+        if not self._done.wait(timeout):
+            raise ControlPlaneError(f"{self.program} did not come back within {timeout:g}s")
+        if self.error is not None:
+            raise self.error
+        return self
+
+    @property
+    def done(self) -> bool:
+        """Whether it serves again (or failed to)."""
+        return self._done.is_set()
+
+    @property
+    def down_seconds(self) -> float:
+        """From its port refusing connections to the new process serving (after ``wait``)."""
+        assert self.ready_at is not None, "wait() first"
+        return self.ready_at - self.refusing_at
 
 
 def _with_parent_death_signal(argv: list[str]) -> list[str]:
@@ -229,6 +303,9 @@ class ControlPlane:
 
     def __post_init__(self) -> None:
         self._processes: list[_Process] = []
+        self._processes_lock = threading.RLock()
+        self._restarter: ThreadPoolExecutor | None = None
+        self._etcd_url = ""
         self._owned_workdir = self.workdir is None
         self._stopped = threading.Event()
         self.kubelet: SimulatedKubelet | None = None
@@ -265,18 +342,111 @@ class ControlPlane:
             self.kubelet = None
         # One at a time, newest first: an API server whose etcd is already gone spends
         # its whole grace period retrying, where in this order it stops in a second.
-        for process in reversed(self._processes):
-            if process.popen.poll() is None:
-                process.popen.send_signal(signal.SIGTERM)
-            try:
-                process.popen.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                process.popen.kill()
-                process.popen.wait(timeout=5)
-        self._processes = []
+        with self._processes_lock:
+            for process in reversed(self._processes):
+                _terminate(process.popen)
+            self._processes = []
+            restarter, self._restarter = self._restarter, None
+        if restarter is not None:
+            restarter.shutdown(wait=True)
         if self._owned_workdir and self.workdir is not None:
             shutil.rmtree(self.workdir, ignore_errors=True)
             self.workdir = None
+
+    # restarting in place ------------------------------------------------------------
+
+    def restart_apiserver(
+        self, *, kill: bool = False, wait: bool = True, timeout: float = 90.0
+    ) -> Restart:
+        """Stop kube-apiserver and start it again with the same arguments, port and certificates.
+
+        Nothing else is touched: the controller-manager, the scheduler and the kubelet keep
+        running and reconnect by themselves, as they do on a cluster whose API server
+        restarts; other clients see refused connections and cut keep-alive connections
+        until it serves again. ``kill`` stops it with SIGKILL (a crash: requests
+        in flight are cut) instead of SIGTERM (its graceful shutdown: it stops listening at
+        once, and is killed if it has not exited 5 s later, as ``stop`` does). With ``wait``
+        it returns once ``/readyz`` answers 200 again (``timeout``); without, as soon as its
+        port refuses connections, the rest going on in the background until
+        ``Restart.wait()``.
+        """
+        return self._restart("kube-apiserver", self.url, self._apiserver_ready, kill, wait, timeout)
+
+    def restart_etcd(
+        self, *, kill: bool = False, wait: bool = True, timeout: float = 90.0
+    ) -> Restart:
+        """Stop etcd and start it again on the same ports and data directory.
+
+        The cluster's objects and resourceVersions survive (the data directory is kept);
+        meanwhile the API server stays up, answering what needs etcd late or with an error,
+        and its etcd client reconnects by itself. ``kill`` and ``wait`` as for
+        ``restart_apiserver``; ready once etcd's ``/health`` and the API server's
+        ``/readyz`` (which checks etcd) answer 200.
+        """
+
+        def ready() -> bool:
+            return _http_ok(f"{self._etcd_url}/health") and self._apiserver_ready()
+
+        return self._restart("etcd", self._etcd_url, ready, kill, wait, timeout)
+
+    def _restart(
+        self,
+        name: str,
+        url: str,
+        ready: Callable[[], bool],
+        kill: bool,
+        wait: bool,
+        timeout: float,
+    ) -> Restart:
+        with self._processes_lock:
+            if self._stopped.is_set():
+                raise ControlPlaneError(f"the control plane is stopped: cannot restart {name}")
+            old = next((p for p in self._processes if p.name == name), None)
+            if old is None or old.popen.poll() is not None:
+                raise ControlPlaneError(f"{name} is not running: nothing to restart")
+            old.popen.send_signal(signal.SIGKILL if kill else signal.SIGTERM)
+        restart = Restart(name, signalled_at=time.monotonic())
+        address = urllib.parse.urlsplit(url)
+        host, port = address.hostname or self.host, int(address.port or 0)
+        deadline = time.monotonic() + 10
+        while old.popen.poll() is None and _accepts(host, port):
+            if time.monotonic() > deadline:
+                raise ControlPlaneError(f"{name} still accepts connections 10 s after its signal")
+            time.sleep(0.01)
+        restart.refusing_at = time.monotonic()
+        # The parent-death signal follows the thread that spawned a process, not the
+        # process: the new one is spawned from a thread that lives as long as the plane.
+        with self._processes_lock:
+            if self._restarter is None:
+                self._restarter = ThreadPoolExecutor(1, thread_name_prefix="control-plane-restart")
+            self._restarter.submit(self._replace, old, restart, ready, timeout)
+        return restart.wait(timeout + 15) if wait else restart
+
+    def _replace(
+        self, old: _Process, restart: Restart, ready: Callable[[], bool], timeout: float
+    ) -> None:
+        """The rest of a restart: the old process reaped, the new one started and serving."""
+        try:
+            _reap(old.popen)
+            restart.exited_at = time.monotonic()
+            with self._processes_lock:
+                if self._stopped.is_set() or old not in self._processes:
+                    raise ControlPlaneError(f"the control plane stopped while {old.name} restarted")
+                new = self._spawn(old.name, old.argv, append=True)
+                self._processes[self._processes.index(old)] = new
+            restart.started_at = time.monotonic()
+            self._wait(
+                f"{old.name} after its restart",
+                lambda: self._stopped.is_set() or ready(),
+                timeout,
+            )
+            if self._stopped.is_set():
+                raise ControlPlaneError(f"the control plane stopped while {old.name} restarted")
+            restart.ready_at = time.monotonic()
+        except BaseException as exc:  # handed to whoever waits for the restart
+            restart.error = exc
+        finally:
+            restart._done.set()
 
     # what it hands out ------------------------------------------------------------
 
@@ -354,6 +524,7 @@ class ControlPlane:
         self.progress("control plane: starting etcd")
         etcd_port, peer_port = free_port(self.host), free_port(self.host)
         etcd_url = f"http://{self.host}:{etcd_port}"
+        self._etcd_url = etcd_url
         peer_url = f"http://{self.host}:{peer_port}"
         self._spawn(
             "etcd",
@@ -484,23 +655,32 @@ class ControlPlane:
                 self.progress("control plane: applying the seed and deploy/kubernetes/rbac.yaml")
                 self.seed_namespace("wp-platform", client=client)
 
-    def _spawn(self, name: str, argv: list[str]) -> None:
+    def _spawn(self, name: str, argv: list[str], *, append: bool = False) -> _Process:
         if self._stopped.is_set() and self._processes:
             raise ControlPlaneError("stopped")
         log = self._dir / "logs" / f"{name}.log"
-        with log.open("wb") as out:
+        with log.open("ab" if append else "wb") as out:
+            if append:
+                out.write(f"--- {name} restarted in place ---\n".encode())
+                out.flush()
             popen = subprocess.Popen(
                 _with_parent_death_signal(argv),
                 stdin=subprocess.DEVNULL,
                 stdout=out,
                 stderr=subprocess.STDOUT,
             )
-        self._processes.append(_Process(name, popen, log))
+        process = _Process(name, popen, log, list(argv))
+        if not append:
+            with self._processes_lock:
+                self._processes.append(process)
+        return process
 
     def _wait(self, what: str, ready: Callable[[], bool], seconds: float) -> None:
         deadline = time.monotonic() + seconds
         while time.monotonic() < deadline:
-            for process in self._processes:
+            with self._processes_lock:
+                processes = list(self._processes)
+            for process in processes:
                 if process.popen.poll() is not None:
                     raise ControlPlaneError(
                         f"{process.name} exited with {process.popen.returncode} while waiting "
