@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 from bluegreen.domain import executions
-from bluegreen.domain.models import Deployment, Digest, Role
+from bluegreen.domain.models import Deployment, Digest, Outcome, Role
 
 if TYPE_CHECKING:  # annotations only: who asked (``Caller``) is read before any port is
     from bluegreen.config import Settings
@@ -23,6 +23,11 @@ if TYPE_CHECKING:  # annotations only: who asked (``Caller``) is read before any
 
 SWITCH_ACTION = "switch"
 """``Deployment.action`` of a ledger record that tells who switched the canary colour."""
+
+
+# How many of the newest records a request looks through for earlier requests that
+# died before starting their flow: each request looks, so only the newest can be open.
+DIED_REQUESTS_LOOKBACK = 10
 
 
 @dataclass(frozen=True)
@@ -118,6 +123,35 @@ def request_record(
     )
 
 
+def close_requests_that_died(ports: ReleasePorts) -> list[str]:
+    """Close the records of earlier requests that died between their record and their start.
+
+    A request killed for time or memory after ``open_deployment`` runs no ``except``
+    clause, so its record stays ``running`` and claimed by no execution. It blocks
+    nothing (the lock is the flow's), but it would read as running for ever. A record
+    still unclaimed one lock lease after it was written belongs to a request that has
+    certainly ended (API Gateway gives it 29 s) and to no execution (the flow's first
+    step claims it, within its retries, long before): it is abandoned, conditionally,
+    so an execution that claims it meanwhile wins. One Query of the newest records.
+    """
+    settings, ledger = ports.settings, ports.ledger
+    cutoff = datetime.now(UTC) - timedelta(seconds=settings.lock_lease_seconds)
+    newest, _ = ledger.deployments(limit=DIED_REQUESTS_LOOKBACK)
+    closed = []
+    for earlier in newest:
+        if earlier.outcome is not Outcome.RUNNING or earlier.execution_arn:
+            continue
+        if earlier.started_at > cutoff:
+            continue
+        cause = (
+            "the request that recorded this deployment ended before it started the "
+            "deploy flow (its invocation was cut short); nothing was changed"
+        )
+        if ledger.abandon_deployment(earlier.id, cause):
+            closed.append(earlier.id)
+    return closed
+
+
 def start_flow(
     ports: ReleasePorts, *, record: Deployment, flow_input: dict[str, object]
 ) -> DeploymentStarted:
@@ -130,6 +164,7 @@ def start_flow(
     way back) and claimed the record first, the caller is told it started.
     """
     settings, ledger = ports.settings, ports.ledger
+    close_requests_that_died(ports)
     ledger.open_deployment(record)
     try:
         execution_arn = ports.flow.start(record.id, flow_input)

@@ -185,8 +185,9 @@ class KubeRequests:
 
         Statuses in ``refusals`` raise ``Refused`` for the caller to handle. With a
         ``budget``, a request the server failed transiently (5xx, 429, connection
-        refused or reset before an answer) is repeated after what its ``Retry-After``
-        asks, or an exponential backoff (whichever is longer), while the budget lasts.
+        refused or reset before an answer; 401/403 in the move's first seconds) is
+        repeated after what its ``Retry-After`` asks, or an exponential backoff
+        (whichever is longer), while the budget lasts.
         """
         kwargs["_request_timeout"] = self._timeout
         kwargs["_preload_content"] = False
@@ -198,7 +199,11 @@ class KubeRequests:
                 return bytes(data) if data is not None else b""
             except Exception as exc:  # the client's exceptions, classified below
                 error = self._translate(exc, verb, what, refusals)
-                if budget is None or isinstance(error, Refused) or not _transient(exc):
+                if budget is None or isinstance(error, Refused):
+                    raise error from None
+                if not _transient(exc) and not (
+                    _unauthorised(exc) and budget.spent() < UNAUTHORISED_GRACE_SECONDS
+                ):
                     raise error from None
                 # Capped at a second, so that a budget of a few seconds is several attempts.
                 backoff = min(self._backoff_seconds * 5 * 2 ** min(attempt, 8), 1.0)
@@ -342,6 +347,18 @@ def _timed_out(cause: object) -> bool:
     if isinstance(cause, NewConnectionError):
         return False
     return isinstance(cause, TransportTimeout | TimeoutError) or "timed out" in str(cause)
+
+
+# A kube-apiserver that has just restarted answers 401/403 until its authenticator and
+# RBAC caches have synced (about a second here). Inside a move, a refusal that early is
+# repeated for this long before it counts as the real denial it otherwise is: a move
+# half made is worse than a few seconds' wait, and a Role truly missing a rule still
+# fails with its own 403 message, only this much later.
+UNAUTHORISED_GRACE_SECONDS = 10.0
+
+
+def _unauthorised(exc: Exception) -> bool:
+    return getattr(exc, "status", None) in (401, 403)
 
 
 def _transient(exc: Exception) -> bool:
