@@ -122,6 +122,20 @@ class LockLost(BlueGreenError):
     this attempt stops without touching the cluster, the ledger or the router."""
 
 
+class AppNotFound(BlueGreenError):
+    """The registry holds no application of that name (never registered, or deleted)."""
+
+
+class AppVersionConflict(BlueGreenError):
+    """An application's spec changed since the caller read it (or exists already, or was
+    deleted): nothing was written; the message says which version is there now."""
+
+
+class AppInUse(BlueGreenError):
+    """A deployment of the application runs (it holds the lock, or its record is running):
+    the application cannot be deleted until it ends."""
+
+
 JUDGEMENTS = frozenset(
     {"RolloutFailed", "HookFailed", "HealthCheckFailed", "AnalysisFailed", "RollbackRequested"}
 )
