@@ -12,6 +12,7 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Protocol
 
+from bluegreen.domain.apps import AppChange, AppRecord, AppSpec, Editor
 from bluegreen.domain.flow_events import FlowEvent
 from bluegreen.domain.models import (
     AlarmStates,
@@ -414,4 +415,48 @@ class EksCredentials(Protocol):
 
     def token(self) -> str:
         """A current ``k8s-aws-v1.`` token (the source renews it before it expires)."""
+        ...
+
+
+class AppRegistry(Protocol):
+    """The applications of the stack and every change made to them (the ledger's table).
+
+    Writes are conditional on the version the caller read, so two editors cannot
+    overwrite each other; each records the ``Editor`` with the change. Listings go
+    through keys and indexes, never a scan.
+    """
+
+    def put(
+        self, name: str, spec: AppSpec, editor: Editor, expected_version: int | None
+    ) -> tuple[AppRecord, bool]:
+        """Create ``name`` (``expected_version`` None: only if it does not exist;
+        ``apps.NEVER_USED``: only if the name never held an application) or replace its
+        spec (only if it is at ``expected_version``); the record and whether it was created.
+        ``AppVersionConflict`` when the condition does not hold: nothing written."""
+        ...
+
+    def get(self, name: str) -> AppRecord | None:
+        """The application as it is now (strongly consistent); None when there is none."""
+        ...
+
+    def apps(
+        self, limit: int = 50, cursor: str | None = None
+    ) -> tuple[list[AppRecord], str | None]:
+        """Applications by name, with an opaque cursor for the next page (None at the end)."""
+        ...
+
+    def by_repository(self, repository: str) -> list[AppRecord]:
+        """Every application whose spec names ``repository``, by name."""
+        ...
+
+    def delete(self, name: str, editor: Editor, expected_version: int | None = None) -> AppRecord:
+        """Remove the application (only at ``expected_version`` when given); the record
+        deleted. ``AppNotFound`` when there is none, ``AppInUse`` while a deployment of it
+        runs; its ledger history (images, verdicts, deployments) is kept."""
+        ...
+
+    def changes(
+        self, name: str, limit: int = 50, cursor: str | None = None
+    ) -> tuple[list[AppChange], str | None]:
+        """The application's changes, newest first (kept after it is deleted)."""
         ...

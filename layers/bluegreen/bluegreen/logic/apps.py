@@ -1,0 +1,78 @@
+"""The application registry's use cases: read, list, write and delete applications.
+
+The stack's own parameters describe its default application; it is registered
+the first time the registry is used (``register_default``), once: a default
+application someone deleted stays deleted.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from bluegreen.domain.apps import (
+    NEVER_USED,
+    AppRecord,
+    AppSpec,
+    Editor,
+    check_app_name,
+    default_app_spec,
+)
+from bluegreen.domain.errors import AppNotFound, AppVersionConflict
+from bluegreen.domain.paging import check_page
+
+if TYPE_CHECKING:
+    from bluegreen.config import Settings
+    from bluegreen.domain.ports import AppRegistry
+
+STACK = "stack parameters"
+"""Who registered the default application: the stack's parameters said what it is."""
+
+
+def register_default(registry: AppRegistry, settings: Settings) -> bool:
+    """Register the stack's default application unless its name was ever registered;
+    True when this call did. The change is recorded as made by ``STACK``: the spec came
+    from the stack's parameters, not from whoever's request happened to come first."""
+    if registry.get(settings.application) is not None:
+        return False
+    try:
+        registry.put(
+            settings.application, default_app_spec(settings), Editor(actor=STACK), NEVER_USED
+        )
+    except AppVersionConflict:  # registered meanwhile, or deleted since: left as it is
+        return False
+    return True
+
+
+def app(registry: AppRegistry, name: str) -> AppRecord:
+    """The application ``name``; ``AppNotFound`` when the registry holds none."""
+    record = registry.get(check_app_name(name))
+    if record is None:
+        raise AppNotFound(f"no application {name!r}; PUT /apps/{name} registers it")
+    return record
+
+
+def apps(
+    registry: AppRegistry, limit: int = 50, cursor: str | None = None
+) -> tuple[list[AppRecord], str | None]:
+    """A page of the applications, by name."""
+    check_page(limit, cursor)
+    return registry.apps(limit, cursor)
+
+
+def put_app(
+    registry: AppRegistry,
+    name: str,
+    spec: AppSpec,
+    editor: Editor,
+    expected_version: int | None,
+) -> tuple[AppRecord, bool]:
+    """Create (no ``expected_version``) or replace the application at the version its
+    editor read; the record and whether it was created."""
+    return registry.put(check_app_name(name), spec, editor, expected_version)
+
+
+def delete_app(
+    registry: AppRegistry, name: str, editor: Editor, expected_version: int | None = None
+) -> AppRecord:
+    """Delete the application (its ledger history stays); the record it had."""
+    return registry.delete(check_app_name(name), editor, expected_version)
