@@ -26,16 +26,18 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import (
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from bluegreen.domain.apps import PATTERN_RULES
 from bluegreen.domain.errors import BlueGreenError
 from bluegreen.observability import logger, metrics, tracer
 
 if __package__:  # imported as functions.services_api.app (tests, the OpenAPI generator)
-    from .api import admission, dependencies, deployments, images, services, timeline
+    from .api import admission, apps, dependencies, deployments, images, services, timeline
     from .api.errors import answer_error, error_response
     from .api.schemas import CURSOR_PATTERN, DEPLOYMENT_ID_PATTERN, TRIMMED, TRIMMED_RULE
 else:  # the Lambda runtime loads this file as the top-level module ``app``
     from api import (  # type: ignore[import-not-found,no-redef]
         admission,
+        apps,
         dependencies,
         deployments,
         images,
@@ -59,6 +61,7 @@ app.include_router(services.router)
 app.include_router(images.router)
 app.include_router(deployments.router)
 app.include_router(timeline.router)
+app.include_router(apps.router)
 
 
 def environment_checked(
@@ -93,6 +96,7 @@ _PATTERN_RULES = {
     TRIMMED: TRIMMED_RULE,
     CURSOR_PATTERN: "is not a cursor this API handed out; pass nextCursor from a previous page",
     DEPLOYMENT_ID_PATTERN: "is not a deployment id: letters, digits, '-' and '_' only",
+    **PATTERN_RULES,
 }
 """What a refusal says for each pattern the request models use."""
 

@@ -250,7 +250,12 @@ ROUTES = [
     ("GET", "/deployments/{id}/timeline"),
     ("POST", "/deployments/{id}/resume"),
     ("POST", "/deployments/{id}/abort"),
+    ("GET", "/apps"),
+    ("GET", "/apps/{app}"),
 ]
+"""What reading and operating releases takes: every route but the registry's changes."""
+REGISTRY_CHANGES = [("PUT", "/apps/{app}"), ("DELETE", "/apps/{app}")]
+"""What only an administrator of the applications may do."""
 METHOD_ARN = (
     "arn:${AWS::Partition}:execute-api:${AWS::Region}:${AWS::AccountId}"
     ":${ServicesApi}/${ApiStageName}"
@@ -260,7 +265,8 @@ METHOD_ARN = (
 def method_arns(routes: list[tuple[str, str]]) -> list[dict[str, str]]:
     """The method ARNs of routes on this API and stage (a path parameter is "*")."""
     return [
-        {"Fn::Sub": f"{METHOD_ARN}/{method}{path.replace('{id}', '*')}"} for method, path in routes
+        {"Fn::Sub": f"{METHOD_ARN}/{method}{path.replace('{id}', '*').replace('{app}', '*')}"}
+        for method, path in routes
     ]
 
 
@@ -278,13 +284,18 @@ def api_routes(resources: dict[str, Any]) -> list[tuple[str, str]]:
             [route for route in ROUTES if route[0] == "GET"],
         ),
         ("ServicesApiOperatorPolicy", "ServicesApiOperatorPolicyArn", ROUTES),
+        (
+            "ServicesApiAdministratorPolicy",
+            "ServicesApiAdministratorPolicyArn",
+            [route for route in ROUTES if route[1].startswith("/apps")] + REGISTRY_CHANGES,
+        ),
     ],
 )
 def test_callers_get_invoke_on_the_methods_of_this_api_and_stage_only(
     resources: dict[str, Any], policy: str, output: str, routes: list[tuple[str, str]]
 ) -> None:
     # GIVEN the template's routes (the policies must follow them)
-    assert sorted(api_routes(resources)) == sorted(ROUTES)
+    assert sorted(api_routes(resources)) == sorted(ROUTES + REGISTRY_CHANGES)
     # WHEN the managed policy for callers is read
     managed = resources[policy]
     assert managed["Type"] == "AWS::IAM::ManagedPolicy"

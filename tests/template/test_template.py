@@ -487,6 +487,10 @@ ROUTES = {
     ("GET", "/deployments/{id}/timeline"),
     ("POST", "/deployments/{id}/resume"),
     ("POST", "/deployments/{id}/abort"),
+    ("GET", "/apps"),
+    ("GET", "/apps/{app}"),
+    ("PUT", "/apps/{app}"),
+    ("DELETE", "/apps/{app}"),
 }
 
 

@@ -34,6 +34,8 @@ JSON_MEDIA_TYPE = "application/json"
 CURL_DEFAULT_MEDIA_TYPE = "application/x-www-form-urlencoded"
 READ_AS_JSON = frozenset({JSON_MEDIA_TYPE, CURL_DEFAULT_MEDIA_TYPE})
 _UTF8 = frozenset({"utf-8", "utf8"})
+BODY_METHODS = frozenset({"POST", "PUT"})
+"""The methods whose routes read a body (``PUT /apps/{app}`` among them)."""
 
 
 @dataclass(frozen=True)
@@ -125,7 +127,7 @@ def admit(event: dict[str, Any]) -> dict[str, Any] | Refusal:
     """
     body = event.get("body")
     has_body = body is not None and body != ""
-    if str(event.get("httpMethod", "")).upper() != "POST":
+    if str(event.get("httpMethod", "")).upper() not in BODY_METHODS:
         return event
     if not has_body:
         return _with_json_type(event, body=None)

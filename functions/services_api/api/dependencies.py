@@ -26,6 +26,7 @@ from bluegreen.config import (
 
 if TYPE_CHECKING:
     from bluegreen.domain.ports import (
+        AppRegistry,
         ExecutionHistory,
         Promotions,
         TaskTokens,
@@ -55,6 +56,19 @@ def promotions() -> Promotions:
 
     config = settings()
     return DynamoPromotions(config.ledger_table, aws_client("dynamodb"), config.application)
+
+
+@lru_cache(maxsize=1)
+def app_registry() -> AppRegistry:
+    """The application registry (the ledger's table), the stack's default application
+    registered in it on first use."""
+    from bluegreen.adapters.apps import DynamoAppRegistry
+    from bluegreen.logic.apps import register_default
+
+    config = settings()
+    registry = DynamoAppRegistry(config.ledger_table, aws_client("dynamodb"))
+    register_default(registry, config)
+    return registry
 
 
 @lru_cache(maxsize=1)
@@ -117,5 +131,6 @@ def reset(*, clients: bool = True) -> None:
         promotions,
         task_tokens,
         executions,
+        app_registry,
         *((aws_client,) if clients else ()),
     )

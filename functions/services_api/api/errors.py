@@ -15,6 +15,9 @@ from aws_lambda_powertools.event_handler import Response, content_types
 
 from bluegreen.domain.canary_env import CanaryEnvMalformed
 from bluegreen.domain.errors import (
+    AppInUse,
+    AppNotFound,
+    AppVersionConflict,
     BlueGreenError,
     ClusterConflict,
     ClusterObjectMissing,
@@ -46,6 +49,12 @@ ERROR_ANSWERS: dict[type[BlueGreenError], ErrorAnswer] = {
     UnknownImage: ErrorAnswer(HTTPStatus.NOT_FOUND),
     # A deployment the ledger and Step Functions do not know.
     NotFound: ErrorAnswer(HTTPStatus.NOT_FOUND),
+    # The registry holds no application of that name.
+    AppNotFound: ErrorAnswer(HTTPStatus.NOT_FOUND),
+    # An application's spec is not at the version its editor read: nothing written.
+    AppVersionConflict: ErrorAnswer(HTTPStatus.CONFLICT),
+    # A deployment of the application runs: it cannot be deleted now.
+    AppInUse: ErrorAnswer(HTTPStatus.CONFLICT),
     # A deployment holds the application's lock.
     LockHeld: ErrorAnswer(HTTPStatus.CONFLICT),
     # The canary's image cannot be promoted as things stand.
