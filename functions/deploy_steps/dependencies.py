@@ -2,7 +2,7 @@
 
 Each factory is ``lru_cache``d: every Task of a deploy reaches the same warm
 execution environment, so the Kubernetes client and the EKS token are paid for
-once per container. The promotion's ports (CloudWatch, the promotions' store) are
+once per container. The promotion's ports (its metric provider, the promotions' store) are
 built only when a promotion step runs. Tests replace a factory
 (``monkeypatch.setattr``) or call ``reset()`` after changing the environment.
 """
@@ -72,16 +72,14 @@ def deploy_ports() -> DeployPorts:
 
 @lru_cache(maxsize=1)
 def promotion_ports() -> PromotionPorts:
-    """The deploy ports plus CloudWatch's metrics and the promotions' store."""
-    from bluegreen.adapters.cloudwatch import CloudWatchTrafficMetrics
+    """The deploy ports plus the stack's metric provider and the promotions' store."""
+    from bluegreen.adapters.metrics import build_metrics
     from bluegreen.adapters.promotions import DynamoPromotions
 
     config = settings()
     return PromotionPorts(
         deploy=deploy_ports(),
-        metrics=CloudWatchTrafficMetrics(
-            aws_client("cloudwatch"), config.analysis_target_groups, config.analysis_load_balancer
-        ),
+        metrics=build_metrics(config, aws_client),
         promotions=DynamoPromotions(
             config.ledger_table, aws_client("dynamodb"), config.application
         ),

@@ -119,8 +119,10 @@ def test_deploy_steps_reach_the_ledger_the_one_cluster_alarms_and_the_bus(
         "cloudwatch:DescribeAlarms",
         "cloudwatch:GetMetricData",
         "events:PutEvents",
+        "aps:QueryMetrics",
     }
     assert all(granted[action] == LEDGER for action in LEDGER_ACTIONS)
+    assert granted["aps:QueryMetrics"] == [{"Ref": "PrometheusWorkspaceArn"}]
     assert granted["eks:DescribeCluster"] == [CLUSTER]
     assert granted["events:PutEvents"] == [
         {
@@ -176,6 +178,30 @@ def test_the_flow_invokes_only_the_deploy_steps(resources: dict[str, Any]) -> No
     assert granted.pop("lambda:InvokeFunction") == [{"Ref": "DeployStepsFunction"}]
     assert all(action.startswith("logs:") for action in granted)
     assert all(targets == ["*"] for targets in granted.values())
+
+
+def test_deploy_steps_query_prometheus_only_when_it_is_the_metric_provider(
+    resources: dict[str, Any],
+) -> None:
+    # GIVEN the deploy_steps role's inline policies, as written
+    role = own_role(resources["DeployStepsFunction"])
+    assert role is not None
+    conditional = [p["Fn::If"] for p in role["Properties"]["Policies"] if "Fn::If" in p]
+
+    # THEN aps:QueryMetrics comes in one policy, on the workspace alone, and only under the
+    # condition that the stack reads Prometheus from a workspace
+    ((condition, policy, otherwise),) = conditional
+    assert condition == "QueriesManagedPrometheus"
+    assert otherwise == {"Ref": "AWS::NoValue"}
+    (statement,) = policy["PolicyDocument"]["Statement"]
+    assert statement["Action"] == "aps:QueryMetrics"
+    assert statement["Resource"] == {"Ref": "PrometheusWorkspaceArn"}
+    assert load_template()["Conditions"]["QueriesManagedPrometheus"] == {
+        "Fn::And": [
+            {"Fn::Equals": [{"Ref": "MetricProvider"}, "prometheus"]},
+            {"Fn::Not": [{"Fn::Equals": [{"Ref": "PrometheusWorkspaceArn"}, ""]}]},
+        ]
+    }
 
 
 @pytest.mark.parametrize(

@@ -15,7 +15,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from bluegreen.adapters.cloudwatch import CloudWatchTrafficMetrics, period_for
+from bluegreen.adapters.metrics.cloudwatch import CloudWatchTrafficMetrics, period_for
 from bluegreen.adapters.probes import CloudWatchAlarms
 from bluegreen.domain.errors import InvalidInput
 from bluegreen.domain.models import Colour

@@ -36,14 +36,23 @@ from pydantic import (
 
 from bluegreen.adapters.registry import registry_account
 from bluegreen.domain.errors import InvalidInput
+from bluegreen.domain.metric_queries import (
+    DEFAULT_ERROR_RATIO_QUERY,
+    DEFAULT_P99_QUERY,
+    DEFAULT_REQUESTS_QUERY,
+    MetricProvider,
+)
 from bluegreen.domain.models import Colour, Digest, Hook, Role
 from bluegreen.domain.promotion import AnalysisPolicy, Strategy
 from bluegreen.domain.traffic import RouterKind
 from bluegreen.variables import (
     AtLeastOne,
     Hooks,
+    HttpAddress,
+    Metrics,
     NonNegative,
     PromotionSteps,
+    PromQL,
     Router,
     TargetGroups,
     Text,
@@ -108,6 +117,12 @@ class Settings:
     analysis: AnalysisPolicy = field(default_factory=AnalysisPolicy)
     analysis_target_groups: Mapping[Colour, str] = field(default_factory=dict)
     analysis_load_balancer: str = ""
+    metric_provider: MetricProvider = MetricProvider.CLOUDWATCH
+    """Where the analysis reads the canary's figures (``bluegreen.adapters.metrics``)."""
+    prometheus_url: str = ""
+    prometheus_requests_query: str = DEFAULT_REQUESTS_QUERY
+    prometheus_error_ratio_query: str = DEFAULT_ERROR_RATIO_QUERY
+    prometheus_p99_query: str = DEFAULT_P99_QUERY
     flip_back_window_seconds: int = 3600
     gate_timeout_seconds: int = 86_400
     gate_heartbeat_seconds: int = 0
@@ -378,9 +393,31 @@ class CanaryAnalysis(EnvironmentPiece):
     analysis_load_balancer: Text = Field(
         _DEFAULTS.analysis_load_balancer, alias="BG_ANALYSIS_LOAD_BALANCER"
     )
+    metric_provider: Metrics = Field(_DEFAULTS.metric_provider, alias="BG_METRIC_PROVIDER")
+    prometheus_url: HttpAddress = Field(_DEFAULTS.prometheus_url, alias="BG_PROMETHEUS_URL")
+    prometheus_requests_query: PromQL = Field(
+        _DEFAULTS.prometheus_requests_query, alias="BG_PROMETHEUS_REQUESTS_QUERY"
+    )
+    prometheus_error_ratio_query: PromQL = Field(
+        _DEFAULTS.prometheus_error_ratio_query, alias="BG_PROMETHEUS_ERROR_RATIO_QUERY"
+    )
+    prometheus_p99_query: PromQL = Field(
+        _DEFAULTS.prometheus_p99_query, alias="BG_PROMETHEUS_P99_QUERY"
+    )
     flip_back_window_seconds: WholeNumber = Field(
         _DEFAULTS.flip_back_window_seconds, alias="BG_FLIP_BACK_WINDOW_SECONDS"
     )
+
+    @model_validator(mode="after")
+    def _prometheus_has_an_address(self) -> Self:
+        if self.metric_provider is MetricProvider.PROMETHEUS and not self.prometheus_url:
+            raise InvalidInput(
+                "BG_PROMETHEUS_URL",
+                "must be the address of Prometheus' HTTP API (a server's root, or an Amazon "
+                "Managed Service for Prometheus workspace's) when BG_METRIC_PROVIDER is "
+                "prometheus",
+            )
+        return self
 
 
 Handler = TypeVar("Handler", bound=Callable[..., Any])

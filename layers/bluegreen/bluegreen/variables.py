@@ -8,6 +8,7 @@ own terms, so a bad one fails a function's cold start with a message that helps.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from functools import partial
 from typing import Annotated
@@ -15,6 +16,7 @@ from typing import Annotated
 from pydantic import AfterValidator, BeforeValidator, InstanceOf
 
 from bluegreen.domain.errors import InvalidInput
+from bluegreen.domain.metric_queries import MetricProvider, QueryTemplate
 from bluegreen.domain.models import Colour, Hook
 from bluegreen.domain.promotion import Strategy
 from bluegreen.domain.traffic import RouterKind
@@ -126,6 +128,20 @@ def _words(value: object) -> object:
     return tuple(word.strip() for word in value.split(",") if word.strip())
 
 
+def _http_url(value: str) -> str:
+    if value and not re.fullmatch(r"https?://[^\s/?#]+(/[^\s?#]*)?", value):
+        raise ValueError(f"must be an http:// or https:// address without a query, got {value!r}")
+    return value
+
+
+def _promql(value: str) -> str:
+    try:
+        QueryTemplate.parse(value, "")
+    except InvalidInput as exc:
+        raise ValueError(exc.problem) from None
+    return value
+
+
 def _parsed(parse: Callable[[str], object], value: object) -> object:
     return parse(value) if isinstance(value, str) else value
 
@@ -153,3 +169,14 @@ AtLeastOne = Annotated[WholeNumber, AfterValidator(_at_least_one)]
 """A whole number, 1 when smaller."""
 NonNegative = Annotated[float, BeforeValidator(_non_negative)]
 """A number, 0 or more."""
+Metrics = Annotated[
+    MetricProvider,
+    BeforeValidator(
+        partial(_parsed, partial(MetricProvider.parse, field_name="BG_METRIC_PROVIDER"))
+    ),
+]
+"""``BG_METRIC_PROVIDER``: ``cloudwatch`` or ``prometheus``."""
+HttpAddress = Annotated[str, BeforeValidator(_strip), AfterValidator(_http_url)]
+"""An ``http://`` or ``https://`` address, or nothing."""
+PromQL = Annotated[str, BeforeValidator(_strip), AfterValidator(_promql)]
+"""A PromQL query whose ``{{placeholders}}`` all exist (``domain.metric_queries``)."""

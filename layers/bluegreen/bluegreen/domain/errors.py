@@ -136,6 +136,17 @@ class AppInUse(BlueGreenError):
     the application cannot be deleted until it ends."""
 
 
+class MetricQueryInvalid(BlueGreenError):
+    """A query of the canary's analysis that the metric provider cannot parse (Prometheus
+    answers 400 ``bad_data``): the message names the stack parameter that holds it and
+    what the provider said. Raised when a promotion begins, before any weight moves."""
+
+    def __init__(self, parameter: str, problem: str) -> None:
+        super().__init__(f"{parameter}: {problem}")
+        self.parameter = parameter
+        self.problem = problem
+
+
 JUDGEMENTS = frozenset(
     {"RolloutFailed", "HookFailed", "HealthCheckFailed", "AnalysisFailed", "RollbackRequested"}
 )

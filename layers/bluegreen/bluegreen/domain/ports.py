@@ -397,11 +397,22 @@ class AlarmProbe(Protocol):
 
 
 class TrafficMetrics(Protocol):
-    """The per-target-group metrics of the load balancer in front of each colour."""
+    """The per-target-group metrics of the load balancer in front of each colour (CloudWatch),
+    or the same figures of each colour's backend from another provider (Prometheus).
+
+    ``bluegreen.adapters.metrics`` holds one module per provider and builds the stack's.
+    """
+
+    def check(self) -> None:
+        """Before a promotion moves anything: ``MetricQueryInvalid`` when a query the provider
+        would run cannot be parsed. A provider that does not answer is not refused here: its
+        readings will be inconclusive."""
+        ...
 
     def measure(self, colour: Colour, start: datetime, end: datetime) -> TargetGroupMetrics:
         """The colour's target group over ``[start, end)``; ``InvalidInput`` when the stack
-        names no target group for that colour."""
+        names no target group for that colour. A figure that cannot be read is named in
+        ``unreadable`` (the reading is then inconclusive), not raised."""
         ...
 
 

@@ -227,12 +227,21 @@ class AnalysisPolicy:
 
 @dataclass(frozen=True)
 class TargetGroupMetrics:
-    """A target group's ALB metrics over a window: requests, 5xx answers, p99 latency."""
+    """A target group's ALB metrics over a window: requests, 5xx answers, p99 latency.
+
+    A metric provider other than CloudWatch fills in the same figures for the colour's
+    backend, and names it in ``where`` (``target group <name>`` otherwise).
+    ``unreadable`` says why a figure could not be read (the provider did not answer,
+    it had no series for a query, it answered NaN): such a reading is inconclusive
+    unless what was read fails it, never passed.
+    """
 
     target_group: str
     requests: float
     errors: float
     p99_seconds: float | None
+    unreadable: tuple[str, ...] = ()
+    where: str = ""
 
 
 @dataclass(frozen=True)

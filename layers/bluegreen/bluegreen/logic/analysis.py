@@ -33,8 +33,8 @@ def judge(
     exist (a typo must not pass a canary), an error rate above
     ``max_error_percent``, a p99 above ``max_p99_seconds``; checked on whatever
     traffic there was, since a few 5xx out of a few requests are still 5xx.
-    Inconclusive: fewer than ``min_requests`` requests, or no p99 to read. Passed
-    otherwise.
+    Inconclusive: a figure the provider could not read (``metrics.unreadable``), fewer
+    than ``min_requests`` requests, or no p99 to read. Passed otherwise.
     """
     failures: list[str] = []
     for name in alarming:
@@ -43,7 +43,7 @@ def judge(
         failures.append(f"alarm {name!r} does not exist")
     requests = metrics.requests
     error_percent = 100.0 * metrics.errors / requests if requests > 0 else None
-    where = f"target group {metrics.target_group}"
+    where = metrics.where or f"target group {metrics.target_group}"
     over = f"over {requests:.0f} requests"
     if error_percent is not None and error_percent > policy.max_error_percent:
         failures.append(
@@ -69,6 +69,8 @@ def judge(
 
     if failures:
         return judged(Finding.FAILED, where, *failures)
+    if metrics.unreadable:
+        return judged(Finding.INCONCLUSIVE, where, *metrics.unreadable)
     if requests < policy.min_requests:
         return judged(
             Finding.INCONCLUSIVE,

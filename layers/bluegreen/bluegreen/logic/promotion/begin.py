@@ -108,7 +108,8 @@ def _own_record(ports: DeployPorts, promotion_id: str, arn: str, reason: str) ->
 
 
 def begin_promotion(event: Json, ports: PromotionPorts) -> Json:
-    """Claim the record, take the lock, check the canary may be promoted, start at step 0."""
+    """Claim the record, take the lock, check the canary may be promoted and the metric
+    provider's queries parse, start at step 0."""
     deploy = ports.deploy
     execution = event.get("execution") or {}
     promotion_id = str(execution.get("name", ""))
@@ -126,6 +127,9 @@ def begin_promotion(event: Json, ports: PromotionPorts) -> Json:
     canary, digest, canary_image, production_image = check_promotable(
         deploy.settings, deploy.ledger, deploy.cluster
     )
+    # A query the metric provider cannot parse would leave every reading inconclusive:
+    # refused now (MetricQueryInvalid), before the first weight moves.
+    ports.metrics.check()
     deploy.ledger.update_deployment(
         promotion_id,
         colour=canary,

@@ -1,4 +1,4 @@
-"""What a promotion's steps touch: the deploy steps' ports, CloudWatch and the store."""
+"""What a promotion's steps touch: the deploy steps' ports, the metric provider and the store."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from bluegreen.logic.deploy.ports import DeployPorts
 
 @dataclass(frozen=True)
 class PromotionPorts:
-    """The deploy steps' ports, CloudWatch's metrics, and the promotions' store."""
+    """The deploy steps' ports, the stack's metric provider, and the promotions' store."""
 
     deploy: DeployPorts
     metrics: TrafficMetrics

@@ -44,6 +44,9 @@ class CloudWatchTrafficMetrics:
         self._target_groups = dict(target_groups)
         self._load_balancer = load_balancer
 
+    def check(self) -> None:
+        """Nothing to check before a promotion: the queries are fixed, not configured."""
+
     def measure(self, colour: Colour, start: datetime, end: datetime) -> TargetGroupMetrics:
         """The colour's target group over ``[start, end)``, as one period."""
         target_group = self._target_groups.get(colour)
