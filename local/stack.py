@@ -118,6 +118,13 @@ class StackState:
     secret_access_key: str = ""
     caller_arn: str = ""
     """The IAM identity the handlers see for that key: who deployments are recorded as."""
+    data_plane: dict[str, str] = field(default_factory=dict)
+    """On the real control plane with a weighted router, the real data plane: under
+    ``gateway`` the pod network (``pod_network``: the namespace's path, ``enter``: the
+    command prefix that enters it), the proxy (``proxy_address`` inside it,
+    ``proxy_url`` forwarded to loopback, ``proxy_host``, ``try``: a curl line that
+    works) and ``prometheus_url``; under ``alb`` the controller's ``load_balancer``
+    in moto. ``note`` says why there is none when it could not be made."""
 
     def to_json(self) -> str:
         """The state file's text."""
@@ -317,6 +324,15 @@ class LocalStack:
         self.api: Any = None
         self.moto: Any = None
         self.traffic: Any = None
+        self.pod_network: Any = None
+        """The ``PodNetwork`` pods are served in (kube, gateway, as root), else None."""
+        self.proxy: Any = None
+        """The ``GatewayProxy`` (Traefik) programming the seed's HTTPRoute, else None."""
+        self.prometheus: Any = None
+        self.load_balancer_controller: Any = None
+        self.ingress_rules: Any = None
+        """``local.elbv2.IngressRules`` of the seed's Ingress (kube, alb), else None."""
+        self.data_plane: dict[str, str] = {}
 
     # lifecycle --------------------------------------------------------------
 
@@ -357,6 +373,8 @@ class LocalStack:
         cluster_url = self._start_cluster()
         environment = self._environment(moto_url, cluster_url)
         if self.control_plane is not None:
+            self._start_data_plane(environment)
+        if self.control_plane is not None:
             # The product reaches the real API server as EKS access entries make it: a
             # member of the shipped RoleBinding's group, with the Role's rights only.
             environment.pop("BG_KUBE_API_URL")
@@ -389,6 +407,7 @@ class LocalStack:
             access_key_id=self.options.access_key_id,
             secret_access_key=self.options.secret_access_key,
             caller_arn=self.options.caller_arn,
+            data_plane=dict(self.data_plane),
         )
         if self.options.write_state:
             self.options.state_dir.mkdir(parents=True, exist_ok=True)
@@ -475,6 +494,9 @@ class LocalStack:
             raise StackError("--seed applies to the emulator; the real control plane has its own")
         plane = ControlPlane(
             workdir=self.options.state_dir / "kube" if self.options.write_state else None,
+            # Under gateway the seed waits for the pod network: pods get their addresses,
+            # and are served on them, only when started after it.
+            seed=self.options.router != "gateway",
             kubelet_options=KubeletOptions(speed=self.options.speed),
             progress=_log,
             host=self.options.host,
@@ -489,6 +511,139 @@ class LocalStack:
         self.control_plane = plane
         self._exits.callback(plane.stop)
         return str(plane.url)
+
+    def _start_data_plane(self, environment: Mapping[str, str]) -> None:
+        """The real data plane the weighted router's object is programmed into."""
+        if self.options.router == "gateway":
+            self._start_gateway(environment["BG_NAMESPACE"])
+        elif self.options.router == "alb":
+            self._start_load_balancer_controller(environment)
+
+    def _start_gateway(self, namespace: str) -> None:
+        """Pods on addresses of a network namespace of the stack's own, Traefik routing to
+        them by the seed's HTTPRoute, Prometheus scraping Traefik every second.
+
+        Without root (no namespace can be made) the stack says so and runs as without
+        a data plane: the HTTPRoute is only written, the simulator carries the traffic.
+        """
+        from local.kube.dataplane import DataPlaneError, GatewayProxy, PodNetwork, Prometheus
+
+        plane = self.control_plane
+        try:
+            network = PodNetwork().start()
+        except DataPlaneError as exc:
+            self.data_plane = {"note": f"no real proxy: {exc}"}
+            _log(f"data plane: {self.data_plane['note']}; the HTTPRoute is written, not served")
+            plane.seed_namespace(namespace)
+            return
+        self._exits.callback(network.stop)
+        self.pod_network = network
+        plane.kubelet.serve_pods(network)
+        self._exits.callback(plane.kubelet.serve_pods, None)
+        _log("data plane: pod network made; seeding, pods served on 10.244.0.0/16 inside it")
+        plane.seed_namespace(namespace)
+        _log("data plane: starting Traefik (Gateway API provider)")
+        proxy = GatewayProxy(plane, network, workdir=self._data_plane_dir("traefik"))
+        proxy.start()
+        self._exits.callback(proxy.stop)
+        self.proxy = proxy
+        # The seed's HTTPRoute names a Gateway of its own namespace.
+        proxy.add_gateway(namespace)
+        _log("data plane: starting Prometheus (scrapes Traefik every second)")
+        prometheus = Prometheus(
+            [proxy.metrics_target], network, workdir=self._data_plane_dir("prometheus")
+        )
+        prometheus.start()
+        self._exits.callback(prometheus.stop)
+        self.prometheus = prometheus
+        host = "www.example.com"
+        enter = " ".join(network.command([]))
+        self.data_plane = {
+            "pod_network": network.path,
+            "enter": enter,
+            "proxy_address": proxy.url.removeprefix("http://"),
+            "proxy_url": proxy.web_url,
+            "proxy_host": host,
+            "try": f"{enter} curl -s -H 'Host: {host}' {proxy.url}/",
+            "prometheus_url": prometheus.url,
+        }
+
+    def _start_load_balancer_controller(self, environment: Mapping[str, str]) -> None:
+        """The AWS Load Balancer Controller reconciling the seed's Ingress into moto's ELBv2."""
+        import boto3
+        from kubernetes.client import NetworkingV1Api
+
+        from local.elbv2 import IngressRules
+        from local.kube.dataplane import LoadBalancerController, ingress_annotations, seed_network
+
+        def client(service: str) -> Any:
+            return boto3.client(
+                service,
+                endpoint_url=environment["AWS_ENDPOINT_URL"],
+                region_name=environment["AWS_REGION"],
+                aws_access_key_id="testing",
+                aws_secret_access_key="testing",  # noqa: S106 - moto accepts any key
+            )
+
+        from bluegreen.config import Settings
+
+        settings = Settings.from_env(environment)
+        namespace, ingress, cluster = (
+            settings.namespace,
+            settings.ingress_name,
+            settings.cluster_name,
+        )
+        network = seed_network(client("ec2"))
+        # The Ingress names the subnets and the security group made in moto: the controller
+        # then needs no subnet discovery (tags) and manages no security group rule.
+        with self.control_plane.admin_client() as api:
+            patched = NetworkingV1Api(api).patch_namespaced_ingress(
+                ingress, namespace, {"metadata": {"annotations": ingress_annotations(network)}}
+            )
+        production_host = next(
+            (
+                rule.host
+                for rule in patched.spec.rules or []
+                for path in (rule.http.paths if rule.http else [])
+                if path.backend.service
+                and path.backend.service.name == settings.ingress_production_action
+            ),
+            "",
+        )
+        _log("data plane: starting the AWS Load Balancer Controller against moto")
+        controller = LoadBalancerController(
+            self.control_plane,
+            environment["AWS_ENDPOINT_URL"],
+            environment["AWS_REGION"],
+            network.vpc_id,
+            cluster,
+            watch_namespace=namespace,
+            workdir=self._data_plane_dir("aws-load-balancer-controller"),
+        )
+        controller.start()
+        self._exits.callback(controller.stop)
+        self.load_balancer_controller = controller
+        self.ingress_rules = IngressRules(client("elbv2"), cluster, namespace, ingress)
+        self.data_plane = {
+            "controller": "aws-load-balancer-controller",
+            "cluster": cluster,
+            "vpc": network.vpc_id,
+            "subnets": ",".join(network.subnet_ids),
+            "security_group": network.security_group_id,
+            "controller_log": str(controller.log),
+            "production_host": production_host,
+        }
+
+    def _data_plane_dir(self, name: str) -> Path | None:
+        """Where a data-plane program keeps its logs: the state folder, or a temporary one."""
+        if not self.options.write_state:
+            return None
+        folder = self.options.state_dir / "dataplane" / name
+        import shutil
+
+        shutil.rmtree(folder, ignore_errors=True)
+        folder.mkdir(parents=True)
+        return folder
 
     def _faults_url(self, cluster_url: str) -> str:
         plane = self.control_plane
@@ -689,6 +844,7 @@ class LocalStack:
             endpoint_url=environment["AWS_ENDPOINT_URL"],
             region_name=environment["AWS_REGION"],
         )
+        held = self._held_weights(settings) if self.ingress_rules is not None else None
         simulator = TrafficSimulator(
             KubernetesCluster.from_settings(settings),
             cloudwatch,
@@ -698,10 +854,32 @@ class LocalStack:
             # A new IP target serves once it passes the target group's health check: with
             # the controller's defaults (15 s apart, 5 in a row) 75 s, on the stack's clock.
             registration_seconds=75.0 / self.options.speed,
+            held_weights=held,
         )
         simulator.start()
         self.traffic = simulator
         self._exits.callback(simulator.stop)
+
+    def _held_weights(self, settings: Any) -> Callable[[], Any]:
+        """Production's weights as the load balancer's listener rule holds them (moto's ELBv2)."""
+        from bluegreen.domain.traffic import Weights
+
+        rules = self.ingress_rules
+        host = self.data_plane.get("production_host", "")
+        services = {
+            colour: settings.colour_service_pattern.format(colour=colour)
+            for colour in ("blue", "green")
+        }
+
+        def held() -> Weights | None:
+            found = rules.weights_for(host)
+            if found is None:
+                return None
+            return Weights(
+                blue=found.get(services["blue"], 0), green=found.get(services["green"], 0)
+            )
+
+        return held
 
     def _traffic(self, body: bytes) -> tuple[int, Any]:
         """``POST /_local/traffic``: mark an image (``{"image", "behaviour"}``); the tally."""
@@ -723,6 +901,13 @@ class LocalStack:
                 simulator.mark(str(asked["image"]), str(asked.get("behaviour", "good")))
             except ValueError as exc:
                 return 400, {"error": "InvalidInput", "detail": f"behaviour: {exc}"}
+            if self.pod_network is not None:
+                from local.traffic import image_mark
+
+                # The real pods answer the real requests the same way.
+                self.control_plane.kubelet.behaviours.mark(
+                    image_mark(str(asked["image"])), str(asked.get("behaviour", "good"))
+                )
         tally = simulator.tally
         return 200, {
             "rate": simulator.rate,
@@ -865,6 +1050,7 @@ class LocalStack:
             f"  state machine       {state.state_machine_arn}",
             f"  API credentials     {state.access_key_id} / {state.secret_access_key}  "
             f"(calls are recorded as {state.caller_arn})",
+            *self._data_plane_lines(state),
             "",
             "Everything (ledger, executions, cluster) lives in this process's memory: "
             "stopping the stack forgets it.",
@@ -909,6 +1095,35 @@ class LocalStack:
             "Ctrl-C stops everything.",
         ]
         return "\n".join(lines)
+
+    @staticmethod
+    def _data_plane_lines(state: StackState) -> list[str]:
+        """Where the real data plane is and how to reach it (empty without one)."""
+        plane = state.data_plane
+        if not plane:
+            return []
+        if "note" in plane:
+            return ["", f"  data plane          {plane['note']}"]
+        if "proxy_url" in plane:
+            host = plane["proxy_host"]
+            return [
+                "",
+                f"  Gateway proxy       Traefik at {plane['proxy_address']} inside the pod network "
+                f"{plane['pod_network']}",
+                f"                      (forwarded to {plane['proxy_url']}); pods on 10.244.0.0/16",
+                f"  Prometheus          {plane['prometheus_url']}   (scrapes Traefik every second)",
+                "  real requests through the proxy, from inside the pod network:",
+                f"    {plane['try']}",
+                f"    curl -s -H 'Host: {host}' {plane['proxy_url']}/    (the same, from here)",
+                "    .venv/bin/python -m local.load --count 1000 --seconds 30   (by colour)",
+            ]
+        return [
+            "",
+            f"  Load Balancer Ctl   {plane['controller']} (cluster {plane['cluster']}): the "
+            f"Ingress's listener rules live in moto's ELBv2 ({plane['vpc']})",
+            f"                      aws elbv2 describe-load-balancers; its log: "
+            f"{plane['controller_log']}",
+        ]
 
 
 # -- handlers, imported on first use -------------------------------------------------

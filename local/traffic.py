@@ -2,7 +2,9 @@
 
 ``TrafficSimulator`` stands in for the users and the load balancer of the local
 stack. Every tick it reads where the stack's router sends production (the Ingress,
-the HTTPRoute or the Services, through the product's own cluster adapter), sends
+the HTTPRoute or the Services, through the product's own cluster adapter; or, on
+the real control plane under ``alb``, the listener rule the AWS Load Balancer
+Controller made in moto's ELBv2, ``held_weights``: what the load balancer holds), sends
 its share of a steady request rate to each colour, lets each request succeed, fail
 with a 5xx or be slow by what that colour's image does, and publishes the window
 as an ALB does, per target group, into (moto's) CloudWatch: so the canary's
@@ -62,10 +64,18 @@ class TrafficSimulator:
         registration_seconds: float = 5.0,
         clock: Callable[[], float] = time.monotonic,
         seed: int = 7,
+        held_weights: Callable[[], Any] | None = None,
     ) -> None:
         """``cluster`` is the product's ``KubernetesCluster`` (what the router says);
-        ``target_groups`` maps ``blue``/``green`` to their TargetGroup dimension."""
+        ``target_groups`` maps ``blue``/``green`` to their TargetGroup dimension.
+
+        ``held_weights``, when given, says what the load balancer itself holds
+        (production's ``Weights``, or None while it holds none): requests then go by
+        it instead of by the router object, which the load balancer follows only
+        once its controller has reconciled the write.
+        """
         self._cluster = cluster
+        self._held_weights = held_weights
         self._cloudwatch = cloudwatch
         self._target_groups = dict(target_groups)
         self.rate = rate
@@ -136,8 +146,11 @@ class TrafficSimulator:
 
     def step(self, seconds: float) -> dict[str, int]:
         """Send ``seconds`` worth of requests through the router and publish them."""
-        traffic = self._cluster.traffic()
-        weights = traffic.production
+        if self._held_weights is not None:
+            traffic, weights = None, self._held_weights()
+        else:
+            traffic = self._cluster.traffic()
+            weights = traffic.production
         shares = {"blue": 0.0, "green": 0.0}
         if weights is not None and weights.blue + weights.green > 0:
             total = weights.blue + weights.green
@@ -195,7 +208,7 @@ class TrafficSimulator:
 
     def _registered_ok(self, colour: str, traffic: Any) -> bool:
         """Under the selector router: are production's targets past their first health check?"""
-        if traffic.router.value != "selector":
+        if traffic is None or traffic.router.value != "selector":
             return True
         sole = traffic.production.sole if traffic.production is not None else None
         selected = sole.value if sole is not None else None
@@ -208,6 +221,11 @@ class TrafficSimulator:
             self._registered["production"] = (selected, now)
             return False
         return now - previous[1] >= self._registration
+
+
+def image_mark(image: str) -> str:
+    """The digest of an image reference (or the text as given): how images are marked."""
+    return _digest_part(image)
 
 
 def _digest_part(image: str) -> str:
