@@ -27,6 +27,16 @@ flows through them (``local.traffic``), and the story goes on:
 11. a promotion of an image that answers 5 % 5xx, failed by its analysis at 10 % and
     backed out at once.
 
+On the real control plane (``--cluster kube``) the weighted routers have a real data
+plane: under ``alb`` the AWS Load Balancer Controller reconciles the Ingress into
+moto's ELBv2, and every check of the weights also waits (bounded) for the listener
+rule to hold them; under ``gateway`` Traefik routes real requests to the pods on
+their addresses in the stack's pod network, and steps 8 to 11 run the load
+generator (``local.load``) through it: each prints the real requests sent, failed
+and answered per colour, and checks that none failed, that the share each colour
+got under each weight the proxy routed by is that weight within
+``REAL_SHARE_TOLERANCE``, and that after a back-out the bad colour got none.
+
 It ends with a timeline (step, digest, where, duration, outcome) and exits 0
 only when every step was verified; otherwise 1, with one line naming the step
 and what was wrong. ``run_story`` is the same story for tests.
@@ -61,6 +71,7 @@ from typing import Any, TextIO
 
 import yaml
 
+from local.load import LoadGenerator, LoadTally, WeightTimeline, by_weights
 from local.stack import (
     ROOT,
     STATE_FILE,
@@ -77,6 +88,18 @@ KUBE_SPEED = 10.0
 """On the real control plane the simulated kubelet's back-offs, the flow's waits and the
 analysis intervals run this much faster (the controllers keep real time: the story never
 waits on their deadlines); at 1 the weighted routers' story takes about 12 minutes."""
+
+REAL_RATE = 100.0
+"""Real requests per second through the proxy during the traffic story (kube, gateway)."""
+REAL_SHARE_TOLERANCE = 3.0
+"""Percentage points between a colour's weight and its share of the real requests sent
+while the proxy routed by that weight. Traefik's weighted round robin is exact over a
+whole cycle; what is left is the ends of a stretch, where a change is seen up to one
+poll (0.1 s) late."""
+REAL_SHARE_MINIMUM = 100
+"""Fewer requests than this under one weight are counted, not judged."""
+RULE_DEADLINE = 60.0
+"""How long the listener rule may take to follow a write (the controller's reconcile)."""
 
 CACHE_FLUSHED = "Success: The cache was flushed."
 HOOK_NAME = "cache-flush"
@@ -107,6 +130,9 @@ class StepResult:
     problem: str = ""
     facts: Mapping[str, str] = field(default_factory=dict)
     """Identifiers the step produced (``digest``, ``deploymentId`` ...), for tests to re-check."""
+    started: float = 0.0
+    """When the step began (``time.monotonic()``), so tests can place what they recorded."""
+    ended: float = 0.0
 
 
 # -- what people see -------------------------------------------------------------------------
@@ -562,6 +588,15 @@ class Story:
         self.interval = self.settings.analysis.interval_seconds / stack.options.speed
         self.promoted = ""
         self.detected_after = 0
+        self.proxy = stack.proxy
+        self.pod_network = stack.pod_network
+        self.ingress_rules = stack.ingress_rules
+        self.production_host = stack.data_plane.get("production_host", "")
+        self.real: dict[str, LoadTally] = {}
+        """The real requests of each traffic step (kube, gateway), by step title."""
+        self.real_records: dict[str, tuple[LoadGenerator, WeightTimeline]] = {}
+        """Each traffic step's requests and the weights Traefik routed by, as recorded."""
+        self._production_rule: int | None = None
 
     # running -------------------------------------------------------------------------------
 
@@ -576,14 +611,36 @@ class Story:
             ("final view and history", self.final_view),
         ] + (
             [
-                ("a flip with no failed simulated request", self.flip_without_failures),
-                ("promotion 10 -> 50 (manual gate) -> 100", self.promotion_passes),
-                ("instant flip-back of production", self.flip_back),
-                ("promotion failing its analysis at 10 %", self.promotion_fails),
+                (
+                    "a flip with no failed simulated request",
+                    self._with_real(self.flip_without_failures, blue=0, green=100),
+                ),
+                (
+                    "promotion 10 -> 50 (manual gate) -> 100",
+                    self._with_real(self.promotion_passes, blue=100, green=0),
+                ),
+                (
+                    "instant flip-back of production",
+                    self._with_real(self.flip_back, blue=0, green=100),
+                ),
+                (
+                    "promotion failing its analysis at 10 %",
+                    self._with_real(self.promotion_fails, blue=0, green=100),
+                ),
             ]
             if self.weighted
             else []
         )
+
+    def _with_real(self, body: Callable[[], StepResult], **final: int) -> Callable[[], StepResult]:
+        """``body`` with real requests through the proxy around it (kube, gateway); ``final``:
+        production's weights at its end."""
+
+        def run() -> StepResult:
+            with self._real_requests(final):
+                return body()
+
+        return run
 
     def run(self) -> list[StepResult]:
         """Run every step in order; the first one that fails ends the story."""
@@ -603,16 +660,27 @@ class Story:
                     problem = f"unexpected {type(exc).__name__}: {exc}"
                 else:
                     problem = ""
+                ended = time.monotonic()
                 if problem:
                     self.console.failed(problem)
                     self.results.append(
                         StepResult(
-                            number, title, seconds=time.monotonic() - started, problem=problem
+                            number,
+                            title,
+                            seconds=ended - started,
+                            problem=problem,
+                            started=started,
+                            ended=ended,
                         )
                     )
                     break
                 result = replace(
-                    result, number=number, title=title, seconds=time.monotonic() - started
+                    result,
+                    number=number,
+                    title=title,
+                    seconds=ended - started,
+                    started=started,
+                    ended=ended,
                 )
                 self.results.append(result)
             self.current = None
@@ -694,6 +762,120 @@ class Story:
             )
         return production, max(canary, key=lambda colour: canary[colour])
 
+    def _held_by_load_balancer(self, wanted: Mapping[str, int]) -> None:
+        """Under alb on kube: wait (bounded) for the listener rule to forward ``wanted``."""
+        rules = self.ingress_rules
+        if rules is None:
+            return
+        services = {
+            self.settings.colour_service_pattern.format(colour=c): c for c in ("blue", "green")
+        }
+        began = time.monotonic()
+        deadline = began + RULE_DEADLINE
+        held: dict[str, int] | None = None
+        while time.monotonic() < deadline:
+            found = rules.weights_for(self.production_host)
+            held = {services.get(k, k): v for k, v in found.items()} if found is not None else None
+            if held == dict(wanted):
+                self.console.checked(
+                    f"the load balancer's listener rule (moto ELBv2, reconciled by the AWS Load "
+                    f"Balancer Controller) forwards {held}, "
+                    f"{time.monotonic() - began:.1f}s after this check began"
+                )
+                return
+            time.sleep(0.2)
+        raise StoryFailed(
+            f"the listener rule for {self.production_host} forwards {held}, not {dict(wanted)}, "
+            f"{RULE_DEADLINE:g}s after the write"
+        )
+
+    def _serving_production(self) -> dict[str, int] | None:
+        """The production rule's weights per colour Traefik routes by right now."""
+        if self._production_rule is None:
+            route = self._kubectl().json("get", "httproute", self.settings.http_route_name)
+            names = [r.get("name") for r in route["spec"].get("rules") or []]
+            self._production_rule = names.index(self.settings.http_route_production_rule)
+        rules = self.proxy.serving_weights(self.state.namespace, self.settings.http_route_name)
+        if len(rules) <= self._production_rule:
+            return None
+        rule = rules[self._production_rule]
+        return {
+            colour: rule.get(self.settings.colour_service_pattern.format(colour=colour), 0)
+            for colour in ("blue", "green")
+        }
+
+    @contextlib.contextmanager
+    def _real_requests(self, final: Mapping[str, int]) -> Iterator[None]:
+        """Real requests through the proxy while the block runs (kube, gateway), then checked.
+
+        After the block, requests go on until the proxy routes by ``final`` and one
+        more second; then: none failed, each colour's share under each weight the
+        proxy routed by is that weight (``REAL_SHARE_TOLERANCE``), and a colour at 0
+        in ``final`` got no request once the proxy routed by it.
+        """
+        if self.proxy is None or self.pod_network is None:
+            yield
+            return
+        title = self.current[1] if self.current else "step"
+        timeline = WeightTimeline(self._serving_production).start()
+        load = LoadGenerator(
+            self.proxy.url + "/",
+            host=self.state.data_plane.get("proxy_host", ""),
+            network=self.pod_network,
+            rate=REAL_RATE,
+            count=int(REAL_RATE * (self.wait_limit * 4 + 60)),
+            seconds=self.wait_limit * 4 + 60,
+        ).start()
+        try:
+            yield
+            self._until(
+                f"Traefik routing production by {dict(final)}",
+                lambda: self._serving_production() == dict(final),
+            )
+            routed_at = time.monotonic()
+            time.sleep(1.0)
+        finally:
+            tally = load.stop()
+            timeline.stop()
+        self.real[title] = tally
+        self.real_records[title] = (load, timeline)
+        self.console.checked(f"real requests through Traefik: {tally.describe()}")
+        _require(tally.sent > 0, "no real request was sent")
+        _require(tally.failed == 0, f"{tally.failed} real requests failed: {tally.failures}")
+        judged = []
+        for weights, part in by_weights(load, timeline):
+            answered = sum(part.served.values())
+            if answered < REAL_SHARE_MINIMUM:
+                continue
+            total = sum(weights.values()) or 1
+            for colour, weight in weights.items():
+                share = part.share(colour)
+                _require(
+                    abs(share - 100.0 * weight / total) <= REAL_SHARE_TOLERANCE,
+                    f"while Traefik routed by {weights}, {colour} answered {share:.1f} % of "
+                    f"{answered} real requests",
+                )
+            judged.append(
+                f"{weights['blue']}/{weights['green']}: "
+                f"{part.served['blue']}/{part.served['green']}"
+            )
+        if judged:
+            self.console.checked(
+                "under each weight Traefik routed by (blue/green: requests answered): "
+                + "; ".join(judged)
+                + f" (within {REAL_SHARE_TOLERANCE:g} points)"
+            )
+        after = load.tally(routed_at)
+        for colour, weight in final.items():
+            if weight == 0:
+                _require(
+                    after.served[colour] == 0,
+                    f"{colour} answered {after.served[colour]} real requests after its weight "
+                    "went to 0",
+                )
+        if after.sent:
+            self.console.checked(f"once Traefik routed by {dict(final)}: {after.describe()}")
+
     def _check_weighted_roles(self, canary: str, production: str) -> dict[str, Any]:
         canary_env, _ = self._roles_by_kubectl()
         weights, canary_colour = self._router_weights()
@@ -707,6 +889,7 @@ class Story:
             f"the {self.router} object sends production {weights} and the canary to "
             f"{canary_colour}, expected {wanted} and {canary}",
         )
+        self._held_by_load_balancer(wanted)
         self.console.checked(
             f"kubectl: canaryEnv selector={canary}; the {self.router} object sends production "
             f"100 % to {production} and the canary to {canary}; no Service selector moved"
