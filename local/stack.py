@@ -374,6 +374,8 @@ class LocalStack:
         environment = self._environment(moto_url, cluster_url)
         if self.control_plane is not None:
             self._start_data_plane(environment)
+        elif self.options.router == "alb":
+            self._start_simulated_load_balancer(environment, cluster_url)
         if self.control_plane is not None:
             # The product reaches the real API server as EKS access entries make it: a
             # member of the shipped RoleBinding's group, with the Role's rights only.
@@ -567,6 +569,37 @@ class LocalStack:
             "try": f"{enter} curl -s -H 'Host: {host}' {proxy.url}/",
             "prometheus_url": prometheus.url,
         }
+
+    def _start_simulated_load_balancer(
+        self, environment: Mapping[str, str], cluster_url: str
+    ) -> None:
+        """On the emulator, the stand-in controller makes the seed's Ingress into moto's
+        ELBv2 (``local.alb_controller``), where the product confirms each move."""
+        import boto3
+
+        from bluegreen.adapters.kube.client import api_client_for
+        from bluegreen.config import Settings
+        from local.alb_controller import SimulatedLoadBalancerController
+
+        def client(service: str) -> Any:
+            return boto3.client(
+                service,
+                endpoint_url=environment["AWS_ENDPOINT_URL"],
+                region_name=environment["AWS_REGION"],
+                aws_access_key_id="testing",
+                aws_secret_access_key="testing",  # noqa: S106 - moto accepts any key
+            )
+
+        settings = Settings.from_env(environment)
+        controller = SimulatedLoadBalancerController(
+            api_client_for(Settings(kube_api_url=cluster_url)),
+            client("elbv2"),
+            client("ec2"),
+            settings.cluster_name,
+            settings.namespace,
+        )
+        self._exits.enter_context(controller.running(interval=0.2))
+        self.data_plane = {"note": "a stand-in load balancer controller programs moto's ELBv2"}
 
     def _start_load_balancer_controller(self, environment: Mapping[str, str]) -> None:
         """The AWS Load Balancer Controller reconciling the seed's Ingress into moto's ELBv2."""

@@ -62,6 +62,8 @@ class Backend:
     """For kubectl against the emulator: its URL."""
     speed: float = 1.0
     """How many times faster than Kubernetes its pods' timing runs (``paced_backend``)."""
+    admin_client: Any = None
+    """An ``ApiClient`` with an administrator's rights (what a controller runs with)."""
     extras: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -135,6 +137,7 @@ def emulator_backend(emulator: Any, namespace: str = "wp-platform") -> Backend:
         _mutate=lambda resource, name, change: emulator.mutate(resource, namespace, name, change),
         mark_image=emulator.faults.break_image,
         _rest=_rest(api_client_for(settings)),
+        admin_client=api_client_for(settings),
         url=emulator.url,
         server=emulator.url,
         extras={"emulator": emulator},
@@ -188,6 +191,7 @@ def kube_backend(plane: Any, namespace: str, client: Any) -> Backend:
         _mutate=mutate,
         mark_image=plane.kubelet.images.mark,
         _rest=call,
+        admin_client=client,
         url=str(plane.url),
         kubeconfig=str(plane.admin_kubeconfig),
         extras={"plane": plane},

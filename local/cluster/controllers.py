@@ -58,6 +58,9 @@ _HASH_LABEL = "pod-template-hash"
 _HASH_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
 # On a scaled clock time always moves; re-run the controllers at most this often (real s).
 _SCALED_RESYNC = 0.02
+_SLICE_MANAGER = "endpointslice-controller.k8s.io"
+_GATEWAY_CONTROLLER = "emulator.bluegreen.local/gateway"
+"""The controllerName the emulator reports HTTPRoutes under (it programs no proxy)."""
 
 
 def template_hash(template: dict[str, Any], collisions: int = 0) -> str:
@@ -174,6 +177,8 @@ class Controllers:
                 "namespaces",
                 "services",
                 "endpoints",
+                "endpointslices",
+                "httproutes",
                 "events",
                 "configmaps",
                 "serviceaccounts",
@@ -225,6 +230,7 @@ class Controllers:
                 self._sync_namespaces()
                 self._collect_garbage()
                 self._sync_endpoints()
+                self._sync_route_status()
                 if self.store.revision == before:
                     break
             self._settled = (self.store.revision, self.clock.now())
@@ -401,6 +407,136 @@ class Controllers:
             else:
                 endpoints.pop("subsets", None)
             self._write("endpoints", endpoints, new=current is None)
+        self._sync_endpoint_slices(services)
+
+    def _sync_endpoint_slices(self, services: dict[tuple[str, str], dict[str, Any]]) -> None:
+        """One EndpointSlice per selector Service, from the same pods as its Endpoints
+        (what kube-proxy and load balancer controllers read on a real cluster)."""
+        resource = self._r["endpointslices"]
+        owned: dict[tuple[str, str], dict[str, Any]] = {}
+        for piece in list(self.store.items(resource)):
+            labels = piece["metadata"].get("labels") or {}
+            if labels.get("endpointslice.kubernetes.io/managed-by") != _SLICE_MANAGER:
+                continue
+            key = (piece["metadata"]["namespace"], labels.get("kubernetes.io/service-name", ""))
+            if key in services:
+                owned[key] = piece
+            else:
+                self.store.remove(resource, key[0], piece["metadata"]["name"])
+        for (namespace, name), service in services.items():
+            endpoints: list[dict[str, Any]] = []
+            ports: list[dict[str, Any]] = []
+            for subset in self._subsets(service):
+                for ready, field in ((True, "addresses"), (False, "notReadyAddresses")):
+                    for address in subset.get(field) or []:
+                        endpoints.append(
+                            {
+                                "addresses": [address["ip"]],
+                                "conditions": {
+                                    "ready": ready,
+                                    "serving": ready,
+                                    "terminating": False,
+                                },
+                                "nodeName": address.get("nodeName"),
+                                "targetRef": address["targetRef"],
+                            }
+                        )
+                ports = subset.get("ports") or []
+            current = owned.get((namespace, name))
+            wanted = {"endpoints": endpoints, "ports": ports}
+            if (
+                current is not None
+                and {
+                    "endpoints": current.get("endpoints") or [],
+                    "ports": current.get("ports") or [],
+                }
+                == wanted
+            ):
+                continue
+            uid = service["metadata"].get("uid", name)
+            suffix = hashlib.sha1(uid.encode(), usedforsecurity=False).hexdigest()[:5]
+            piece = current or {
+                "apiVersion": "discovery.k8s.io/v1",
+                "kind": "EndpointSlice",
+                "addressType": "IPv4",
+                "metadata": {
+                    "name": f"{name}-{suffix}",
+                    "namespace": namespace,
+                    "uid": str(uuid.uuid4()),
+                    "creationTimestamp": timestamp(self.clock.now()),
+                    "labels": {
+                        "kubernetes.io/service-name": name,
+                        "endpointslice.kubernetes.io/managed-by": _SLICE_MANAGER,
+                    },
+                    "ownerReferences": [
+                        {
+                            "apiVersion": "v1",
+                            "kind": "Service",
+                            "name": name,
+                            "uid": uid,
+                            "controller": True,
+                            "blockOwnerDeletion": True,
+                        }
+                    ],
+                },
+            }
+            piece["endpoints"] = endpoints
+            piece["ports"] = ports
+            self._write("endpointslices", piece, new=current is None)
+
+    # Gateway API route status ------------------------------------------------------------
+
+    def _sync_route_status(self) -> None:
+        """Report every HTTPRoute accepted by each of its parents, at its generation, as a
+        Gateway implementation does once it has programmed the route (at once here), with
+        ResolvedRefs False while a backendRef names a Service that does not exist."""
+        resource = self._r["httproutes"]
+        for route in list(self.store.items(resource)):
+            meta = route["metadata"]
+            namespace, generation = meta["namespace"], meta.get("generation", 1)
+            missing = sorted(
+                str(ref.get("name"))
+                for rule in (route.get("spec") or {}).get("rules") or []
+                for ref in rule.get("backendRefs") or []
+                if ref.get("kind", "Service") == "Service"
+                and self.store.get(
+                    self._r["services"], ref.get("namespace") or namespace, str(ref.get("name"))
+                )
+                is None
+            )
+            now = timestamp(self.clock.now())
+            parents = []
+            for parent in (route.get("spec") or {}).get("parentRefs") or []:
+                previous = next(
+                    (
+                        p
+                        for p in (route.get("status") or {}).get("parents") or []
+                        if p.get("parentRef") == parent
+                    ),
+                    None,
+                )
+                resolved = (
+                    ("True", "ResolvedRefs", "")
+                    if not missing
+                    else ("False", "BackendNotFound", f"no Service {', '.join(missing)}")
+                )
+                conditions = [
+                    _route_condition(
+                        "Accepted", ("True", "Accepted", ""), generation, previous, now
+                    ),
+                    _route_condition("ResolvedRefs", resolved, generation, previous, now),
+                ]
+                parents.append(
+                    {
+                        "parentRef": parent,
+                        "controllerName": _GATEWAY_CONTROLLER,
+                        "conditions": conditions,
+                    }
+                )
+            if ((route.get("status") or {}).get("parents") or []) == parents:
+                continue
+            updated = {**route, "status": {**(route.get("status") or {}), "parents": parents}}
+            self._write("httproutes", updated)
 
     def _subsets(self, service: dict[str, Any]) -> list[dict[str, Any]]:
         selector = service["spec"]["selector"]
@@ -1284,3 +1420,26 @@ def on_every(callbacks: list[Callable[[], None]]) -> Callable[[], None]:
             callback()
 
     return run
+
+
+def _route_condition(
+    kind: str,
+    said: tuple[str, str, str],
+    generation: object,
+    previous: dict[str, Any] | None,
+    now: str,
+) -> dict[str, Any]:
+    """A route status condition; its transition time kept while its status stays."""
+    status, reason, message = said
+    before = next(
+        (c for c in (previous or {}).get("conditions") or [] if c.get("type") == kind), None
+    )
+    since = before["lastTransitionTime"] if before and before.get("status") == status else now
+    return {
+        "type": kind,
+        "status": status,
+        "reason": reason,
+        "message": message,
+        "observedGeneration": generation,
+        "lastTransitionTime": since,
+    }

@@ -79,6 +79,7 @@ BUILTIN: tuple[Resource, ...] = (
         has_status=True,
     ),
     Resource("", "v1", "endpoints", "Endpoints", short_names=("ep",)),
+    Resource("discovery.k8s.io", "v1", "endpointslices", "EndpointSlice"),
     Resource(
         "",
         "v1",
@@ -222,6 +223,7 @@ _GROUP_ORDER = [
     "rbac.authorization.k8s.io",
     "networking.k8s.io",
     "coordination.k8s.io",
+    "discovery.k8s.io",
     "gateway.networking.k8s.io",
 ]
 

@@ -23,9 +23,12 @@ import boto3
 import pytest
 from moto import mock_aws
 
+from bluegreen.adapters.kube.client import api_client_for
+from bluegreen.config import Settings
 from bluegreen.domain.models import Colour, Digest
 from functions.services_api import app as api_app
 from functions.services_api.api import dependencies
+from local.alb_controller import SimulatedLoadBalancerController
 from local.aws import create_tables
 from local.cluster.emulator import ClusterEmulator
 from tests.events import load_event
@@ -155,6 +158,27 @@ def stack(
     dependencies.reset(clients=False)
     yield Stack(aws.dynamodb, aws.ecr, aws.sfn, aws.state_machine_arn, application)
     dependencies.reset(clients=False)
+
+
+@pytest.fixture
+def alb(
+    monkeypatch: pytest.MonkeyPatch, stack: Stack, cluster_emulator: ClusterEmulator
+) -> Iterator[Stack]:
+    """The stack with the alb router, and the stand-in load balancer controller making its
+    Ingress into moto's ELBv2 (where a flip is confirmed). Its cluster name is the
+    application's, so the load balancers of earlier tests in this moto are not its own."""
+    monkeypatch.setenv("BG_TRAFFIC_ROUTER", "alb")
+    monkeypatch.setenv("BG_CLUSTER_NAME", stack.application)
+    dependencies.reset(clients=False)
+    controller = SimulatedLoadBalancerController(
+        api_client_for(Settings(kube_api_url=cluster_emulator.url)),
+        boto3.client("elbv2", region_name="us-west-2"),
+        boto3.client("ec2", region_name="us-west-2"),
+        stack.application,
+        NAMESPACE,
+    )
+    with controller.running(interval=0.05):
+        yield stack
 
 
 @pytest.fixture

@@ -22,12 +22,11 @@ ALICE = "arn:aws:sts::123456789012:assumed-role/release-engineer/alice"
 
 
 @pytest.fixture
-def alb(monkeypatch: pytest.MonkeyPatch, stack: Stack) -> Stack:
-    """The stack with the alb router."""
-    monkeypatch.setenv("BG_TRAFFIC_ROUTER", "alb")
+def promoting(monkeypatch: pytest.MonkeyPatch, alb: Stack) -> Stack:
+    """The stack with the alb router, its steps pausing two minutes by default."""
     monkeypatch.setenv("BG_PROMOTION_PAUSE_SECONDS", "120")
     dependencies.reset(clients=False)
-    return stack
+    return alb
 
 
 def promote(body: dict[str, Any]) -> Any:
@@ -35,7 +34,7 @@ def promote(body: dict[str, Any]) -> Any:
 
 
 def test_a_promotion_with_a_strategy_starts_the_flows_promotion_with_it(
-    alb: Stack, ledger: Any, emu: ClusterEmulator
+    promoting: Stack, ledger: Any, emu: ClusterEmulator
 ) -> None:
     # GIVEN the alb router; blue (the canary) runs OLDER, pinned
     # WHEN blue is promoted 10 % (300 s) -> 50 % (no pause given) -> 100 %
@@ -48,7 +47,7 @@ def test_a_promotion_with_a_strategy_starts_the_flows_promotion_with_it(
     assert answer.body["action"] == "promote"
     assert answer.body["service"] == "production"
     assert answer.body["digest"] == str(OLDER)
-    flow_input = alb.execution_input(answer.body["executionArn"])
+    flow_input = promoting.execution_input(answer.body["executionArn"])
     assert flow_input["action"] == "promote"
     assert flow_input["strategy"] == {
         "steps": [
@@ -65,7 +64,7 @@ def test_a_promotion_with_a_strategy_starts_the_flows_promotion_with_it(
 
 
 def test_a_promotion_without_a_strategy_runs_the_stacks(
-    alb: Stack, ledger: Any, emu: ClusterEmulator, monkeypatch: pytest.MonkeyPatch
+    promoting: Stack, ledger: Any, emu: ClusterEmulator, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # GIVEN a stack whose default strategy is 25 % for a minute, then 100 %
     monkeypatch.setenv("BG_PROMOTION_STEPS", '[{"weight": 25, "pause": 60}, {"weight": 100}]')
@@ -76,7 +75,7 @@ def test_a_promotion_without_a_strategy_runs_the_stacks(
 
     # THEN the stack's strategy is what the flow runs
     assert answer.status == 202, answer.body
-    assert alb.execution_input(answer.body["executionArn"])["strategy"]["steps"] == [
+    assert promoting.execution_input(answer.body["executionArn"])["strategy"]["steps"] == [
         {"weight": 25, "pause": 60},
         {"weight": 100, "pause": 0},
     ]
@@ -96,7 +95,7 @@ def test_a_promotion_without_a_strategy_runs_the_stacks(
     ids=["not-to-100", "decreasing", "over-100", "pause-word", "negative-pause", "empty", "field"],
 )
 def test_a_strategy_of_the_wrong_shape_is_refused_naming_what_is_wrong(
-    alb: Stack, ledger: Any, emu: ClusterEmulator, strategy: Any, status: int, said: str
+    promoting: Stack, ledger: Any, emu: ClusterEmulator, strategy: Any, status: int, said: str
 ) -> None:
     # WHEN a promotion with that strategy is asked for
     answer = promote({"strategy": strategy})
@@ -104,7 +103,7 @@ def test_a_strategy_of_the_wrong_shape_is_refused_naming_what_is_wrong(
     # THEN a clear 4xx that names the problem, and nothing was started or recorded
     assert answer.status == status, answer.body
     assert said in answer.body["detail"]
-    assert alb.executions() == []
+    assert promoting.executions() == []
 
 
 def test_a_strategy_under_the_selector_router_is_refused(
@@ -145,10 +144,10 @@ def _running_promotion(ledger: Any, stack: Stack) -> str:
     "request_event", ["deploy_to_production", "rollback_canary", "rollback_production"]
 )
 def test_a_deploy_or_rollback_during_a_promotion_is_refused_naming_it(
-    alb: Stack, ledger: Any, emu: ClusterEmulator, request_event: str
+    promoting: Stack, ledger: Any, emu: ClusterEmulator, request_event: str
 ) -> None:
     # GIVEN a progressive promotion that holds the lock
-    promotion_id = _running_promotion(ledger, alb)
+    promotion_id = _running_promotion(ledger, promoting)
 
     # WHEN a deploy or a rollback arrives
     answer = call(event(request_event))
@@ -158,13 +157,13 @@ def test_a_deploy_or_rollback_during_a_promotion_is_refused_naming_it(
     assert answer.body["error"] == "PromotionInProgress"
     assert promotion_id in answer.body["detail"]
     assert f"/deployments/{promotion_id}/abort" in answer.body["detail"]
-    assert alb.executions() == []
+    assert promoting.executions() == []
 
 
 def test_a_switch_during_a_promotion_is_refused_naming_it(
-    alb: Stack, ledger: Any, emu: ClusterEmulator
+    promoting: Stack, ledger: Any, emu: ClusterEmulator
 ) -> None:
-    promotion_id = _running_promotion(ledger, alb)
+    promotion_id = _running_promotion(ledger, promoting)
     answer = call(event("switch_to_green"))
     assert answer.status == 409
     assert answer.body["error"] == "LockHeld"
@@ -188,7 +187,7 @@ def _after_a_promotion(emu: ClusterEmulator, until: datetime) -> None:
 
 
 def test_a_rollback_of_production_within_the_window_flips_back_at_once(
-    alb: Stack, ledger: Any, emu: ClusterEmulator
+    promoting: Stack, ledger: Any, emu: ClusterEmulator
 ) -> None:
     # GIVEN blue was just promoted, and green still runs what production ran
     _after_a_promotion(emu, datetime.now(UTC) + timedelta(hours=1))
@@ -201,7 +200,7 @@ def test_a_rollback_of_production_within_the_window_flips_back_at_once(
     assert answer.body["flippedBack"] is True
     assert (answer.body["production"], answer.body["canary"]) == ("green", "blue")
     assert answer.body["weights"] == {"blue": 0, "green": 100}
-    assert alb.executions() == []
+    assert promoting.executions() == []
     traffic = dependencies.cluster().traffic()
     assert traffic.production is not None
     assert traffic.production.to_json() == {"blue": 0, "green": 100}
@@ -218,7 +217,7 @@ def test_a_rollback_of_production_within_the_window_flips_back_at_once(
 
 
 def test_a_rollback_after_the_window_goes_through_the_flow(
-    alb: Stack, ledger: Any, emu: ClusterEmulator
+    promoting: Stack, ledger: Any, emu: ClusterEmulator
 ) -> None:
     # GIVEN a promotion whose flip-back window has passed
     _after_a_promotion(emu, datetime.now(UTC) - timedelta(seconds=1))
@@ -235,7 +234,7 @@ def test_a_rollback_after_the_window_goes_through_the_flow(
 
 
 def test_a_rollback_once_the_old_colour_runs_something_else_goes_through_the_flow(
-    alb: Stack, ledger: Any, emu: ClusterEmulator
+    promoting: Stack, ledger: Any, emu: ClusterEmulator
 ) -> None:
     # GIVEN a promotion within its window, but the canary (green) was deployed since
     _after_a_promotion(emu, datetime.now(UTC) + timedelta(hours=1))
@@ -272,7 +271,7 @@ class Tokens:
 
 
 @pytest.fixture
-def tokens(monkeypatch: pytest.MonkeyPatch, alb: Stack) -> Tokens:
+def tokens(monkeypatch: pytest.MonkeyPatch, promoting: Stack) -> Tokens:
     fake = Tokens()
     monkeypatch.setattr(dependencies, "task_tokens", lambda: fake)
     return fake
@@ -314,10 +313,10 @@ def _at_a_gate(ledger: Any, stack: Stack, *, waiting: bool) -> str:
 
 
 def test_get_deployment_shows_the_step_weights_readings_and_that_it_waits(
-    alb: Stack, ledger: Any, emu: ClusterEmulator, tokens: Tokens
+    promoting: Stack, ledger: Any, emu: ClusterEmulator, tokens: Tokens
 ) -> None:
     # GIVEN a promotion at its 50 % gate
-    promotion_id = _at_a_gate(ledger, alb, waiting=True)
+    promotion_id = _at_a_gate(ledger, promoting, waiting=True)
 
     # WHEN it is looked at
     answer = call(
@@ -339,9 +338,9 @@ def test_get_deployment_shows_the_step_weights_readings_and_that_it_waits(
 
 
 def test_resume_at_a_gate_sends_its_token_and_records_who(
-    alb: Stack, ledger: Any, emu: ClusterEmulator, tokens: Tokens
+    promoting: Stack, ledger: Any, emu: ClusterEmulator, tokens: Tokens
 ) -> None:
-    promotion_id = _at_a_gate(ledger, alb, waiting=True)
+    promotion_id = _at_a_gate(ledger, promoting, waiting=True)
 
     answer = call(_gate_event("resume", promotion_id))
 
@@ -362,9 +361,9 @@ def test_resume_at_a_gate_sends_its_token_and_records_who(
 
 
 def test_abort_at_a_gate_fails_its_token_with_promotion_aborted(
-    alb: Stack, ledger: Any, emu: ClusterEmulator, tokens: Tokens
+    promoting: Stack, ledger: Any, emu: ClusterEmulator, tokens: Tokens
 ) -> None:
-    promotion_id = _at_a_gate(ledger, alb, waiting=True)
+    promotion_id = _at_a_gate(ledger, promoting, waiting=True)
     answer = call(_gate_event("abort", promotion_id))
     assert answer.status == 200, answer.body
     assert answer.body["decision"] == "abort"
@@ -372,9 +371,9 @@ def test_abort_at_a_gate_fails_its_token_with_promotion_aborted(
 
 
 def test_a_hold_is_a_heartbeat_and_the_gate_keeps_waiting(
-    alb: Stack, ledger: Any, emu: ClusterEmulator, tokens: Tokens
+    promoting: Stack, ledger: Any, emu: ClusterEmulator, tokens: Tokens
 ) -> None:
-    promotion_id = _at_a_gate(ledger, alb, waiting=True)
+    promotion_id = _at_a_gate(ledger, promoting, waiting=True)
     answer = call(_gate_event("resume", promotion_id, {"hold": True}))
     assert answer.status == 200, answer.body
     assert answer.body["decision"] == "hold"
@@ -385,10 +384,10 @@ def test_a_hold_is_a_heartbeat_and_the_gate_keeps_waiting(
 
 
 def test_a_resume_of_a_promotion_that_waits_for_nothing_is_409_and_changes_nothing(
-    alb: Stack, ledger: Any, emu: ClusterEmulator, tokens: Tokens
+    promoting: Stack, ledger: Any, emu: ClusterEmulator, tokens: Tokens
 ) -> None:
     # GIVEN a promotion analysing its step, at no gate
-    promotion_id = _at_a_gate(ledger, alb, waiting=False)
+    promotion_id = _at_a_gate(ledger, promoting, waiting=False)
 
     # WHEN someone resumes it
     answer = call(_gate_event("resume", promotion_id))
@@ -408,7 +407,7 @@ def test_a_resume_of_a_promotion_that_waits_for_nothing_is_409_and_changes_nothi
 
 @pytest.mark.parametrize("action", ["resume", "abort"])
 def test_a_decision_about_what_is_not_a_running_promotion_is_refused(
-    alb: Stack, ledger: Any, emu: ClusterEmulator, tokens: Tokens, action: str
+    promoting: Stack, ledger: Any, emu: ClusterEmulator, tokens: Tokens, action: str
 ) -> None:
     # GIVEN a deploy (not a promotion), and an id nobody knows
     deployed = call(event("deploy_to_production"))
@@ -426,9 +425,9 @@ def test_a_decision_about_what_is_not_a_running_promotion_is_refused(
 
 
 def test_an_abort_while_analysing_is_kept_for_the_promotions_next_step(
-    alb: Stack, ledger: Any, emu: ClusterEmulator, tokens: Tokens
+    promoting: Stack, ledger: Any, emu: ClusterEmulator, tokens: Tokens
 ) -> None:
-    promotion_id = _at_a_gate(ledger, alb, waiting=False)
+    promotion_id = _at_a_gate(ledger, promoting, waiting=False)
     answer = call(_gate_event("abort", promotion_id))
     assert answer.status == 200, answer.body
     record = dependencies.promotions().record(promotion_id)

@@ -41,10 +41,9 @@ def test_get_services_shows_the_router_and_its_live_weights(
 
 
 def test_a_switch_under_alb_writes_the_weights_and_get_services_shows_them(
-    stack: Stack, emu: ClusterEmulator, monkeypatch: pytest.MonkeyPatch
+    alb: Stack, emu: ClusterEmulator, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # GIVEN the alb router
-    monkeypatch.setenv("BG_TRAFFIC_ROUTER", "alb")
 
     # WHEN green is made the canary, and the release read
     switched = call(event("switch_to_green"))
@@ -71,10 +70,9 @@ def test_a_switch_under_alb_writes_the_weights_and_get_services_shows_them(
 
 
 def test_get_services_flags_an_ingress_edited_by_hand(
-    stack: Stack, emu: ClusterEmulator, monkeypatch: pytest.MonkeyPatch
+    alb: Stack, emu: ClusterEmulator, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # GIVEN the alb router and an Ingress whose production action someone set to 50/50
-    monkeypatch.setenv("BG_TRAFFIC_ROUTER", "alb")
 
     def by_hand(ingress: dict[str, object]) -> None:
         annotations = ingress["metadata"]["annotations"]  # type: ignore[index]
@@ -96,10 +94,9 @@ def test_get_services_flags_an_ingress_edited_by_hand(
 
 
 def test_an_ingress_without_the_expected_rule_answers_a_named_error(
-    stack: Stack, emu: ClusterEmulator, monkeypatch: pytest.MonkeyPatch
+    alb: Stack, emu: ClusterEmulator, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # GIVEN the alb router and an Ingress whose canary rule was removed
-    monkeypatch.setenv("BG_TRAFFIC_ROUTER", "alb")
 
     def drop_canary_rule(ingress: dict[str, object]) -> None:
         ingress["spec"]["rules"] = ingress["spec"]["rules"][:1]  # type: ignore[index]

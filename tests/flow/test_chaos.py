@@ -44,7 +44,6 @@ from typing import Any
 import boto3
 import pytest
 
-from bluegreen.adapters.kube.client import api_client_for
 from bluegreen.adapters.kube.cluster import KubernetesCluster
 from bluegreen.adapters.promotions import DynamoPromotions
 from bluegreen.adapters.stepfunctions import StepFunctionsTaskTokens
@@ -713,7 +712,7 @@ def trial(
                     )
 
                 monkeypatch.setattr(deploy_steps_dependencies, "cluster", cluster_with_short_budget)
-            cluster = KubernetesCluster(stack.settings, api_client_for(stack.settings))
+            cluster = KubernetesCluster.from_settings(stack.settings)
             cloudwatch = boto3.client("cloudwatch", region_name="us-west-2")
             simulator = TrafficSimulator(cluster, cloudwatch, groups, rate=400.0, tick=0.05)
             scope.enter_context(percentiles_in_moto())

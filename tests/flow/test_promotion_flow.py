@@ -11,6 +11,7 @@ the flow runs, so each step's weights are seen), canaryEnv and the ledger.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 import time
@@ -28,6 +29,7 @@ from bluegreen.adapters.kube.client import api_client_for
 from bluegreen.adapters.kube.cluster import KubernetesCluster
 from bluegreen.adapters.promotions import DynamoPromotions
 from bluegreen.adapters.stepfunctions import StepFunctionsFlow, StepFunctionsTaskTokens
+from bluegreen.config import Settings
 from bluegreen.domain.models import Outcome, Role, Verdict
 from bluegreen.domain.promotion import NotWaiting
 from bluegreen.logic import routing
@@ -36,6 +38,7 @@ from bluegreen.logic.requests import Caller
 from bluegreen.logic.routing import GatePorts
 from bluegreen.logic.timeline import deployment_timeline
 from functions.deploy_steps import dependencies as deploy_steps_dependencies
+from local.alb_controller import SimulatedLoadBalancerController
 from local.cloudwatch import percentiles_in_moto
 from local.stepfunctions import shortened_waits
 from local.traffic import TrafficSimulator
@@ -154,11 +157,34 @@ def promotion(request: pytest.FixtureRequest, stack_factory: Any) -> Iterator[Pr
         BG_ANALYSIS_MAX_ERROR_PERCENT="1",
         BG_ANALYSIS_MAX_P99_SECONDS="0.5",
     )
-    cluster = KubernetesCluster(stack.settings, api_client_for(stack.settings))
+    cluster = KubernetesCluster.from_settings(stack.settings)
     cloudwatch = boto3.client("cloudwatch", region_name="us-west-2")
     simulator = TrafficSimulator(cluster, cloudwatch, groups, rate=400.0, tick=0.05)
-    with percentiles_in_moto(), shortened_waits(FACTOR), simulator:
+    with (
+        percentiles_in_moto(),
+        shortened_waits(FACTOR),
+        simulator,
+        load_balancer(stack.settings, router),
+    ):
         yield Promotion(stack, router, simulator)
+
+
+@contextlib.contextmanager
+def load_balancer(settings: Settings, router: str) -> Iterator[None]:
+    """Under ``alb``, the stand-in load balancer controller making the Ingress into moto's
+    ELBv2, where the product reads whether a move is applied."""
+    if router != "alb":
+        yield
+        return
+    controller = SimulatedLoadBalancerController(
+        api_client_for(settings),
+        boto3.client("elbv2", region_name="us-west-2"),
+        boto3.client("ec2", region_name="us-west-2"),
+        settings.cluster_name,
+        settings.namespace,
+    )
+    with controller.running(interval=0.05):
+        yield
 
 
 def test_a_promotion_that_passes_steps_the_weights_up_and_swaps_the_roles(
@@ -278,7 +304,7 @@ def test_a_rollback_of_production_after_a_promotion_flips_back_without_a_rollout
     run, _ = promotion.run({"steps": [{"weight": 50, "pause": 60}, {"weight": 100}]})
     assert run.status == "SUCCEEDED", run.cause
     green_before = stack.running("green")
-    cluster = KubernetesCluster(stack.settings, api_client_for(stack.settings))
+    cluster = KubernetesCluster.from_settings(stack.settings)
     promotions, _ = promotion.progress()
 
     # WHEN a person rolls production back

@@ -70,8 +70,16 @@ def _product(plane: ControlPlane, namespace: str) -> Product:
         settings = Settings(
             kubeconfig=str(plane.product_kubeconfig), namespace=namespace, traffic_router=router
         )
+        # The weighted routers' data planes (a load balancer, a Gateway) do not run here:
+        # their moves are not waited for. The selector's is the control plane's own
+        # EndpointSlices, which the Role must let the product read.
+        confirm = None if router is RouterKind.SELECTOR else 0.0
         return KubernetesCluster(
-            settings, api_client_for(settings), timeout=(3.0, 10.0), backoff_seconds=0.005
+            settings,
+            api_client_for(settings),
+            timeout=(3.0, 10.0),
+            backoff_seconds=0.005,
+            confirm_seconds=confirm,
         )
 
     routed = {router: adapter(router) for router in (RouterKind.ALB, RouterKind.GATEWAY)}

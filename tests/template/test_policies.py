@@ -29,6 +29,7 @@ UNSCOPABLE = {
     "ReadHealthAlarms": "cloudwatch:DescribeAlarms has no resource-level permissions, and "
     "returns composite alarms only when granted on every alarm",
     "ReadTargetGroupMetrics": "cloudwatch:GetMetricData has no resource-level permissions",
+    "ReadTheLoadBalancers": "ELBv2's Describe actions have no resource-level permissions",
     "ResumeOrAbortGates": "task-token callbacks name a token, not a resource ARN",
 }
 LEDGER = [{"Fn::GetAtt": ["LedgerTable", "Arn"]}, {"Fn::Sub": "${LedgerTable.Arn}/index/*"}]
@@ -50,6 +51,16 @@ REPOSITORY = {
 CLUSTER = {
     "Fn::Sub": "arn:${AWS::Partition}:eks:${AWS::Region}:${AWS::AccountId}:cluster/${ClusterName}"
 }
+
+
+ELBV2_READS = {
+    "elasticloadbalancing:DescribeLoadBalancers",
+    "elasticloadbalancing:DescribeListeners",
+    "elasticloadbalancing:DescribeRules",
+    "elasticloadbalancing:DescribeTags",
+    "elasticloadbalancing:DescribeTargetHealth",
+}
+"""What the alb router reads to confirm a move (read-only, on "*": no resource scoping)."""
 
 
 def grants(resource: dict[str, Any]) -> dict[str, list[Any]]:
@@ -114,16 +125,23 @@ def test_deploy_steps_reach_the_ledger_the_one_cluster_alarms_and_the_bus(
     granted = grants(resources["DeployStepsFunction"])
 
     # THEN exactly these, each on its one resource
-    assert set(granted) == LEDGER_ACTIONS | {
-        "eks:DescribeCluster",
-        "cloudwatch:DescribeAlarms",
-        "cloudwatch:GetMetricData",
-        "events:PutEvents",
-        "aps:QueryMetrics",
-    }
+    assert (
+        set(granted)
+        == LEDGER_ACTIONS
+        | {
+            "eks:DescribeCluster",
+            "cloudwatch:DescribeAlarms",
+            "cloudwatch:GetMetricData",
+            "events:PutEvents",
+            "aps:QueryMetrics",
+        }
+        | ELBV2_READS
+    )
     assert all(granted[action] == LEDGER for action in LEDGER_ACTIONS)
     assert granted["aps:QueryMetrics"] == [{"Ref": "PrometheusWorkspaceArn"}]
     assert granted["eks:DescribeCluster"] == [CLUSTER]
+    # The alb router's confirmation reads ELBv2, whose Describe actions cannot be scoped
+    assert all(granted[action] == ["*"] for action in ELBV2_READS)
     assert granted["events:PutEvents"] == [
         {
             "Fn::Sub": "arn:${AWS::Partition}:events:${AWS::Region}:${AWS::AccountId}"
@@ -143,16 +161,21 @@ def test_services_api_reaches_the_ledger_the_flow_the_repository_and_the_cluster
     granted = grants(resources["ServicesApiFunction"])
 
     # THEN exactly these, each on its one resource
-    assert set(granted) == LEDGER_ACTIONS | {
-        "states:StartExecution",
-        "states:DescribeExecution",
-        "states:GetExecutionHistory",
-        "states:SendTaskSuccess",
-        "states:SendTaskFailure",
-        "states:SendTaskHeartbeat",
-        "ecr:DescribeImages",
-        "eks:DescribeCluster",
-    }
+    assert (
+        set(granted)
+        == LEDGER_ACTIONS
+        | {
+            "states:StartExecution",
+            "states:DescribeExecution",
+            "states:GetExecutionHistory",
+            "states:SendTaskSuccess",
+            "states:SendTaskFailure",
+            "states:SendTaskHeartbeat",
+            "ecr:DescribeImages",
+            "eks:DescribeCluster",
+        }
+        | ELBV2_READS
+    )
     assert all(granted[action] == LEDGER for action in LEDGER_ACTIONS)
     assert granted["states:StartExecution"] == [{"Ref": "DeployStateMachine"}]
     assert granted["states:DescribeExecution"] == [
@@ -165,6 +188,7 @@ def test_services_api_reaches_the_ledger_the_flow_the_repository_and_the_cluster
     assert granted["states:GetExecutionHistory"] == granted["states:DescribeExecution"]
     assert granted["ecr:DescribeImages"] == [REPOSITORY]
     assert granted["eks:DescribeCluster"] == [CLUSTER]
+    assert all(granted[action] == ["*"] for action in ELBV2_READS)
     # a gate's callbacks name a task token, which IAM cannot scope
     for action in ("states:SendTaskSuccess", "states:SendTaskFailure", "states:SendTaskHeartbeat"):
         assert granted[action] == ["*"], action

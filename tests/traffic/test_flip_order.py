@@ -6,26 +6,31 @@ run once, on it.
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
-from bluegreen.adapters.kube.client import api_client_for
 from bluegreen.adapters.kube.cluster import KubernetesCluster
-from bluegreen.config import Settings
 from bluegreen.domain.errors import LockHeld, SwitchIncomplete, SwitchRestored, TrafficNotWeighted
 from bluegreen.domain.models import Colour
 from bluegreen.domain.traffic import RouterKind, Weights
 from local.cluster import ClusterEmulator
 from tests.backends import emulator_backend
-from tests.traffic.conftest import OBJECT, WEIGHTED, stored_canary_env, stored_weights
+from tests.traffic.conftest import (
+    OBJECT,
+    WEIGHTED,
+    routed,
+    stored_canary_env,
+    stored_weights,
+)
 
 CONFIGMAP = "/api/v1/namespaces/wp-platform/configmaps/canary-env"
 
 
 def _routed(emulator: ClusterEmulator, kind: RouterKind) -> KubernetesCluster:
-    settings = Settings(kube_api_url=emulator.url, traffic_router=kind)
     # A budget of a few milliseconds: an injected failure is not waited out for long.
-    return KubernetesCluster(
-        settings, api_client_for(settings), backoff_seconds=0.001, switch_budget_seconds=0.05
+    return routed(
+        emulator_backend(emulator), kind, backoff_seconds=0.001, switch_budget_seconds=0.05
     )
 
 
@@ -34,6 +39,17 @@ def _writes(emulator: ClusterEmulator) -> list[tuple[str, str]]:
         (str(r.method), str(r.path).split("?")[0])
         for r in emulator.requests
         if r.method not in ("GET", "HEAD")
+    ]
+
+
+def _product_requests(emulator: ClusterEmulator) -> list[Any]:
+    """The requests of the product, not of the stand-in load balancer controller (which
+    lists the namespace's Ingresses and EndpointSlices; the product reads its one Ingress
+    by name)."""
+    return [
+        r
+        for r in emulator.requests
+        if not str(r.path).endswith("/ingresses") and "/endpointslices" not in str(r.path)
     ]
 
 
@@ -56,8 +72,12 @@ def test_a_step_that_gives_the_canary_a_share_writes_canary_env_first_then_the_o
 
     # THEN two writes: canaryEnv (which then gives blue a share), then the object
     assert _writes(cluster_emulator) == [("PUT", CONFIGMAP), ("PATCH", _object_path(kind))]
-    # AND two reads before them: the ConfigMap and the object, nothing else
-    assert len(cluster_emulator.requests) == 4
+    # AND two reads before them (the ConfigMap and the object) and, after them, only reads
+    # of the object for the data plane's report (until the load balancer holds the weights)
+    methods = [r.method for r in _product_requests(cluster_emulator)]
+    assert methods[:4] == ["GET", "GET", "PUT", "PATCH"]
+    assert methods[4:]
+    assert set(methods[4:]) == {"GET"}
 
 
 @pytest.mark.parametrize("kind", WEIGHTED)

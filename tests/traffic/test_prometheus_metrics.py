@@ -8,6 +8,7 @@ The fake answers the instant queries as Prometheus does (a vector, no series, Na
 from __future__ import annotations
 
 import dataclasses
+import os
 import socket
 import urllib.request
 from collections.abc import Iterator
@@ -240,11 +241,12 @@ def test_queries_to_amazon_managed_prometheus_are_signed_with_sigv4_for_aps(
         assert seen.path == url + "/api/v1/query"
         assert seen.headers["Host"] == "aps-workspaces.us-west-2.amazonaws.com"
         authorization = seen.headers["Authorization"]
-        assert authorization.startswith("AWS4-HMAC-SHA256 Credential=testing/")
+        access_key = os.environ["AWS_ACCESS_KEY_ID"]  # the function's, whatever it is
+        assert authorization.startswith(f"AWS4-HMAC-SHA256 Credential={access_key}/")
         assert "/us-west-2/aps/aws4_request" in authorization
         assert "SignedHeaders=" in authorization
         assert "Signature=" in authorization
-        assert seen.headers["X-Amz-Security-Token"] == "testing"
+        assert seen.headers["X-Amz-Security-Token"] == os.environ["AWS_SESSION_TOKEN"]
         assert "X-Amz-Date" in seen.headers
 
 

@@ -15,6 +15,8 @@ from bluegreen.domain.errors import InvalidInput
 from bluegreen.domain.models import Colour
 from bluegreen.domain.traffic import RouterKind, Weights
 from local.cluster import ClusterEmulator
+from tests.backends import emulator_backend
+from tests.traffic.conftest import routed
 
 
 @pytest.mark.parametrize(
@@ -99,8 +101,9 @@ def test_readers_of_the_original_keys_still_read_canary_env_with_weights(
     cluster_emulator: ClusterEmulator,
 ) -> None:
     # GIVEN a canaryEnv written by the alb router (it now carries weights)
-    settings = Settings(kube_api_url=cluster_emulator.url, traffic_router=RouterKind.ALB)
-    KubernetesCluster(settings, api_client_for(settings)).shift_traffic(Weights(blue=10, green=90))
+    routed(emulator_backend(cluster_emulator), RouterKind.ALB).shift_traffic(
+        Weights(blue=10, green=90)
+    )
     configmap = cluster_emulator.get("configmaps", "wp-platform", "canary-env")
     assert configmap is not None
 

@@ -43,8 +43,12 @@ class ServicesApiEnvironment(
     flow it starts, the cluster and its router, and the plan of a progressive promotion."""
 
 
+# API Gateway gives a request 29 s: a flip or a switch asked here waits at most this long
+# for the data plane, and is put back (TrafficNotConfirmed) if it has not applied it.
+API_CONFIRM_SECONDS = 20.0
+
 # The factories every function builds alike; the routes' own adapters follow.
-_wiring = Wiring(ServicesApiEnvironment, globals())
+_wiring = Wiring(ServicesApiEnvironment, globals(), confirm_cap_seconds=API_CONFIRM_SECONDS)
 environment, settings, aws_client = _wiring.environment, _wiring.settings, _wiring.aws_client
 ledger, cluster, flow, registry = _wiring.ledger, _wiring.cluster, _wiring.flow, _wiring.registry
 

@@ -29,6 +29,7 @@ from bluegreen.domain.errors import (
     RolesDisagree,
     SwitchIncomplete,
     SwitchRestored,
+    TrafficNotConfirmed,
     UnknownImage,
 )
 from bluegreen.observability import logger
@@ -65,6 +66,7 @@ ERROR_ANSWERS: dict[type[BlueGreenError], ErrorAnswer] = {
     ClusterConflict: ErrorAnswer(HTTPStatus.CONFLICT),
     # A switch could not complete and the previous roles were put back: try again.
     SwitchRestored: ErrorAnswer(HTTPStatus.SERVICE_UNAVAILABLE, logging.WARNING),
+    TrafficNotConfirmed: ErrorAnswer(HTTPStatus.GATEWAY_TIMEOUT, logging.WARNING),
     # A switch could neither complete nor be put back; the detail names the state left.
     SwitchIncomplete: ErrorAnswer(HTTPStatus.SERVICE_UNAVAILABLE, logging.ERROR),
     # The cluster lacks an object the configuration names (or the router object is

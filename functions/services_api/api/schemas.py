@@ -249,6 +249,20 @@ class TrafficView(WireBody):
     )
     canary: ColourName | None = Field(description="The colour the canary endpoint reaches.")
     problem: str = Field(default="", description="Why weights or canary could not be read.")
+    confirmed: bool | None = Field(
+        default=None,
+        description="Whether the data plane applies what the object says: the production "
+        "Service's EndpointSlices (selector), the ALB's listener rule and target health "
+        "(alb), the Gateway's status of the route (gateway). null: it could not be read.",
+    )
+    data_plane: str = Field(
+        default="", description="What the data plane reports, in words (or why it was not read)."
+    )
+    held_weights: dict[str, int] | None = Field(
+        default=None,
+        description="Production's weight per colour as the data plane holds it, where it "
+        "says (the ALB's listener rule); null otherwise.",
+    )
 
 
 class ServiceStatusBody(WireBody):

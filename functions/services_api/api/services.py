@@ -73,7 +73,7 @@ def status_body(status: services.ServiceStatus) -> ServiceStatusBody:
             message=rollout.message,
         )
     env = status.canary_env
-    traffic = status.traffic
+    traffic, confirmation = status.traffic, status.confirmation
     return ServiceStatusBody(
         canary=status.canary.value,
         production=status.production.value,
@@ -97,6 +97,13 @@ def status_body(status: services.ServiceStatus) -> ServiceStatusBody:
                 weights=traffic.production.to_json() if traffic.production else None,
                 canary=traffic.canary.value if traffic.canary else None,
                 problem=traffic.problem,
+                confirmed=confirmation.confirmed if confirmation else None,
+                data_plane=confirmation.applied if confirmation else status.confirmation_problem,
+                held_weights=(
+                    confirmation.observed.to_json()
+                    if confirmation and confirmation.observed
+                    else None
+                ),
             )
             if traffic is not None
             else None

@@ -104,6 +104,8 @@ class Settings:
     kubeconfig: str = ""
     kube_context: str = ""
     traffic_router: RouterKind = RouterKind.SELECTOR
+    traffic_confirm_seconds: int = 120
+    """How long a move of traffic waits for the data plane to apply it (0: not waited for)."""
     colour_service_pattern: str = "{colour}-service"
     colour_service_port: str = "80"
     ingress_name: str = "web"
@@ -291,6 +293,9 @@ class ClusterAccess(EnvironmentPiece):
     kubeconfig: Text = Field(_DEFAULTS.kubeconfig, alias="KUBECONFIG")
     kube_context: Text = Field(_DEFAULTS.kube_context, alias="BG_KUBE_CONTEXT")
     traffic_router: Router = Field(_DEFAULTS.traffic_router, alias="BG_TRAFFIC_ROUTER")
+    traffic_confirm_seconds: WholeNumber = Field(
+        _DEFAULTS.traffic_confirm_seconds, alias="BG_TRAFFIC_CONFIRM_SECONDS"
+    )
     colour_service_pattern: Text = Field(
         _DEFAULTS.colour_service_pattern, alias="BG_COLOUR_SERVICE_PATTERN"
     )

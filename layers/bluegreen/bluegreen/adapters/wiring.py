@@ -39,7 +39,15 @@ class Wiring(Generic[Environment]):
     find each other, and the module they are attributes of.
     """
 
-    def __init__(self, model: type[Environment], namespace: Mapping[str, Any]) -> None:
+    def __init__(
+        self,
+        model: type[Environment],
+        namespace: Mapping[str, Any],
+        *,
+        confirm_cap_seconds: float | None = None,
+    ) -> None:
+        """``confirm_cap_seconds`` bounds how long a move waits for the data plane in this
+        function, below ``Settings.traffic_confirm_seconds`` (an API request has 29 s)."""
         module = str(namespace["__name__"])
 
         def owned(maxsize: int) -> Callable[[Factory], Factory]:
@@ -93,7 +101,11 @@ class Wiring(Generic[Environment]):
             """The application's namespace, through the Kubernetes API (EKS or a kubeconfig)."""
             from bluegreen.adapters.kube.cluster import KubernetesCluster
 
-            return KubernetesCluster.from_settings(sibling("settings")())
+            config: Settings = sibling("settings")()
+            seconds = float(config.traffic_confirm_seconds)
+            if confirm_cap_seconds is not None:
+                seconds = min(seconds, confirm_cap_seconds)
+            return KubernetesCluster.from_settings(config, confirm_seconds=seconds)
 
         @owned(maxsize=1)
         def registry() -> ImageRegistry:

@@ -98,6 +98,13 @@ class TrafficNotWeighted(BlueGreenError):
     traffic at once: progressive promotion needs the ``alb`` or ``gateway`` router."""
 
 
+class TrafficNotConfirmed(BlueGreenError):
+    """The data plane did not apply a move of traffic within its budget (the Services'
+    endpoints, the load balancer's listener rule, the proxy's accepted route): the
+    message names the object, what was written and what the data plane reports, and
+    whether the previous traffic was put back."""
+
+
 class DigestFailed(BlueGreenError):
     """The ledger judged the digest failed; deploying it again needs ``force: true``."""
 

@@ -31,7 +31,13 @@ from bluegreen.domain.models import (
 from bluegreen.domain.pods import PodState, PodWarning
 from bluegreen.domain.promotion import FlipBack, PromotionRecord, TargetGroupMetrics
 from bluegreen.domain.snapshot import ClusterSnapshot
-from bluegreen.domain.traffic import Confirmation, RouterKind, Traffic, Weights
+from bluegreen.domain.traffic import (
+    Confirmation,
+    ProgrammedBalancer,
+    RouterKind,
+    Traffic,
+    Weights,
+)
 
 
 class Ledger(Protocol):
@@ -413,6 +419,15 @@ class TrafficMetrics(Protocol):
         """The colour's target group over ``[start, end)``; ``InvalidInput`` when the stack
         names no target group for that colour. A figure that cannot be read is named in
         ``unreadable`` (the reading is then inconclusive), not raised."""
+        ...
+
+
+class LoadBalancers(Protocol):
+    """The Application Load Balancers the AWS Load Balancer Controller made (ELBv2, read only)."""
+
+    def programmed(self, namespace: str, ingress: str) -> ProgrammedBalancer:
+        """What the load balancer made for that Ingress holds now (``problem`` set when
+        none can be found)."""
         ...
 
 

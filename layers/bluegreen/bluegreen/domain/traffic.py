@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from bluegreen.domain.errors import InvalidInput
 from bluegreen.domain.models import Colour
@@ -176,13 +176,52 @@ class Confirmation:
     written: Traffic
     confirmed: bool
     applied: str = ""
+    observed: Weights | None = None
+    """Production's weights as the data plane holds them, where it says them (the load
+    balancer's listener rule); None where it only says whether it applies the object."""
 
     @classmethod
     def as_written(cls, written: Traffic) -> Confirmation:
-        """What the object says, taken as applied: a router that reads no data plane."""
+        """What the object says, taken as applied: a data plane nobody waits for."""
         readable = not written.problem and written.production is not None
         return cls(
             written=written,
             confirmed=readable,
-            applied="as its object says" if readable else written.problem,
+            applied="as its object says (not checked)" if readable else written.problem,
         )
+
+    def describe(self) -> str:
+        """``HTTPRoute "web" … sends production blue 90 %, green 10 %; the data plane: …``."""
+        production = (
+            self.written.production.describe() if self.written.production else "no readable weights"
+        )
+        return f"{self.written.where} sends production {production}; the data plane: {self.applied}"
+
+
+@dataclass(frozen=True)
+class ForwardRule:
+    """A listener rule of a load balancer that forwards requests by weight.
+
+    ``weights`` are per Kubernetes Service (the target group the controller made for
+    it, told apart by the controller's tags); ``hosts`` and ``paths`` are the rule's
+    conditions, which tie it to the Ingress rule it was made from.
+    """
+
+    hosts: tuple[str, ...]
+    paths: tuple[str, ...]
+    weights: Mapping[str, int]
+
+
+@dataclass(frozen=True)
+class ProgrammedBalancer:
+    """What a load balancer made for an Ingress holds: its forwarding rules and, per
+    Service, the health of each target registered in that Service's target group.
+
+    ``problem`` says why nothing could be read (no load balancer carries the Ingress's
+    tags yet, no listener), in words; ``where`` names the load balancer.
+    """
+
+    where: str
+    rules: tuple[ForwardRule, ...] = ()
+    targets: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    problem: str = ""

@@ -38,7 +38,7 @@ from bluegreen.domain.models import (
     is_tag,
 )
 from bluegreen.domain.ports import Cluster, ImageRegistry, Ledger
-from bluegreen.domain.traffic import Traffic
+from bluegreen.domain.traffic import Confirmation, Traffic
 from bluegreen.logic import roles
 from bluegreen.logic.promotion.plan import refuse_during_promotion
 from bluegreen.logic.requests import (
@@ -86,6 +86,10 @@ class ServiceStatus:
     disagreements: tuple[str, ...] = ()
     traffic: Traffic | None = None
     """What the router object says (None for a cluster adapter without routers)."""
+    confirmation: Confirmation | None = None
+    """Whether the data plane applies it (None when it could not be read)."""
+    confirmation_problem: str = ""
+    """Why the data plane could not be read (empty when it was)."""
 
     @property
     def production(self) -> Colour:
@@ -134,6 +138,11 @@ def service_status(cluster: Cluster) -> ServiceStatus:
         for colour in Colour
     }
     traffic = release.traffic
+    confirmation, problem = None, ""
+    try:
+        confirmation = cluster.confirm_traffic()
+    except BlueGreenError as exc:  # the release is still worth showing without it
+        problem = str(exc)
     return ServiceStatus(
         canary=canary,
         canary_env=env,
@@ -145,6 +154,8 @@ def service_status(cluster: Cluster) -> ServiceStatus:
             else roles.disagreements(canary, selectors)
         ),
         traffic=traffic,
+        confirmation=confirmation,
+        confirmation_problem=problem,
     )
 
 

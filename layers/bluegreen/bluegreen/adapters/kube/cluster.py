@@ -27,9 +27,9 @@ from bluegreen.config import Settings
 from bluegreen.domain.errors import InvalidInput
 from bluegreen.domain.models import CanaryEnv, Colour, Hook, HookRun, Role, RolloutState
 from bluegreen.domain.pods import PodState, PodWarning
-from bluegreen.domain.ports import Router
+from bluegreen.domain.ports import LoadBalancers, Router
 from bluegreen.domain.snapshot import ClusterSnapshot, selectors_of
-from bluegreen.domain.traffic import Confirmation, Traffic, Weights
+from bluegreen.domain.traffic import Confirmation, RouterKind, Traffic, Weights
 
 if TYPE_CHECKING:
     from kubernetes.client import ApiClient
@@ -48,6 +48,8 @@ class KubernetesCluster:
         hook_ttl_seconds: int = 3600,
         backoff_seconds: float = 0.01,
         switch_budget_seconds: float = DEFAULT_MOVE_BUDGET,
+        confirm_seconds: float | None = None,
+        load_balancers: LoadBalancers | None = None,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
@@ -55,6 +57,9 @@ class KubernetesCluster:
 
         ``clock`` and ``sleep`` are what every wait of the adapter reads and calls
         (tests hand in a fake pair, so waiting out a ``Retry-After`` costs no time).
+        ``confirm_seconds`` (default ``Settings.traffic_confirm_seconds``) is how long a
+        move waits for the data plane; ``load_balancers`` is what the ``alb`` router
+        reads it from.
         """
         self._settings = settings
         self._requests = KubeRequests(
@@ -77,14 +82,27 @@ class KubernetesCluster:
                 requests=self._requests,
                 canary_env=self._canary_env,
                 workloads=self._workloads,
+                confirm_seconds=(
+                    settings.traffic_confirm_seconds if confirm_seconds is None else confirm_seconds
+                ),
+                load_balancers=load_balancers,
             )
         )
 
     @classmethod
     def from_settings(cls, settings: Settings, **options: Any) -> KubernetesCluster:
-        """The cluster the settings name; the client is built on the first request."""
+        """The cluster the settings name; the client is built on the first request. Under
+        the ``alb`` router, ELBv2 in the settings' region is where moves are confirmed."""
         from bluegreen.adapters.kube.client import api_client_for
 
+        if settings.traffic_router is RouterKind.ALB and "load_balancers" not in options:
+            import boto3
+
+            from bluegreen.adapters.elbv2 import Elbv2LoadBalancers
+
+            options["load_balancers"] = Elbv2LoadBalancers(
+                boto3.client("elbv2", region_name=settings.region), settings.cluster_name
+            )
         return cls(settings, lambda: api_client_for(settings), **options)
 
     @property

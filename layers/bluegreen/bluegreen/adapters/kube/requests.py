@@ -98,6 +98,7 @@ class Apis:
     batch: Any
     networking: Any
     custom: Any
+    discovery: Any
 
 
 class KubeRequests:
@@ -146,6 +147,7 @@ class KubeRequests:
                         BatchV1Api,
                         CoreV1Api,
                         CustomObjectsApi,
+                        DiscoveryV1Api,
                         NetworkingV1Api,
                     )
 
@@ -158,6 +160,7 @@ class KubeRequests:
                         batch=BatchV1Api(client),
                         networking=NetworkingV1Api(client),
                         custom=CustomObjectsApi(client),
+                        discovery=DiscoveryV1Api(client),
                     )
         return self._apis_built
 
@@ -270,9 +273,9 @@ class KubeRequests:
             found[key] = by_name[name]
         return found
 
-    def budget(self) -> Budget:
-        """A fresh budget for a move: ``budget_seconds`` from now."""
-        return Budget(self.budget_seconds, self.clock, self._sleep)
+    def budget(self, seconds: float | None = None) -> Budget:
+        """A fresh budget from now: ``seconds``, a move's ``budget_seconds`` by default."""
+        return Budget(self.budget_seconds if seconds is None else seconds, self.clock, self._sleep)
 
     def back_off(self, attempt: int) -> None:
         """Full-jitter backoff so that racing writers spread out instead of colliding again."""

@@ -10,6 +10,13 @@ every other rule, match, filter and backendRef is written back exactly as read, 
 it is left as it was. A colour's backendRef that is missing is added (kind Service,
 the port ``Settings.colour_service_port``). Weights are 0-100 here, well inside
 what Gateway API (0-1,000,000) and the Load Balancer Controller (0-999) accept.
+
+A move is confirmed by the Gateway implementation's own report: for every parentRef,
+an entry of ``status.parents`` whose ``Accepted`` and ``ResolvedRefs`` conditions are
+True with ``observedGeneration`` equal to the route's ``metadata.generation`` (the
+generation the write produced). Implementations may program the proxy a moment after
+they write that status (Traefik does, by about 2 s here); the route's status is what
+Gateway API promises, and what every implementation writes.
 """
 
 from __future__ import annotations
@@ -22,7 +29,7 @@ from bluegreen.adapters.kube.requests import Budget
 from bluegreen.adapters.routers.weighted import WeightedRouter
 from bluegreen.domain.errors import InvalidInput, RouterObjectInvalid
 from bluegreen.domain.models import Colour
-from bluegreen.domain.traffic import RouterKind, Traffic, Weights
+from bluegreen.domain.traffic import Confirmation, RouterKind, Traffic, Weights
 
 GROUP = "gateway.networking.k8s.io"
 VERSION = "v1"
@@ -111,6 +118,73 @@ class HttpRouteRouter(WeightedRouter):
             "metadata": {"resourceVersion": current["metadata"]["resourceVersion"]},
             "spec": {"rules": copy.deepcopy((before.get("spec") or {}).get("rules") or [])},
         }
+
+    def confirm(self) -> Confirmation:
+        """Whether each parent Gateway accepted the route's current generation (one read)."""
+        obj = self.read()
+        written = self.traffic_of(obj)
+        if written.problem or written.production is None:
+            return Confirmation(written=written, confirmed=False, applied=written.problem)
+        generation = (obj.get("metadata") or {}).get("generation")
+        parents = (obj.get("spec") or {}).get("parentRefs") or []
+        reported = (obj.get("status") or {}).get("parents") or []
+        problems = [
+            problem
+            for parent in parents
+            if isinstance(parent, dict)
+            and (problem := self._parent_problem(parent, reported, generation))
+        ]
+        if not parents:
+            problems.append("the route names no parentRefs: no Gateway serves it")
+        if problems:
+            return Confirmation(written=written, confirmed=False, applied="; ".join(problems))
+        names = ", ".join(str(p.get("name")) for p in parents if isinstance(p, dict))
+        return Confirmation(
+            written=written,
+            confirmed=True,
+            applied=f"accepted at generation {generation} by {names}",
+            observed=written.production,
+        )
+
+    def _parent_problem(
+        self, parent: Mapping[str, Any], reported: list[Any], generation: object
+    ) -> str:
+        """Why ``parent``'s report does not confirm ``generation`` ("" when it does)."""
+        name = str(parent.get("name"))
+        namespace = parent.get("namespace") or self._settings.namespace
+        section = parent.get("sectionName")
+        entry = next(
+            (
+                r
+                for r in reported
+                if isinstance(r, dict)
+                and (r.get("parentRef") or {}).get("name") == name
+                and ((r.get("parentRef") or {}).get("namespace") or self._settings.namespace)
+                == namespace
+                and (r.get("parentRef") or {}).get("sectionName") == section
+            ),
+            None,
+        )
+        if entry is None:
+            return f"Gateway {name!r} has not reported on the route"
+        conditions = {
+            c.get("type"): c for c in entry.get("conditions") or [] if isinstance(c, dict)
+        }
+        for kind in ("Accepted", "ResolvedRefs"):
+            condition = conditions.get(kind)
+            if condition is None:
+                return f"Gateway {name!r} reports no {kind} condition"
+            if condition.get("observedGeneration") != generation:
+                return (
+                    f"Gateway {name!r} last reported on generation "
+                    f"{condition.get('observedGeneration')}, not {generation}"
+                )
+            if condition.get("status") != "True":
+                return (
+                    f"Gateway {name!r}: {kind} {condition.get('status')} "
+                    f"({condition.get('reason')}: {condition.get('message', '')})"
+                )
+        return ""
 
     # reading the object ---------------------------------------------------------------
 

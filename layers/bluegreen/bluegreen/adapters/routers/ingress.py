@@ -17,6 +17,13 @@ rules, hosts, other annotations, other target groups of the action and its other
 ``forwardConfig`` keys (stickiness) are left as they are. The per-colour Services
 (``Settings.colour_service_name``) select one colour each and never change, so a
 flip re-registers no target: the controller changes the listener rule's weights.
+
+A move is confirmed from ELBv2 itself (``RouterParts.load_balancers``): the listener
+rule the controller made for each of the two paths forwards with the weights written
+(per colour's target group), and every colour given weight has at least one target
+registered and all of them ``healthy`` (as Argo Rollouts' ``VerifyWeight`` and
+target-group verification read it). Until then the load balancer may still send the
+old weights, or send requests to a colour it cannot reach.
 """
 
 from __future__ import annotations
@@ -29,7 +36,14 @@ from bluegreen.adapters.kube.requests import Budget
 from bluegreen.adapters.routers.weighted import WeightedRouter
 from bluegreen.domain.errors import RouterObjectInvalid
 from bluegreen.domain.models import Colour
-from bluegreen.domain.traffic import ROUTER_WEIGHT_MAX, RouterKind, Traffic, Weights
+from bluegreen.domain.traffic import (
+    ROUTER_WEIGHT_MAX,
+    Confirmation,
+    ForwardRule,
+    RouterKind,
+    Traffic,
+    Weights,
+)
 
 ACTION_ANNOTATION = "alb.ingress.kubernetes.io/actions.{action}"
 USE_ANNOTATION = "use-annotation"
@@ -121,6 +135,99 @@ class IngressRouter(WeightedRouter):
                 },
             }
         }
+
+    def confirm(self) -> Confirmation:
+        """Whether the load balancer forwards by what the Ingress says, to healthy targets
+        (the Ingress, then ELBv2's rules, target groups and target health)."""
+        obj = self.read()
+        written = self.traffic_of(obj)
+        view = self._parts.load_balancers
+        if written.problem or written.production is None:
+            return Confirmation(written=written, confirmed=False, applied=written.problem)
+        if view is None:
+            return Confirmation(
+                written=written,
+                confirmed=False,
+                applied="no load balancer can be read (the stack reaches no ELBv2)",
+            )
+        balancer = view.programmed(self._settings.namespace, self._settings.ingress_name)
+        if balancer.problem:
+            return Confirmation(written=written, confirmed=False, applied=balancer.problem)
+        wanted = {
+            "production": written.production,
+            "canary": Weights.all_on(written.canary) if written.canary else None,
+        }
+        problems: list[str] = []
+        observed: Weights | None = None
+        for role, action in self._actions.items():
+            weights = wanted[role]
+            rule = self._rule_for(obj, action, balancer.rules)
+            if rule is None:
+                problems.append(f"{balancer.where} has no listener rule for the {role} path yet")
+                continue
+            held = self._held(rule)
+            if role == "production":
+                observed = held
+            if weights is not None and held != weights:
+                problems.append(
+                    f"its {role} rule forwards {held.describe()}, not {weights.describe()}"
+                )
+        serving = set(written.production.serving)
+        if written.canary is not None:
+            serving.add(written.canary)
+        for colour in sorted(serving, key=lambda c: c.value):
+            states = balancer.targets.get(self._settings.colour_service_name(colour), ())
+            unhealthy = [state for state in states if state != "healthy"]
+            if not states:
+                problems.append(f"{colour.value}'s target group has no registered target")
+            elif unhealthy:
+                problems.append(
+                    f"{len(unhealthy)} of {colour.value}'s {len(states)} targets are not "
+                    f"healthy ({', '.join(sorted(set(unhealthy)))})"
+                )
+        if problems:
+            return Confirmation(
+                written=written,
+                confirmed=False,
+                applied=f"{balancer.where}: " + "; ".join(problems),
+                observed=observed,
+            )
+        return Confirmation(
+            written=written,
+            confirmed=True,
+            applied=f"{balancer.where} forwards production {written.production.describe()} "
+            "to healthy targets",
+            observed=observed,
+        )
+
+    def _rule_for(
+        self, obj: Mapping[str, Any], action: str, rules: tuple[ForwardRule, ...]
+    ) -> ForwardRule | None:
+        """The listener rule made from the Ingress path that forwards to ``action``: the
+        one whose host and path conditions are that path's (the controller's pattern of
+        a Prefix path ``/x`` is ``/x`` and ``/x/*``, of ``/`` it is ``/*``)."""
+        for rule in (obj.get("spec") or {}).get("rules") or []:
+            host = rule.get("host")
+            for path in (rule.get("http") or {}).get("paths") or []:
+                if ((path.get("backend") or {}).get("service") or {}).get("name") != action:
+                    continue
+                prefix = str(path.get("path") or "/").rstrip("/")
+                for candidate in rules:
+                    if host and host not in candidate.hosts:
+                        continue
+                    if not candidate.paths or any(
+                        p.removesuffix("*").rstrip("/") == prefix for p in candidate.paths
+                    ):
+                        return candidate
+        return None
+
+    def _held(self, rule: ForwardRule) -> Weights:
+        """The rule's weights per colour (its target groups told apart by Service)."""
+        values = {
+            colour: int(rule.weights.get(self._settings.colour_service_name(colour), 0))
+            for colour in Colour
+        }
+        return Weights(blue=values[Colour.BLUE], green=values[Colour.GREEN])
 
     # reading the object ---------------------------------------------------------------
 

@@ -10,8 +10,12 @@ production traffic safe. ``GuardedMove.run`` is that sequence:
    (its check that no deployment took the lock meanwhile) where the router says;
 3. a write that loses a resourceVersion race (``Refused``) re-reads and re-decides,
    a bounded number of times, with jittered backoff;
-4. a move that cannot complete puts back what it wrote, newest first, and says so:
-   the caller's own refusal re-worded, ``SwitchRestored``, or ``SwitchIncomplete``
+4. the move counts as done once the data plane applies it (the router's
+   ``confirm``: the Services' endpoints, the load balancer's listener rule, the
+   proxy's accepted route), polled with back-off for ``RouterParts.confirm_seconds``;
+5. a move that cannot complete, or that the data plane does not confirm in time,
+   puts back what it wrote, newest first, and says so: the caller's own refusal
+   re-worded, ``TrafficNotConfirmed``, ``SwitchRestored``, or ``SwitchIncomplete``
    naming what is left when even putting back fails. A failure before anything was
    written is raised as it is.
 
@@ -27,8 +31,15 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from bluegreen.adapters.kube.requests import KubeRequests, Refused
-from bluegreen.domain.errors import BlueGreenError, ClusterConflict, SwitchRestored
+from bluegreen.adapters.kube.requests import Refused
+from bluegreen.adapters.routers.parts import RouterParts
+from bluegreen.domain.errors import (
+    BlueGreenError,
+    ClusterConflict,
+    SwitchRestored,
+    TrafficNotConfirmed,
+)
+from bluegreen.domain.traffic import Confirmation
 from bluegreen.observability import logger
 
 
@@ -38,10 +49,12 @@ class GuardedMove(ABC):
     put_back_log = "traffic move put back"
     """What the log says when a move is put back."""
 
-    def __init__(self, requests: KubeRequests, confirm: Callable[[], None] | None) -> None:
-        self._requests = requests
-        self._budget = requests.budget()
+    def __init__(self, parts: RouterParts, confirm: Callable[[], None] | None) -> None:
+        self._requests = parts.requests
+        self._budget = parts.requests.budget()
         self._confirm = confirm
+        self._confirm_seconds = parts.confirm_seconds
+        self._awaiting_data_plane = False  # the objects say the wish; the data plane not yet
         self._stopped_by: Exception | None = None  # what ``confirm`` raised, if it did
         self._written: list[str] = []  # the objects written, in the order first written
         self._before: dict[str, dict[str, Any]] = {}  # each object before it was written
@@ -68,12 +81,23 @@ class GuardedMove(ABC):
 
     @abstractmethod
     def _after(self, failure: Exception) -> Exception | None:
-        """Put back what was written; the error to raise (None: the move turned out done)."""
+        """Put back what was written; the error to raise (None: the move turned out done).
+
+        While ``_awaiting_data_plane``, objects that say the wish are not the move done.
+        """
+
+    @abstractmethod
+    def _data_plane(self) -> Confirmation:
+        """Whether the data plane applies what the router's objects say (the router's
+        ``confirm``)."""
 
     def run(self) -> bool:
-        """Complete the move, or put back what it wrote and say so."""
+        """Complete the move and see the data plane apply it, or put back what it wrote
+        and say so."""
         try:
-            return self._forward()
+            done = self._forward()
+            self._await_data_plane()
+            return done
         except Exception as failure:
             if not self._written:
                 raise
@@ -99,6 +123,35 @@ class GuardedMove(ABC):
                 continue
             if result is not None:
                 return result
+
+    def _await_data_plane(self) -> None:
+        """Poll the data plane, with back-off, until it applies the move or the budget ends.
+
+        A reading that fails (the load balancer's API throttled, the cluster away for a
+        moment) is not a confirmation, and not yet a failure: the next poll may answer.
+        """
+        if self._confirm_seconds <= 0:
+            return
+        self._awaiting_data_plane = True
+        budget = self._requests.budget(self._confirm_seconds)
+        pause = 0.1
+        while True:
+            try:
+                seen = self._data_plane()
+            except BlueGreenError as exc:
+                reported = f"could not be read ({exc})"
+            else:
+                if seen.confirmed:
+                    self._awaiting_data_plane = False
+                    return
+                reported = seen.describe()
+            if not budget.wait(pause):
+                changed = "" if self._written else "; this move changed nothing"
+                raise TrafficNotConfirmed(
+                    f"{self.wish}: the data plane did not apply it within "
+                    f"{self._confirm_seconds:g}s: {reported}{changed}"
+                )
+            pause = min(pause * 2, 2.0)
 
     # what the routers' steps share -------------------------------------------------
 
@@ -128,6 +181,8 @@ class GuardedMove(ABC):
         fault of this code shows as what it is; anything else is ``SwitchRestored``.
         """
         logger.warning(self.put_back_log, extra={"cause": str(failure)})
+        if isinstance(failure, TrafficNotConfirmed):
+            return TrafficNotConfirmed(f"{failure}; {restored}")
         if failure is self._stopped_by and isinstance(failure, BlueGreenError):
             try:
                 return type(failure)(f"{failure}; {restored}")

@@ -106,7 +106,9 @@ class SelectorRouter:
 
     def traffic(self) -> Traffic:
         """What both Services select (one list request): production's is all its traffic."""
-        services = self._services.read()
+        return self._traffic_of(self._services.read())
+
+    def _traffic_of(self, services: Mapping[Role, Mapping[str, Any]]) -> Traffic:
         production = selected_colour(services[Role.PRODUCTION])
         return Traffic(
             router=self.kind,
@@ -116,8 +118,69 @@ class SelectorRouter:
         )
 
     def confirm(self) -> Confirmation:
-        """What the Services select, as the Services themselves say it."""
-        return Confirmation.as_written(self.traffic())
+        """Whether the production Service's endpoints are the pods it now selects.
+
+        What carries production's requests is the EndpointSlices the endpoint-slice
+        controller derives from the Service's selector (kube-proxy and the load
+        balancers read those, not the selector): the switch is applied once they list
+        ready endpoints, every one of them a pod of the selected colour. Three reads:
+        the Services, the production Service's EndpointSlices, that colour's pods.
+        """
+        services = self._services.read()
+        written = self._traffic_of(services)
+        colour = written.production.sole if written.production else None
+        if colour is None:
+            return Confirmation(
+                written=written,
+                confirmed=False,
+                applied="the production Service selects no colour",
+            )
+        settings = self._parts.settings
+        requests = self._parts.requests
+        service = settings.service_name(Role.PRODUCTION)
+        slices = requests.call(
+            "list",
+            f'EndpointSlices of Service "{service}" in namespace "{settings.namespace}"',
+            requests.apis.discovery.list_namespaced_endpoint_slice,
+            settings.namespace,
+            label_selector=f"kubernetes.io/service-name={service}",
+        ).get("items", [])
+        pods = requests.call(
+            "list",
+            f'{colour.value} pods in namespace "{settings.namespace}"',
+            requests.apis.core.list_namespaced_pod,
+            settings.namespace,
+            label_selector=",".join(
+                f"{key}={value}"
+                for key, value in sorted(
+                    (services[Role.PRODUCTION].get("spec", {}).get("selector") or {}).items()
+                )
+            ),
+        ).get("items", [])
+        of_colour = {pod["metadata"]["name"] for pod in pods}
+        ready = [
+            endpoint
+            for piece in slices
+            for endpoint in piece.get("endpoints") or []
+            if (endpoint.get("conditions") or {}).get("ready") is not False
+        ]
+        names = {str((e.get("targetRef") or {}).get("name", "")) for e in ready}
+        strangers = sorted(names - of_colour)
+        if not ready:
+            applied = f'Service "{service}" has no ready endpoint yet'
+        elif strangers:
+            applied = (
+                f'Service "{service}" still lists {len(strangers)} endpoint(s) not of '
+                f"{colour.value} ({', '.join(strangers[:3])})"
+            )
+        else:
+            return Confirmation(
+                written=written,
+                confirmed=True,
+                applied=f'Service "{service}" lists {len(ready)} ready {colour.value} endpoint(s)',
+                observed=written.production,
+            )
+        return Confirmation(written=written, confirmed=False, applied=applied)
 
     def switch_roles(
         self,
@@ -128,7 +191,7 @@ class SelectorRouter:
     ) -> bool:
         """The three writes of the module's docstring, or none; put back when it cannot
         complete (``SwitchRestored``, or ``SwitchIncomplete`` naming what is left)."""
-        return SelectorSwitch(self._parts, self._services, canary, image, confirm).run()
+        return SelectorSwitch(self._parts, self, self._services, canary, image, confirm).run()
 
     def shift(
         self,
@@ -209,12 +272,14 @@ class SelectorSwitch(GuardedMove):
     def __init__(
         self,
         parts: RouterParts,
+        router: SelectorRouter,
         services: Services,
         canary: Colour,
         image: str | None,
         confirm: Callable[[], None] | None,
     ) -> None:
-        super().__init__(parts.requests, confirm)
+        super().__init__(parts, confirm)
+        self._router = router
         self._canary_env = parts.canary_env
         self._workloads = parts.workloads
         self._services = services
@@ -236,6 +301,9 @@ class SelectorSwitch(GuardedMove):
     @property
     def contended(self) -> str:
         return f"{self._canary_env.what} and the Services"
+
+    def _data_plane(self) -> Confirmation:
+        return self._router.confirm()
 
     # forward ---------------------------------------------------------------------
 
@@ -399,8 +467,10 @@ class SelectorSwitch(GuardedMove):
                 f"read to put it back ({exc}); as this switch last saw it, "
                 f"{self._last_seen()}; {self._repair_hint()}"
             )
-        if now.settled_on(self._canary) and (
-            self._image is None or (now.env is not None and now.env.image == self._image)
+        if (
+            not self._awaiting_data_plane
+            and now.settled_on(self._canary)
+            and (self._image is None or (now.env is not None and now.env.image == self._image))
         ):
             return None
         for key in self._written:

@@ -33,7 +33,7 @@ from typing import Any
 from bluegreen.adapters.kube.requests import Budget
 from bluegreen.adapters.routers.moves import GuardedMove
 from bluegreen.adapters.routers.parts import RouterParts
-from bluegreen.domain.errors import SwitchIncomplete
+from bluegreen.domain.errors import SwitchIncomplete, TrafficNotConfirmed
 from bluegreen.domain.models import INITIAL_CANARY, CanaryEnv, Colour
 from bluegreen.domain.traffic import Confirmation, RouterKind, Traffic, Weights
 from bluegreen.observability import logger
@@ -122,9 +122,9 @@ class WeightedRouter(ABC):
         """Production's weights as given; ``canary`` the canary (default: as canaryEnv says)."""
         return WeightedMove(self, canary, weights, image, confirm).run()
 
+    @abstractmethod
     def confirm(self) -> Confirmation:
-        """What the router object says, taken as applied (one request)."""
-        return Confirmation.as_written(self.traffic())
+        """Whether the data plane applies what the router object says now."""
 
     @property
     def parts(self) -> RouterParts:
@@ -160,7 +160,7 @@ class WeightedMove(GuardedMove):
         image: str | None,
         confirm: Callable[[], None] | None,
     ) -> None:
-        super().__init__(router.parts.requests, confirm)
+        super().__init__(router.parts, confirm)
         self._router = router
         self._canary_env = router.parts.canary_env
         self._workloads = router.parts.workloads
@@ -179,6 +179,9 @@ class WeightedMove(GuardedMove):
     @property
     def contended(self) -> str:
         return f"canaryEnv and {self._router.what}"
+
+    def _data_plane(self) -> Confirmation:
+        return self._router.confirm()
 
     # forward ---------------------------------------------------------------------------
 
@@ -237,6 +240,17 @@ class WeightedMove(GuardedMove):
         already where it must be, and putting it back on a colour being backed out
         would be worse.
         """
+        if (
+            self._router_first
+            and _ROUTER in self._written
+            and isinstance(failure, TrafficNotConfirmed)
+        ):
+            # Kept, not put back: the move takes traffic off a colour, and putting it back
+            # there while the data plane lags would be worse than waiting for it.
+            return TrafficNotConfirmed(
+                f"{failure}; the move was kept (it takes production off a colour): "
+                f"{self._describe_now()}"
+            )
         if self._router_first and _ROUTER in self._written and failure is not self._stopped_by:
             logger.warning("traffic moved, canaryEnv not written", extra={"cause": str(failure)})
             return SwitchIncomplete(

@@ -48,6 +48,9 @@ def shift(event: Json, ports: PromotionPorts) -> Json:
         return _complete(ports, promotion)
     weights = Weights.split(canary, step.weight)
     ports.deploy.cluster.shift_traffic(weights, canary)
+    # shift_traffic returns once the data plane applies the weights (or raises
+    # TrafficNotConfirmed, put back): the step's first window starts after that, so no
+    # reading includes time the load balancer still sent the old weights.
     now = current_time(ports).isoformat()
     promotion.update(
         weights=weights.to_json(),
