@@ -520,10 +520,14 @@ class Controllers:
                     if not missing
                     else ("False", "BackendNotFound", f"no Service {', '.join(missing)}")
                 )
+                refused = self.faults.route_refusal(meta["name"])
+                accepted = (
+                    ("True", "Accepted", "")
+                    if refused is None
+                    else ("False", refused, "the Gateway's listeners do not allow this route")
+                )
                 conditions = [
-                    _route_condition(
-                        "Accepted", ("True", "Accepted", ""), generation, previous, now
-                    ),
+                    _route_condition("Accepted", accepted, generation, previous, now),
                     _route_condition("ResolvedRefs", resolved, generation, previous, now),
                 ]
                 parents.append(

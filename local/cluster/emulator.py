@@ -335,6 +335,10 @@ class ClusterEmulator:
                 _text(body, "mode", "fail"),
                 _whole(body, "count") if "count" in body else None,
             )
+        elif path == "/_emulator/faults/routes" and method == "POST":
+            self.faults.refuse_route(
+                _text(body, "name"), _text(body, "reason", "NotAllowedByListeners")
+            )
         elif path == "/_emulator/faults" and method == "DELETE":
             self.faults.clear()
         elif path == "/_emulator/clock/advance" and method == "POST":
@@ -374,6 +378,7 @@ _CONTROL_PATHS = [
     "POST /_emulator/faults/requests {method, path (regex), status: 500|503|429, count}",
     "POST /_emulator/faults/hangs {method, path (regex), seconds, count}",
     "POST /_emulator/faults/jobs {match, mode: fail|hang, count (default: until cleared)}",
+    "POST /_emulator/faults/routes {name, reason}: the HTTPRoute reported not Accepted",
     "DELETE /_emulator/faults",
     "POST /_emulator/clock/advance {seconds}",
     "GET /_emulator/clock",
@@ -398,6 +403,7 @@ _CONTROL_FIELDS: dict[tuple[str, str], tuple[frozenset[str], frozenset[str]]] = 
         frozenset({"method", "path", "seconds", "count"}),
     ),
     ("POST", "/_emulator/faults/jobs"): (frozenset({"match"}), frozenset({"mode", "count"})),
+    ("POST", "/_emulator/faults/routes"): (frozenset({"name"}), frozenset({"reason"})),
     ("DELETE", "/_emulator/faults"): (frozenset(), frozenset()),
     ("POST", "/_emulator/clock/advance"): (frozenset({"seconds"}), frozenset()),
     ("GET", "/_emulator/clock"): (frozenset(), frozenset()),

@@ -65,6 +65,7 @@ class Faults:
         self._failures: list[_RequestRule] = []
         self._hangs: list[_RequestRule] = []
         self._jobs: list[_JobRule] = []
+        self._routes: dict[str, str] = {}
 
     def break_image(self, image: str, mode: str = "CrashLoopBackOff") -> None:
         """Pods running ``image`` (a full image string or a ``sha256:`` digest) never get ready."""
@@ -144,10 +145,22 @@ class Faults:
                     return rule.mode
         return None
 
+    def refuse_route(self, name: str, reason: str = "NotAllowedByListeners") -> None:
+        """HTTPRoutes named ``name`` are reported not Accepted (``reason``), as a Gateway
+        whose listeners do not allow them reports them."""
+        with self._lock:
+            self._routes[name] = reason
+
+    def route_refusal(self, name: str) -> str | None:
+        """Why the HTTPRoute ``name`` is not accepted, or None when it is."""
+        with self._lock:
+            return self._routes.get(name)
+
     def clear(self) -> None:
         """Repair everything."""
         self.images.clear_all()
         with self._lock:
+            self._routes.clear()
             self._failures.clear()
             self._hangs.clear()
             self._jobs.clear()

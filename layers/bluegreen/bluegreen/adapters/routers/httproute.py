@@ -111,6 +111,9 @@ class HttpRouteRouter(WeightedRouter):
             "spec": {"rules": rules},
         }
 
+    def owned(self, obj: Mapping[str, Any]) -> Any:
+        return (obj.get("spec") or {}).get("rules")
+
     def restore_patch(
         self, current: Mapping[str, Any], before: Mapping[str, Any]
     ) -> dict[str, Any]:

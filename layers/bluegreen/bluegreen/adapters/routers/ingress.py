@@ -122,6 +122,10 @@ class IngressRouter(WeightedRouter):
             }
         }
 
+    def owned(self, obj: Mapping[str, Any]) -> Any:
+        annotations = (obj.get("metadata") or {}).get("annotations") or {}
+        return {action: annotations.get(_key(action)) for action in self._actions.values()}
+
     def restore_patch(
         self, current: Mapping[str, Any], before: Mapping[str, Any]
     ) -> dict[str, Any]:
@@ -176,15 +180,8 @@ class IngressRouter(WeightedRouter):
         if written.canary is not None:
             serving.add(written.canary)
         for colour in sorted(serving, key=lambda c: c.value):
-            states = balancer.targets.get(self._settings.colour_service_name(colour), ())
-            unhealthy = [state for state in states if state != "healthy"]
-            if not states:
-                problems.append(f"{colour.value}'s target group has no registered target")
-            elif unhealthy:
-                problems.append(
-                    f"{len(unhealthy)} of {colour.value}'s {len(states)} targets are not "
-                    f"healthy ({', '.join(sorted(set(unhealthy)))})"
-                )
+            if problem := self._target_problem(balancer.targets, colour):
+                problems.append(problem)
         if problems:
             return Confirmation(
                 written=written,
@@ -199,6 +196,32 @@ class IngressRouter(WeightedRouter):
             "to healthy targets",
             observed=observed,
         )
+
+    def unready(self, colours: frozenset[Colour]) -> str:
+        """A colour's target group with no registered target, or one not ``healthy``."""
+        view = self._parts.load_balancers
+        if view is None:
+            return ""
+        balancer = view.programmed(self._settings.namespace, self._settings.ingress_name)
+        if balancer.problem:
+            return balancer.problem
+        return "; ".join(
+            problem
+            for colour in sorted(colours, key=lambda c: c.value)
+            if (problem := self._target_problem(balancer.targets, colour))
+        )
+
+    def _target_problem(self, targets: Mapping[str, tuple[str, ...]], colour: Colour) -> str:
+        states = targets.get(self._settings.colour_service_name(colour), ())
+        unhealthy = [state for state in states if state != "healthy"]
+        if not states:
+            return f"{colour.value}'s target group has no registered target"
+        if unhealthy:
+            return (
+                f"{len(unhealthy)} of {colour.value}'s {len(states)} targets are not "
+                f"healthy ({', '.join(sorted(set(unhealthy)))})"
+            )
+        return ""
 
     def _rule_for(
         self, obj: Mapping[str, Any], action: str, rules: tuple[ForwardRule, ...]

@@ -59,6 +59,7 @@ class GuardedMove(ABC):
         self._written: list[str] = []  # the objects written, in the order first written
         self._before: dict[str, dict[str, Any]] = {}  # each object before it was written
         self._versions: dict[str, str] = {}  # each object's version after this move's last write
+        self._left: dict[str, dict[str, Any]] = {}  # each object as this move's last write left it
         self._all_versions: set[str] = set()  # every version this move's writes produced
 
     @property
@@ -162,6 +163,7 @@ class GuardedMove(ABC):
             self._written.append(key)
         version = str(written.get("metadata", {}).get("resourceVersion", ""))
         self._versions[key] = version
+        self._left[key] = copy.deepcopy(dict(written))
         self._all_versions.add(version)
 
     def _check(self) -> None:

@@ -92,6 +92,10 @@ class WeightedRouter(ABC):
         """The write that puts back what ``before`` said, guarded by ``current``'s version."""
 
     @abstractmethod
+    def owned(self, obj: Mapping[str, Any]) -> Any:
+        """What of the object a move writes (its controller's status updates are not)."""
+
+    @abstractmethod
     def write(self, patch: Mapping[str, Any], budget: Budget | None = None) -> dict[str, Any]:
         """Send ``patch``; a 409 (a stale resourceVersion) raises ``Refused``."""
 
@@ -125,6 +129,11 @@ class WeightedRouter(ABC):
     @abstractmethod
     def confirm(self) -> Confirmation:
         """Whether the data plane applies what the router object says now."""
+
+    def unready(self, colours: frozenset[Colour]) -> str:
+        """Why the data plane cannot take production traffic to ``colours`` yet ("" when it
+        can): asked before a move gives them weight they did not have."""
+        return ""
 
     @property
     def parts(self) -> RouterParts:
@@ -206,6 +215,13 @@ class WeightedMove(GuardedMove):
             return bool(self._written)
         if not self._written:
             self._router_first = self._weights.serving <= granted(env)
+            gaining = self._weights.serving - (traffic.production or Weights(0, 0)).serving
+            problem = router.unready(frozenset(gaining)) if gaining else ""
+            if problem:
+                raise TrafficNotConfirmed(
+                    f"{self.wish}: {problem}; nothing was changed (a colour is given "
+                    "production traffic only once the data plane can send it there)"
+                )
         order = (_ROUTER, _CONFIGMAP) if self._router_first else (_CONFIGMAP, _ROUTER)
         for key in order:
             if key == _ROUTER and not router_done:
@@ -278,7 +294,15 @@ class WeightedMove(GuardedMove):
                 else router.read(self._budget)
             )
             version = str(current.get("metadata", {}).get("resourceVersion", ""))
-            if version != self._versions[key]:
+            # The router object's controller writes its status (a Gateway's report, the
+            # load balancer's address): only a change of what this move wrote is another
+            # writer's. The restore is still guarded by the version just read.
+            changed = (
+                version != self._versions[key]
+                if key == _CONFIGMAP
+                else router.owned(current) != router.owned(self._left[key])
+            )
+            if changed:
                 what = "canaryEnv" if key == _CONFIGMAP else router.what
                 raise SwitchIncomplete(f"another writer changed {what} since; it was not put back")
             if key == _CONFIGMAP:
