@@ -3,8 +3,11 @@ for the tests that put the dashboard in front of a fake API."""
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
 from typing import Any
 
+from bluegreen.domain.promotion import AnalysisPolicy, TargetGroupMetrics
+from bluegreen.logic.analysis import judge
 from tests.fake_api import FakeApi
 
 REGISTRY = "123456789012.dkr.ecr.us-west-2.amazonaws.com/rezfusion-cloud"
@@ -131,5 +134,118 @@ def serve_release(api: FakeApi, **service_changes: Any) -> None:
             ("GET", "/v1/deployments"): (200, {"deployments": [record()], "nextCursor": None}),
             ("GET", path): (200, deployment()),
             ("GET", f"{path}/timeline"): (200, timeline()),
+        }
+    )
+
+
+def traffic(**changes: Any) -> dict[str, Any]:
+    """``traffic`` of ``GET /services`` for the ``alb`` router, the move confirmed."""
+    body: dict[str, Any] = {
+        "router": "alb",
+        "object": "Ingress production/www",
+        "weights": {"blue": 10, "green": 90},
+        "canary": "blue",
+        "problem": "",
+        "confirmed": True,
+        "dataPlane": "listener rule arn:aws:elasticloadbalancing:rule/www/1 forwards blue 10 %, "
+        "green 90 %; every registered target healthy",
+        "heldWeights": {"blue": 10, "green": 90},
+    }
+    body.update(changes)
+    return body
+
+
+# -- a progressive promotion that failed its analysis at its second step -------------------
+
+PROMOTION_ID = "wp-platform-promote-cdcd"
+POLICY = AnalysisPolicy(max_error_percent=2.5, max_p99_seconds=0.8, min_requests=50)
+"""Limits unlike the defaults (1 %, 1 s): a page that drew the defaults would be caught."""
+PROMOTION_START = datetime.fromisoformat("2026-12-01T10:01:00+00:00")
+STEP_TWO_AT = PROMOTION_START + timedelta(seconds=195)
+BACKED_OUT_AT = STEP_TWO_AT + timedelta(seconds=61)
+FINISHED_AT = BACKED_OUT_AT + timedelta(seconds=4)
+READINGS = (
+    # (weight, window start, seconds, requests, 5xx, p99): 0.5 % then no traffic at all,
+    # then 2 % (under the limit), then 4 % and a p99 of 1.2 s at 50 % (both over it).
+    (10, PROMOTION_START + timedelta(seconds=10), 60, 400, 2, 0.3),
+    (10, PROMOTION_START + timedelta(seconds=70), 60, 0, 0, None),
+    (10, PROMOTION_START + timedelta(seconds=130), 60, 500, 10, 0.45),
+    (50, STEP_TWO_AT, 60, 1000, 40, 1.2),
+)
+
+
+def readings() -> list[dict[str, Any]]:
+    """Each reading as the flow records it: judged by the product's own ``judge``, so the
+    page reads the limits from the reasons that code writes."""
+    found = []
+    for weight, start, seconds, requests, errors, p99 in READINGS:
+        judged = judge(
+            TargetGroupMetrics("targetgroup/blue/1", requests, errors, p99),
+            (),
+            (),
+            POLICY,
+            start=start,
+            end=start + timedelta(seconds=seconds),
+            weight=weight,
+        )
+        found.append({**judged.to_json(), "step": 0 if weight == 10 else 1})
+    return found
+
+
+def promotion_progress() -> dict[str, Any]:
+    """``promotion`` of ``GET /deployments/{id}``: backed out after its failing reading."""
+    analyses = readings()
+    return {
+        "status": "backed_out",
+        "step": 2,
+        "steps": [{"weight": 10, "pause": 180}, {"weight": 50, "pause": 180}, {"weight": 100}],
+        "weights": {"blue": 0, "green": 100},
+        "canary": "blue",
+        "production": "green",
+        "waitingForPerson": False,
+        "waitingFor": "",
+        "analyses": analyses,
+        "gates": [],
+        "abortRequestedBy": "",
+        "cause": "the canary blue failed its analysis at 50 %",
+        "stepStartedAt": STEP_TWO_AT.isoformat(),
+        "failedAt": analyses[-1]["end"],
+        "backedOutAt": BACKED_OUT_AT.isoformat(),
+    }
+
+
+def serve_promotion(api: FakeApi) -> None:
+    """The read routes of a release whose last deployment is that promotion."""
+    promoted = record(
+        id=PROMOTION_ID,
+        action="promote",
+        colour="blue",
+        startedAt=PROMOTION_START.isoformat(),
+        finishedAt=FINISHED_AT.isoformat(),
+        outcome="failed",
+        reason="the canary blue failed its analysis at 50 %",
+    )
+    path = f"/v1/deployments/{PROMOTION_ID}"
+    execution = {
+        "status": "FAILED",
+        "startDate": PROMOTION_START.isoformat(),
+        "stopDate": FINISHED_AT.isoformat(),
+        "error": "AnalysisFailed",
+        "cause": promoted["reason"],
+    }
+    serve_release(api, traffic=traffic(weights={"blue": 0, "green": 100}, heldWeights=None))
+    api.routes.update(
+        {
+            ("GET", "/v1/deployments"): (200, {"deployments": [promoted], "nextCursor": None}),
+            ("GET", path): (
+                200,
+                deployment(
+                    id=PROMOTION_ID,
+                    record=promoted,
+                    execution=execution,
+                    promotion=promotion_progress(),
+                ),
+            ),
+            ("GET", f"{path}/timeline"): (200, {**timeline(), "id": PROMOTION_ID}),
         }
     )

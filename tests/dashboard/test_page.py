@@ -5,12 +5,16 @@ API's errors shown as they came."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from bluegreen_cli.dashboard.server import DashboardServer
 
 from tests.dashboard import answers
 from tests.dashboard.conftest import Tab
 from tests.fake_api import FakeApi
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Locator
 
 Start = Callable[[str], DashboardServer]
 
@@ -57,18 +61,74 @@ def test_the_page_draws_the_colours_and_the_running_deployment(
 def test_traffic_weights_show_only_once_the_api_reports_them(
     fake_api: FakeApi, dashboard_for: Start, tab: Tab
 ) -> None:
-    # GIVEN an API without traffic weights
+    # GIVEN an API without traffic
     answers.serve_release(fake_api)
     server = dashboard_for(fake_api.url)
     open_page(tab, server)
-    # THEN no weights area
+    # THEN no traffic area
     assert tab.page.locator("#weights").is_hidden()
-    # WHEN the API starts reporting weights
-    answers.serve_release(fake_api, weights={"blue": 10, "green": 90})
+    # WHEN the API starts reporting the router object's weights
+    answers.serve_release(fake_api, traffic=answers.traffic())
     # THEN the page shows them without a reload
     tab.page.wait_for_selector("#weights:not([hidden])")
-    assert "green 90%" in tab.page.locator("#weights").inner_text()
+    assert "green 90%" in tab.page.locator("#weights .weight-bar").first.inner_text()
     assert "10%" in tab.page.locator(".card[data-colour=blue]").inner_text()
+
+
+def test_what_the_data_plane_confirms_shows_beside_what_is_written(
+    fake_api: FakeApi, dashboard_for: Start, tab: Tab
+) -> None:
+    # GIVEN an Ingress written at 10 % on blue while the ALB's rule still forwards none
+    held = "listener rule forwards blue 0 %, green 100 % (the Ingress says blue 10 %)"
+    pending = answers.traffic(
+        confirmed=False, dataPlane=held, heldWeights={"blue": 0, "green": 100}
+    )
+    answers.serve_release(fake_api, traffic=pending)
+    server = dashboard_for(fake_api.url)
+    # WHEN the page is opened
+    open_page(tab, server)
+    box = tab.page.locator("#weights")
+    # THEN it says the move is written but not confirmed, in the data plane's words, with
+    # the weights the load balancer holds beside the written ones
+    assert (box.get_attribute("data-router"), box.get_attribute("data-confirmed")) == (
+        "alb",
+        "false",
+    )
+    assert box.locator(".badge").inner_text() == "◷ not confirmed yet"
+    assert held in box.inner_text()
+    assert "Ingress production/www" in box.locator(".written").inner_text()
+    written, holding = box.locator(".weight-bar").all()
+    assert bar(written) == {"blue": "10", "green": "90"}
+    assert bar(holding) == {"green": "100"}
+    assert "not what is written" in box.locator(".held").inner_text()
+    # WHEN the load balancer applies it
+    answers.serve_release(fake_api, traffic=answers.traffic())
+    # THEN the page shows it confirmed without a reload, the held weights now the written
+    tab.page.wait_for_selector("#weights[data-confirmed=true]")
+    assert box.locator(".badge").inner_text() == "✓ confirmed by the data plane"
+    assert bar(box.locator(".weight-bar").nth(1)) == {"blue": "10", "green": "90"}
+    assert "not what is written" not in box.inner_text()
+    # WHEN the data plane cannot be read (a route whose status nobody wrote)
+    unread = "the Gateway has not reported on HTTPRoute production/www yet"
+    answers.serve_release(
+        fake_api,
+        traffic=answers.traffic(
+            router="gateway", confirmed=None, dataPlane=unread, heldWeights=None
+        ),
+    )
+    # THEN it says so, and shows no held weights it does not have
+    tab.page.wait_for_selector("#weights[data-confirmed=unknown][data-router=gateway]")
+    assert box.locator(".badge").inner_text() == "? the data plane could not be read"
+    assert unread in box.inner_text()
+    assert box.locator(".weight-bar").count() == 1
+
+
+def bar(weight_bar: Locator) -> dict[str, str]:
+    """The colours a weight bar draws, with their weights."""
+    return {
+        str(part.get_attribute("data-colour")): str(part.get_attribute("data-weight"))
+        for part in weight_bar.locator(".weight").all()
+    }
 
 
 def test_resume_and_abort_show_only_for_a_deployment_waiting_for_a_person(

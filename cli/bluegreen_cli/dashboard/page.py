@@ -21,6 +21,7 @@ from bluegreen_cli.tables import short_digest, table
 ASSET_TYPES: Mapping[str, str] = {
     "dashboard.css": "text/css; charset=utf-8",
     "dashboard.js": "text/javascript; charset=utf-8",
+    "promotion.js": "text/javascript; charset=utf-8",
     "favicon.svg": "image/svg+xml",
 }
 """The files served under ``/assets/``, and nothing else."""

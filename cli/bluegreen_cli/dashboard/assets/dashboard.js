@@ -122,14 +122,79 @@
   }
 
   function weightsOf(services) {
-    // Shown only once the API reports traffic weights (per colour, in percent).
-    const weights = {};
-    const reported = services.weights && typeof services.weights === "object" ? services.weights : {};
-    for (const [name, colour] of Object.entries(services.colours || {})) {
-      const value = typeof colour.weight === "number" ? colour.weight : reported[name];
-      if (typeof value === "number") weights[name] = value;
-    }
-    return Object.keys(weights).length ? weights : null;
+    // Production's weights as the router object holds them (null: the API reports none
+    // or could not read them).
+    const traffic = services.traffic;
+    const weights = traffic && traffic.weights && typeof traffic.weights === "object" ? traffic.weights : null;
+    return weights && Object.keys(weights).length ? weights : null;
+  }
+
+  const weightsText = (weights) =>
+    Object.entries(weights)
+      .sort(([a], [b]) => a.localeCompare(b))
+      .map(([colour, weight]) => `${colour} ${weight}%`)
+      .join(", ");
+
+  function weightBar(weights, what) {
+    return h(
+      "div",
+      { class: "weight-bar", role: "img", "aria-label": `${what}: ${weightsText(weights)}` },
+      ...Object.entries(weights)
+        .filter(([, weight]) => weight > 0)
+        .sort(([a], [b]) => a.localeCompare(b))
+        .map(([colour, weight]) => {
+          const part = h("span", { class: `weight colour-${colour}`, data: { colour, weight: String(weight) } }, `${colour} ${weight}%`);
+          // Through the CSSOM: the page's CSP allows no inline style attribute.
+          part.style.width = `${Math.max(0, Math.min(100, weight))}%`;
+          return part;
+        })
+    );
+  }
+
+  // What the router object says is one thing; a move counts once the data plane (the
+  // Services' endpoints, the ALB's listener rule, the Gateway's status of the route)
+  // applies it. `confirmed` is true, false (not yet) or null (it could not be read).
+  const CONFIRMATION = new Map([
+    [true, { key: "confirmed", mark: "✓", text: "confirmed by the data plane" }],
+    [false, { key: "pending", mark: "◷", text: "not confirmed yet" }],
+    [null, { key: "unreadable", mark: "?", text: "the data plane could not be read" }],
+  ]);
+
+  const sameWeights = (a, b) =>
+    Object.keys({ ...a, ...b }).every((colour) => (a[colour] || 0) === (b[colour] || 0));
+
+  function trafficView(traffic, weights) {
+    const said = CONFIRMATION.get(typeof traffic.confirmed === "boolean" ? traffic.confirmed : null);
+    const held = traffic.heldWeights && typeof traffic.heldWeights === "object" ? traffic.heldWeights : null;
+    const differs = held && weights && !sameWeights(held, weights);
+    return [
+      h(
+        "p",
+        { class: "written" },
+        h("strong", {}, "Written"),
+        ` by the ${traffic.router} router to `,
+        h("code", {}, traffic.object || "?"),
+        traffic.canary ? h("span", { class: "muted" }, ` · the canary endpoint reaches ${traffic.canary}`) : ""
+      ),
+      weights ? weightBar(weights, "Written") : h("p", { class: "warning" }, "No weights could be read from the object."),
+      traffic.problem ? h("p", { class: "warning traffic-problem" }, traffic.problem) : null,
+      h(
+        "div",
+        { class: `data-plane confirmation-${said.key}`, role: "group", "aria-label": "What the data plane applies" },
+        h(
+          "p",
+          {},
+          h("span", { class: `badge confirmation-${said.key}` }, h("span", { "aria-hidden": "true" }, `${said.mark} `), said.text),
+          traffic.dataPlane ? h("span", { class: "data-plane-words" }, ` ${traffic.dataPlane}`) : ""
+        ),
+        held
+          ? [
+              h("p", { class: "held" }, h("strong", {}, "Held by the load balancer"), differs ? h("span", { class: "warning" }, ": not what is written") : ""),
+              weightBar(held, "Held by the load balancer"),
+            ]
+          : null
+      ),
+    ];
   }
 
   function renderColours() {
@@ -145,21 +210,12 @@
     $("colour-cards").replaceChildren(...cards);
 
     const weightBox = $("weights");
-    weightBox.hidden = !weights;
-    if (weights) {
-      weightBox.replaceChildren(
-        h("h3", {}, "Production traffic"),
-        h(
-          "div",
-          { class: "weight-bar", role: "img", "aria-label": Object.entries(weights).map(([c, w]) => `${c} ${w}%`).join(", ") },
-          ...Object.entries(weights).map(([colour, weight]) => {
-            const part = h("span", { class: `weight colour-${colour}` }, `${colour} ${weight}%`);
-            // Through the CSSOM: the page's CSP allows no inline style attribute.
-            part.style.width = `${Math.max(0, Math.min(100, weight))}%`;
-            return part;
-          })
-        )
-      );
+    const traffic = services.traffic || null;
+    weightBox.hidden = !traffic;
+    if (traffic) {
+      const confirmed = typeof traffic.confirmed === "boolean" ? String(traffic.confirmed) : "unknown";
+      Object.assign(weightBox.dataset, { router: traffic.router || "", confirmed });
+      weightBox.replaceChildren(h("h3", {}, "Production traffic"), ...trafficView(traffic, weights).filter(Boolean));
     }
 
     const env = services.canaryEnv || {};
@@ -365,6 +421,17 @@
           h("h4", {}, `Why it failed: ${execution.error || status}`),
           h("p", { class: "cause-text" }, execution.cause || record.reason || "no cause was given")
         )
+      );
+    }
+    if (body.promotion) {
+      parts.push(
+        window.BluegreenPromotion.view(body.promotion, {
+          h,
+          when,
+          startedAt: record.startedAt || execution.startDate,
+          finishedAt: record.finishedAt || execution.stopDate,
+          running,
+        })
       );
     }
     if (body.waitingFor) parts.push(gatePanel(id, body.waitingFor));
