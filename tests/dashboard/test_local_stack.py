@@ -114,6 +114,10 @@ def test_the_page_shows_the_seed_state(dashboard: DashboardServer, tab: Tab) -> 
         assert "complete" in colour.inner_text()
     assert f"selector blue, image {SEED_BLUE}" in page.locator("#canary-env").inner_text()
     assert page.locator("#disagreements").is_hidden()
+    # AND production's traffic as the router wrote it, confirmed by the data plane
+    traffic = page.locator("#weights")
+    assert traffic.get_attribute("data-confirmed") == "true", traffic.inner_text()
+    assert "confirmed by the data plane" in traffic.inner_text()
     assert "No deployment yet" in page.locator("#deployment").inner_text()
     assert "No image pushed yet" in page.locator("#images").inner_text()
     assert all(url.startswith(dashboard.url) for url in tab.requests), tab.requests
