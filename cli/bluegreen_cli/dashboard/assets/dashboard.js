@@ -187,12 +187,13 @@
           h("span", { class: `badge confirmation-${said.key}` }, h("span", { "aria-hidden": "true" }, `${said.mark} `), said.text),
           traffic.dataPlane ? h("span", { class: "data-plane-words" }, ` ${traffic.dataPlane}`) : ""
         ),
-        held
+        held && differs
           ? [
-              h("p", { class: "held" }, h("strong", {}, "Held by the load balancer"), differs ? h("span", { class: "warning" }, ": not what is written") : ""),
-              weightBar(held, "Held by the load balancer"),
+              h("p", { class: "held" }, h("strong", {}, "Held by the data plane"), h("span", { class: "warning" }, ": not what is written")),
+              weightBar(held, "Held by the data plane"),
             ]
-          : null
+          : null,
+        held && !differs ? h("p", { class: "held" }, `The data plane holds the written weights: ${weightsText(held)}.`) : null
       ),
     ];
   }
