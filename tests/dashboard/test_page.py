@@ -145,10 +145,20 @@ def test_resume_and_abort_show_only_for_a_deployment_waiting_for_a_person(
     # THEN there is no gate
     assert tab.page.locator("#deployment .gate").count() == 0
     # WHEN the API reports it waiting at a manual gate
-    waiting = answers.deployment(waitingFor={"gate": "promote to 50%", "reason": "error rate ok"})
+    waiting = answers.deployment(
+        promotion={
+            **answers.promotion_progress(),
+            "status": "gate",
+            "waitingForPerson": True,
+            "waitingFor": "the gate after 50 %: error rate ok",
+        }
+    )
     fake_api.routes[("GET", path)] = (200, waiting)
     resume = tab.page.get_by_role("button", name="Resume…")
     resume.wait_for()
+    assert (
+        "the gate after 50 %: error rate ok" in tab.page.locator("#deployment .gate").inner_text()
+    )
     assert tab.page.get_by_role("button", name="Abort…").is_visible()
     # AND a person resumes it after reading the confirmation
     resume.click()

@@ -435,14 +435,17 @@
         })
       );
     }
-    if (body.waitingFor) parts.push(gatePanel(id, body.waitingFor));
+    const promotion = body.promotion;
+    if (promotion && promotion.waitingForPerson) {
+      parts.push(gatePanel(id, promotion.waitingFor || "a person's decision"));
+    }
     parts.push(timelineView(id, running));
     box.replaceChildren(...parts);
   }
 
   function gatePanel(id, waiting) {
-    // A promotion waiting at a manual gate (once the API has gates): resume or abort.
-    const what = typeof waiting === "object" ? waiting.reason || waiting.gate || "a person's decision" : String(waiting);
+    // A promotion waiting at a manual gate (GET /deployments/{id} promotion.waitingFor): resume or abort.
+    const what = String(waiting);
     return h(
       "div",
       { class: "gate", role: "group", "aria-label": "Waiting for a person" },
