@@ -590,7 +590,9 @@ class Story:
         self.detected_after = 0
         self.proxy = stack.proxy
         self.pod_network = stack.pod_network
-        self.ingress_rules = stack.ingress_rules
+        self.listener_weights: Callable[[], dict[str, int] | None] | None = (
+            stack.listener_weights if stack.load_balancers is not None else None
+        )
         self.production_host = stack.data_plane.get("production_host", "")
         self.real: dict[str, LoadTally] = {}
         """The real requests of each traffic step (kube, gateway), by step title."""
@@ -764,8 +766,7 @@ class Story:
 
     def _held_by_load_balancer(self, wanted: Mapping[str, int]) -> None:
         """Under alb on kube: wait (bounded) for the listener rule to forward ``wanted``."""
-        rules = self.ingress_rules
-        if rules is None:
+        if self.listener_weights is None:
             return
         services = {
             self.settings.colour_service_pattern.format(colour=c): c for c in ("blue", "green")
@@ -774,7 +775,7 @@ class Story:
         deadline = began + RULE_DEADLINE
         held: dict[str, int] | None = None
         while time.monotonic() < deadline:
-            found = rules.weights_for(self.production_host)
+            found = self.listener_weights()
             held = {services.get(k, k): v for k, v in found.items()} if found is not None else None
             if held == dict(wanted):
                 self.console.checked(

@@ -330,8 +330,13 @@ class LocalStack:
         """The ``GatewayProxy`` (Traefik) programming the seed's HTTPRoute, else None."""
         self.prometheus: Any = None
         self.load_balancer_controller: Any = None
-        self.ingress_rules: Any = None
-        """``local.elbv2.IngressRules`` of the seed's Ingress (kube, alb), else None."""
+        self.load_balancers: Any = None
+        """The product's own ELBv2 reader (``Elbv2LoadBalancers``) over the stack's moto
+        (kube, alb), else None: how the simulator, the demo and the tests see what the
+        load balancer holds."""
+        self._load_balancers_lock = threading.Lock()
+        self._ingress = ("", "")
+        """The namespace and name of the Ingress the controller reconciles (kube, alb)."""
         self.data_plane: dict[str, str] = {}
 
     # lifecycle --------------------------------------------------------------
@@ -606,7 +611,7 @@ class LocalStack:
         import boto3
         from kubernetes.client import NetworkingV1Api
 
-        from local.elbv2 import IngressRules
+        from bluegreen.adapters.elbv2 import Elbv2LoadBalancers
         from local.kube.dataplane import LoadBalancerController, ingress_annotations, seed_network
 
         def client(service: str) -> Any:
@@ -656,7 +661,8 @@ class LocalStack:
         controller.start()
         self._exits.callback(controller.stop)
         self.load_balancer_controller = controller
-        self.ingress_rules = IngressRules(client("elbv2"), cluster, namespace, ingress)
+        self.load_balancers = Elbv2LoadBalancers(client("elbv2"), cluster)
+        self._ingress = (namespace, ingress)
         self.data_plane = {
             "controller": "aws-load-balancer-controller",
             "cluster": cluster,
@@ -877,7 +883,7 @@ class LocalStack:
             endpoint_url=environment["AWS_ENDPOINT_URL"],
             region_name=environment["AWS_REGION"],
         )
-        held = self._held_weights(settings) if self.ingress_rules is not None else None
+        held = self._held_weights(settings) if self.load_balancers is not None else None
         simulator = TrafficSimulator(
             KubernetesCluster.from_settings(settings),
             cloudwatch,
@@ -897,15 +903,13 @@ class LocalStack:
         """Production's weights as the load balancer's listener rule holds them (moto's ELBv2)."""
         from bluegreen.domain.traffic import Weights
 
-        rules = self.ingress_rules
-        host = self.data_plane.get("production_host", "")
         services = {
             colour: settings.colour_service_pattern.format(colour=colour)
             for colour in ("blue", "green")
         }
 
         def held() -> Weights | None:
-            found = rules.weights_for(host)
+            found = self.listener_weights()
             if found is None:
                 return None
             return Weights(
@@ -913,6 +917,22 @@ class LocalStack:
             )
 
         return held
+
+    def listener_weights(self) -> dict[str, int] | None:
+        """The weights per Service of the listener rule forwarding the production host, as
+        the product's ELBv2 reader sees them (kube, alb); None while there is no such rule.
+        """
+        if self.load_balancers is None:
+            return None
+        host = self.data_plane.get("production_host", "")
+        # One reader for the simulator's thread, the demo's and the tests': it keeps
+        # what it found (the load balancer's ARN, the target groups' Services) in dicts.
+        with self._load_balancers_lock:
+            balancer = self.load_balancers.programmed(*self._ingress)
+        for rule in balancer.rules:
+            if host in rule.hosts:
+                return dict(rule.weights)
+        return None
 
     def _traffic(self, body: bytes) -> tuple[int, Any]:
         """``POST /_local/traffic``: mark an image (``{"image", "behaviour"}``); the tally."""

@@ -129,12 +129,9 @@ def _colours(weights: dict[str, int] | None) -> dict[str, int] | None:
 @pytest.fixture(scope="module")
 def recording(stack: LocalStack) -> Iterator[Recording]:
     recording = Recording()
-    if stack.ingress_rules is not None:
-        rules = stack.ingress_rules
+    if stack.load_balancers is not None:
         recording.written = WeightTimeline(lambda: _colours(_production_weights(stack))).start()
-        recording.held = WeightTimeline(
-            lambda: _colours(rules.weights_for("www.example.com"))
-        ).start()
+        recording.held = WeightTimeline(lambda: _colours(stack.listener_weights())).start()
     yield recording
     for timeline in (recording.written, recording.held):
         if timeline is not None:
@@ -333,7 +330,7 @@ def test_the_back_out_takes_every_real_request_off_the_bad_colour(
 def test_every_weight_the_product_wrote_is_held_by_the_listener_rule(
     stack: LocalStack, story: list[StepResult], recording: Recording
 ) -> None:
-    if stack.ingress_rules is None:
+    if stack.load_balancers is None:
         pytest.skip("the controller runs under the alb router on the real control plane")
     assert recording.written is not None
     assert recording.held is not None
