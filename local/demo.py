@@ -22,10 +22,14 @@ flows through them (``local.traffic``), and the story goes on:
 
 8. a flip with no failed simulated request;
 9. a progressive promotion 10 % -> 50 % (a manual gate, resumed from the command
-   line) -> 100 %, judged from CloudWatch, that passes and swaps the roles;
+   line) -> 100 %, judged from the canary's metrics, that passes and swaps the roles;
 10. an instant flip-back of production (weights only, no rollout);
 11. a promotion of an image that answers 5 % 5xx, failed by its analysis at 10 % and
     backed out at once.
+
+The canary's metrics are the simulator's, published into moto's CloudWatch, except
+on the real control plane under ``gateway``: there Prometheus scrapes Traefik and the
+analysis reads the real requests' counts from it (the failing reading must say so).
 
 On the real control plane (``--cluster kube``) the weighted routers have a real data
 plane: under ``alb`` the AWS Load Balancer Controller reconciles the Ingress into
@@ -1549,6 +1553,16 @@ class Story:
             findings and findings[-1] == "failed" and "failed" not in findings[:-1],
             f"the readings were {findings}",
         )
+        if self.settings.metric_provider.value == "prometheus":
+            reasons = (analyses[-1].get("reasons") or [""])[0]
+            _require(
+                "in Prometheus" in reasons,
+                f"the failing reading names {reasons!r}, not a backend in Prometheus",
+            )
+            self.console.checked(
+                f"that reading is Prometheus' ({reasons}): {analyses[-1].get('requests'):.0f} "
+                f"real requests, {analyses[-1].get('errorPercent'):.2f} % 5xx, counted by Traefik"
+            )
         weights, _ = self._router_weights()
         _require(
             weights == {"blue": 0, "green": 100},

@@ -15,7 +15,11 @@
   stack's router (``--router selector|alb|gateway``), published as ALB metrics per
   target group into moto's CloudWatch, so a progressive promotion's analysis has
   numbers to judge; ``POST /_local/traffic`` marks an image that answers 5 % 5xx or
-  is slow (``bluegreen push --errors|--slow``) and reports what the users saw.
+  is slow (``bluegreen push --errors|--slow``) and reports what the users saw;
+- on the real control plane under ``gateway`` (as root), the real data plane: Traefik
+  carrying real requests to the pods, and a real Prometheus scraping it every second,
+  which the canaries' analysis then reads (``BG_METRIC_PROVIDER=prometheus``), not the
+  simulator's CloudWatch figures.
 
 Every handler runs here with the ``BG_*`` environment a deployed function gets
 (values from the template's parameters' defaults) and ``AWS_ENDPOINT_URL``
@@ -35,6 +39,7 @@ import argparse
 import contextlib
 import json
 import logging
+import math
 import os
 import signal
 import socket
@@ -59,6 +64,12 @@ LOCAL_TARGET_GROUPS = {
 """The TargetGroup dimension of each colour's Service, as the Load Balancer Controller
 would name them; the simulator publishes under them, the analysis reads them."""
 LOCAL_LOAD_BALANCER = "app/k8s-wpplatform-web-3c1e9f/50dc6c495c0c9188"
+PROMETHEUS_SCRAPE_SECONDS = 1.0
+"""How often the stack's Prometheus scrapes the proxy (kube, gateway)."""
+PROMETHEUS_SCRAPES_PER_WINDOW = 6
+"""The fewest scrapes an analysis window spans when Prometheus judges the canary:
+``increase()`` reads the samples inside the window and extrapolates to its ends, so with
+a handful of them the count stays near what the proxy counted."""
 LAYER = ROOT / "layers" / "bluegreen"
 """Where the handlers' shared ``bluegreen`` package lives (a Lambda layer when deployed)."""
 
@@ -519,10 +530,12 @@ class LocalStack:
         self._exits.callback(plane.stop)
         return str(plane.url)
 
-    def _start_data_plane(self, environment: Mapping[str, str]) -> None:
+    def _start_data_plane(self, environment: dict[str, str]) -> None:
         """The real data plane the weighted router's object is programmed into."""
         if self.options.router == "gateway":
             self._start_gateway(environment["BG_NAMESPACE"])
+            if self.prometheus is not None:
+                self._judge_from_prometheus(environment)
         elif self.options.router == "alb":
             self._start_load_balancer_controller(environment)
 
@@ -558,7 +571,10 @@ class LocalStack:
         proxy.add_gateway(namespace)
         _log("data plane: starting Prometheus (scrapes Traefik every second)")
         prometheus = Prometheus(
-            [proxy.metrics_target], network, workdir=self._data_plane_dir("prometheus")
+            [proxy.metrics_target],
+            network,
+            interval=f"{PROMETHEUS_SCRAPE_SECONDS:g}s",
+            workdir=self._data_plane_dir("prometheus"),
         )
         prometheus.start()
         self._exits.callback(prometheus.stop)
@@ -574,6 +590,23 @@ class LocalStack:
             "try": f"{enter} curl -s -H 'Host: {host}' {proxy.url}/",
             "prometheus_url": prometheus.url,
         }
+
+    def _judge_from_prometheus(self, environment: dict[str, str]) -> None:
+        """The canaries are judged from the proxy's real counts, as Prometheus scraped them.
+
+        Unless the stack's overrides choose a provider: then theirs. The analysis
+        interval grows, when needed, so that a window spans ``PROMETHEUS_SCRAPES_PER_WINDOW``
+        scrapes on the wall clock (the flow's waits run ``speed`` times shorter).
+        """
+        if "BG_METRIC_PROVIDER" in self.options.overrides:
+            return
+        environment["BG_METRIC_PROVIDER"] = "prometheus"
+        environment["BG_PROMETHEUS_URL"] = self.prometheus.url
+        if "BG_ANALYSIS_INTERVAL_SECONDS" in self.options.overrides:
+            return
+        template = int(environment.get("BG_ANALYSIS_INTERVAL_SECONDS") or 60)
+        spanned = PROMETHEUS_SCRAPES_PER_WINDOW * PROMETHEUS_SCRAPE_SECONDS * self.options.speed
+        environment["BG_ANALYSIS_INTERVAL_SECONDS"] = str(max(template, math.ceil(spanned)))
 
     def _start_simulated_load_balancer(
         self, environment: Mapping[str, str], cluster_url: str
@@ -1164,7 +1197,12 @@ class LocalStack:
                 f"  Gateway proxy       Traefik at {plane['proxy_address']} inside the pod network "
                 f"{plane['pod_network']}",
                 f"                      (forwarded to {plane['proxy_url']}); pods on 10.244.0.0/16",
-                f"  Prometheus          {plane['prometheus_url']}   (scrapes Traefik every second)",
+                f"  Prometheus          {plane['prometheus_url']}   (scrapes Traefik every second"
+                + (
+                    "; the canaries are judged from it)"
+                    if state.environment.get("BG_METRIC_PROVIDER") == "prometheus"
+                    else ")"
+                ),
                 "  real requests through the proxy, from inside the pod network:",
                 f"    {plane['try']}",
                 f"    curl -s -H 'Host: {host}' {plane['proxy_url']}/    (the same, from here)",

@@ -9,7 +9,8 @@ moto's CloudWatch and ELBv2, the proxy and the ledger, independently of the demo
 
 On the real control plane a recorder runs beside the whole story:
 
-- ``gateway``: the demo's traffic steps (flip, promotion, flip-back, failed
+- ``gateway``: the canaries are judged from the Prometheus that scrapes Traefik; the
+  demo's traffic steps (flip, promotion, flip-back, failed
   promotion) send real requests through Traefik (``local.load``, from inside the pod
   network) and record the weights Traefik routes by over time; from those records:
   under each weight, each colour's share is the weight within ``SHARE_TOLERANCE``; no
@@ -37,11 +38,18 @@ import pytest
 from kubernetes import client as k8s
 
 from bluegreen.adapters.ledger import DynamoLedger
+from bluegreen.adapters.promotions import DynamoPromotions
 from bluegreen.config import Settings
 from bluegreen.domain.models import Digest, Outcome, Verdict
 from local.demo import KUBE_SPEED, StepResult, Story
 from local.load import LoadGenerator, WeightTimeline, by_weights
-from local.stack import LOCAL_TARGET_GROUPS, LocalStack, StackOptions
+from local.stack import (
+    LOCAL_TARGET_GROUPS,
+    PROMETHEUS_SCRAPE_SECONDS,
+    PROMETHEUS_SCRAPES_PER_WINDOW,
+    LocalStack,
+    StackOptions,
+)
 from tests.stack.admin import admin_client
 
 PRODUCTION_ACTION = "alb.ingress.kubernetes.io/actions.production-weights"
@@ -324,6 +332,61 @@ def test_the_back_out_takes_every_real_request_off_the_bad_colour(
     assert after.sent > 0
     assert after.served["blue"] == 0, after
     assert after.failed == 0, after
+
+
+def _promotion(stack: LocalStack, promotion_id: str) -> dict[str, Any]:
+    """A promotion's progress (its readings among it), as the flow stored it."""
+    assert stack.state is not None
+    settings = Settings.from_env(stack.state.environment)
+    record = DynamoPromotions(
+        settings.ledger_table, _aws(stack, "dynamodb"), settings.application
+    ).record(promotion_id)
+    assert record is not None, promotion_id
+    return dict(record.progress)
+
+
+@pytest.mark.kube
+def test_the_failing_canary_is_backed_out_on_prometheus_counts_of_the_real_requests(
+    stack: LocalStack, story: list[StepResult], recording: Recording
+) -> None:
+    load, timeline = _real_records(stack, recording)[-1]
+    assert stack.state is not None
+    environment = stack.state.environment
+    # GIVEN a stack whose canaries are judged from the Prometheus scraping Traefik, each
+    # window spanning several of its scrapes on the wall clock
+    assert environment["BG_METRIC_PROVIDER"] == "prometheus"
+    assert environment["BG_PROMETHEUS_URL"] == stack.state.data_plane["prometheus_url"]
+    window = int(environment["BG_ANALYSIS_INTERVAL_SECONDS"]) / stack.options.speed
+    assert window >= PROMETHEUS_SCRAPES_PER_WINDOW * PROMETHEUS_SCRAPE_SECONDS
+    # WHEN the failed promotion's readings are read back
+    progress = _promotion(stack, story[9].facts["deploymentId"])
+    failing = progress["analyses"][-1]
+    # THEN the failing reading is Prometheus' figures of blue's backend, no target group's
+    assert failing["finding"] == "failed", progress["analyses"]
+    assert failing["reasons"][0] == "Service wp-platform/blue-service (blue) in Prometheus"
+    assert not any("target group" in reason for reason in failing["reasons"]), failing
+    assert failing["errorPercent"] > 1.0, failing
+    # AND its count is the real requests blue answered in its window (Prometheus'
+    # extrapolation aside), not the simulator's, which sends blue four times as many
+    offset = time.time() - time.monotonic()
+    start = datetime.fromisoformat(failing["start"]).timestamp() - offset
+    end = datetime.fromisoformat(failing["end"]).timestamp() - offset
+    real = load.tally(start, end).served["blue"]
+    assert real > 0
+    assert 0.5 * real <= failing["requests"] <= 1.5 * real + 10, (failing, real)
+    # AND once Traefik routed by the back-out, blue answered no real request
+    backed_out = timeline.changes[-1]
+    assert backed_out[1] == {"blue": 0, "green": 100}, timeline.changes
+    after = load.tally(backed_out[0])
+    assert after.sent > 0
+    assert after.served["blue"] == 0, after
+    confirmed = datetime.fromisoformat(progress["backedOutAt"]).timestamp() - offset
+    print(
+        f"failing reading: {failing['requests']:.0f} requests, {failing['errorPercent']:.2f} % "
+        f"5xx in Prometheus; blue answered {real} real requests in that window; after the "
+        f"back-out was confirmed: {load.tally(confirmed).served['blue']} on blue, after "
+        f"Traefik routed by it: {after.served['blue']}"
+    )
 
 
 @pytest.mark.kube
