@@ -107,7 +107,12 @@ def create_tables(
     that already exist are left as they are, so calling this twice is harmless.
     """
     created: dict[str, str] = {}
-    existing = set(dynamodb_client.list_tables().get("TableNames", []))
+    # ListTables answers 100 names a page: a moto account that many tests share holds more.
+    existing = {
+        name
+        for page in dynamodb_client.get_paginator("list_tables").paginate()
+        for name in page.get("TableNames", [])
+    }
     for logical_id, properties in table_definitions(load_template(template_path)).items():
         given = properties.get("TableName")
         table_name = given if isinstance(given, str) else names.get(logical_id, logical_id)

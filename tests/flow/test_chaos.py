@@ -24,8 +24,8 @@ calls. Every case states what it expects the same way, ``assert_survived``:
 - then the next deploy of a good digest succeeds.
 
 Waits and Retry intervals run at ``FACTOR`` of their length; the deploy paths' cluster
-emulator runs its controllers 100 times faster than real time (a rollout and a hook's
-Job in 0.1 s each) so the flow polls (CheckRollout, CheckHook, ...) rather than
+emulator runs its controllers 100 times faster than real time (a rollout in 0.1 s, a
+hook's Job in 0.3 s) so the flow polls (CheckRollout, CheckHook, ...) rather than
 finding every rollout done at its first reading.
 """
 
@@ -677,10 +677,11 @@ def trial(
         def run(case: Case) -> Observed:
             scope.enter_context(shortened_waits(FACTOR))
             if not case.path.promotion:
-                # Controllers 100 times faster than real time: a rollout and a hook's Job
-                # each take 0.1 s, so that the flow polls them.
+                # Controllers 100 times faster than real time: a rollout takes 0.1 s and a
+                # hook's Job 0.3 s, so that the flow polls them (a Job done by the first
+                # check, on a loaded machine, would skip the check states the matrix hits).
                 emulator = ClusterEmulator(
-                    seed="default", clock=Clock.scaled(100), rollout_seconds=10, job_seconds=10
+                    seed="default", clock=Clock.scaled(100), rollout_seconds=10, job_seconds=30
                 ).start()
                 scope.callback(emulator.stop)
                 stack = stack_factory(

@@ -160,8 +160,7 @@ def story(stack: LocalStack, recording: Recording) -> list[StepResult]:
 def _real_records(
     stack: LocalStack, recording: Recording
 ) -> list[tuple[LoadGenerator, WeightTimeline]]:
-    if stack.proxy is None:
-        pytest.skip("the real proxy runs under the gateway router on the real control plane")
+    assert stack.proxy is not None, "the real proxy runs under gateway on the real control plane"
     assert recording.told is not None
     records = list(recording.told.real_records.values())
     assert len(records) == len(TRAFFIC_STEPS), recording.told.real_records.keys()
@@ -273,6 +272,7 @@ def test_the_ledger_holds_the_promotions_and_the_flip_back(
 
 
 @pytest.mark.kube
+@pytest.mark.only_on("kube-gateway")
 def test_real_requests_split_by_the_weights_traefik_routes_by(
     stack: LocalStack, story: list[StepResult], recording: Recording
 ) -> None:
@@ -296,6 +296,7 @@ def test_real_requests_split_by_the_weights_traefik_routes_by(
 
 
 @pytest.mark.kube
+@pytest.mark.only_on("kube-gateway")
 def test_no_real_request_failed_through_the_flips_promotions_and_back_out(
     stack: LocalStack, story: list[StepResult], recording: Recording
 ) -> None:
@@ -312,6 +313,7 @@ def test_no_real_request_failed_through_the_flips_promotions_and_back_out(
 
 
 @pytest.mark.kube
+@pytest.mark.only_on("kube-gateway")
 def test_the_back_out_takes_every_real_request_off_the_bad_colour(
     stack: LocalStack, story: list[StepResult], recording: Recording
 ) -> None:
@@ -346,6 +348,7 @@ def _promotion(stack: LocalStack, promotion_id: str) -> dict[str, Any]:
 
 
 @pytest.mark.kube
+@pytest.mark.only_on("kube-gateway")
 def test_the_failing_canary_is_backed_out_on_prometheus_counts_of_the_real_requests(
     stack: LocalStack, story: list[StepResult], recording: Recording
 ) -> None:
@@ -390,11 +393,11 @@ def test_the_failing_canary_is_backed_out_on_prometheus_counts_of_the_real_reque
 
 
 @pytest.mark.kube
+@pytest.mark.only_on("kube-alb")
 def test_every_weight_the_product_wrote_is_held_by_the_listener_rule(
     stack: LocalStack, story: list[StepResult], recording: Recording
 ) -> None:
-    if stack.load_balancers is None:
-        pytest.skip("the controller runs under the alb router on the real control plane")
+    assert stack.load_balancers is not None
     assert recording.written is not None
     assert recording.held is not None
     written, held = recording.written.changes, recording.held.changes
@@ -422,6 +425,7 @@ def test_every_weight_the_product_wrote_is_held_by_the_listener_rule(
 
 
 @pytest.mark.kube
+@pytest.mark.only_on("kube-gateway")
 def test_the_state_file_says_how_to_reach_the_proxy_and_prometheus(
     stack: LocalStack, story: list[StepResult]
 ) -> None:
@@ -430,8 +434,7 @@ def test_the_state_file_says_how_to_reach_the_proxy_and_prometheus(
     import urllib.parse
     import urllib.request
 
-    if stack.proxy is None:
-        pytest.skip("the real proxy runs under the gateway router on the real control plane")
+    assert stack.proxy is not None
     # GIVEN what stack.json publishes
     state = json.loads((stack.options.state_dir / "stack.json").read_text())
     plane = state["data_plane"]

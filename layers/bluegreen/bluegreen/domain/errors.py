@@ -48,6 +48,12 @@ class ClusterUnavailable(BlueGreenError):
     """The Kubernetes API could not be reached or refused our credentials."""
 
 
+class ClusterForbidden(ClusterUnavailable):
+    """The Kubernetes API refused our credentials (401) or our rights (403): the function's
+    role lacks its access entry or a rule of the shipped Role. The message names the
+    request."""
+
+
 class ClusterConflict(BlueGreenError):
     """A write lost a resourceVersion race more times than it retries."""
 

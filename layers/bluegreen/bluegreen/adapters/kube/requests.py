@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from bluegreen.domain.errors import (
     BlueGreenError,
     ClusterConflict,
+    ClusterForbidden,
     ClusterObjectMissing,
     ClusterUnavailable,
     InvalidInput,
@@ -323,13 +324,13 @@ def _api_error(
     if status in (400, 422):
         return InvalidInput(what, f"the Kubernetes API refused to {verb} it: {message}")
     if status == 401:
-        return ClusterUnavailable(
+        return ClusterForbidden(
             f"the Kubernetes API at {host} rejected our credentials (401 Unauthorized) when "
             f"asked to {verb} {what}: the bearer token is missing, expired or not for this "
             "cluster (on EKS: does the function's role have an access entry?)"
         )
     if status == 403:
-        return ClusterUnavailable(
+        return ClusterForbidden(
             f"the Kubernetes API at {host} forbids us to {verb} {what} (403 Forbidden): "
             f"{message}; the function's role needs the namespaced RBAC Role shipped with "
             "the stack"

@@ -31,11 +31,12 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from bluegreen.adapters.kube.requests import Refused
+from bluegreen.adapters.kube.requests import UNAUTHORISED_GRACE_SECONDS, Refused
 from bluegreen.adapters.routers.parts import RouterParts
 from bluegreen.domain.errors import (
     BlueGreenError,
     ClusterConflict,
+    ClusterForbidden,
     SwitchRestored,
     TrafficNotConfirmed,
 )
@@ -139,6 +140,12 @@ class GuardedMove(ABC):
         while True:
             try:
                 seen = self._data_plane()
+            except ClusterForbidden:
+                # A restarted API server refuses for a moment; a Role without the rule
+                # the reading needs refuses for good, and says so.
+                if budget.spent() >= UNAUTHORISED_GRACE_SECONDS:
+                    raise
+                reported = "could not be read (refused)"
             except BlueGreenError as exc:
                 reported = f"could not be read ({exc})"
             else:
@@ -183,8 +190,8 @@ class GuardedMove(ABC):
         fault of this code shows as what it is; anything else is ``SwitchRestored``.
         """
         logger.warning(self.put_back_log, extra={"cause": str(failure)})
-        if isinstance(failure, TrafficNotConfirmed):
-            return TrafficNotConfirmed(f"{failure}; {restored}")
+        if isinstance(failure, (TrafficNotConfirmed, ClusterForbidden)):
+            return type(failure)(f"{failure}; {restored}")
         if failure is self._stopped_by and isinstance(failure, BlueGreenError):
             try:
                 return type(failure)(f"{failure}; {restored}")
