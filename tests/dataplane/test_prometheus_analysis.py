@@ -138,6 +138,9 @@ def test_a_window_without_a_request_to_the_colour_is_inconclusive(
     route.set_weights(0, 100)
     eventually("the status confirming 0/100", route.confirmed, 30)
     eventually("Traefik routing 0/100", lambda: route.serving(0, 100), 15)
+    # Its API shows the new weights a moment before its data path takes them: wait until
+    # requests themselves all reach green.
+    eventually("requests reaching green only", lambda: route.send(20).colours == {"green": 20}, 15)
     settings = dataclasses.replace(
         Settings(),
         namespace=route.namespace,

@@ -126,6 +126,17 @@ class GuardedMove(ABC):
             if result is not None:
                 return result
 
+    def _await_ready(self, unready: Callable[[], str]) -> str:
+        """Poll ``unready`` (why the data plane cannot take the move yet) with back-off,
+        inside the move's confirmation budget; "" once it can, else its last answer."""
+        budget = self._requests.budget(max(self._confirm_seconds, 0.0))
+        pause = 0.1
+        while True:
+            problem = unready()
+            if not problem or not budget.wait(pause):
+                return problem
+            pause = min(pause * 2, 2.0)
+
     def _await_data_plane(self) -> None:
         """Poll the data plane, with back-off, until it applies the move or the budget ends.
 

@@ -216,7 +216,11 @@ class WeightedMove(GuardedMove):
         if not self._written:
             self._router_first = self._weights.serving <= granted(env)
             gaining = self._weights.serving - (traffic.production or Weights(0, 0)).serving
-            problem = router.unready(frozenset(gaining)) if gaining else ""
+            # A colour's pods become targets as they pass health checks: wait for that
+            # (within the move's budget) rather than refuse a move made just after a deploy.
+            problem = (
+                self._await_ready(lambda: router.unready(frozenset(gaining))) if gaining else ""
+            )
             if problem:
                 raise TrafficNotConfirmed(
                     f"{self.wish}: {problem}; nothing was changed (a colour is given "
