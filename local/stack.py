@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import json
 import logging
 import math
@@ -613,20 +614,12 @@ class LocalStack:
     ) -> None:
         """On the emulator, the stand-in controller makes the seed's Ingress into moto's
         ELBv2 (``local.alb_controller``), where the product confirms each move."""
-        import boto3
 
         from bluegreen.adapters.kube.client import api_client_for
         from bluegreen.config import Settings
         from local.alb_controller import SimulatedLoadBalancerController
 
-        def client(service: str) -> Any:
-            return boto3.client(
-                service,
-                endpoint_url=environment["AWS_ENDPOINT_URL"],
-                region_name=environment["AWS_REGION"],
-                aws_access_key_id="testing",
-                aws_secret_access_key="testing",  # noqa: S106 - moto accepts any key
-            )
+        client = functools.partial(_moto_client, environment)
 
         settings = Settings.from_env(environment)
         controller = SimulatedLoadBalancerController(
@@ -641,20 +634,12 @@ class LocalStack:
 
     def _start_load_balancer_controller(self, environment: Mapping[str, str]) -> None:
         """The AWS Load Balancer Controller reconciling the seed's Ingress into moto's ELBv2."""
-        import boto3
         from kubernetes.client import NetworkingV1Api
 
         from bluegreen.adapters.elbv2 import Elbv2LoadBalancers
         from local.kube.dataplane import LoadBalancerController, ingress_annotations, seed_network
 
-        def client(service: str) -> Any:
-            return boto3.client(
-                service,
-                endpoint_url=environment["AWS_ENDPOINT_URL"],
-                region_name=environment["AWS_REGION"],
-                aws_access_key_id="testing",
-                aws_secret_access_key="testing",  # noqa: S106 - moto accepts any key
-            )
+        client = functools.partial(_moto_client, environment)
 
         from bluegreen.config import Settings
 
@@ -790,7 +775,6 @@ class LocalStack:
 
     def _create_aws_resources(self, environment: Mapping[str, str]) -> str:
         """Tables, the ECR repository (with the seed's images), the deploy state machine."""
-        import boto3
 
         from local.aws import create_tables
         from local.lambdas import dispatch_lambdas_in_process
@@ -800,14 +784,7 @@ class LocalStack:
             shortened_waits,
         )
 
-        def client(service: str) -> Any:
-            return boto3.client(
-                service,
-                endpoint_url=environment["AWS_ENDPOINT_URL"],
-                region_name=environment["AWS_REGION"],
-                aws_access_key_id="testing",
-                aws_secret_access_key="testing",  # noqa: S106 - moto accepts any key
-            )
+        client = functools.partial(_moto_client, environment)
 
         create_tables(
             client("dynamodb"),
@@ -1313,6 +1290,19 @@ def _login_name() -> str:
     except (KeyError, OSError):
         name = ""
     return "".join(c for c in name if c.isalnum() or c in "+=,.@_-") or "local-operator"
+
+
+def _moto_client(environment: Mapping[str, str], service: str) -> Any:
+    """A boto3 client of the stack's moto (which accepts any key)."""
+    import boto3
+
+    return boto3.client(
+        service,
+        endpoint_url=environment["AWS_ENDPOINT_URL"],
+        region_name=environment["AWS_REGION"],
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",  # noqa: S106 - moto accepts any key
+    )
 
 
 def _log(line: str) -> None:

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import itertools
 import os
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TypeVar
 
@@ -28,18 +27,3 @@ def seeded_namespace(plane: ControlPlane, prefix: str) -> Iterator[str]:
     finally:
         with plane.admin_client() as client:
             CoreV1Api(client).delete_namespace(name, _preload_content=False)
-
-
-def eventually(
-    what: str, check: Callable[[], T | None], seconds: float = 60.0, every: float = 0.2
-) -> T:
-    """``check()``'s first truthy answer, polled until a deadline; else fails with the last."""
-
-    deadline = time.monotonic() + seconds
-    last: T | None = None
-    while time.monotonic() < deadline:
-        last = check()
-        if last:
-            return last
-        time.sleep(every)
-    raise AssertionError(f"{what}: not within {seconds:g}s (last seen: {last!r})")

@@ -25,7 +25,8 @@ from local.kube.dataplane import (
     ingress_annotations,
     seed_network,
 )
-from tests.dataplane.support import eventually, seeded_namespace
+from tests.dataplane.support import seeded_namespace
+from tests.waiting import eventually
 
 pytestmark = pytest.mark.kube
 

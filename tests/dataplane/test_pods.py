@@ -24,7 +24,8 @@ from local.cluster.containers import CRASH_LOOP
 from local.kube.controlplane import ControlPlane
 from local.kube.dataplane import PodNetwork
 from local.kube.kubelet import POD_NETWORK
-from tests.dataplane.support import eventually, seeded_namespace
+from tests.dataplane.support import seeded_namespace
+from tests.waiting import eventually
 
 pytestmark = pytest.mark.kube
 

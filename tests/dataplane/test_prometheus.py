@@ -14,8 +14,9 @@ import pytest
 
 from local.kube.controlplane import ControlPlane
 from local.kube.dataplane import GatewayProxy, PodNetwork, Prometheus
-from tests.dataplane.support import eventually, seeded_namespace
+from tests.dataplane.support import seeded_namespace
 from tests.dataplane.traffic import Route
+from tests.waiting import eventually
 
 pytestmark = pytest.mark.kube
 

@@ -25,8 +25,9 @@ from bluegreen.domain.promotion import AnalysisPolicy, Finding, Judgement
 from bluegreen.logic.analysis import measure
 from local.kube.controlplane import ControlPlane
 from local.kube.dataplane import GatewayProxy, PodNetwork, Prometheus
-from tests.dataplane.support import eventually, seeded_namespace
+from tests.dataplane.support import seeded_namespace
 from tests.dataplane.traffic import Route
+from tests.waiting import eventually
 
 pytestmark = pytest.mark.kube
 

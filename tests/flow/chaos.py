@@ -70,6 +70,7 @@ from bluegreen.adapters.promotions import DynamoPromotions
 from bluegreen.config import Settings
 from bluegreen.domain.models import Colour, Digest
 from functions.deploy_steps import dependencies as deploy_steps_dependencies
+from tests.waiting import eventually
 
 Handler = Callable[[Any, Any], Any]
 
@@ -665,14 +666,7 @@ def handler_for(router: Any, handler: Handler) -> Iterator[None]:
 
 def wait_until(check: Callable[[], Any], what: str, timeout: float = 20.0) -> Any:
     """``check()`` once it is truthy, polled every few milliseconds, within ``timeout``."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"never happened within {timeout}s: {what}")
-        time.sleep(0.01)
+    return eventually(what, check, timeout, every=0.01)
 
 
 __all__ = [

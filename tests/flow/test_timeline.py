@@ -3,7 +3,6 @@ on moto: the phases the dashboard shows, each with what it did and how it ended.
 
 from __future__ import annotations
 
-import time
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
@@ -19,6 +18,7 @@ from bluegreen.logic.history import HistoryPorts
 from bluegreen.logic.timeline import Step, Timeline, deployment_timeline, read_history
 from tests.flow.conftest import SEED_BLUE, SEED_GREEN, Stack
 from tests.flow.fakes import digest
+from tests.waiting import eventually
 
 pytestmark = pytest.mark.flow
 
@@ -182,12 +182,12 @@ def test_a_deploy_waiting_for_the_lock_shows_the_holder(stack: Stack) -> None:
     assert stack.ledger.acquire_lock("earlier-deploy", 600)
     arn = stack.rig.start(deploy(str(NEW)), "lock-waiter")
     history = StepFunctionsHistory(stack.rig.sfn)
-    events: list[FlowEvent] = []
-    deadline = time.monotonic() + 30
-    while not any(e.type == "WaitStateEntered" for e in events):
-        assert time.monotonic() < deadline, f"the deploy never waited: {events}"
-        time.sleep(0.01)  # a poll's interval: the interpreter's thread runs meanwhile
+
+    def waited() -> list[FlowEvent] | None:
         events, _ = history.events(arn)
+        return events if any(e.type == "WaitStateEntered" for e in events) else None
+
+    events = eventually("the deploy waiting for the lock", waited, 30, every=0.01)
     stack.ledger.release_lock("earlier-deploy")
     stack.rig.wait(arn)
     waiting = events[: next(i for i, e in enumerate(events) if e.type == "WaitStateEntered") + 1]

@@ -73,6 +73,7 @@ from tests.backends import kube_backend
 from tests.flow.conftest import REGISTRY, REPOSITORY, SEED_BLUE, SEED_GREEN, Stack
 from tests.flow.fakes import digest
 from tests.flow.harness import FlowRig, Router, flow_rig
+from tests.waiting import eventually
 
 pytestmark = pytest.mark.kube
 
@@ -508,17 +509,17 @@ def test_a_promotion_step_whose_server_restarts_between_its_writes_lands_or_back
                 {"steps": [{"weight": 10, "pause": "manual"}, {"weight": 100}]}
             ),
         )
+
         # the promotion waits for a person at 10 %, or it has ended (backed out)
-        deadline = time.monotonic() + BOUND
-        while True:
+        def at_gate_or_ended() -> bool:
             record = promotions.record(started.deployment_id)
             if record is not None and record.waiting:
-                break
-            status = stack.rig.sfn.describe_execution(executionArn=started.execution_arn)["status"]
-            if status != "RUNNING":
-                break
-            assert time.monotonic() < deadline, "the promotion neither reached its gate nor ended"
-            time.sleep(0.05)
+                return True
+            described = stack.rig.sfn.describe_execution(executionArn=started.execution_arn)
+            return bool(described["status"] != "RUNNING")
+
+        eventually("the promotion at its gate, or ended", at_gate_or_ended, BOUND, every=0.05)
+        record = promotions.record(started.deployment_id)
         restarts = restarter.settle()
         assert hook.fired, hook.writes
 

@@ -51,6 +51,7 @@ from local.stack import (
     StackOptions,
 )
 from tests.stack.admin import admin_client
+from tests.waiting import eventually
 
 PRODUCTION_ACTION = "alb.ingress.kubernetes.io/actions.production-weights"
 
@@ -171,10 +172,11 @@ def _wait_held(recording: Recording, deadline: float) -> None:
     assert recording.written is not None
     assert recording.held is not None
     held, written = recording.held.changes, recording.written.changes
-    while time.monotonic() < deadline:
-        if held and written and held[-1][1] == written[-1][1]:
-            return
-        time.sleep(0.2)
+    eventually(
+        "the listener rule holding the last weights written",
+        lambda: bool(held and written and held[-1][1] == written[-1][1]),
+        max(0.0, deadline - time.monotonic()),
+    )
 
 
 def _aws(stack: LocalStack, service: str) -> Any:

@@ -59,7 +59,6 @@ class GuardedMove(ABC):
         self._stopped_by: Exception | None = None  # what ``confirm`` raised, if it did
         self._written: list[str] = []  # the objects written, in the order first written
         self._before: dict[str, dict[str, Any]] = {}  # each object before it was written
-        self._versions: dict[str, str] = {}  # each object's version after this move's last write
         self._left: dict[str, dict[str, Any]] = {}  # each object as this move's last write left it
         self._all_versions: set[str] = set()  # every version this move's writes produced
 
@@ -146,31 +145,29 @@ class GuardedMove(ABC):
         if self._confirm_seconds <= 0:
             return
         self._awaiting_data_plane = True
-        budget = self._requests.budget(self._confirm_seconds)
-        pause = 0.1
-        while True:
+        started = self._requests.clock()
+
+        def unapplied() -> str:
             try:
                 seen = self._data_plane()
             except ClusterForbidden:
                 # A restarted API server refuses for a moment; a Role without the rule
                 # the reading needs refuses for good, and says so.
-                if budget.spent() >= UNAUTHORISED_GRACE_SECONDS:
+                if self._requests.clock() - started >= UNAUTHORISED_GRACE_SECONDS:
                     raise
-                reported = "could not be read (refused)"
+                return "could not be read (refused)"
             except BlueGreenError as exc:
-                reported = f"could not be read ({exc})"
-            else:
-                if seen.confirmed:
-                    self._awaiting_data_plane = False
-                    return
-                reported = seen.describe()
-            if not budget.wait(pause):
-                changed = "" if self._written else "; this move changed nothing"
-                raise TrafficNotConfirmed(
-                    f"{self.wish}: the data plane did not apply it within "
-                    f"{self._confirm_seconds:g}s: {reported}{changed}"
-                )
-            pause = min(pause * 2, 2.0)
+                return f"could not be read ({exc})"
+            return "" if seen.confirmed else seen.describe()
+
+        reported = self._await_ready(unapplied)
+        if reported:
+            changed = "" if self._written else "; this move changed nothing"
+            raise TrafficNotConfirmed(
+                f"{self.wish}: the data plane did not apply it within "
+                f"{self._confirm_seconds:g}s: {reported}{changed}"
+            )
+        self._awaiting_data_plane = False
 
     # what the routers' steps share -------------------------------------------------
 
@@ -179,10 +176,12 @@ class GuardedMove(ABC):
         if key not in self._before:
             self._before[key] = copy.deepcopy(dict(before))
             self._written.append(key)
-        version = str(written.get("metadata", {}).get("resourceVersion", ""))
-        self._versions[key] = version
         self._left[key] = copy.deepcopy(dict(written))
-        self._all_versions.add(version)
+        self._all_versions.add(self._version_left(key))
+
+    def _version_left(self, key: str) -> str:
+        """The resourceVersion this move's last write of ``key`` left."""
+        return str(self._left[key].get("metadata", {}).get("resourceVersion", ""))
 
     def _check(self) -> None:
         """The caller's ``confirm``; what it raises stops the move (and is put back)."""

@@ -302,7 +302,7 @@ class WeightedMove(GuardedMove):
             # load balancer's address): only a change of what this move wrote is another
             # writer's. The restore is still guarded by the version just read.
             changed = (
-                version != self._versions[key]
+                version != self._version_left(key)
                 if key == _CONFIGMAP
                 else router.owned(current) != router.owned(self._left[key])
             )
