@@ -467,6 +467,9 @@ class LocalStack:
         from local.cloudwatch import percentiles_in_moto
 
         self._exits.enter_context(percentiles_in_moto())
+        from local.dynamodb import atomic_dynamodb_requests
+
+        atomic_dynamodb_requests()
         server = ThreadedMotoServer(
             ip_address=self.options.host, port=self.options.moto_port, verbose=False
         )

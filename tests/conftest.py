@@ -15,6 +15,9 @@ pytest_plugins = ["local.cluster.testing", "local.kube.testing", "tests.backends
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    from local.dynamodb import atomic_dynamodb_requests
+
+    atomic_dynamodb_requests()
     config.addinivalue_line(
         "markers", "emulator_only: a test of what only the emulator can do (faults, counts)"
     )
