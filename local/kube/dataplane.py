@@ -46,7 +46,7 @@ import tempfile
 import threading
 import time
 import urllib.parse
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -820,7 +820,8 @@ class GatewayProxy:
 
         What the proxy routes by, not what its status says: the route's status is
         written when the provider has built the configuration, and the proxy switches
-        to it a throttle later (``providersThrottleDuration``, 2 s by default).
+        to it a throttle later (``providersThrottleDuration``, 2 s by default). A
+        backend given weight is listed only once Traefik knows a server of it.
         """
         prefix = provider_name(f"httproute-{namespace}-{route}-gw") + "-"
         rules: dict[int, str] = {}
@@ -829,20 +830,27 @@ class GatewayProxy:
             if router.get("provider") == "kubernetesgateway" and name.startswith(prefix):
                 index = int(name.rsplit("-", 2)[1])
                 rules[index] = str(router["service"]).removesuffix("@kubernetesgateway")
-        weighted = {
-            str(s["name"]).removesuffix("@kubernetesgateway"): s.get("weighted") or {}
+        services = {
+            str(s["name"]).removesuffix("@kubernetesgateway"): s
             for s in self.api("/api/http/services")
         }
+
+        def has_servers(name: str) -> bool:
+            # A backend Traefik knows no server of yet answers its share with a 503.
+            leaf = services.get(name.removesuffix("@kubernetesgateway"), {})
+            return bool((leaf.get("loadBalancer") or {}).get("servers"))
+
         answer = []
         for index in sorted(rules):
-            backends = weighted.get(rules[index], {}).get("services") or []
+            weighted = services.get(rules[index], {}).get("weighted") or {}
             answer.append(
                 {
                     # "<namespace>-<service>-http-<port>"
                     str(b["name"]).removeprefix(f"{namespace}-").rsplit("-", 2)[0]: int(
                         b.get("weight", 1)
                     )
-                    for b in backends
+                    for b in weighted.get("services") or []
+                    if int(b.get("weight", 1)) == 0 or has_servers(str(b["name"]))
                 }
             )
         return answer
@@ -876,6 +884,51 @@ class GatewayProxy:
                 lambda: _condition(client, "gateways", namespace, name, "Accepted"),
                 seconds,
             )
+
+    def remove_gateway(self, namespace: str, name: str | None = None, seconds: float = 30) -> None:
+        """Delete ``namespace``'s Gateway and HTTPRoutes; wait until the proxy routes by none.
+
+        Deleting the namespace alone leaves its routes to the namespace controller,
+        seconds later: meanwhile the proxy keeps a router for the same host whose
+        backends have no server, and may answer another namespace's requests by it.
+        """
+        from kubernetes.client import CustomObjectsApi
+        from kubernetes.client.exceptions import ApiException
+
+        name = name or self.gateway
+        group, version = "gateway.networking.k8s.io", "v1"
+        prefix = provider_name(f"httproute-{namespace}-")
+        with self.control_plane.admin_client() as client:
+            api = CustomObjectsApi(client)
+            try:
+                api.delete_collection_namespaced_custom_object(
+                    group, version, namespace, "httproutes"
+                )
+                api.delete_namespaced_custom_object(group, version, namespace, "gateways", name)
+            except ApiException as exc:
+                if exc.status != 404:
+                    raise
+        if (namespace, name) in self._gateways:
+            self._gateways.remove((namespace, name))
+        assert self._processes is not None
+        self._processes.wait(
+            f"the proxy dropping the routes of {namespace}",
+            lambda: (
+                not any(
+                    str(r.get("name", "")).startswith(prefix) for r in self.api("/api/http/routers")
+                )
+            ),
+            seconds,
+        )
+
+    @contextlib.contextmanager
+    def gateway_for(self, namespace: str) -> Iterator[None]:
+        """``add_gateway`` for the block, ``remove_gateway`` after it."""
+        self.add_gateway(namespace)
+        try:
+            yield
+        finally:
+            self.remove_gateway(namespace)
 
     def stop(self) -> None:
         if self._gateways and self._processes is not None:

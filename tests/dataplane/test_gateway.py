@@ -14,8 +14,7 @@ import pytest
 
 from local.kube.controlplane import ControlPlane
 from local.kube.dataplane import GATEWAY_CONTROLLER, GatewayProxy, PodNetwork
-from tests.dataplane.support import seeded_namespace
-from tests.dataplane.traffic import Route
+from tests.dataplane.traffic import Route, gateway_route
 from tests.waiting import eventually
 
 pytestmark = pytest.mark.kube
@@ -31,9 +30,8 @@ in fact exact."""
 def route(
     control_plane: ControlPlane, pod_network: PodNetwork, gateway_proxy: GatewayProxy
 ) -> Iterator[Route]:
-    with seeded_namespace(control_plane, "gw") as namespace:
-        gateway_proxy.add_gateway(namespace)
-        yield Route(control_plane, gateway_proxy, pod_network, namespace)
+    with gateway_route(control_plane, gateway_proxy, pod_network, "gw") as route:
+        yield route
 
 
 def test_the_proxy_reports_the_route_accepted_with_its_references_resolved(route: Route) -> None:

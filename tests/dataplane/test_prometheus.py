@@ -14,8 +14,7 @@ import pytest
 
 from local.kube.controlplane import ControlPlane
 from local.kube.dataplane import GatewayProxy, PodNetwork, Prometheus
-from tests.dataplane.support import seeded_namespace
-from tests.dataplane.traffic import Route
+from tests.dataplane.traffic import Route, gateway_route
 from tests.waiting import eventually
 
 pytestmark = pytest.mark.kube
@@ -25,9 +24,8 @@ pytestmark = pytest.mark.kube
 def route(
     control_plane: ControlPlane, pod_network: PodNetwork, gateway_proxy: GatewayProxy
 ) -> Iterator[Route]:
-    with seeded_namespace(control_plane, "prom") as namespace:
-        gateway_proxy.add_gateway(namespace)
-        yield Route(control_plane, gateway_proxy, pod_network, namespace)
+    with gateway_route(control_plane, gateway_proxy, pod_network, "prom") as route:
+        yield route
 
 
 def test_the_request_counter_per_service_has_a_series_for_each_colour(

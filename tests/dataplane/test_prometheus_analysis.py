@@ -25,8 +25,7 @@ from bluegreen.domain.promotion import AnalysisPolicy, Finding, Judgement
 from bluegreen.logic.analysis import measure
 from local.kube.controlplane import ControlPlane
 from local.kube.dataplane import GatewayProxy, PodNetwork, Prometheus
-from tests.dataplane.support import seeded_namespace
-from tests.dataplane.traffic import Route
+from tests.dataplane.traffic import Route, gateway_route
 from tests.waiting import eventually
 
 pytestmark = pytest.mark.kube
@@ -39,9 +38,8 @@ POLICY = AnalysisPolicy(max_error_percent=1.0, max_p99_seconds=1.0, min_requests
 def route(
     control_plane: ControlPlane, pod_network: PodNetwork, gateway_proxy: GatewayProxy
 ) -> Iterator[Route]:
-    with seeded_namespace(control_plane, "prma") as namespace:
-        gateway_proxy.add_gateway(namespace)
-        yield Route(control_plane, gateway_proxy, pod_network, namespace)
+    with gateway_route(control_plane, gateway_proxy, pod_network, "prma") as route:
+        yield route
 
 
 @pytest.fixture(scope="module")

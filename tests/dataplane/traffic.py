@@ -5,11 +5,14 @@ from __future__ import annotations
 import copy
 import http.client
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 from local.kube.controlplane import ControlPlane
 from local.kube.dataplane import GATEWAY_CONTROLLER, GatewayProxy, PodNetwork
+from tests.dataplane.support import seeded_namespace
 
 GROUP, VERSION = "gateway.networking.k8s.io", "v1"
 HOST = "www.example.com"
@@ -110,3 +113,12 @@ class Route:
             tally.colours[str(answer.json()["colour"])] += 1
         connection.close()
         return tally
+
+
+@contextmanager
+def gateway_route(
+    plane: ControlPlane, proxy: GatewayProxy, network: PodNetwork, prefix: str
+) -> Iterator[Route]:
+    """A seeded namespace with its own Gateway on ``proxy``; its routes leave the proxy after."""
+    with seeded_namespace(plane, prefix) as namespace, proxy.gateway_for(namespace):
+        yield Route(plane, proxy, network, namespace)
