@@ -19,9 +19,23 @@ credential scoped to another region or service, or a time more than five
 minutes off is a ``403`` with API Gateway's own message. The identity the
 handler sees is the verified key's IAM user, never a header the caller sent.
 
+Then, as for an ``AWS_IAM`` method, the identity's IAM policies
+(``LocalCredential.policies``) must allow ``execute-api:Invoke`` on the
+request's method ARN (``arn:aws:execute-api:<region>:<account>:<api-id>/``
+``<stage>/<METHOD>/<path>``): an explicit ``Deny`` in any policy wins, else
+some policy must ``Allow`` it. Each document is evaluated by moto's IAM policy engine
+(``local.iam``, which also resolves the managed policies ``template.yaml``
+ships). A caller it does not allow gets API Gateway's ``403
+AccessDeniedException`` (``{"Message": "User: <arn> is not authorized to
+perform: execute-api:Invoke on resource: <method-arn>"}``, `` with an explicit
+deny`` appended when a policy denies it) and the handler is not called. A key
+whose ``policies`` is None is not restricted (the tests' keys and the local
+stack's own default key).
+
 Not emulated: presigned URLs (``X-Amz-Signature`` in the query), session
-tokens, IAM policies (a known key may call every route), throttling, payload
-limits, the 29 s integration timeout.
+tokens, resource policies, IAM condition keys and policy variables (refused by
+``local.iam`` rather than misjudged), throttling, payload limits, the 29 s
+integration timeout.
 """
 
 from __future__ import annotations
@@ -182,6 +196,23 @@ class LocalCredential:
     access_key_id: str
     secret_access_key: str
     user_arn: str
+    policies: tuple[Mapping[str, Any], ...] | None = field(default=None, hash=False)
+    """The identity's IAM policy documents; ``None`` is not restricted (every route).
+
+    ``None`` is what the existing tests and the local stack's own default key use.
+    With documents, a route is called only if they allow ``execute-api:Invoke``
+    on its method ARN (see ``local.iam``: ``shipped_policies``,
+    ``app_operator_policy``). A document moto's engine would not judge as IAM
+    does is refused here, when the key is made.
+    """
+
+    def __post_init__(self) -> None:
+        if self.policies is not None:
+            from local.iam import check_identity_policy
+
+            object.__setattr__(self, "policies", tuple(self.policies))
+            for document in self.policies:
+                check_identity_policy(document)
 
     def identity(self) -> dict[str, Any]:
         """The ``requestContext.identity`` fields API Gateway fills in for this key's user."""
@@ -520,9 +551,17 @@ class HttpResponse:
 
 
 def gateway_error(
-    status: int, message: str, request_id: str, error_type: str | None = None
+    status: int,
+    message: str,
+    request_id: str,
+    error_type: str | None = None,
+    *,
+    message_key: str = "message",
 ) -> HttpResponse:
-    """An answer API Gateway itself produces (``{"message": ...}``)."""
+    """An answer API Gateway itself produces (``{"message": ...}``).
+
+    An IAM refusal spells its key ``Message`` (``message_key``), as API Gateway does.
+    """
     kind = error_type or {
         400: "BadRequestException",
         403: "MissingAuthenticationTokenException",
@@ -534,7 +573,7 @@ def gateway_error(
             ("x-amzn-RequestId", request_id),
             ("x-amzn-ErrorType", kind),
         ],
-        json.dumps({"message": message}).encode(),
+        json.dumps({message_key: message}).encode(),
     )
 
 
@@ -577,10 +616,12 @@ class LocalApiGateway:
 
     ``handler`` is called for every request matching ``routes``, one at a time,
     as a single warm Lambda instance would serve them, once its SigV4 signature
-    is verified against ``credentials`` (every method is ``AWS_IAM``).
+    is verified against ``credentials`` and the key's policies allow invoking it
+    (every method is ``AWS_IAM``).
     ``control_paths`` are local-only ``POST`` paths (``/_local/...``) that a
     deployed API never serves; they need a valid signature too, since a push
-    delivered there deploys itself.
+    delivered there deploys itself, and a restricted key's policies must allow
+    ``POST`` on them like on any route.
     """
 
     handler: ProxyHandler
@@ -713,6 +754,9 @@ class LocalApiGateway:
             caller = self._verified(request, request_id)
             if isinstance(caller, HttpResponse):
                 return caller
+            refused = self._not_authorized(caller, request.method, path, request_id)
+            if refused is not None:
+                return refused
             return self._control(control, request, request_id)
         for route in self.routes:
             params = route.match(request.method, path)
@@ -723,6 +767,9 @@ class LocalApiGateway:
         caller = self._verified(request, request_id)
         if isinstance(caller, HttpResponse):
             return caller
+        refused = self._not_authorized(caller, request.method, path, request_id)
+        if refused is not None:
+            return refused
         event = proxy_event(
             request, route, params, self.stage, caller=caller, request_id=request_id
         )
@@ -744,6 +791,28 @@ class LocalApiGateway:
         if isinstance(caller, Refused):
             return gateway_error(403, caller.message, request_id, caller.error_type)
         return caller
+
+    def _not_authorized(
+        self, caller: LocalCredential, method: str, path: str, request_id: str
+    ) -> HttpResponse | None:
+        """API Gateway's 403 when the caller's policies do not allow invoking ``method path``."""
+        if caller.policies is None:
+            return None
+        from local.iam import INVOKE, PermissionResult, decision, method_arn
+
+        resource = method_arn(self.stage, method, unquote(path))
+        verdict = decision(caller.policies, INVOKE, resource)
+        if verdict == PermissionResult.PERMITTED:
+            return None
+        message = (
+            f"User: {caller.user_arn} is not authorized to perform: {INVOKE} "
+            f"on resource: {resource}"
+        )
+        if verdict == PermissionResult.DENIED:
+            message += " with an explicit deny"
+        return gateway_error(
+            403, message, request_id, "AccessDeniedException", message_key="Message"
+        )
 
     def _control(self, control: ControlPath, request: HttpRequest, request_id: str) -> HttpResponse:
         if request.method != "POST":
