@@ -9,8 +9,6 @@ built only when a promotion step runs. Tests replace a factory
 
 from __future__ import annotations
 
-from functools import lru_cache
-
 from bluegreen.adapters.wiring import Wiring, forget
 from bluegreen.config import (
     Application,
@@ -22,6 +20,7 @@ from bluegreen.config import (
     LedgerTable,
     PromotionPlan,
     Region,
+    Settings,
 )
 from bluegreen.logic.deploy.ports import DeployPorts
 from bluegreen.logic.promotion.ports import PromotionPorts
@@ -45,18 +44,22 @@ class DeployStepsEnvironment(
 
 # The factories every function builds alike; the deploy's own ports follow.
 _wiring = Wiring(DeployStepsEnvironment, globals())
-environment, settings, aws_client = _wiring.environment, _wiring.settings, _wiring.aws_client
+environment, stack_settings, settings = (
+    _wiring.environment,
+    _wiring.stack_settings,
+    _wiring.settings,
+)
+aws_client, app_registry, acting_for = _wiring.aws_client, _wiring.app_registry, _wiring.acting_for
 ledger, cluster = _wiring.ledger, _wiring.cluster
 
 
-@lru_cache(maxsize=1)
-def deploy_ports() -> DeployPorts:
+@_wiring.per_app
+def deploy_ports(config: Settings) -> DeployPorts:
     """The deploy steps' ports: DynamoDB ledger, Kubernetes API, EventBridge, health probes."""
     from bluegreen.adapters.eventbridge import Notifier
     from bluegreen.adapters.probes import CloudWatchAlarms, UrllibProbe
     from bluegreen.logic.health import HealthProbes
 
-    config = settings()
     return DeployPorts(
         settings=config,
         ledger=ledger(),
@@ -70,13 +73,12 @@ def deploy_ports() -> DeployPorts:
     )
 
 
-@lru_cache(maxsize=1)
-def promotion_ports() -> PromotionPorts:
+@_wiring.per_app
+def promotion_ports(config: Settings) -> PromotionPorts:
     """The deploy ports plus the stack's metric provider and the promotions' store."""
     from bluegreen.adapters.metrics import build_metrics
     from bluegreen.adapters.promotions import DynamoPromotions
 
-    config = settings()
     return PromotionPorts(
         deploy=deploy_ports(),
         metrics=build_metrics(config, aws_client),
@@ -88,4 +90,13 @@ def promotion_ports() -> PromotionPorts:
 
 def reset() -> None:
     """Forget the environment and every port (tests change the environment between cases)."""
-    forget(environment, settings, aws_client, ledger, cluster, deploy_ports, promotion_ports)
+    forget(
+        environment,
+        stack_settings,
+        aws_client,
+        ledger,
+        cluster,
+        deploy_ports,
+        promotion_ports,
+        app_registry,
+    )

@@ -36,7 +36,9 @@ class EcrPushEnvironment(
 
 # The factories every function builds alike (no cluster here); the push's own follow.
 _wiring = Wiring(EcrPushEnvironment, globals())
-environment, settings, aws_client = _wiring.environment, _wiring.settings, _wiring.aws_client
+environment, stack_settings = _wiring.environment, _wiring.stack_settings
+settings, aws_client = _wiring.settings, _wiring.aws_client
+app_registry, acting_for = _wiring.app_registry, _wiring.acting_for
 ledger, registry, flow = _wiring.ledger, _wiring.registry, _wiring.flow
 
 
@@ -87,7 +89,8 @@ def reset() -> None:
     """Forget the environment and every adapter (tests change the environment between cases)."""
     forget(
         environment,
-        settings,
+        stack_settings,
+        app_registry,
         aws_client,
         ledger,
         registry,

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable
+from contextvars import ContextVar
 from functools import lru_cache
 from http import HTTPStatus
 from typing import Any, TypeVar, cast
@@ -26,12 +27,12 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import (
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from bluegreen.domain.apps import PATTERN_RULES
+from bluegreen.domain.apps import APP_NAME_PATTERN, APP_NAME_RULE, PATTERN_RULES
 from bluegreen.domain.errors import BlueGreenError
 from bluegreen.observability import logger, metrics, tracer
 
 if __package__:  # imported as functions.services_api.app (tests, the OpenAPI generator)
-    from .api import admission, apps, dependencies, deployments, images, services, timeline
+    from .api import admission, apps, dependencies, deployments, fleet, images, services, timeline
     from .api.errors import answer_error, error_response
     from .api.schemas import CURSOR_PATTERN, DEPLOYMENT_ID_PATTERN, TRIMMED, TRIMMED_RULE
 else:  # the Lambda runtime loads this file as the top-level module ``app``
@@ -40,6 +41,7 @@ else:  # the Lambda runtime loads this file as the top-level module ``app``
         apps,
         dependencies,
         deployments,
+        fleet,
         images,
         services,
         timeline,
@@ -64,16 +66,28 @@ app.include_router(timeline.router)
 app.include_router(apps.router)
 
 
+_requested_app: ContextVar[str | None] = ContextVar("requested_app", default=None)
+"""The application an ``/apps/{app}/...`` request names (``fleet.split``); None otherwise."""
+
+
 def environment_checked(
     resolver: APIGatewayRestResolver, next_middleware: NextMiddleware
 ) -> Response[Any]:
-    """The function's environment model, read and validated before a route runs.
+    """The function's environment model, read and validated before a route runs, and the
+    request scoped to the application it names.
 
-    Inside the resolver rather than around the handler: a bad variable is an
-    answer (``InvalidInput`` naming it), like every other refusal.
+    Inside the resolver rather than around the handler: a bad variable, a name that is
+    no application's or an application the registry does not hold is an answer
+    (``InvalidInput``, 422, ``AppNotFound``), like every other refusal.
     """
     dependencies.environment()
-    return next_middleware(resolver)
+    requested = _requested_app.get()
+    if requested is not None and not re.fullmatch(APP_NAME_PATTERN, requested):
+        return error_response(
+            HTTPStatus.UNPROCESSABLE_ENTITY, "ValidationError", f"path.app: {APP_NAME_RULE}"
+        )
+    with dependencies.acting_for(requested):
+        return next_middleware(resolver)
 
 
 app.use(middlewares=[environment_checked])
@@ -176,12 +190,12 @@ def served() -> tuple[str, ...]:
     same one ``docs/openapi.json`` is), so the answer never drifts from what is served.
     Built on the first unknown route only, and kept.
     """
-    paths = app.get_openapi_schema().paths or {}
+    paths = fleet.fleet_paths(app.get_openapi_schema().paths or {}, {})
     return tuple(
         f"{method.upper()} {path}"
         for path, item in sorted(paths.items())
         for method in _METHODS
-        if getattr(item, method, None) is not None
+        if (item.get(method) if isinstance(item, dict) else getattr(item, method, None)) is not None
     )
 
 
@@ -223,4 +237,9 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
             "body": json.dumps({"error": admitted.error, "detail": admitted.detail}),
             "isBase64Encoded": False,
         }
-    return app.resolve(admitted, context)
+    routed, requested = fleet.split(admitted)
+    token = _requested_app.set(requested)
+    try:
+        return app.resolve(routed, context)
+    finally:
+        _requested_app.reset(token)

@@ -7,9 +7,11 @@ committed copy; a test fails when the two differ.
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from aws_lambda_powertools.event_handler.openapi.models import APIKey, APIKeyIn, Server
 
+from functions.services_api.api import fleet
 from functions.services_api.app import app
 
 TITLE = "eks-bluegreen services API"
@@ -44,7 +46,7 @@ def sigv4_scheme() -> APIKey:
     )
 
 
-def document() -> dict[str, object]:
+def document() -> dict[str, Any]:
     """The OpenAPI document as data, with a stable key order."""
     schema = app.get_openapi_json_schema(
         title=TITLE,
@@ -54,7 +56,17 @@ def document() -> dict[str, object]:
         security_schemes={SIGV4: sigv4_scheme()},
         security=[{SIGV4: []}],
     )
-    document: dict[str, object] = json.loads(schema)
+    document: dict[str, Any] = json.loads(schema)
+    paths = document["paths"]
+    registry_read = paths[fleet.PREFIX]["get"]
+    (app_parameter,) = (p for p in registry_read["parameters"] if p["name"] == "app")
+    document["paths"] = fleet.fleet_paths(paths, app_parameter)
+    not_found = registry_read["responses"]["404"]
+    for path, item in document["paths"].items():
+        if path.startswith(fleet.PREFIX + "/"):
+            for operation in item.values():
+                # Every operation of an application answers 404 when the registry has none.
+                operation["responses"].setdefault("404", not_found)
     return document
 
 

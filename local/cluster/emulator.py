@@ -8,7 +8,7 @@ import os
 import random
 import socket
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, MutableSequence
 from pathlib import Path
 from typing import Any
 
@@ -247,7 +247,6 @@ class ClusterEmulator:
     # Seeding ---------------------------------------------------------------------------
 
     def _load(self, seed: str | os.PathLike[str] | None) -> None:
-        namespaces = self._resource("namespaces")
         documents: list[dict[str, Any]] = [
             {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}
             for name in _SYSTEM_NAMESPACES
@@ -259,7 +258,32 @@ class ClusterEmulator:
             documents += _documents(path)
             if seed == "default" and PROJECT_MANIFESTS.is_dir():
                 documents += _documents(PROJECT_MANIFESTS)
-        documents.sort(key=lambda d: d.get("kind") != "Namespace")
+        self._create_all(documents)
+
+    def seed_namespace(self, namespace: str) -> None:
+        """The default seed again in ``namespace``: another application of the fleet, with
+        its own colours, Services, ConfigMap, routes and the shipped RBAC."""
+        documents = _documents(DEFAULT_SEED)
+        if PROJECT_MANIFESTS.is_dir():
+            documents += _documents(PROJECT_MANIFESTS)
+        namespaces = self._resource("namespaces")
+        for document in documents:
+            kind = self.registry.for_kind(
+                str(document.get("apiVersion", "")), str(document.get("kind", "")), learn=True
+            )
+            meta = document.setdefault("metadata", {})
+            if kind is namespaces:
+                meta["name"] = namespace
+            elif kind is not None and kind.namespaced:
+                meta["namespace"] = namespace
+            for subject in document.get("subjects") or []:
+                if "namespace" in subject:
+                    subject["namespace"] = namespace
+        self._create_all(documents)
+
+    def _create_all(self, documents: MutableSequence[dict[str, Any]]) -> None:
+        namespaces = self._resource("namespaces")
+        documents = sorted(documents, key=lambda d: d.get("kind") != "Namespace")
         with self.store.lock:
             self.controllers.settling = True
             try:

@@ -64,7 +64,8 @@ VERSION_CONFLICT = {
         ErrorBody,
         "`AppVersionConflict`: the application changed since that version was read, exists "
         "already (send If-Match to replace it), or no longer exists; `AppInUse`: a "
-        "deployment of it runs. Nothing was written.",
+        "deployment of it runs; `AppManagedByStack`: it is the stack's default application, "
+        "whose spec is the stack's parameters. Nothing was written.",
     )
 }
 
@@ -197,8 +198,9 @@ def put_app(
     from bluegreen.logic import apps
 
     editor = _editor()
+    stack_app = dependencies.stack_settings().application
     record, created = apps.put_app(
-        dependencies.app_registry(), app, spec, editor, version_of(if_match)
+        dependencies.app_registry(), app, spec, editor, version_of(if_match), stack_app
     )
     logger.info(
         "application registered" if created else "application changed",
@@ -226,7 +228,10 @@ def delete_app(
     from bluegreen.logic import apps
 
     editor = _editor()
-    record = apps.delete_app(dependencies.app_registry(), app, editor, version_of(if_match))
+    stack_app = dependencies.stack_settings().application
+    record = apps.delete_app(
+        dependencies.app_registry(), app, editor, version_of(if_match), stack_app
+    )
     logger.info(
         "application deleted", extra={"app": app, "version": record.version, "actor": editor.actor}
     )

@@ -25,8 +25,8 @@ from bluegreen.config import (
 )
 
 if TYPE_CHECKING:
+    from bluegreen.config import Settings
     from bluegreen.domain.ports import (
-        AppRegistry,
         ExecutionHistory,
         Promotions,
         TaskTokens,
@@ -49,30 +49,21 @@ API_CONFIRM_SECONDS = 20.0
 
 # The factories every function builds alike; the routes' own adapters follow.
 _wiring = Wiring(ServicesApiEnvironment, globals(), confirm_cap_seconds=API_CONFIRM_SECONDS)
-environment, settings, aws_client = _wiring.environment, _wiring.settings, _wiring.aws_client
+environment, stack_settings, settings = (
+    _wiring.environment,
+    _wiring.stack_settings,
+    _wiring.settings,
+)
+aws_client, app_registry, acting_for = _wiring.aws_client, _wiring.app_registry, _wiring.acting_for
 ledger, cluster, flow, registry = _wiring.ledger, _wiring.cluster, _wiring.flow, _wiring.registry
 
 
-@lru_cache(maxsize=1)
-def promotions() -> Promotions:
+@_wiring.per_app
+def promotions(config: Settings) -> Promotions:
     """Progressive promotions' progress, gates and flip-back window (the ledger's table)."""
     from bluegreen.adapters.promotions import DynamoPromotions
 
-    config = settings()
     return DynamoPromotions(config.ledger_table, aws_client("dynamodb"), config.application)
-
-
-@lru_cache(maxsize=1)
-def app_registry() -> AppRegistry:
-    """The application registry (the ledger's table), the stack's default application
-    registered in it on first use."""
-    from bluegreen.adapters.apps import DynamoAppRegistry
-    from bluegreen.logic.apps import register_default
-
-    config = settings()
-    registry = DynamoAppRegistry(config.ledger_table, aws_client("dynamodb"))
-    register_default(registry, config)
-    return registry
 
 
 @lru_cache(maxsize=1)
@@ -127,7 +118,7 @@ def reset(*, clients: bool = True) -> None:
     """
     forget(
         environment,
-        settings,
+        stack_settings,
         ledger,
         cluster,
         flow,

@@ -16,6 +16,7 @@ from aws_lambda_powertools.event_handler import Response, content_types
 from bluegreen.domain.canary_env import CanaryEnvMalformed
 from bluegreen.domain.errors import (
     AppInUse,
+    AppManagedByStack,
     AppNotFound,
     AppVersionConflict,
     BlueGreenError,
@@ -54,6 +55,8 @@ ERROR_ANSWERS: dict[type[BlueGreenError], ErrorAnswer] = {
     AppNotFound: ErrorAnswer(HTTPStatus.NOT_FOUND),
     # An application's spec is not at the version its editor read: nothing written.
     AppVersionConflict: ErrorAnswer(HTTPStatus.CONFLICT),
+    # The default application belongs to the stack's parameters.
+    AppManagedByStack: ErrorAnswer(HTTPStatus.CONFLICT),
     # A deployment of the application runs: it cannot be deleted now.
     AppInUse: ErrorAnswer(HTTPStatus.CONFLICT),
     # A deployment holds the application's lock.

@@ -144,6 +144,11 @@ class AppVersionConflict(BlueGreenError):
     deleted): nothing was written; the message says which version is there now."""
 
 
+class AppManagedByStack(BlueGreenError):
+    """The stack's default application is what the stack's parameters say: it is changed
+    or removed by deploying the stack, not through the registry."""
+
+
 class AppInUse(BlueGreenError):
     """A deployment of the application runs (it holds the lock, or its record is running):
     the application cannot be deleted until it ends."""

@@ -17,7 +17,7 @@ from bluegreen.domain.apps import (
     check_app_name,
     default_app_spec,
 )
-from bluegreen.domain.errors import AppNotFound, AppVersionConflict
+from bluegreen.domain.errors import AppManagedByStack, AppNotFound, AppVersionConflict
 from bluegreen.domain.paging import check_page
 
 if TYPE_CHECKING:
@@ -59,20 +59,36 @@ def apps(
     return registry.apps(limit, cursor)
 
 
+def _not_the_stacks(name: str, stack_app: str | None) -> str:
+    if check_app_name(name) == stack_app:
+        raise AppManagedByStack(
+            f"{name!r} is the stack's default application: its spec is the stack's "
+            "parameters (AppName and the rest); change them with a stack deployment"
+        )
+    return name
+
+
 def put_app(
     registry: AppRegistry,
     name: str,
     spec: AppSpec,
     editor: Editor,
     expected_version: int | None,
+    stack_app: str | None = None,
 ) -> tuple[AppRecord, bool]:
     """Create (no ``expected_version``) or replace the application at the version its
-    editor read; the record and whether it was created."""
-    return registry.put(check_app_name(name), spec, editor, expected_version)
+    editor read; the record and whether it was created. ``stack_app``, the stack's
+    default application, is refused (``AppManagedByStack``)."""
+    return registry.put(_not_the_stacks(name, stack_app), spec, editor, expected_version)
 
 
 def delete_app(
-    registry: AppRegistry, name: str, editor: Editor, expected_version: int | None = None
+    registry: AppRegistry,
+    name: str,
+    editor: Editor,
+    expected_version: int | None = None,
+    stack_app: str | None = None,
 ) -> AppRecord:
-    """Delete the application (its ledger history stays); the record it had."""
-    return registry.delete(check_app_name(name), editor, expected_version)
+    """Delete the application (its ledger history stays); the record it had. ``stack_app``
+    is refused, as by ``put_app``."""
+    return registry.delete(_not_the_stacks(name, stack_app), editor, expected_version)
