@@ -55,6 +55,7 @@ def parse(event: object) -> ImagePush | IgnoredEvent:
         region=str(event.get("region") or ""),
         expected_account=settings.registry_account,
         expected_region=settings.region,
+        application=settings.application,
     )
 
 
@@ -63,7 +64,40 @@ def parse(event: object) -> ImagePush | IgnoredEvent:
 @metrics.log_metrics
 @tracer.capture_lambda_handler(capture_response=False)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    """Record the pushed digest and tag; acknowledge anything else with its reason.
+    """Record the push for every application of the fleet whose repository it is.
+
+    One application (the stack's own, or the only one naming the repository): its
+    answer, as it always was. Several: ``{"recorded": ..., "applications": {name:
+    answer}}``. None: the stack's own application says why the event is not its
+    (``other-repository``, or whatever else is wrong with it), and nothing is recorded.
+    """
+    answers: dict[str, dict[str, Any]] = {}
+    for app in applications_of(event):
+        with dependencies.acting_for(app) as settings:
+            logger.append_keys(app=settings.application)
+            answers[settings.application] = record(event, context)
+    logger.remove_keys(["app"])
+    if len(answers) == 1:
+        return next(iter(answers.values()))
+    return {"recorded": any(a["recorded"] for a in answers.values()), "applications": answers}
+
+
+def applications_of(event: object) -> list[str | None]:
+    """The applications (None: the stack's own) a push to the event's repository is for;
+    the stack's own alone when the event names no repository or none of the fleet's."""
+    from bluegreen.logic.apps import applications_for
+
+    detail = event.get("detail") if isinstance(event, dict) else None
+    repository = detail.get("repository-name") if isinstance(detail, dict) else None
+    if not isinstance(repository, str) or not repository:
+        return [None]
+    stack = dependencies.stack_settings()
+    return applications_for(dependencies.app_registry(), stack, repository) or [None]
+
+
+def record(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    """Record the pushed digest and tag for the current application; acknowledge anything
+    else with its reason.
 
     A delivery of a push that a concurrent invocation is recording now is a
     duplicate: answered as such, in one log line. A tagged push whose tag is

@@ -19,6 +19,7 @@ from bluegreen.config import (
     IdempotencyTable,
     LedgerTable,
     Region,
+    Settings,
 )
 from bluegreen.logic.autodeploy import AutoDeployPorts, on_recorded
 from bluegreen.logic.pushes import OnRecorded, PushPorts, RecordImagePush
@@ -70,13 +71,13 @@ def auto_deploy_ports() -> AutoDeployPorts:
     return AutoDeployPorts(settings(), flow(), ledger())
 
 
-@lru_cache(maxsize=1)
-def auto_deploy() -> OnRecorded | None:
-    """The auto-deploy seam: starts the deploy flow for a push of an auto-deploy tag.
+@_wiring.per_app
+def auto_deploy(config: Settings) -> OnRecorded | None:
+    """The auto-deploy seam: starts the deploy flow for a push of one of the application's
+    auto-deploy tags.
 
     None would record only. Its ports are built when a push is to deploy.
     """
-    config = settings()
     return on_recorded(config, auto_deploy_ports if config.state_machine_arn else None)
 
 

@@ -7,8 +7,6 @@ and the ledger keys every item by application, so tests never see each other.
 
 from __future__ import annotations
 
-import functools
-import threading
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -17,7 +15,6 @@ from typing import Any
 import boto3
 import pytest
 from moto import mock_aws
-from moto.dynamodb.responses import DynamoHandler
 
 from bluegreen.adapters.ledger import DynamoLedger
 from local.aws import create_tables
@@ -41,23 +38,8 @@ class Clock:
 
 @pytest.fixture(scope="module")
 def aws() -> Iterator[None]:
-    """An in-process moto account whose DynamoDB requests are each atomic.
-
-    DynamoDB applies every request (and every transaction) atomically; moto's
-    in-process backend does not, so concurrent threads could interleave inside
-    one request. Serialising requests restores DynamoDB's guarantee and leaves
-    the interleaving between requests, which is what the race tests exercise.
-    """
-    original = DynamoHandler.call_action
-    gate = threading.RLock()
-
-    @functools.wraps(original)
-    def atomic(self: DynamoHandler) -> Any:
-        with gate:
-            return original(self)
-
+    """An in-process moto account (each DynamoDB request atomic: ``local.dynamodb``)."""
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(DynamoHandler, "call_action", atomic)
         patch.setenv("AWS_DEFAULT_REGION", REGION)
         with mock_aws():
             yield

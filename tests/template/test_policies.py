@@ -48,6 +48,11 @@ REPOSITORY = {
     "Fn::Sub": "arn:${AWS::Partition}:ecr:${AWS::Region}:${AWS::AccountId}"
     ":repository/${RepositoryName}"
 }
+FLEET_REPOSITORIES = {
+    "Fn::Sub": "arn:${AWS::Partition}:ecr:${AWS::Region}:${AWS::AccountId}"
+    ":repository/${FleetRepositoryPrefix}*"
+}
+"""The repositories the fleet's applications may name (FleetRepositoryPrefix)."""
 CLUSTER = {
     "Fn::Sub": "arn:${AWS::Partition}:eks:${AWS::Region}:${AWS::AccountId}:cluster/${ClusterName}"
 }
@@ -100,7 +105,7 @@ def test_ecr_push_records_pushes_reads_tags_and_starts_the_flow_nothing_more(
     # THEN it reads and writes the two tables, asks the one repository where a tag points
     # and starts the one state machine; it never reaches the cluster
     assert set(granted) == LEDGER_ACTIONS | {"states:StartExecution", "ecr:DescribeImages"}
-    assert granted["ecr:DescribeImages"] == [REPOSITORY]
+    assert granted["ecr:DescribeImages"] == [REPOSITORY, FLEET_REPOSITORIES]
     for action in LEDGER_ACTIONS - {
         "dynamodb:GetItem",
         "dynamodb:PutItem",
@@ -186,7 +191,7 @@ def test_services_api_reaches_the_ledger_the_flow_the_repository_and_the_cluster
     ]
     # The dashboard's timeline reads the histories of the same executions, no others.
     assert granted["states:GetExecutionHistory"] == granted["states:DescribeExecution"]
-    assert granted["ecr:DescribeImages"] == [REPOSITORY]
+    assert granted["ecr:DescribeImages"] == [REPOSITORY, FLEET_REPOSITORIES]
     assert granted["eks:DescribeCluster"] == [CLUSTER]
     assert all(granted[action] == ["*"] for action in ELBV2_READS)
     # a gate's callbacks name a task token, which IAM cannot scope
@@ -304,6 +309,12 @@ ROUTES = [
     ("GET", "/apps/{app}"),
 ]
 """What reading and operating releases takes: every route but the registry's changes."""
+FLEET_ROUTES = [
+    (method, f"/apps/{{app}}{path}") for method, path in ROUTES if not path.startswith("/apps")
+]
+"""The same operations for one application of the fleet."""
+FLEET_OPERATIONS = [("POST", "/apps/{app}/*")]
+"""Every application's operations, as the fleet-wide operator's policy grants them."""
 REGISTRY_CHANGES = [("PUT", "/apps/{app}"), ("DELETE", "/apps/{app}")]
 """What only an administrator of the applications may do."""
 METHOD_ARN = (
@@ -333,7 +344,7 @@ def api_routes(resources: dict[str, Any]) -> list[tuple[str, str]]:
             "ServicesApiReadOnlyPolicyArn",
             [route for route in ROUTES if route[0] == "GET"],
         ),
-        ("ServicesApiOperatorPolicy", "ServicesApiOperatorPolicyArn", ROUTES),
+        ("ServicesApiOperatorPolicy", "ServicesApiOperatorPolicyArn", ROUTES + FLEET_OPERATIONS),
         (
             "ServicesApiAdministratorPolicy",
             "ServicesApiAdministratorPolicyArn",
@@ -345,7 +356,7 @@ def test_callers_get_invoke_on_the_methods_of_this_api_and_stage_only(
     resources: dict[str, Any], policy: str, output: str, routes: list[tuple[str, str]]
 ) -> None:
     # GIVEN the template's routes (the policies must follow them)
-    assert sorted(api_routes(resources)) == sorted(ROUTES + REGISTRY_CHANGES)
+    assert sorted(api_routes(resources)) == sorted(ROUTES + FLEET_ROUTES + REGISTRY_CHANGES)
     # WHEN the managed policy for callers is read
     managed = resources[policy]
     assert managed["Type"] == "AWS::IAM::ManagedPolicy"

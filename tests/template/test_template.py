@@ -334,7 +334,7 @@ def test_idempotency_table_has_the_powertools_shape(template: dict[str, Any]) ->
 # --- ECR push rule ----------------------------------------------------------------------
 
 
-def test_the_ecr_rule_matches_exactly_successful_pushes_to_the_one_repository(
+def test_the_ecr_rule_matches_exactly_successful_pushes_to_the_fleets_repositories(
     template: dict[str, Any],
 ) -> None:
     # GIVEN the events of the ecr_push function
@@ -353,7 +353,10 @@ def test_the_ecr_rule_matches_exactly_successful_pushes_to_the_one_repository(
         "detail": {
             "action-type": ["PUSH"],
             "result": ["SUCCESS"],
-            "repository-name": [{"Ref": "RepositoryName"}],
+            "repository-name": [
+                {"Ref": "RepositoryName"},
+                {"prefix": {"Ref": "FleetRepositoryPrefix"}},
+            ],
         },
     }
     assert "EventBusName" not in properties, "ECR publishes on the default bus"
@@ -492,6 +495,9 @@ ROUTES = {
     ("PUT", "/apps/{app}"),
     ("DELETE", "/apps/{app}"),
 }
+RELEASE_ROUTES = {route for route in ROUTES if not route[1].startswith("/apps")}
+ROUTES |= {(method, f"/apps/{{app}}{path}") for method, path in RELEASE_ROUTES}
+"""Each release operation also acts for one application of the fleet, under /apps/{app}."""
 
 
 def test_every_route_is_on_the_iam_authenticated_api(template: dict[str, Any]) -> None:

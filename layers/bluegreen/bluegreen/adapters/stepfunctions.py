@@ -18,14 +18,22 @@ if TYPE_CHECKING:
 
 
 class StepFunctionsFlow:
-    """``ports.FlowStarter`` over a boto3 ``stepfunctions`` client."""
+    """``ports.FlowStarter`` over a boto3 ``stepfunctions`` client.
 
-    def __init__(self, state_machine_arn: str, client: Any) -> None:
+    ``app`` names the application of the fleet the executions act for: every input
+    carries it (``"app"``), and each step of the flow runs for that application. None,
+    for the stack's default application, leaves the input as it always was.
+    """
+
+    def __init__(self, state_machine_arn: str, client: Any, app: str | None = None) -> None:
         self._arn = state_machine_arn
         self._client = client
+        self._app = app
 
     def start(self, name: str, flow_input: dict[str, object]) -> str:
         """Start an execution; a duplicate ``name`` returns the existing execution's ARN."""
+        if self._app is not None:
+            flow_input = {**flow_input, "app": self._app}
         try:
             response = self._client.start_execution(
                 stateMachineArn=self._arn, name=name, input=json.dumps(flow_input)

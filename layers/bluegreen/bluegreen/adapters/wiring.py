@@ -174,8 +174,9 @@ class Wiring(Generic[Environment]):
             """The deploy state machine, starting the current application's executions."""
             from bluegreen.adapters.stepfunctions import StepFunctionsFlow
 
+            app = None if _scope.get() is None else config.application
             return StepFunctionsFlow(
-                config.state_machine_arn, sibling("aws_client")("stepfunctions")
+                config.state_machine_arn, sibling("aws_client")("stepfunctions"), app
             )
 
         @owned(maxsize=1)

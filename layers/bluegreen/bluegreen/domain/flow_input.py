@@ -24,8 +24,8 @@ CONSOLE_ACTOR = "unknown"
 TEXT_LIMIT = 1024
 """Longest text an input field may carry (a reason, an image)."""
 
-_DEPLOY_FIELDS = frozenset({"action", "image", "service", "reason", "force"})
-_ROLLBACK_FIELDS = frozenset({"action", "service", "reason"})
+_DEPLOY_FIELDS = frozenset({"app", "action", "image", "service", "reason", "force"})
+_ROLLBACK_FIELDS = frozenset({"app", "action", "service", "reason"})
 _STARTER_FIELDS = ("trigger", "actor", "sourceIp")
 
 

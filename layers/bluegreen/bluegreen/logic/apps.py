@@ -92,3 +92,12 @@ def delete_app(
     """Delete the application (its ledger history stays); the record it had. ``stack_app``
     is refused, as by ``put_app``."""
     return registry.delete(_not_the_stacks(name, stack_app), editor, expected_version)
+
+
+def applications_for(registry: AppRegistry, stack: Settings, repository: str) -> list[str | None]:
+    """The applications a push to ``repository`` is recorded for: the stack's default one
+    (None) when its parameters name it, then every registered application whose spec
+    names it, by name. One Query of the registry's repository index."""
+    found: list[str | None] = [None] if stack.repository == repository else []
+    found += [r.name for r in registry.by_repository(repository) if r.name != stack.application]
+    return found

@@ -52,8 +52,9 @@ if TYPE_CHECKING:  # typing only: importing these costs cold-start time before a
 ECR_SOURCE = "aws.ecr"
 IMAGE_ACTION = "ECR Image Action"
 
-IDEMPOTENCY_KEY = "[repository, digest.hex, tag, event_id]"
-"""What makes two deliveries the same push: the event id and what it says was pushed."""
+IDEMPOTENCY_KEY = "[application, repository, digest.hex, tag, event_id]"
+"""What makes two deliveries the same push: the event id and what it says was pushed, for
+the application it is recorded for (one push of a shared repository is one per application)."""
 
 IDEMPOTENCY_WINDOW_SECONDS = 24 * 3600
 """EventBridge retries a delivery for up to 24 hours; duplicates within it are one push."""
@@ -77,6 +78,8 @@ class ImagePush:
     tag: str | None
     pushed_at: datetime
     event_id: str
+    application: str = ""
+    """The application of the fleet it is recorded for (its ledger, its auto-deploy)."""
 
 
 @dataclass(frozen=True)
@@ -99,6 +102,7 @@ def image_push(
     region: str = "",
     expected_account: str = "",
     expected_region: str = "",
+    application: str = "",
 ) -> ImagePush | IgnoredEvent:
     """The push an ECR Image Action event reports, or why the event is not one to record.
 
@@ -171,6 +175,7 @@ def image_push(
         tag=raw_tag or None,
         pushed_at=pushed_at.astimezone(UTC),
         event_id=event_id,
+        application=application,
     )
 
 
