@@ -93,6 +93,16 @@ ACCOUNT = "123456789012"
 """moto's default account: what ARNs and the ECR registry host name carry."""
 
 
+FLEET_APP = "payments"
+"""The local stack's second application: namespace and repository of the same name."""
+FLEET_OPERATOR = {
+    "access_key_id": "AKIALOCALALICE",
+    "secret_access_key": "alice-local-secret",
+    "user_arn": f"arn:aws:iam::{ACCOUNT}:user/alice",
+}
+"""alice: operator of ``FLEET_APP`` only (the README's per-application operator policy)."""
+
+
 class StackError(Exception):
     """The stack cannot start as asked (port taken, already running); said in one line."""
 
@@ -130,6 +140,12 @@ class StackState:
     secret_access_key: str = ""
     caller_arn: str = ""
     """The IAM identity the handlers see for that key: who deployments are recorded as."""
+    fleet_app: str = ""
+    """The second application of the stack's fleet (its own namespace, repository, ledger
+    and lock; the selector router), registered at start; empty when the seed is custom."""
+    fleet_operator: dict[str, str] = field(default_factory=dict)
+    """An identity with the per-application operator policy of ``fleet_app`` only:
+    ``access_key_id``, ``secret_access_key``, ``user_arn``."""
     data_plane: dict[str, str] = field(default_factory=dict)
     """On the real control plane with a weighted router, the real data plane: under
     ``gateway`` the pod network (``pod_network``: the namespace's path, ``enter``: the
@@ -402,6 +418,7 @@ class LocalStack:
         machine_arn = self._create_aws_resources(environment)
         environment["BG_STATE_MACHINE_ARN"] = machine_arn
         self._apply_environment(environment)
+        fleet_app = self._register_fleet_app(environment)
         self._exits.callback(_fresh_handler_modules())
         _cold_start()
         api_url = self._start_api(environment)
@@ -426,6 +443,8 @@ class LocalStack:
             access_key_id=self.options.access_key_id,
             secret_access_key=self.options.secret_access_key,
             caller_arn=self.options.caller_arn,
+            fleet_app=fleet_app,
+            fleet_operator=dict(FLEET_OPERATOR) if fleet_app else {},
             data_plane=dict(self.data_plane),
         )
         if self.options.write_state:
@@ -812,6 +831,36 @@ class LocalStack:
         self._exits.enter_context(parse_definitions_once())
         return machine.arn
 
+    def _register_fleet_app(self, environment: Mapping[str, str]) -> str:
+        """``FLEET_APP`` beside the stack's own application: the seed again in its namespace,
+        its repository, its spec in the registry (the stack's settings but for where it
+        lives, and the selector router). Not with a custom seed (it may lack the objects).
+        """
+        if self.options.seed is not None:
+            return ""
+        from bluegreen.adapters.apps import DynamoAppRegistry
+        from bluegreen.config import load_settings
+        from bluegreen.domain.apps import AppSpec, Editor, default_app_spec
+        from bluegreen.domain.errors import AppVersionConflict
+        from bluegreen.logic.apps import register_default
+
+        if self.control_plane is not None:
+            self.control_plane.seed_namespace(FLEET_APP, wait=False)
+        elif self.cluster is not None:
+            self.cluster.seed_namespace(FLEET_APP)
+        ecr = _moto_client(environment, "ecr")
+        with contextlib.suppress(ecr.exceptions.RepositoryAlreadyExistsException):
+            ecr.create_repository(repositoryName=FLEET_APP)
+        settings = load_settings()
+        spec = default_app_spec(settings).to_json()
+        spec.update(namespace=FLEET_APP, repository=FLEET_APP)
+        spec["router"]["kind"] = "selector"
+        registry = DynamoAppRegistry(settings.ledger_table, _moto_client(environment, "dynamodb"))
+        register_default(registry, settings)
+        with contextlib.suppress(AppVersionConflict):  # a stack restarted on the same moto
+            registry.put(FLEET_APP, AppSpec.parse(spec), Editor(actor="local stack"), None)
+        return FLEET_APP
+
     def _register_seed_images(self, ecr: Any, environment: Mapping[str, str]) -> None:
         """Put the digests the seeded Deployments run into ECR, as if pushed before.
 
@@ -849,6 +898,7 @@ class LocalStack:
 
     def _start_api(self, environment: Mapping[str, str]) -> str:
         from local.apigw import LocalApiGateway, LocalCredential, Stage, routes_from_template
+        from local.iam import app_operator_policy
         from local.invoke import LocalLambdaContext
 
         region = environment["AWS_REGION"]
@@ -858,10 +908,11 @@ class LocalStack:
                 function_name="services-api", aws_request_id=request_id, region=region
             )
 
+        stage = Stage(account=ACCOUNT, region=region, stage=self._stage_name())
         api = LocalApiGateway(
             handler=_services_api_handler,
             routes=routes_from_template(),
-            stage=Stage(account=ACCOUNT, region=region, stage=self._stage_name()),
+            stage=stage,
             host=self.options.host,
             port=self.options.api_port,
             control_paths={"/_local/events": self._deliver_event, "/_local/traffic": self._traffic},
@@ -870,7 +921,14 @@ class LocalStack:
                     self.options.access_key_id,
                     self.options.secret_access_key,
                     self.options.caller_arn,
-                )
+                ),
+                # alice may operate the fleet's second application, nothing else.
+                FLEET_OPERATOR["access_key_id"]: LocalCredential(
+                    FLEET_OPERATOR["access_key_id"],
+                    FLEET_OPERATOR["secret_access_key"],
+                    FLEET_OPERATOR["user_arn"],
+                    policies=(app_operator_policy(stage, FLEET_APP),),
+                ),
             },
             access_log=_log if self.options.access_log else None,
             context_factory=context,
@@ -1116,6 +1174,17 @@ class LocalStack:
             f"  state machine       {state.state_machine_arn}",
             f"  API credentials     {state.access_key_id} / {state.secret_access_key}  "
             f"(calls are recorded as {state.caller_arn})",
+            *(
+                [
+                    f"  fleet               {state.environment.get('BG_APP_NAME')} (the stack's "
+                    f"own) and {state.fleet_app} (namespace and repository {state.fleet_app})",
+                    f"  alice               {state.fleet_operator['access_key_id']} / "
+                    f"{state.fleet_operator['secret_access_key']}  (operator of "
+                    f"{state.fleet_app} only: /apps/{state.fleet_app}/...)",
+                ]
+                if state.fleet_app
+                else []
+            ),
             *self._data_plane_lines(state),
             "",
             "Everything (ledger, executions, cluster) lives in this process's memory: "

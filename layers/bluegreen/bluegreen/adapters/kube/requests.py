@@ -333,7 +333,7 @@ def _api_error(
         return ClusterForbidden(
             f"the Kubernetes API at {host} forbids us to {verb} {what} (403 Forbidden): "
             f"{message}; the function's role needs the namespaced RBAC Role shipped with "
-            "the stack"
+            "the stack (deploy/kubernetes/rbac.yaml, applied in the application's namespace)"
         )
     if status == 0:
         return ClusterUnavailable(f"could not talk to the Kubernetes API at {host}: {message}")
