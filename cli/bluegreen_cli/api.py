@@ -14,13 +14,35 @@ import re
 import urllib.error
 import urllib.parse
 import urllib.request
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from bluegreen_cli import __version__
 from bluegreen_cli.errors import EXIT_UNAVAILABLE, ApiError, CliError
 
 _EXECUTE_API_HOST = re.compile(r"^[a-z0-9]+\.execute-api\.([a-z0-9-]+)\.amazonaws\.com(\.cn)?$")
+
+APP_NAME = re.compile(r"^[a-z0-9]([a-z0-9-]{0,38}[a-z0-9])?$")
+"""An application's name as the API takes it in ``/apps/{app}``: a DNS label of at most 40."""
+
+RELEASE_ROOTS = ("services", "images", "deployments", "promote", "rollback")
+"""The first path segments of the release operations, which ``/apps/{app}`` also serves."""
+
+
+def check_app_name(name: str) -> str:
+    """``name`` if the API takes it as an application's name; else a one-line usage error."""
+    if not APP_NAME.match(name):
+        raise CliError(
+            f"{name!r} is not an application name: lowercase letters, digits and '-', "
+            "starting and ending with a letter or digit, at most 40 characters"
+        )
+    return name
+
+
+def release_path(path: str) -> bool:
+    """Whether ``path`` (``/services``, ``/deployments/{id}``) is a release operation's."""
+    return path.lstrip("/").split("/", 1)[0].split("?", 1)[0] in RELEASE_ROOTS
 
 
 def region_of_endpoint(url: str) -> str | None:
@@ -36,6 +58,8 @@ class Response:
 
     status: int
     body: Any
+    headers: dict[str, str] = field(default_factory=dict)
+    """The answer's headers, names in lower case (``etag``)."""
 
 
 class Signer:
@@ -100,8 +124,16 @@ class ApiClient:
         timeout: float = 30.0,
         *,
         unreachable_hint: str = "",
+        app: str | None = None,
     ) -> None:
-        """``unreachable_hint`` is added to the error when nothing answers at ``endpoint``."""
+        """``unreachable_hint`` is added to the error when nothing answers at ``endpoint``.
+
+        With ``app``, every release operation's path (``/services``, ``/images``,
+        ``/deployments...``, ``/promote``, ``/rollback``) is sent as
+        ``/apps/{app}/<path>``, acting for that application; without it they act for
+        the stack's default application. Other paths (the registry's ``/apps...``)
+        are sent as given.
+        """
         scheme = urllib.parse.urlsplit(endpoint).scheme
         if scheme not in ("http", "https"):
             raise CliError(f"endpoint {endpoint!r} is not an http(s) URL")
@@ -109,10 +141,18 @@ class ApiClient:
         self.signer = signer
         self.timeout = timeout
         self.unreachable_hint = unreachable_hint
+        self.app = check_app_name(app) if app else None
+
+    def path(self, path: str) -> str:
+        """``path`` as sent: under ``/apps/{app}`` for a release operation with ``app`` set."""
+        path = "/" + path.lstrip("/")
+        if self.app and release_path(path):
+            return f"/apps/{self.app}{path}"
+        return path
 
     def url(self, path: str, query: dict[str, object] | None = None) -> str:
         """The absolute URL of ``path`` with the non-empty ``query`` parameters."""
-        url = self.endpoint + "/" + path.lstrip("/")
+        url = self.endpoint + self.path(path)
         params = {k: str(v) for k, v in (query or {}).items() if v is not None and v != ""}
         if params:
             # %20 for a space, as SigV4 encodes it in the canonical query ("+" would not be).
@@ -136,19 +176,25 @@ class ApiClient:
         *,
         query: dict[str, object] | None = None,
         payload: object | None = None,
+        headers: Mapping[str, str] | None = None,
     ) -> Response:
-        """Send one request; 4xx/5xx raise ``ApiError``, no answer raises ``CliError`` (3)."""
+        """Send one request; 4xx/5xx raise ``ApiError``, no answer raises ``CliError`` (3).
+
+        ``headers`` (``If-Match``) are sent, and signed, with the request's own.
+        """
         url = self.url(path, query)
         body = None if payload is None else json.dumps(payload).encode()
-        headers = {"Accept": "application/json", "User-Agent": f"bluegreen-cli/{__version__}"}
+        sent = {"Accept": "application/json", "User-Agent": f"bluegreen-cli/{__version__}"}
         if body is not None:
-            headers["Content-Type"] = "application/json"
+            sent["Content-Type"] = "application/json"
+        sent.update(headers or {})
         if self.signer is not None:
-            headers = self.signer.headers(method, url, body, headers)
-        request = urllib.request.Request(url, data=body, headers=headers, method=method)  # noqa: S310
+            sent = self.signer.headers(method, url, body, sent)
+        request = urllib.request.Request(url, data=body, headers=sent, method=method)  # noqa: S310
         try:
             with urllib.request.urlopen(request, timeout=self.timeout) as answer:  # noqa: S310
-                return Response(answer.status, _decode(answer.read()))
+                received = {name.lower(): value for name, value in answer.headers.items()}
+                return Response(answer.status, _decode(answer.read()), received)
         except urllib.error.HTTPError as exc:
             raise _api_error(exc.code, _decode(exc.read())) from None
         except (urllib.error.URLError, TimeoutError, ConnectionError) as exc:

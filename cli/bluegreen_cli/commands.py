@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
+import sys
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, TextIO
 from urllib.parse import quote
 
-from bluegreen_cli.api import ApiClient
+from bluegreen_cli.api import ApiClient, Response
 from bluegreen_cli.deployments import execution_of, progress_of, record_of, watch
 from bluegreen_cli.errors import EXIT_FAILED, EXIT_OK, CliError
 from bluegreen_cli.local_stack import LocalStackInfo
@@ -376,6 +378,139 @@ def render_promotion(promotion: dict[str, Any]) -> str:
             ["weight %", "finding", "requests", "5xx %", "p99 s"], rows
         )
     return text
+
+
+# -- apps: the fleet's registry ----------------------------------------------------
+
+
+def apps_list(ctx: Context) -> int:
+    """``GET /apps``: a page of the registry, by name."""
+    body = ctx.client.get("/apps", {"limit": ctx.args.limit, "cursor": ctx.args.cursor})
+    rows = []
+    for item in _items(body, "apps"):
+        spec = _mapping(item.get("spec"))
+        rows.append(
+            (
+                item.get("name"),
+                spec.get("cluster"),
+                spec.get("namespace"),
+                spec.get("repository"),
+                _mapping(spec.get("router")).get("kind") or "selector",
+                item.get("version"),
+                item.get("changedBy"),
+                item.get("changedAt"),
+            )
+        )
+    headers = (
+        "name",
+        "cluster",
+        "namespace",
+        "repository",
+        "router",
+        "version",
+        "changed by",
+        "changed at",
+    )
+    ctx.emit(body, table(headers, rows) + _next_page(body))
+    return EXIT_OK
+
+
+def apps_show(ctx: Context) -> int:
+    """``GET /apps/{app}``: the application's version, last change and spec."""
+    response = ctx.client.call("GET", _app_path(ctx.args.name))
+    ctx.emit(response.body, render_app(response))
+    return EXIT_OK
+
+
+def apps_put(ctx: Context) -> int:
+    """``PUT /apps/{app}``: register (no ``--version``) or replace at ``--version`` (If-Match)."""
+    spec = read_spec(ctx.args.spec)
+    version = getattr(ctx.args, "app_version", None)
+    response = ctx.client.call(
+        "PUT", _app_path(ctx.args.name), payload=spec, headers=_if_match(version)
+    )
+    what = "registered" if response.status == 201 else "replaced"
+    heading = f"{ctx.args.name} {what}: version {_version_of(response)}"
+    ctx.emit(response.body, heading + "\n\n" + render_app(response, with_spec=False))
+    return EXIT_OK
+
+
+def apps_delete(ctx: Context) -> int:
+    """``DELETE /apps/{app}``, at ``--version`` only (If-Match) when one is given."""
+    version = getattr(ctx.args, "app_version", None)
+    response = ctx.client.call("DELETE", _app_path(ctx.args.name), headers=_if_match(version))
+    heading = (
+        f"{ctx.args.name} deleted (it was at version {_version_of(response)}); "
+        "its ledger history is kept"
+    )
+    ctx.emit(response.body, heading + "\n\n" + render_app(response, with_spec=False))
+    return EXIT_OK
+
+
+def read_spec(source: str) -> dict[str, Any]:
+    """The spec ``--spec`` names: a JSON object from a file, or from stdin for ``-``.
+
+    An ``apps show --json`` answer (name, version, spec, ...) gives its ``spec``.
+    Anything else is a usage error, before any request is sent.
+    """
+    where = "standard input" if source == "-" else source
+    try:
+        if source == "-":
+            text = sys.stdin.read()
+        else:
+            with open(source, encoding="utf-8") as file:
+                text = file.read()
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise CliError(f"--spec: cannot read {where}: {reason}") from None
+    try:
+        spec = json.loads(text)
+    except (ValueError, RecursionError) as exc:
+        raise CliError(f"--spec: {where} is not JSON: {exc}") from None
+    if not isinstance(spec, dict):
+        raise CliError(f"--spec: {where} is not a JSON object (the application's spec)")
+    inner = spec.get("spec")
+    if isinstance(inner, dict) and "version" in spec:
+        return inner
+    return spec
+
+
+def render_app(response: Response, *, with_spec: bool = True) -> str:
+    """An application as ``key  value`` lines, then (``with_spec``) its spec as JSON."""
+    body = _mapping(response.body)
+    if not body:
+        return str(response.body)
+    items: list[tuple[str, object]] = [
+        ("name", body.get("name")),
+        ("version", _version_of(response)),
+        ("changed by", body.get("changedBy")),
+        ("changed at", body.get("changedAt")),
+        ("created by", body.get("createdBy")),
+        ("created at", body.get("createdAt")),
+    ]
+    if body.get("sourceIp"):
+        items.append(("source ip", body["sourceIp"]))
+    text = pairs(items)
+    if with_spec:
+        text += "\n\nspec:\n" + json.dumps(body.get("spec"), indent=2, sort_keys=True)
+    return text
+
+
+def _app_path(name: str) -> str:
+    return f"/apps/{quote(name, safe='')}"
+
+
+def _if_match(version: int | None) -> dict[str, str]:
+    return {} if version is None else {"If-Match": f'"{version}"'}
+
+
+def _version_of(response: Response) -> object:
+    """The version in the answer's body, else the one its ETag names."""
+    body = _mapping(response.body)
+    if body.get("version") is not None:
+        return body["version"]
+    found = re.search(r"[0-9]+", response.headers.get("etag", ""))
+    return int(found.group()) if found else "?"
 
 
 def _mapping(value: Any) -> dict[str, Any]:

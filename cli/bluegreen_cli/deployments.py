@@ -121,9 +121,10 @@ def watch(
         if progress.finished:
             return body
         if elapsed > timeout:
+            app = f" --app {client.app}" if client.app else ""
             raise CliError(
                 f"deployment {deployment_id} still {progress.status or 'running'} after "
-                f"{timeout:.0f}s; it continues: bluegreen watch {deployment_id}",
+                f"{timeout:.0f}s; it continues: bluegreen{app} watch {deployment_id}",
                 EXIT_UNAVAILABLE,
             )
         sleep(interval)

@@ -6,6 +6,7 @@ import argparse
 import json
 import math
 import os
+import re
 import socket
 import sys
 import urllib.parse
@@ -13,7 +14,7 @@ from collections.abc import Callable, Sequence
 from typing import TextIO
 
 from bluegreen_cli import __version__, commands
-from bluegreen_cli.api import ApiClient, Signer, region_of_endpoint
+from bluegreen_cli.api import ApiClient, Signer, check_app_name, region_of_endpoint
 from bluegreen_cli.dashboard import command as dashboard
 from bluegreen_cli.errors import (
     EXIT_CODES_HELP,
@@ -27,8 +28,9 @@ from bluegreen_cli.push import FAULT_MODES, push
 from bluegreen_cli.tables import pairs
 
 ENDPOINT_ENV = "BLUEGREEN_ENDPOINT"
+APP_ENV = "BLUEGREEN_APP"
 MAX_PAGE = 100
-"""The API's largest page (``limit`` of GET /images and GET /deployments)."""
+"""The API's largest page (``limit`` of GET /images, GET /deployments and GET /apps)."""
 
 DESCRIPTION = """\
 Operate eks-bluegreen: switch the canary colour, deploy digests, roll back,
@@ -37,6 +39,8 @@ SigV4 for API Gateway's IAM auth, standard AWS credential chain and region) or
 to the local stack started with `make local`.
 
 endpoint: --endpoint URL, else $BLUEGREEN_ENDPOINT, else the running local stack.
+application: --app NAME, else $BLUEGREEN_APP, else the stack's default application;
+the release commands act for it (under /apps/NAME), `apps` reads and edits the registry.
 """
 
 
@@ -60,6 +64,34 @@ def _page_size(text: str) -> int:
     if not 1 <= value <= MAX_PAGE:
         raise argparse.ArgumentTypeError(f"{value} is out of range: from 1 to {MAX_PAGE}")
     return value
+
+
+def _app_option(text: str) -> str:
+    """``--app``: an application's name, or empty for the stack's default application."""
+    text = text.strip()
+    try:
+        return check_app_name(text) if text else ""
+    except CliError as exc:
+        raise argparse.ArgumentTypeError(exc.message) from None
+
+
+def _app_name(text: str) -> str:
+    """An application's name, as the API takes it in ``/apps/{app}``."""
+    try:
+        return check_app_name(text)
+    except CliError as exc:
+        raise argparse.ArgumentTypeError(exc.message) from None
+
+
+_VERSION = re.compile(r'^(?:W/)?"?([1-9][0-9]{0,9})"?$')
+
+
+def _app_version(text: str) -> int:
+    """An application's version, as ``apps show`` prints it (``3``; ``"3"`` is read alike)."""
+    found = _VERSION.match(text.strip())
+    if found is None:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a version (a whole number from 1)")
+    return int(found.group(1))
 
 
 def _reason(parser: argparse.ArgumentParser) -> None:
@@ -88,8 +120,13 @@ def build_parser() -> argparse.ArgumentParser:
     sub = root.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
 
-    def command(name: str, help_text: str, run: Callable[..., int]) -> argparse.ArgumentParser:
-        parser = sub.add_parser(
+    def command(
+        name: str,
+        help_text: str,
+        run: Callable[..., int],
+        group: argparse._SubParsersAction[_Parser] = sub,
+    ) -> argparse.ArgumentParser:
+        parser = group.add_parser(
             name,
             help=help_text,
             description=help_text,
@@ -237,6 +274,78 @@ def build_parser() -> argparse.ArgumentParser:
 
     dashboard.add_arguments(command("dashboard", dashboard.HELP, dashboard.run))
 
+    apps = command(
+        "apps",
+        "the fleet's registry: list, show, register, replace and delete applications "
+        "(--app does not apply: each names its application)",
+        commands.apps_list,
+    )
+    apps_sub = apps.add_subparsers(
+        dest="apps_command", metavar="APPS_COMMAND", parser_class=_Parser
+    )
+    apps_sub.required = True
+
+    p = command(
+        "list",
+        "the applications by name: cluster, namespace, repository, router, version, last change",
+        commands.apps_list,
+        apps_sub,
+    )
+    p.add_argument(
+        "--limit",
+        type=_page_size,
+        default=50,
+        metavar="N",
+        help=f"how many, 1 to {MAX_PAGE} (default 50); more with --cursor",
+    )
+    p.add_argument("--cursor", help="the cursor printed at the end of the previous page")
+
+    p = command(
+        "show",
+        "one application: its version, who changed it when, and its spec as JSON",
+        commands.apps_show,
+        apps_sub,
+    )
+    p.add_argument("name", type=_app_name, metavar="NAME", help="the application's name")
+
+    p = command(
+        "put",
+        "register an application, or with --version replace its spec at that version",
+        commands.apps_put,
+        apps_sub,
+    )
+    p.add_argument("name", type=_app_name, metavar="NAME", help="the application's name")
+    p.add_argument(
+        "--spec",
+        required=True,
+        metavar="FILE|-",
+        help="the spec as a JSON object (- reads standard input); an `apps show --json` "
+        "answer is read for its spec",
+    )
+    p.add_argument(
+        "--version",
+        dest="app_version",
+        type=_app_version,
+        metavar="V",
+        help="replace the application at version V (sent as If-Match); without it the "
+        "application is registered, and an existing one is a conflict (409)",
+    )
+
+    p = command(
+        "delete",
+        "delete an application from the registry (its ledger history is kept)",
+        commands.apps_delete,
+        apps_sub,
+    )
+    p.add_argument("name", type=_app_name, metavar="NAME", help="the application's name")
+    p.add_argument(
+        "--version",
+        dest="app_version",
+        type=_app_version,
+        metavar="V",
+        help="delete it only if it is still at version V (sent as If-Match)",
+    )
+
     p = command(
         "push",
         "local stack only: push a new image to the local ECR and deliver its "
@@ -291,6 +400,14 @@ def _add_common_options(parser: argparse.ArgumentParser, *, suppress: bool) -> N
         metavar="URL",
         help=f"services API URL (stage URL, or the local stack); env {ENDPOINT_ENV}",
     )
+    parser.add_argument(
+        "--app",
+        type=_app_option,
+        default=default(None),
+        metavar="NAME",
+        help="act for this application of the fleet: the release commands call "
+        f"/apps/NAME/...; env {APP_ENV}; empty or unset: the stack's default application",
+    )
     parser.add_argument("--region", default=default(None), help="AWS region for signing")
     parser.add_argument("--profile", default=default(None), help="AWS profile for signing")
     parser.add_argument(
@@ -321,6 +438,11 @@ def _push(ctx: commands.Context) -> int:
             "push works only against the local stack: start it with `make local` "
             "(and do not pass --endpoint to another API)"
         )
+    if ctx.client.app:
+        raise CliError(
+            "push simulates a push to the local stack's own repository, which the stack's "
+            f"default application deploys: run it without --app (or {APP_ENV})"
+        )
     result = push(
         ctx.local,
         ctx.client,
@@ -343,6 +465,19 @@ def _push(ctx: commands.Context) -> int:
         return commands.follow(ctx, str(result["deploymentId"]), pairs(items))
     ctx.emit(result, pairs(items))
     return EXIT_OK
+
+
+def resolve_app(args: argparse.Namespace) -> str | None:
+    """``--app``, else ``$BLUEGREEN_APP``; None (also for an empty one) is the default app."""
+    if args.app is not None:
+        return str(args.app) or None
+    from_env = os.environ.get(APP_ENV, "").strip()
+    if not from_env:
+        return None
+    try:
+        return check_app_name(from_env)
+    except CliError as exc:
+        raise CliError(f"{APP_ENV}: {exc.message}") from None
 
 
 def resolve_endpoint(args: argparse.Namespace) -> tuple[str, LocalStackInfo | None]:
@@ -405,6 +540,7 @@ def main(
     as_json = "--json" in words[: words.index("--")] if "--" in words else "--json" in words
     try:
         args = build_parser().parse_args(words)
+        app = resolve_app(args)
         endpoint, local = resolve_endpoint(args)
         try:
             signer = make_signer(args, endpoint, local)
@@ -424,7 +560,7 @@ def main(
             if local is not None
             else ""
         )
-        client = ApiClient(endpoint, signer, timeout=args.timeout, unreachable_hint=hint)
+        client = ApiClient(endpoint, signer, timeout=args.timeout, unreachable_hint=hint, app=app)
         ctx = commands.Context(client=client, args=args, out=out, err=err, local=local)
         code: int = args.run(ctx)
         return code
