@@ -121,3 +121,22 @@ def test_the_default_application_is_changed_by_the_stack_not_the_registry(stack:
     assert (answer.status, answer.body["error"]) == (409, "AppManagedByStack")
     read = call(dict(event("get_app"), path=f"/apps/{name}", pathParameters={"app": name}))
     assert read.body["spec"]["namespace"] == NAMESPACE
+
+
+def test_the_fleet_view_shows_each_applications_running_and_latest_release(
+    stack: Stack, emu: ClusterEmulator, other: str
+) -> None:
+    # GIVEN the other application switched, and a deployment of the default one running
+    switched = call(scoped(other, "switch_to_green")).body["recordId"]
+    holder = f"{stack.application}-deploy-running"
+    assert dependencies.ledger().acquire_lock(holder, 600)
+    # WHEN the fleet is read
+    listed = call(event("get_apps", queryStringParameters={"limit": "100"}))
+    assert listed.status == 200, listed.body
+    found = {app["name"]: app["release"] for app in listed.body["apps"]}
+    # THEN each application shows its own, from its own ledger
+    assert found[other]["running"] is None
+    assert found[other]["latest"]["id"] == switched
+    assert found[other]["latest"]["action"] == "switch"
+    assert found[stack.application]["running"] == holder
+    assert found[stack.application]["latest"] is None

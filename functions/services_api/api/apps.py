@@ -19,15 +19,18 @@ from aws_lambda_powertools.event_handler.openapi.params import Body, Header, Pat
 from pydantic import Field
 
 from bluegreen.domain.apps import APP_NAME_PATTERN, VERSION_PATTERN, AppRecord, AppSpec, Editor
+from bluegreen.domain.models import Deployment
 from bluegreen.observability import logger
 
 from . import dependencies
 from .caller import caller_of
+from .deployments import deployment_body
 from .responses import BAD_REQUEST, GATEWAY, INVALID, UNSUPPORTED, answer
 from .schemas import (
     CURSOR_LIMIT,
     CURSOR_PATTERN,
     LIMIT_DESCRIPTION,
+    DeploymentBody,
     ErrorBody,
     PageLimit,
     WireBody,
@@ -83,10 +86,25 @@ class AppBody(WireBody):
     source_ip: str = Field(default="", description="Where the last change came from.")
 
 
+class ReleaseBody(WireBody):
+    """Where an application's releases stand, as its ledger says (no cluster read)."""
+
+    running: str | None = Field(description="The deployment holding the lock; null: none runs.")
+    latest: DeploymentBody | None = Field(
+        description="Its newest deployment, switch or rollback, with how it ended."
+    )
+
+
+class FleetAppBody(AppBody):
+    """An application of the fleet, with where its releases stand."""
+
+    release: ReleaseBody
+
+
 class AppPageBody(WireBody):
     """``GET /apps``."""
 
-    apps: list[AppBody]
+    apps: list[FleetAppBody]
     next_cursor: str | None
 
 
@@ -145,11 +163,29 @@ def get_apps(
         str | None, Query(min_length=1, max_length=CURSOR_LIMIT, pattern=CURSOR_PATTERN)
     ] = None,
 ) -> AppPageBody:
-    """A page of the registry; pass ``nextCursor`` back as ``cursor``."""
+    """A page of the registry, each application with where its releases stand (two ledger
+    reads each, no cluster read); pass ``nextCursor`` back as ``cursor``."""
     from bluegreen.logic import apps
 
     records, next_cursor = apps.apps(dependencies.app_registry(), limit, cursor)
-    return AppPageBody(apps=[app_body(record) for record in records], next_cursor=next_cursor)
+    found = apps.releases(records, dependencies.ledger_of)
+    return AppPageBody(
+        apps=[
+            FleetAppBody(
+                **dict(app_body(record)),
+                release=ReleaseBody(
+                    running=found[record.name].running,
+                    latest=_latest(found[record.name].latest),
+                ),
+            )
+            for record in records
+        ],
+        next_cursor=next_cursor,
+    )
+
+
+def _latest(deployment: Deployment | None) -> DeploymentBody | None:
+    return None if deployment is None else deployment_body(deployment)
 
 
 @router.get(

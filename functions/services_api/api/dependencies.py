@@ -26,8 +26,10 @@ from bluegreen.config import (
 
 if TYPE_CHECKING:
     from bluegreen.config import Settings
+    from bluegreen.domain.apps import AppRecord
     from bluegreen.domain.ports import (
         ExecutionHistory,
+        Ledger,
         Promotions,
         TaskTokens,
     )
@@ -80,6 +82,19 @@ def executions() -> ExecutionHistory:
     from bluegreen.adapters.execution_history import StepFunctionsHistory
 
     return StepFunctionsHistory(aws_client("stepfunctions"))
+
+
+def ledger_of(record: AppRecord) -> Ledger:
+    """The ledger of a registered application (the fleet view reads many at once)."""
+    from bluegreen.adapters.ledger import DynamoLedger
+
+    config = stack_settings()
+    return DynamoLedger(
+        config.ledger_table,
+        aws_client("dynamodb"),
+        record.name,
+        repository=record.spec.repository,
+    )
 
 
 def release_ports() -> ReleasePorts:

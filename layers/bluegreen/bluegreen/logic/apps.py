@@ -7,6 +7,9 @@ application someone deleted stays deleted.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from bluegreen.domain.apps import (
@@ -22,7 +25,8 @@ from bluegreen.domain.paging import check_page
 
 if TYPE_CHECKING:
     from bluegreen.config import Settings
-    from bluegreen.domain.ports import AppRegistry
+    from bluegreen.domain.models import Deployment
+    from bluegreen.domain.ports import AppRegistry, Ledger
 
 STACK = "stack parameters"
 """Who registered the default application: the stack's parameters said what it is."""
@@ -101,3 +105,31 @@ def applications_for(registry: AppRegistry, stack: Settings, repository: str) ->
     found: list[str | None] = [None] if stack.repository == repository else []
     found += [r.name for r in registry.by_repository(repository) if r.name != stack.application]
     return found
+
+
+FLEET_READERS = 8
+"""Applications of a page whose ledgers are read at once."""
+
+
+@dataclass(frozen=True)
+class Release:
+    """Where an application's releases stand, from its ledger: the deployment holding its
+    lock (None: none runs) and its latest deployment, switch or rollback."""
+
+    running: str | None
+    latest: Deployment | None
+
+
+def releases(
+    records: list[AppRecord], ledger_for: Callable[[AppRecord], Ledger]
+) -> dict[str, Release]:
+    """Each application's ``Release``: two ledger reads per application (its lock and its
+    newest record), whatever the size of the fleet, in parallel for a page."""
+
+    def read(record: AppRecord) -> Release:
+        ledger = ledger_for(record)
+        newest, _ = ledger.deployments(1)
+        return Release(running=ledger.lock_holder(), latest=newest[0] if newest else None)
+
+    with ThreadPoolExecutor(max_workers=FLEET_READERS) as pool:
+        return dict(zip((r.name for r in records), pool.map(read, records), strict=True))
