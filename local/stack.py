@@ -1116,13 +1116,16 @@ class LocalStack:
         answer.update(self._auto_deployment(event))
         return 200, answer
 
-    def _auto_deployment(self, event: Mapping[str, Any]) -> dict[str, str]:
-        """The deployment the push started, if it started one (the name is derived)."""
+    def _auto_deployment(self, event: Mapping[str, Any]) -> dict[str, Any]:
+        """The deployments the push started (the names are derived): the first as
+        ``deploymentId``/``executionArn``, each by application under ``deployments``."""
         import boto3
 
+        from bluegreen.adapters.apps import DynamoAppRegistry
         from bluegreen.config import load_settings
         from bluegreen.domain.executions import execution_arn, execution_name
         from bluegreen.domain.models import Digest
+        from bluegreen.logic.apps import applications_for
 
         detail = event.get("detail")
         if not isinstance(detail, Mapping):
@@ -1132,14 +1135,23 @@ class LocalStack:
         except Exception:
             return {}
         settings = load_settings()
-        name = execution_name(settings.application, "deploy", digest.hex)
-        arn = execution_arn(settings.state_machine_arn, name)
+        dynamodb = boto3.client("dynamodb", region_name=settings.region)
+        registry = DynamoAppRegistry(settings.ledger_table, dynamodb)
+        repository = str(detail.get("repository-name", ""))
         client = boto3.client("stepfunctions", region_name=settings.region)
-        try:
-            client.describe_execution(executionArn=arn)
-        except client.exceptions.ExecutionDoesNotExist:
+        started: dict[str, dict[str, str]] = {}
+        for app in applications_for(registry, settings, repository):
+            application = app or settings.application
+            name = execution_name(application, "deploy", digest.hex)
+            arn = execution_arn(settings.state_machine_arn, name)
+            try:
+                client.describe_execution(executionArn=arn)
+            except client.exceptions.ExecutionDoesNotExist:
+                continue
+            started[application] = {"deploymentId": name, "executionArn": arn}
+        if not started:
             return {}
-        return {"deploymentId": name, "executionArn": arn}
+        return {**next(iter(started.values())), "deployments": started}
 
     def _locked(self, name: str, handler: Callable[[Any, Any], Any]) -> Callable[[Any, Any], Any]:
         """One warm instance per function: invocations of one function never interleave."""

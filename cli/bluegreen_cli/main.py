@@ -348,8 +348,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = command(
         "push",
-        "local stack only: push a new image to the local ECR and deliver its "
-        "EventBridge event to ecr_push",
+        "local stack only: push a new image to the local ECR (with --app, to that "
+        "application's repository) and deliver its EventBridge event to ecr_push",
         _push,
     )
     p.add_argument("tag", help="the image tag, e.g. dev (auto-deployed by default)")
@@ -438,11 +438,13 @@ def _push(ctx: commands.Context) -> int:
             "push works only against the local stack: start it with `make local` "
             "(and do not pass --endpoint to another API)"
         )
+    # With --app, the push goes to that application's repository (its spec names it):
+    # every application naming the repository records it, and deploys it if the tag is
+    # one of its auto-deploy tags.
+    repository = ""
     if ctx.client.app:
-        raise CliError(
-            "push simulates a push to the local stack's own repository, which the stack's "
-            f"default application deploys: run it without --app (or {APP_ENV})"
-        )
+        spec = ctx.client.get(f"/apps/{ctx.client.app}").get("spec") or {}
+        repository = str(spec.get("repository") or "")
     result = push(
         ctx.local,
         ctx.client,
@@ -450,6 +452,7 @@ def _push(ctx: commands.Context) -> int:
         broken=ctx.args.broken,
         fault=ctx.args.fault,
         behaviour=ctx.args.behaviour or "",
+        repository=repository,
     )
     delivered = result.get("ecrPush")
     items = [(k, v) for k, v in result.items() if k not in ("ecrPush", "executionArn")]

@@ -59,7 +59,12 @@ def manifest_digest(manifest: str) -> str:
 
 
 def ecr_push_event(
-    stack: LocalStackInfo, digest: str, tag: str, when: datetime, event_id: str
+    stack: LocalStackInfo,
+    digest: str,
+    tag: str,
+    when: datetime,
+    event_id: str,
+    repository: str = "",
 ) -> dict[str, Any]:
     """The EventBridge "ECR Image Action" event for a successful push, as AWS sends it."""
     return {
@@ -73,7 +78,7 @@ def ecr_push_event(
         "resources": [],
         "detail": {
             "result": "SUCCESS",
-            "repository-name": stack.repository,
+            "repository-name": repository or stack.repository,
             "image-digest": digest,
             "action-type": "PUSH",
             "image-tag": tag,
@@ -91,10 +96,13 @@ def push(
     broken: bool,
     fault: str = FAULT_MODES[0],
     behaviour: str = "",
+    repository: str = "",
 ) -> dict[str, Any]:
-    """Push a new image tagged ``tag``, deliver its event through ``api`` (the stack's
-    signed API client); returns what happened."""
+    """Push a new image tagged ``tag`` to ``repository`` (default: the stack's own), deliver
+    its event through ``api`` (the stack's signed API client); returns what happened."""
     import boto3  # imported here: the other commands never need it
+
+    repository = repository or stack.repository
 
     manifest = image_manifest(tag, secrets.token_hex(16))
     digest = manifest_digest(manifest)
@@ -107,7 +115,7 @@ def push(
     )
     try:
         ecr.put_image(
-            repositoryName=stack.repository,
+            repositoryName=repository,
             imageManifest=manifest,
             imageManifestMediaType=MANIFEST_MEDIA_TYPE,
             imageTag=tag,
@@ -120,13 +128,15 @@ def push(
     if behaviour:
         # The image rolls out and passes its hooks; the simulated users see it misbehave.
         api.call("POST", "/_local/traffic", payload={"image": digest, "behaviour": behaviour})
-    event = ecr_push_event(stack, digest, tag, datetime.now(UTC), str(uuid.uuid4()))
+    event = ecr_push_event(
+        stack, digest, tag, datetime.now(UTC), str(uuid.uuid4()), repository=repository
+    )
     delivered = api.call("POST", "/_local/events", payload=event).body
     started = delivered if isinstance(delivered, dict) else {}
     return {
         "tag": tag,
         "digest": digest,
-        "image": f"{stack.registry}/{stack.repository}@{digest}",
+        "image": f"{stack.registry}/{repository}@{digest}",
         "broken": fault if broken else "",
         "behaviour": behaviour or "good",
         "eventId": event["id"],

@@ -294,17 +294,28 @@ def test_a_watch_that_gives_up_says_how_to_watch_the_apps_deployment(
     assert "it continues: bluegreen --app checkout watch d1" in run.err
 
 
-def test_push_refuses_an_app(
+def test_push_for_an_app_goes_to_the_repository_its_spec_names(
     api: FakeApi, bluegreen: Callable[..., Run], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    # GIVEN a running local stack
+    # GIVEN a running local stack whose registry says where checkout's images live
     use_local_stack_state(monkeypatch, tmp_path, api.url)
-    # WHEN a push is asked for an application
+    api.routes[("GET", "/apps/checkout")] = (
+        200,
+        {"name": "checkout", "spec": {"repository": "shop/checkout"}},
+    )
+    pushed: dict[str, object] = {}
+
+    def fake_push(*_args: object, **kwargs: object) -> dict[str, object]:
+        pushed.update(kwargs)
+        return {"tag": "dev", "digest": "sha256:" + "ab" * 32}
+
+    monkeypatch.setattr("bluegreen_cli.main.push", fake_push)
+    # WHEN a push is asked for the application
     run = bluegreen("--app", "checkout", "push", "dev")
-    # THEN it refuses: the local push is the stack's own repository's
-    assert run.code == 2
-    assert "run it without --app" in run.err
-    assert api.seen == []
+    # THEN the application's spec was read, and the image goes to its repository
+    assert run.code == 0, run.err
+    assert [(s.method, s.path) for s in api.seen] == [("GET", "/apps/checkout")]
+    assert pushed["repository"] == "shop/checkout"
 
 
 def test_the_client_prefixes_release_paths_only() -> None:
