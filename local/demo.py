@@ -471,6 +471,26 @@ class Cli:
             raise StoryFailed(f"bluegreen --json {' '.join(argv)} printed no JSON") from None
 
 
+class _Caller:
+    """Signed calls to the stack's API as another identity; every answer comes back."""
+
+    def __init__(self, url: str, region: str, access_key: tuple[str, str]) -> None:
+        from bluegreen_cli.api import ApiClient, Signer
+
+        self.client = ApiClient(url, Signer(region, access_key=access_key))
+
+    def call(self, method: str, path: str, *, payload: object, check: bool = True) -> Any:
+        from bluegreen_cli.api import Response
+        from bluegreen_cli.errors import ApiError
+
+        try:
+            return self.client.call(method, path, payload=payload)
+        except ApiError as exc:
+            if check:
+                raise StoryFailed(f"{method} {path}: {exc}") from None
+            return Response(exc.status, exc.body)
+
+
 class _LastLine(io.StringIO):
     """Standard error of ``bluegreen ... --wait``: keeps all, tells its latest progress."""
 
@@ -559,8 +579,8 @@ class HookJob:
 class Story:
     """The demo's steps over a running stack; ``run`` returns one result per step."""
 
-    TOTAL = 7
-    WEIGHTED_TOTAL = 11
+    TOTAL = 8
+    WEIGHTED_TOTAL = 12
 
     def __init__(self, stack: LocalStack, out: TextIO, *, first_step: int = 2) -> None:
         if stack.state is None:
@@ -608,34 +628,38 @@ class Story:
 
     def steps(self) -> list[tuple[str, Callable[[], StepResult]]]:
         """The titles and bodies of steps 2 to 7 (step 1, starting the stack, is the caller's)."""
-        return [
-            ("the state before", self.state_before),
-            ("switch the canary to green", self.switch_to_green),
-            ("good push of dev", self.good_push),
-            ("broken push of dev", self.broken_push),
-            ("emergency fix of production", self.emergency_fix),
-            ("final view and history", self.final_view),
-        ] + (
+        return (
             [
-                (
-                    "a flip with no failed simulated request",
-                    self._with_real(self.flip_without_failures, blue=0, green=100),
-                ),
-                (
-                    "promotion 10 -> 50 (manual gate) -> 100",
-                    self._with_real(self.promotion_passes, blue=100, green=0),
-                ),
-                (
-                    "instant flip-back of production",
-                    self._with_real(self.flip_back, blue=0, green=100),
-                ),
-                (
-                    "promotion failing its analysis at 10 %",
-                    self._with_real(self.promotion_fails, blue=0, green=100),
-                ),
+                ("the state before", self.state_before),
+                ("switch the canary to green", self.switch_to_green),
+                ("good push of dev", self.good_push),
+                ("broken push of dev", self.broken_push),
+                ("emergency fix of production", self.emergency_fix),
+                ("final view and history", self.final_view),
             ]
-            if self.weighted
-            else []
+            + (
+                [
+                    (
+                        "a flip with no failed simulated request",
+                        self._with_real(self.flip_without_failures, blue=0, green=100),
+                    ),
+                    (
+                        "promotion 10 -> 50 (manual gate) -> 100",
+                        self._with_real(self.promotion_passes, blue=100, green=0),
+                    ),
+                    (
+                        "instant flip-back of production",
+                        self._with_real(self.flip_back, blue=0, green=100),
+                    ),
+                    (
+                        "promotion failing its analysis at 10 %",
+                        self._with_real(self.promotion_fails, blue=0, green=100),
+                    ),
+                ]
+                if self.weighted
+                else []
+            )
+            + [("a second application of the fleet", self.fleet)]
         )
 
     def _with_real(self, body: Callable[[], StepResult], **final: int) -> Callable[[], StepResult]:
@@ -1386,6 +1410,95 @@ class Story:
             where="wp-platform",
             outcome=f"{len(listed)} deployments, {len(verdicts)} images in the ledger",
             verified=True,
+        )
+
+    # the fleet -----------------------------------------------------------------------------
+
+    def fleet(self) -> StepResult:
+        """A second application beside the seed's: a push to its repository deploys it
+        alone, and an identity allowed that application only is refused on the other."""
+        app = self.state.fleet_app
+        _require(app, "the local stack registered no second application")
+        listed = self.cli.text("apps", "list")
+        self.console.command("bluegreen apps list", listed)
+        own = self.settings.application
+        _require(own in listed and app in listed, f"bluegreen apps list shows neither {own}/{app}")
+        theirs = KubernetesApi(self.api.url, app, self.api.context)
+        canary = self.cli.json("--app", app, "status").get("canary")
+        ours_before = {c: self._running(self.api, c) for c in ("blue", "green")}
+
+        shown = f"bluegreen --app {app} push dev --wait"
+        self.console.command(shown)
+        body = self.cli.json("--app", app, "push", "dev", "--wait", "--interval", "0.2")
+        record, execution = body.get("record") or {}, body.get("execution") or {}
+        digest = str(record.get("toDigest"))
+        _require(
+            execution.get("status") == "SUCCEEDED" and record.get("outcome") == "succeeded",
+            f"{app}'s deployment ended {execution.get('status')} / {record.get('outcome')}: "
+            f"{execution.get('error')} {execution.get('cause')}",
+        )
+        _require(
+            (record.get("application"), record.get("colour"), record.get("trigger"))
+            == (app, canary, "ecr-push"),
+            f"the push deployed {record.get('application')}'s {record.get('colour')} "
+            f"({record.get('trigger')}); expected {app}'s canary {canary} by ecr-push",
+        )
+        image = f"{self.state.registry}/{app}@{digest}"
+        _require(
+            self._running(theirs, str(canary)) == image,
+            f"{app}'s {canary} runs {self._running(theirs, str(canary))}, expected {image}",
+        )
+        self.console.checked(
+            f"{app}: its canary ({canary}) runs {short(digest)} from repository {app}, "
+            "deployed by its own execution"
+        )
+        ours_after = {c: self._running(self.api, c) for c in ("blue", "green")}
+        _require(ours_after == ours_before, f"{own}'s Deployments changed: {ours_after}")
+        self.console.checked(f"{own}: both colours run what they ran before")
+
+        alice = self._as_fleet_operator()
+        other = "blue" if canary == "green" else "green"
+        answer = alice.call("POST", f"/apps/{app}/services", payload={"selector": other})
+        self.console.command(
+            f'alice: POST /apps/{app}/services {{"selector": "{other}"}}',
+            f"{answer.status} {json.dumps(answer.body)[:160]}",
+        )
+        _require(answer.status == 200, f"alice's switch of {app} answered {answer.status}")
+        ours = self._roles_by_kubectl()
+        refused = alice.call("POST", "/services", payload={"selector": other}, check=False)
+        self.console.command(
+            f'alice: POST /services {{"selector": "{other}"}}   ({own})',
+            f"{refused.status} {json.dumps(refused.body)[:200]}",
+        )
+        _require(
+            refused.status == 403 and "is not authorized" in json.dumps(refused.body),
+            f"alice's switch of {own} answered {refused.status}, expected API Gateway's 403",
+        )
+        _require(self._roles_by_kubectl() == ours, f"{own}'s roles changed after the refusal")
+        self.console.checked(
+            f"alice switched {app}; on {own} she got API Gateway's 403 and nothing changed"
+        )
+        return StepResult(
+            0,
+            "",
+            digest=short(digest),
+            where=f"{app} {canary} (canary)",
+            outcome=f"deployed to {app} only; alice refused on {own}",
+            verified=True,
+            facts={"app": app, "digest": digest},
+        )
+
+    def _running(self, api: KubernetesApi, colour: str) -> str:
+        return _container_image(
+            api.deployment(self._deployment_name(colour)), self.settings.container_name
+        )
+
+    def _as_fleet_operator(self) -> _Caller:
+        operator = self.state.fleet_operator
+        return _Caller(
+            self.state.api_url,
+            self.state.region,
+            (operator["access_key_id"], operator["secret_access_key"]),
         )
 
     # the weighted routers' steps ----------------------------------------------------------

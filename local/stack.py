@@ -319,19 +319,11 @@ def event_rule_patterns(template: Mapping[str, Any], function: str) -> list[dict
 
 
 def pattern_matches(pattern: Mapping[str, Any], event: Mapping[str, Any]) -> bool:
-    """EventBridge matching for the pattern forms the template uses (values, nesting)."""
-    for key, wanted in pattern.items():
-        value = event.get(key) if isinstance(event, Mapping) else None
-        if isinstance(wanted, Mapping):
-            if not isinstance(value, Mapping) or not pattern_matches(wanted, value):
-                return False
-        elif isinstance(wanted, list):
-            candidates = value if isinstance(value, list) else [value]
-            if not any(candidate in wanted for candidate in candidates):
-                return False
-        elif value != wanted:
-            return False
-    return True
+    """Whether EventBridge delivers ``event`` by ``pattern`` (every pattern form: values,
+    nesting, ``prefix`` and the other content filters), as moto's EventBridge matches it."""
+    from moto.events.models import EventPattern
+
+    return EventPattern.load(json.dumps(pattern)).matches_event(dict(event))
 
 
 # -- the stack ----------------------------------------------------------------------

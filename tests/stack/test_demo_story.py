@@ -105,9 +105,9 @@ def image_of(kube: k8s.ApiClient, settings: Settings, name: str) -> str:
 def test_every_step_of_the_story_is_verified(story: tuple[list[StepResult], str]) -> None:
     # WHEN the demo's story runs against a fresh local stack
     results, _ = story
-    # THEN steps 2 to 7 ran in order and each one's outcome was verified
-    assert [r.number for r in results] == [2, 3, 4, 5, 6, 7]
-    assert [r.problem for r in results] == [""] * 6
+    # THEN steps 2 to 8 ran in order and each one's outcome was verified
+    assert [r.number for r in results] == [2, 3, 4, 5, 6, 7, 8]
+    assert [r.problem for r in results] == [""] * 7
     assert all(r.verified for r in results)
     assert step(results, 5).facts["error"] == "RolloutFailed"
 
@@ -204,6 +204,33 @@ def test_the_broken_push_execution_failed_with_a_readable_cause(
     assert broken.facts["rolledBackTo"][7:19] in execution["cause"]
 
 
+def test_the_fleets_second_application_was_deployed_alone_in_its_own_namespace(
+    story: tuple[list[StepResult], str], stack: LocalStack, settings: Settings, kube: k8s.ApiClient
+) -> None:
+    # GIVEN the fleet step's push to the second application's repository
+    assert stack.state is not None
+    app = stack.state.fleet_app
+    fleet = step(story[0], 8)
+    digest = Digest.parse(fleet.facts["digest"])
+    # WHEN each application's ledger is read
+    theirs = DynamoLedger(settings.ledger_table, aws(stack, "dynamodb"), app)
+    ours = ledger(stack, settings)
+    # THEN only the second application recorded the image, and judged it healthy
+    assert theirs.verdict(digest) is Verdict.HEALTHY
+    assert ours.image(digest) is None
+    # AND its namespace runs it, from its own repository
+    deployments = k8s.AppsV1Api(kube).list_namespaced_deployment(app).items
+    images = {c.image for d in deployments for c in d.spec.template.spec.containers}
+    assert f"{stack.state.registry}/{app}@{digest}" in images
+    # AND the seed's namespace runs no image of it
+    ours_images = {
+        c.image
+        for d in k8s.AppsV1Api(kube).list_namespaced_deployment(settings.namespace).items
+        for c in d.spec.template.spec.containers
+    }
+    assert not any(str(digest) in image for image in ours_images)
+
+
 def test_the_output_is_plain_text_off_a_terminal(story: tuple[list[StepResult], str]) -> None:
     # WHEN the story printed into something that is not a terminal
     results, out = story
@@ -211,7 +238,7 @@ def test_the_output_is_plain_text_off_a_terminal(story: tuple[list[StepResult], 
     assert "\x1b[" not in out
     assert "\r" not in out
     for result in results:
-        assert f"[{result.number}/7] {result.title}" in out
+        assert f"[{result.number}/8] {result.title}" in out
     assert "Success: The cache was flushed." in out
     # AND the timeline lists each step with its digest, duration and outcome
     timeline = render_timeline(results)
@@ -224,7 +251,7 @@ def test_the_output_is_plain_text_off_a_terminal(story: tuple[list[StepResult], 
         "OUTCOME",
     ]
     assert step(results, 5).digest in timeline
-    assert timeline.count("ok: ") == 6
+    assert timeline.count("ok: ") == 7
 
 
 def test_a_cluster_not_as_the_story_expects_stops_at_that_step(

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import copy
+from typing import Any
+
 from local.aws import load_template
 from local.stack import event_rule_patterns, pattern_matches, template_environment
 from tests.events import load_event
@@ -20,18 +23,35 @@ def test_handlers_get_the_templates_environment_with_parameter_defaults() -> Non
     assert "BG_STATE_MACHINE_ARN" not in environment
 
 
-def test_only_events_the_rule_matches_reach_ecr_push() -> None:
+def delivered_by(template: dict[str, Any], name: str, repository: str | None = None) -> bool:
+    """Whether the template's rule delivers the sample event (to ``repository``, if given)."""
+    event = load_event(f"ecr_push/{name}")
+    if repository is not None:
+        event["detail"]["repository-name"] = repository
+    return any(pattern_matches(p, event) for p in event_rule_patterns(template, "ecr_push"))
+
+
+def test_only_successful_pushes_reach_ecr_push() -> None:
     # GIVEN the rule's pattern as the template declares it
-    patterns = event_rule_patterns(load_template(), "ecr_push")
-    assert patterns
+    template = load_template()
+    assert event_rule_patterns(template, "ecr_push")
+    # THEN successful pushes match, everything else does not
+    assert delivered_by(template, "tagged_push.json")
+    assert delivered_by(template, "untagged_push.json")
+    assert not delivered_by(template, "delete_action.json")
+    assert not delivered_by(template, "failed_push.json")
 
-    def delivered(name: str) -> bool:
-        event = load_event(f"ecr_push/{name}")
-        return any(pattern_matches(pattern, event) for pattern in patterns)
 
-    # THEN successful pushes to the repository match, everything else does not
-    assert delivered("tagged_push.json")
-    assert delivered("untagged_push.json")
-    assert not delivered("delete_action.json")
-    assert not delivered("failed_push.json")
-    assert not delivered("other_repository.json")
+def test_the_rule_takes_the_default_repository_and_the_fleets_prefix() -> None:
+    # GIVEN the fleet's repositories narrowed to those starting with "shop/"
+    template = copy.deepcopy(load_template())
+    template["Parameters"]["FleetRepositoryPrefix"]["Default"] = "shop/"
+    # THEN pushes to the default application's repository and under the prefix are delivered
+    assert delivered_by(template, "tagged_push.json")
+    assert delivered_by(template, "tagged_push.json", "shop/checkout")
+    # AND a push to any other repository is not
+    assert not delivered_by(template, "other_repository.json")
+    assert not delivered_by(template, "tagged_push.json", "payroll")
+    # WHILE with the default (empty) prefix every repository's push reaches the handler,
+    # which records it for the applications naming the repository, and for none else
+    assert delivered_by(load_template(), "other_repository.json")

@@ -1,0 +1,75 @@
+"""The deploy flow for an application of the fleet: a console execution naming ``"app"``
+runs every step for that application — its namespace, its hooks, its ledger, its lock —
+while another application's lock is held and its cluster untouched."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+
+import pytest
+
+from bluegreen.adapters.apps import DynamoAppRegistry
+from bluegreen.adapters.ledger import DynamoLedger
+from bluegreen.domain.apps import AppSpec, Editor, default_app_spec
+from bluegreen.domain.models import Outcome, Verdict
+from tests.flow.conftest import REPOSITORY, SEED_BLUE, Stack
+from tests.flow.fakes import digest
+
+pytestmark = pytest.mark.flow
+
+NEW = digest(0xB1)
+
+
+def register(stack: Stack, namespace: str) -> tuple[str, DynamoLedger]:
+    """An application living in ``namespace`` of the stack's emulator; its ledger."""
+    stack.emulator.seed_namespace(namespace)
+    name = f"shop-{uuid.uuid4().hex[:8]}"
+    spec = default_app_spec(stack.settings).to_json()
+    spec["namespace"] = namespace
+    client = stack.rig.clients["dynamodb"]
+    DynamoAppRegistry(stack.settings.ledger_table, client).put(
+        name, AppSpec.parse(spec), Editor(actor="test"), None
+    )
+    return name, DynamoLedger(stack.settings.ledger_table, client, name, repository=REPOSITORY)
+
+
+def test_a_console_deploy_naming_an_application_runs_for_it_alone(stack: Stack) -> None:
+    # GIVEN a second application in its own namespace, with a pushed digest
+    namespace = f"ns-{uuid.uuid4().hex[:6]}"
+    app, theirs = register(stack, namespace)
+    theirs.record_push(NEW, "dev", datetime.now(UTC), "evt-shop")
+    # AND a deployment of the stack's own application holding its lock
+    assert stack.ledger.acquire_lock("own-deploy-running", 600)
+
+    # WHEN the console deploys the digest for the second application
+    run = stack.run({"app": app, "action": "deploy", "image": str(NEW)})
+
+    # THEN it ran to the end for that application, without waiting for the other's lock
+    assert run.status == "SUCCEEDED", run.cause
+    assert "WaitForLock" not in run.states
+    image = stack.image(NEW)
+    deployment = stack.emulator.get("deployments", namespace, "blue-deployment")
+    assert deployment is not None
+    assert deployment["spec"]["template"]["spec"]["containers"][0]["image"] == image
+    (job,) = stack.emulator.list("jobs", namespace)
+    assert job["spec"]["template"]["spec"]["containers"][0]["image"] == image
+    record = theirs.deployment(run.name)
+    assert record is not None
+    assert record.outcome is Outcome.SUCCEEDED
+    assert theirs.verdict(NEW) is Verdict.HEALTHY
+    assert theirs.lock_holder() is None
+    # AND the stack's own application is as it was: its cluster, its ledger, its lock
+    assert stack.running("blue") == stack.image(SEED_BLUE)
+    assert stack.jobs() == []
+    assert stack.ledger.deployment(run.name) is None
+    assert stack.ledger.lock_holder() == "own-deploy-running"
+
+
+def test_a_console_run_naming_no_registered_application_is_a_bad_input(stack: Stack) -> None:
+    run = stack.run({"app": "nobody-here", "action": "deploy", "image": str(NEW)})
+    assert run.status == "FAILED"
+    assert run.error == "InvalidInput"
+    assert "app:" in (run.cause or "")
+    assert stack.running("blue") == stack.image(SEED_BLUE)
+    assert stack.jobs() == []
