@@ -15,6 +15,7 @@ BLUE = "sha256:" + "1274e8bc4d963536e88265781170e72a2939caae25127cd9d400ab124393
 GREEN = "sha256:" + "216c0204fa1e71f93603c0d5087ef16d6b2ba5bce9084874bf9b2aebcddebc77"
 NEW = "sha256:" + "ab" * 32
 DEPLOYMENT_ID = "wp-platform-deploy-abab"
+DEFAULT_APP = "wp-platform"
 
 
 def colour(name: str, role: str, digest: str, **extra: Any) -> dict[str, Any]:
@@ -124,11 +125,29 @@ def timeline() -> dict[str, Any]:
     }
 
 
+def app(name: str, created_by: str = "arn:aws:iam::123456789012:user/admin") -> dict[str, Any]:
+    """An application as ``GET /apps`` lists it (``AppBody``)."""
+    return {
+        "name": name,
+        "version": 1,
+        "spec": {"cluster": "shop", "namespace": name, "repository": f"shop/{name}"},
+        "changedBy": created_by,
+        "changedAt": "2026-11-30T09:00:00Z",
+        "createdBy": created_by,
+        "createdAt": "2026-11-30T09:00:00Z",
+        "sourceIp": "127.0.0.1",
+    }
+
+
 def serve_release(api: FakeApi, **service_changes: Any) -> None:
-    """The read routes of a release with one deployment running on production."""
+    """The read routes of a release with one deployment running on production, the stack's
+    default application: in the registry too, and under its /apps/{app} routes."""
     path = f"/v1/deployments/{DEPLOYMENT_ID}"
+    registry = {"apps": [app(DEFAULT_APP, created_by="stack parameters")], "nextCursor": None}
     api.routes.update(
         {
+            ("GET", "/v1/apps"): (200, registry),
+            ("GET", f"/v1/apps/{DEFAULT_APP}/services"): (200, services(**service_changes)),
             ("GET", "/v1/services"): (200, services(**service_changes)),
             ("GET", "/v1/images"): (200, images()),
             ("GET", "/v1/deployments"): (200, {"deployments": [record()], "nextCursor": None}),

@@ -2,7 +2,9 @@
 
 The dashboard is no general proxy: a call is forwarded only when its method and
 path are one of the services API's routes, its query only carries the paging
-parameters, and its body is a JSON object. The URL is always the configured
+parameters, and its body is a JSON object. The registry is read (``GET /apps``,
+``GET /apps/{app}``), never changed; every release route is also forwarded under
+``/apps/{app}``, for one application of the fleet. The URL is always the configured
 endpoint plus that path, built by the CLI's own ``ApiClient``, which signs it
 exactly as every other command does. The API's answer comes back as it came
 (status and body), so the page shows the API's ``{error, detail}`` unchanged.
@@ -16,25 +18,37 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl, unquote
 
-from bluegreen_cli.api import ApiClient
+from bluegreen_cli.api import APP_NAME, ApiClient
 from bluegreen_cli.errors import ApiError, CliError
 
 _ID = r"[A-Za-z0-9_-]{1,80}"
+_APP = APP_NAME.pattern.removeprefix("^").removesuffix("$")
+"""An application's name as the API routes it in ``/apps/{app}`` (the CLI's own rule)."""
+RELEASE_ROUTES: tuple[tuple[str, str], ...] = (
+    ("GET", r"/services"),
+    ("POST", r"/services"),
+    ("GET", r"/images"),
+    ("GET", r"/deployments"),
+    ("GET", rf"/deployments/{_ID}"),
+    ("GET", rf"/deployments/{_ID}/timeline"),
+    ("POST", r"/rollback"),
+    ("POST", r"/promote"),
+    # A promotion waiting at a manual gate: the page offers these only when the
+    # API reports a deployment waiting for a person.
+    ("POST", rf"/deployments/{_ID}/resume"),
+    ("POST", rf"/deployments/{_ID}/abort"),
+)
+"""The release operations: un-prefixed they act for the default application."""
 ROUTES: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
     (method, re.compile(pattern))
     for method, pattern in (
-        ("GET", r"/services"),
-        ("POST", r"/services"),
-        ("GET", r"/images"),
-        ("GET", r"/deployments"),
-        ("GET", rf"/deployments/{_ID}"),
-        ("GET", rf"/deployments/{_ID}/timeline"),
-        ("POST", r"/rollback"),
-        ("POST", r"/promote"),
-        # A promotion waiting at a manual gate: the page offers these only when the
-        # API reports a deployment waiting for a person.
-        ("POST", rf"/deployments/{_ID}/resume"),
-        ("POST", rf"/deployments/{_ID}/abort"),
+        *RELEASE_ROUTES,
+        # The registry, read only: the dashboard lists applications, it never
+        # registers, changes or deletes one (no PUT, no DELETE).
+        ("GET", r"/apps"),
+        ("GET", rf"/apps/{_APP}"),
+        # Every release operation again, acting for one application of the fleet.
+        *((method, rf"/apps/{_APP}{path}") for method, path in RELEASE_ROUTES),
     )
 )
 """(method, path) pairs the page may call; every other call is refused here."""
@@ -59,12 +73,31 @@ class Refused(Exception):
         self.answer = Answer(status, {"error": error, "detail": detail})
 
 
+def is_app_name(name: str) -> bool:
+    """Whether ``name`` is an application's name the API routes in ``/apps/{app}``."""
+    return re.fullmatch(_APP, name) is not None
+
+
 def check_route(method: str, path: str) -> None:
     """Refuse a method and path that are not one of the API's routes."""
     if any(method == allowed and pattern.fullmatch(path) for allowed, pattern in ROUTES):
         return
     if any(pattern.fullmatch(path) for _, pattern in ROUTES):
-        raise Refused(405, "MethodNotAllowed", f"{method} {path} is not a call the API serves")
+        registry = re.fullmatch(rf"/apps(/{_APP})?", path) is not None
+        raise Refused(
+            405,
+            "MethodNotAllowed",
+            f"{method} {path} is not a call the dashboard forwards"
+            + ("; it reads the registry and never changes it" if registry else ""),
+        )
+    app = re.match(r"/apps/([^/]*)", path)
+    if app and not is_app_name(app[1]):
+        raise Refused(
+            404,
+            "NotForwarded",
+            f"{app[1][:100]!r} is not an application name: lowercase letters, digits and '-', "
+            "starting and ending with a letter or digit, at most 40 characters",
+        )
     raise Refused(
         404,
         "NotForwarded",

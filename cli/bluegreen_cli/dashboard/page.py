@@ -3,7 +3,9 @@
 ``index.html`` gets the first answers of the API embedded (so the script draws
 the colours at once, without a second round trip) and the same state as plain
 text inside ``<noscript>``: without scripts the page still reads as the CLI's
-``status``, ``history`` and ``deployments`` would print it.
+``status``, ``history`` and ``deployments`` would print it. The page shows one
+application at a time: the stack's default one (the un-prefixed routes), or the one
+its URL names (``?app=checkout``), whose first answers come from ``/apps/{app}/...``.
 """
 
 from __future__ import annotations
@@ -13,9 +15,10 @@ import json
 from collections.abc import Mapping
 from importlib import resources
 from typing import Any
+from urllib.parse import parse_qs
 
 from bluegreen_cli.commands import render_status
-from bluegreen_cli.dashboard.forwarding import Answer
+from bluegreen_cli.dashboard.forwarding import Answer, is_app_name
 from bluegreen_cli.tables import short_digest, table
 
 ASSET_TYPES: Mapping[str, str] = {
@@ -34,24 +37,57 @@ INITIAL_CALLS: Mapping[str, str] = {
 """The calls the first view is drawn from (the script polls the same ones)."""
 
 
+def app_in_query(query: str) -> str | None:
+    """The application a page URL's query names (``app=checkout``); None for the stack's
+    default application, or for a value that is no application name (the script says so)."""
+    names = parse_qs(query).get("app") or [""]
+    return names[0] if is_app_name(names[0]) else None
+
+
+def initial_calls(app: str | None = None) -> dict[str, str]:
+    """``INITIAL_CALLS`` for ``app``: under ``/apps/{app}``, or as they are for the default."""
+    prefix = f"/apps/{app}" if app else ""
+    return {name: prefix + target for name, target in INITIAL_CALLS.items()}
+
+
 def asset(name: str) -> bytes:
     """One of the page's files, read from the installed package."""
     return (resources.files("bluegreen_cli.dashboard") / "assets" / name).read_bytes()
 
 
-def render_index(token: str, endpoint: str, initial: Mapping[str, Answer]) -> bytes:
-    """``index.html`` with the call token, the endpoint, the first answers and their text."""
+def render_index(
+    token: str,
+    endpoint: str,
+    initial: Mapping[str, Answer],
+    app: str | None = None,
+    default_app: str | None = None,
+) -> bytes:
+    """``index.html`` with the call token, the endpoint, the first answers (of ``app``, None
+    for the default application) and their text. ``default_app`` names the application the
+    un-prefixed routes reach when the CLI's client sends them under ``/apps/{app}``."""
     template = asset("index.html").decode()
-    state = {name: {"status": a.status, "body": a.body} for name, a in initial.items()}
+    state: dict[str, object] = {
+        name: {"status": a.status, "body": a.body} for name, a in initial.items()
+    }
+    state["app"] = app
+    state["defaultApp"] = default_app
     replacements = {
         "__TOKEN__": html.escape(token),
         "__ENDPOINT__": html.escape(endpoint),
+        "__APP__": html.escape(app_label(app, default_app)),
         "__INITIAL__": _script_json(state),
         "__FALLBACK__": fallback_html(initial),
     }
     for marker, value in replacements.items():
         template = template.replace(marker, value)
     return template.encode()
+
+
+def app_label(app: str | None, default_app: str | None = None) -> str:
+    """How the page names the application it shows."""
+    if app:
+        return app
+    return f"{default_app} (the default)" if default_app else "the stack's default application"
 
 
 def _script_json(value: object) -> str:

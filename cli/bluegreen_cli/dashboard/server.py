@@ -105,12 +105,14 @@ class DashboardServer:
     def allowed_hosts(self) -> set[str]:
         return {f"{HOST}:{self.port}", f"localhost:{self.port}"}
 
-    def first_view(self) -> dict[str, Answer]:
-        """The answers the page is first drawn from, asked for side by side."""
-        with ThreadPoolExecutor(max_workers=len(page.INITIAL_CALLS)) as pool:
+    def first_view(self, app: str | None = None) -> dict[str, Answer]:
+        """The answers the page is first drawn from (of ``app``, else of the default
+        application), asked for side by side."""
+        calls = page.initial_calls(app)
+        with ThreadPoolExecutor(max_workers=len(calls)) as pool:
             futures = {
                 name: pool.submit(forward, self.client, "GET", target)
-                for name, target in page.INITIAL_CALLS.items()
+                for name, target in calls.items()
             }
             return {name: future.result() for name, future in futures.items()}
 
@@ -164,13 +166,22 @@ class _Handler(BaseHTTPRequestHandler):
             )
             return
         path = self.path
+        where, _, query = path.partition("?")
         if path.startswith("/api/"):
             self._api(method, path.removeprefix("/api"), raw)
         elif method != "GET":
             self._json(HTTPStatus.METHOD_NOT_ALLOWED, {"error": "MethodNotAllowed", "detail": path})
-        elif path in ("/", "/index.html") or path.startswith("/?"):
-            initial = dashboard.first_view()
-            body = page.render_index(dashboard.token, dashboard.client.endpoint, initial)
+        elif where in ("/", "/index.html"):
+            # ``?app=checkout``: a shared link or a reload shows that application.
+            app = page.app_in_query(query)
+            initial = dashboard.first_view(app)
+            body = page.render_index(
+                dashboard.token,
+                dashboard.client.endpoint,
+                initial,
+                app,
+                dashboard.client.app,
+            )
             self._send(HTTPStatus.OK, body, "text/html; charset=utf-8", cache=False)
         elif path.startswith("/assets/") and path.removeprefix("/assets/") in page.ASSET_TYPES:
             name = path.removeprefix("/assets/")

@@ -8,6 +8,12 @@
   const REFRESH_MS = 2000;
   const TOKEN = document.querySelector('meta[name="bluegreen-token"]').content;
   const FINAL = new Set(["SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED"]);
+  // An application's name as the API routes it in /apps/{app} (forwarding.py's rule).
+  const APP_NAME = /^[a-z0-9]([a-z0-9-]{0,38}[a-z0-9])?$/;
+  const FLEET_MS = 10000; // the fleet's rows: one GET /apps/{app}/services each
+  const FLEET_PARALLEL = 4;
+  const FLEET_PAGES = 50; // GET /apps?limit=100, following nextCursor: 5000 applications
+  const STACK = "stack parameters"; // who registered the stack's default application
 
   const state = {
     services: null, // the last answer of each call: {status, body}
@@ -19,6 +25,20 @@
     selected: null, // a deployment chosen by the person (or started from the page)
     updated: null,
     refreshError: null,
+    app: null, // the application shown: null for the default one (the un-prefixed routes)
+    badApp: null, // an ?app= of the URL that is no application name
+    defaultApp: null, // the application the un-prefixed routes reach, when the CLI names one
+    generation: 0, // one more at each change of application: older answers are dropped
+  };
+
+  const fleet = {
+    answer: null, // the last answer of GET /apps (of its last page read)
+    apps: null, // the registry's applications, by name, from the last good listing
+    more: false, // the listing stopped before its end
+    rows: new Map(), // name -> the last answer of GET /apps/{name}/services
+    updated: null,
+    busy: false,
+    timer: null,
   };
 
   // -- small DOM helpers -----------------------------------------------------------
@@ -160,11 +180,45 @@
     [null, { key: "unreadable", mark: "?", text: "the data plane could not be read" }],
   ]);
 
+  const confirmationOf = (traffic) => CONFIRMATION.get(typeof traffic.confirmed === "boolean" ? traffic.confirmed : null);
+
+  function confirmationBadge(traffic) {
+    const said = confirmationOf(traffic);
+    return h("span", { class: `badge confirmation-${said.key}` }, h("span", { "aria-hidden": "true" }, `${said.mark} `), said.text);
+  }
+
+  const roleBadge = (role) => h("span", { class: `role role-${role}` }, role);
+
+  function rolloutView(colour) {
+    return h("span", { class: `rollout rollout-${colour.rollout}` }, colour.rollout || "?", colour.message ? h("span", { class: "muted" }, ` ${colour.message}`) : "");
+  }
+
+  // Whether canaryEnv and the cluster (Services, router object) agree, and what differs.
+  function agreementOf(services) {
+    const disagreements = (services.disagreements || []).map(String);
+    const agree = services.inAgreement !== false && disagreements.length === 0;
+    return { agree, disagreements: agree || disagreements.length ? disagreements : ["they disagree"] };
+  }
+
+  // What is moving, as GET /services shows it: a colour whose rollout is not complete (a
+  // deployment applies it), and production split between the colours (a promotion holds
+  // the canary's share).
+  function activityOf(services) {
+    const moving = Object.entries(services.colours || {})
+      .sort(([a], [b]) => a.localeCompare(b))
+      .filter(([, colour]) => colour.rollout && colour.rollout !== "complete")
+      .map(([name, colour]) => ({ key: `rollout-${colour.rollout}`, text: `${name}: rollout ${colour.rollout}` }));
+    const weights = weightsOf(services);
+    const share = weights ? Number(weights[services.canary] || 0) : 0;
+    if (share > 0 && share < 100) moving.push({ key: "promotion", text: `promotion: ${services.canary} takes ${share}% of production` });
+    return moving;
+  }
+
   const sameWeights = (a, b) =>
     Object.keys({ ...a, ...b }).every((colour) => (a[colour] || 0) === (b[colour] || 0));
 
   function trafficView(traffic, weights) {
-    const said = CONFIRMATION.get(typeof traffic.confirmed === "boolean" ? traffic.confirmed : null);
+    const said = confirmationOf(traffic);
     const held = traffic.heldWeights && typeof traffic.heldWeights === "object" ? traffic.heldWeights : null;
     const differs = held && weights && !sameWeights(held, weights);
     return [
@@ -184,7 +238,7 @@
         h(
           "p",
           {},
-          h("span", { class: `badge confirmation-${said.key}` }, h("span", { "aria-hidden": "true" }, `${said.mark} `), said.text),
+          confirmationBadge(traffic),
           traffic.dataPlane ? h("span", { class: "data-plane-words" }, ` ${traffic.dataPlane}`) : ""
         ),
         held && differs
@@ -200,9 +254,17 @@
 
   function renderColours() {
     const answer = state.services;
-    $("colours-error").replaceChildren(answer && !ok(answer) ? errorBox(answer, "GET /services") : "");
+    $("colours-error").replaceChildren(answer && !ok(answer) ? errorBox(answer, `GET ${appPath("/services")}`) : "");
     const services = state.good.services;
-    if (!services) return;
+    if (!services) {
+      // Another application was chosen, or its colours were never read: none of another's.
+      $("colour-cards").replaceChildren(answer ? "" : h("p", { class: "muted" }, `Reading the colours of ${appLabel()}…`));
+      $("weights").hidden = true;
+      $("canary-env").replaceChildren();
+      $("disagreements").hidden = true;
+      $("disagreements").setAttribute("role", "none");
+      return;
+    }
     const known = imageIndex();
     const weights = weightsOf(services);
     const cards = Object.entries(services.colours || {})
@@ -227,12 +289,12 @@
       code(env.image),
       env.present === false ? " (the key is missing: the initial canary, blue, applies)" : ""
     );
-    const disagreements = services.disagreements || [];
+    const { agree, disagreements } = agreementOf(services);
     const box = $("disagreements");
-    box.hidden = services.inAgreement !== false && disagreements.length === 0;
+    box.hidden = agree;
     box.replaceChildren(
       h("h3", {}, "canaryEnv and the cluster disagree"),
-      h("ul", {}, ...(disagreements.length ? disagreements : ["they disagree"]).map((text) => h("li", {}, text))),
+      h("ul", {}, ...disagreements.map((text) => h("li", {}, text))),
       h("p", {}, "Switching the canary colour rewrites canaryEnv and both Services together.")
     );
     box.setAttribute("role", box.hidden ? "none" : "alert");
@@ -265,13 +327,13 @@
           h("span", { class: "muted" }, ` (${replicas.updated ?? "?"} updated, ${replicas.available ?? "?"} available)`)
         ),
       ],
-      ["Rollout", h("span", { class: `rollout rollout-${colour.rollout}` }, colour.rollout || "?", colour.message ? h("span", { class: "muted" }, ` ${colour.message}`) : "")],
+      ["Rollout", rolloutView(colour)],
     ];
     if (weights && name in weights) rows.push(["Traffic", `${weights[name]}%`]);
     return h(
       "article",
       { class: `card colour-${name}`, data: { colour: name, role: colour.role } },
-      h("header", {}, h("h3", {}, name), h("span", { class: `role role-${colour.role}` }, colour.role)),
+      h("header", {}, h("h3", {}, name), roleBadge(colour.role)),
       h("dl", {}, ...rows.map(([term, value]) => [h("dt", {}, term), h("dd", {}, value)])),
       isCanary
         ? null
@@ -285,11 +347,21 @@
 
   // -- images and deployments ------------------------------------------------------------
 
+  // A table's only row while it has nothing of the application shown.
+  function placeholderRow(answer, columns, what) {
+    const text = answer ? "Not read: see the error above." : `Reading ${what} of ${appLabel()}…`;
+    return h("tr", {}, h("td", { colspan: String(columns), class: "empty" }, text));
+  }
+
   function renderImages() {
     const answer = state.images;
-    $("images-error").replaceChildren(answer && !ok(answer) ? errorBox(answer, "GET /images") : "");
+    $("images-error").replaceChildren(answer && !ok(answer) ? errorBox(answer, `GET ${appPath("/images")}`) : "");
     const body = state.good.images;
-    if (!body) return;
+    if (!body) {
+      $("images-rows").replaceChildren(placeholderRow(answer, 6, "the images"));
+      $("known-images").replaceChildren();
+      return;
+    }
     if (body.clusterError) {
       $("images-error").append(h("p", { class: "warning" }, `Where each image runs is unknown: ${body.clusterError}`));
     }
@@ -324,9 +396,12 @@
 
   function renderDeployments() {
     const answer = state.deployments;
-    $("deployments-error").replaceChildren(answer && !ok(answer) ? errorBox(answer, "GET /deployments") : "");
+    $("deployments-error").replaceChildren(answer && !ok(answer) ? errorBox(answer, `GET ${appPath("/deployments")}`) : "");
     const body = state.good.deployments;
-    if (!body) return;
+    if (!body) {
+      $("deployments-rows").replaceChildren(placeholderRow(answer, 9, "the deployments"));
+      return;
+    }
     const current = currentDeploymentId();
     const rows = (body.deployments || []).map((d) =>
       h(
@@ -355,16 +430,17 @@
     return (running || listed[0] || {}).id || null;
   }
 
-  async function refreshDeployment() {
+  async function refreshDeployment(app, generation) {
     const id = currentDeploymentId();
     if (!id) {
       state.deployment = state.timeline = null;
       return;
     }
     const [deployment, timeline] = await Promise.all([
-      call("GET", `/deployments/${encodeURIComponent(id)}`),
-      call("GET", `/deployments/${encodeURIComponent(id)}/timeline`),
+      call("GET", appPath(`/deployments/${encodeURIComponent(id)}`, app)),
+      call("GET", appPath(`/deployments/${encodeURIComponent(id)}/timeline`, app)),
     ]);
+    if (generation !== state.generation) return;
     state.deployment = { id, answer: deployment };
     state.timeline = { id, answer: timeline };
   }
@@ -382,7 +458,7 @@
     }
     const answer = state.deployment.answer;
     if (!ok(answer)) {
-      box.replaceChildren(errorBox(answer, `GET /deployments/${id}`));
+      box.replaceChildren(errorBox(answer, `GET ${appPath(`/deployments/${id}`)}`));
       return;
     }
     const body = answer.body || {};
@@ -461,7 +537,7 @@
   function timelineView(id, running) {
     if (!state.timeline || state.timeline.id !== id) return h("p", { class: "muted" }, "Reading the timeline…");
     const answer = state.timeline.answer;
-    if (!ok(answer)) return errorBox(answer, `GET /deployments/${id}/timeline`);
+    if (!ok(answer)) return errorBox(answer, `GET ${appPath(`/deployments/${id}/timeline`)}`);
     const steps = (answer.body && answer.body.steps) || [];
     if (!steps.length) return h("p", { class: "muted" }, running ? "Starting: the flow has not begun its first phase." : "The execution recorded no phase.");
     return h(
@@ -553,12 +629,18 @@
     });
   }
 
-  async function act(what, method, path, body, facts, danger) {
+  async function act(what, method, route, body, facts, danger) {
+    // For the application shown when the person asked; the confirmation names it.
     const [title, text] = what;
-    if (!(await confirmDialog(title, text, facts, danger))) return;
+    const app = state.app;
+    const generation = state.generation;
+    const path = appPath(route, app);
+    if (!(await confirmDialog(title, text, [["application", appLabel(app)], ...facts], danger))) return;
+    if (generation !== state.generation) return; // another application was chosen meanwhile
     const result = $("action-result");
     result.replaceChildren(h("p", { class: "muted" }, `${method} ${path}…`));
     const answer = await call(method, path, body);
+    if (generation !== state.generation) return;
     if (!ok(answer)) {
       result.replaceChildren(errorBox(answer, `${method} ${path}`));
       return;
@@ -720,6 +802,260 @@
     );
   }
 
+  // -- the fleet: the registry's applications, each at a glance ---------------------------
+
+  // The application's routes: /apps/{app}/... for a chosen one, as they are for the default.
+  const appPath = (path, app = state.app) => (app ? `/apps/${encodeURIComponent(app)}${path}` : path);
+
+  function appLabel(app = state.app) {
+    if (app) return app;
+    return state.defaultApp ? `${state.defaultApp} (the default)` : "the stack's default application";
+  }
+
+  // The registry's row the un-prefixed routes act for: the name the CLI sends them under,
+  // else the application the stack's parameters registered.
+  const isDefault = (record) => (state.defaultApp ? record.name === state.defaultApp : record.createdBy === STACK);
+
+  // The fleet's row of the application the views show (their poll keeps it fresh).
+  function shownRow() {
+    if (state.app) return state.app;
+    const record = (fleet.apps || []).find(isDefault);
+    return record ? String(record.name) : null;
+  }
+
+  // The application a page URL names (?app=checkout): a reload or a shared link shows it.
+  function appOfUrl() {
+    const named = new URLSearchParams(window.location.search).get("app");
+    if (!named) return { app: null, bad: null };
+    return APP_NAME.test(named) ? { app: named, bad: null } : { app: null, bad: named };
+  }
+
+  function urlOf(app) {
+    const url = new URL(window.location.href);
+    if (app) url.searchParams.set("app", app);
+    else url.searchParams.delete("app");
+    return url;
+  }
+
+  // Show `app` (null: the default application) in every view, from its own routes.
+  function choose(app, { push = true } = {}) {
+    if (push) {
+      state.badApp = null;
+      if (urlOf(app).href !== window.location.href) window.history.pushState({ app }, "", urlOf(app));
+    }
+    if (app === state.app) {
+      render();
+      return;
+    }
+    state.app = app;
+    state.generation += 1;
+    Object.assign(state, { services: null, images: null, deployments: null, deployment: null, timeline: null, selected: null, refreshError: null });
+    state.good = { services: null, images: null, deployments: null };
+    $("action-result").replaceChildren();
+    $("deploy-image").value = "";
+    render();
+    refreshNow();
+  }
+
+  async function listApps() {
+    // Every page of GET /apps, following nextCursor (a cursor seen twice ends it).
+    const apps = [];
+    const seen = new Set();
+    let cursor = null;
+    let answer = null;
+    for (let page = 0; page < FLEET_PAGES; page += 1) {
+      answer = await call("GET", "/apps?limit=100" + (cursor ? `&cursor=${encodeURIComponent(cursor)}` : ""));
+      if (!ok(answer)) return { answer, apps: null, more: false };
+      const body = answer.body && typeof answer.body === "object" ? answer.body : {};
+      apps.push(...(Array.isArray(body.apps) ? body.apps : []).filter((record) => record && typeof record === "object"));
+      cursor = typeof body.nextCursor === "string" && body.nextCursor ? body.nextCursor : null;
+      if (!cursor || seen.has(cursor)) return { answer, apps, more: false };
+      seen.add(cursor);
+    }
+    return { answer, apps, more: true };
+  }
+
+  async function refreshFleet() {
+    if (fleet.busy) return;
+    fleet.busy = true;
+    clearTimeout(fleet.timer);
+    try {
+      const listed = await listApps();
+      fleet.answer = listed.answer;
+      if (listed.apps) {
+        fleet.apps = listed.apps;
+        fleet.more = listed.more;
+      }
+      renderFleet();
+      const names = (fleet.apps || []).map((record) => String(record.name)).filter((name) => APP_NAME.test(name));
+      let next = 0;
+      const worker = async () => {
+        while (next < names.length) {
+          const name = names[next++];
+          // The application the views show: their own poll reads it every few seconds.
+          const shown = name === shownRow() && ok(state.services);
+          const answer = shown ? state.services : await call("GET", `/apps/${encodeURIComponent(name)}/services`);
+          fleet.rows.set(name, answer);
+          renderFleet();
+        }
+      };
+      await Promise.all(Array.from({ length: Math.min(FLEET_PARALLEL, names.length) }, worker));
+      fleet.updated = new Date();
+      renderFleet();
+    } finally {
+      fleet.busy = false;
+      // A caller refused the registry stays refused: "Try again" asks once more.
+      const refused = fleet.answer && (fleet.answer.status === 401 || fleet.answer.status === 403);
+      if (!refused && !document.hidden) fleet.timer = setTimeout(refreshFleet, FLEET_MS);
+    }
+  }
+
+  function renderShowing() {
+    const parts = [h("span", {}, "Showing "), h("strong", {}, appLabel())];
+    if (state.app) {
+      parts.push(" ", h("button", { type: "button", class: "small", onclick: () => choose(null) }, "Show the default application"));
+    }
+    const warning = state.badApp
+      ? h("p", { class: "warning" }, `The link names “${state.badApp}”, which is no application name (lowercase letters, digits and '-', at most 40): showing the default application.`)
+      : "";
+    $("fleet-showing").replaceChildren(h("p", {}, ...parts), warning);
+    $("app-name").textContent = appLabel();
+    document.title = `${state.app ? `${state.app} · ` : ""}eks-bluegreen dashboard`;
+  }
+
+  function renderFleetError() {
+    const answer = fleet.answer;
+    const box = $("fleet-error");
+    if (!answer || ok(answer)) {
+      box.replaceChildren();
+      return;
+    }
+    const refused = answer.status === 401 || answer.status === 403;
+    const why = refused
+      ? "The list of applications is missing: the API refused to list the registry (GET /apps) to this identity. " +
+        "Listing it takes the read-only or operator policy; an identity allowed one application only can still open it by name below."
+      : "The list of applications is missing: the registry could not be read (GET /apps).";
+    box.replaceChildren(
+      h(
+        "div",
+        { class: "fleet-missing", data: { status: String(answer.status) } },
+        h("p", {}, why, " ", `The views below show ${appLabel()} as before.`),
+        errorBox(answer, "GET /apps"),
+        refused ? h("button", { type: "button", class: "small", onclick: () => refreshFleet() }, "Try again") : null
+      )
+    );
+  }
+
+  function fleetRow(record) {
+    const name = String(record.name ?? "");
+    const routable = APP_NAME.test(name);
+    const shown = routable && (name === state.app || (!state.app && isDefault(record)));
+    const link = routable
+      ? h(
+          "a",
+          {
+            href: urlOf(name).search || "?",
+            class: "app-link",
+            "aria-current": shown ? "page" : null,
+            onclick: (event) => {
+              if (event.button !== 0 || event.metaKey || event.ctrlKey || event.shiftKey || event.altKey) return;
+              event.preventDefault();
+              choose(name);
+            },
+          },
+          name
+        )
+      : h("span", { class: "warning", title: "not a name the API routes" }, name);
+    const head = h(
+      "th",
+      { scope: "row" },
+      link,
+      isDefault(record) ? h("span", { class: "tag" }, "default") : null,
+      routable ? null : h("span", { class: "muted" }, " (no application name)")
+    );
+    const row = (...cells) => h("tr", { class: shown ? "selected" : "", data: { app: name } }, head, ...cells);
+    const answer = fleet.rows.get(name);
+    if (!routable) return row(h("td", { colspan: "5", class: "empty" }, "–"));
+    if (!answer) return row(h("td", { colspan: "5", class: "muted" }, "reading…"));
+    if (!ok(answer)) {
+      const body = answer.body && typeof answer.body === "object" ? answer.body : {};
+      return row(
+        h(
+          "td",
+          { colspan: "5", class: "fleet-failed", data: { status: String(answer.status) } },
+          `HTTP ${answer.status || "–"} ${body.error || body.message || ""}`,
+          body.detail ? h("span", { class: "muted" }, `: ${body.detail}`) : ""
+        )
+      );
+    }
+    const services = answer.body || {};
+    const colourCell = (role) => {
+      const name = role === "canary" ? services.canary : services.production;
+      const colour = (services.colours || {})[name] || {};
+      return h("td", { data: { role, colour: name } }, h("span", { class: `swatch colour-${name}` }, name), " ", code(colour.digest || colour.image));
+    };
+    const { agree, disagreements } = agreementOf(services);
+    const traffic = services.traffic || null;
+    const weights = traffic ? weightsOf(services) : null;
+    const moving = activityOf(services);
+    return row(
+      colourCell("canary"),
+      colourCell("production"),
+      h(
+        "td",
+        { data: { agree: String(agree) } },
+        agree
+          ? h("span", { class: "badge agree" }, "✓ in agreement")
+          : [h("span", { class: "badge disagree" }, "✗ disagree"), h("ul", { class: "fleet-disagreements" }, ...disagreements.map((text) => h("li", {}, text)))]
+      ),
+      h(
+        "td",
+        { data: { confirmed: traffic ? String(typeof traffic.confirmed === "boolean" ? traffic.confirmed : "unknown") : "" } },
+        traffic ? [weights ? h("span", { class: "fleet-weights" }, weightsText(weights)) : h("span", { class: "warning" }, "no weights"), " ", confirmationBadge(traffic)] : h("span", { class: "muted" }, "no weights: the Services select")
+      ),
+      h(
+        "td",
+        { data: { moving: String(moving.length > 0) } },
+        moving.length ? moving.map((item) => h("span", { class: `activity activity-${item.key}` }, item.text)) : h("span", { class: "muted" }, "settled")
+      )
+    );
+  }
+
+  function renderFleet() {
+    renderShowing();
+    renderFleetError();
+    const table = $("fleet-table");
+    table.hidden = !fleet.apps;
+    if (!fleet.apps) return;
+    // Redrawn at every refresh: a person's focus on an application's link stays on it.
+    const focused = document.activeElement && document.activeElement.closest ? document.activeElement.closest("#fleet-rows tr[data-app]") : null;
+    const rows = fleet.apps.map(fleetRow);
+    $("fleet-rows").replaceChildren(...(rows.length ? rows : [h("tr", {}, h("td", { colspan: "6", class: "empty" }, "No application is registered."))]));
+    const read = fleet.updated ? ` · read ${fleet.updated.toLocaleTimeString([], { hour12: false })}` : "";
+    $("fleet-caption").textContent =
+      `${fleet.apps.length} application(s)${fleet.more ? " (the first ones: the registry has more)" : ""}, each at a glance from its GET /apps/{app}/services${read}: choose one to show and drive it below`;
+    if (focused) {
+      const again = rows.find((row) => row.dataset.app === focused.dataset.app);
+      const link = again && again.querySelector("a");
+      if (link) link.focus();
+    }
+  }
+
+  function onOpenApp(event) {
+    event.preventDefault();
+    const input = $("app-input");
+    const name = input.value.trim();
+    if (!APP_NAME.test(name)) {
+      input.setAttribute("aria-invalid", "true");
+      $("app-form-error").textContent = "An application's name: lowercase letters, digits and '-', starting and ending with a letter or digit, at most 40 characters.";
+      return;
+    }
+    input.removeAttribute("aria-invalid");
+    $("app-form-error").textContent = "";
+    input.value = "";
+    choose(name);
+  }
+
   // -- refreshing ------------------------------------------------------------------
 
   let timer = null;
@@ -739,15 +1075,22 @@
     busy = true;
     clearTimeout(timer);
     try {
+      // The application shown when the calls went out: answers of another are dropped.
+      const app = state.app;
+      const generation = state.generation;
       const [services, images, deployments] = await Promise.all([
-        call("GET", "/services"),
-        call("GET", "/images?limit=25"),
-        call("GET", "/deployments?limit=25"),
+        call("GET", appPath("/services", app)),
+        call("GET", appPath("/images?limit=25", app)),
+        call("GET", appPath("/deployments?limit=25", app)),
       ]);
+      if (generation !== state.generation) return;
       keep("services", services);
       keep("images", images);
       keep("deployments", deployments);
-      await refreshDeployment();
+      const row = shownRow();
+      if (row) fleet.rows.set(row, services); // its row in the fleet, as fresh
+      await refreshDeployment(app, generation);
+      if (generation !== state.generation) return;
       const failed = [services, images, deployments].find((answer) => !ok(answer));
       state.refreshError = failed ? failed : null;
       state.updated = new Date();
@@ -783,6 +1126,7 @@
   }
 
   function render() {
+    renderFleet();
     renderColours();
     renderImages();
     renderDeployments();
@@ -795,23 +1139,39 @@
     $("deploy-form").addEventListener("submit", onDeploy);
     $("rollback-form").addEventListener("submit", onRollback);
     $("promote-form").addEventListener("submit", onPromote);
+    $("app-form").addEventListener("submit", onOpenApp);
     let initial = {};
     try {
       initial = JSON.parse($("initial").textContent || "{}");
     } catch (error) {
       initial = {};
     }
-    for (const name of ["services", "images", "deployments"]) {
-      if (initial[name]) keep(name, initial[name]);
+    const named = appOfUrl();
+    state.app = named.app;
+    state.badApp = named.bad;
+    state.defaultApp = typeof initial.defaultApp === "string" ? initial.defaultApp : null;
+    // The server drew the first answers for the application of the URL it was asked for.
+    if ((initial.app || null) === state.app) {
+      for (const name of ["services", "images", "deployments"]) {
+        if (initial[name]) keep(name, initial[name]);
+      }
     }
     state.updated = new Date();
     render();
+    window.addEventListener("popstate", () => {
+      const back = appOfUrl();
+      state.badApp = back.bad;
+      choose(back.app, { push: false });
+    });
     document.body.dataset.ready = "true";
     performance.mark("bluegreen-first-render");
     document.addEventListener("visibilitychange", () => {
-      if (!document.hidden) refreshNow();
+      if (document.hidden) return;
+      refreshNow();
+      if (!fleet.busy) refreshFleet();
     });
     refresh();
+    refreshFleet();
   }
 
   if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", start);
