@@ -73,7 +73,7 @@ bench: $(STAMP) ## benchmarks, printed as tables
 	$(PY) -m bench
 
 build: $(SAM_STAMP) ## sam build
-	$(SAM_VENV)/bin/sam build
+	$(SAM_VENV)/bin/sam build --language-extensions
 
 local: $(STAMP) $(if $(filter kube,$(CLUSTER)),kube,) ## run the local stack (moto, cluster, API endpoint) until Ctrl-C: make local [CLUSTER=kube] [ROUTER=alb|gateway]
 	$(PY) -m local.stack $(if $(CLUSTER),--cluster $(CLUSTER),) $(if $(ROUTER),--router $(ROUTER),) $(ARGS)

@@ -47,12 +47,56 @@ def _intrinsic(loader: yaml.SafeLoader, tag_suffix: str, node: yaml.Node) -> dic
 _CloudFormationLoader.add_multi_constructor("!", _intrinsic)
 
 
-def load_template(path: Path | str = TEMPLATE) -> dict[str, Any]:
-    """template.yaml as plain data; intrinsic functions become ``{"Fn::X": ...}`` dicts."""
+def load_template(path: Path | str = TEMPLATE, *, expand: bool = True) -> dict[str, Any]:
+    """template.yaml as plain data; intrinsic functions become ``{"Fn::X": ...}`` dicts.
+
+    ``expand``: each ``Fn::ForEach`` of ``Resources`` (AWS::LanguageExtensions) replaced by
+    the resources it makes with the parameters' defaults, as CloudFormation makes them,
+    so that every resource is a resource to the tools reading it.
+    """
     document = yaml.load(Path(path).read_text(), Loader=_CloudFormationLoader)  # noqa: S506
     if not isinstance(document, dict):
         raise ValueError(f"{path} is not a CloudFormation template")
+    if expand and isinstance(document.get("Resources"), dict):
+        document["Resources"] = expand_for_each(document)
     return document
+
+
+_FOR_EACH = "Fn::ForEach::"
+
+
+def expand_for_each(template: Mapping[str, Any]) -> dict[str, Any]:
+    """The template's resources, each ``Fn::ForEach`` replaced by what it makes with the
+    parameters' defaults (a ``Ref`` collection is a CommaDelimitedList parameter)."""
+    parameters = template.get("Parameters") or {}
+    expanded: dict[str, Any] = {}
+    for key, value in template["Resources"].items():
+        if not key.startswith(_FOR_EACH):
+            expanded[key] = value
+            continue
+        name, collection, body = value
+        if isinstance(collection, dict) and set(collection) == {"Ref"}:
+            default = str(parameters[collection["Ref"]].get("Default", ""))
+            collection = default.split(",")
+        for item in collection:
+            for logical_id, resource in body.items():
+                made = _replaced(resource, name, str(item))
+                expanded[_replaced(logical_id, name, str(item))] = made
+    return expanded
+
+
+def _replaced(value: Any, name: str, item: str) -> Any:
+    """``value`` with the loop's identifier ``name`` as ``item`` (``Ref``, ``${}``, ``&{}``)."""
+    if isinstance(value, str):
+        alphanumeric = "".join(c for c in item if c.isalnum())
+        return value.replace(f"${{{name}}}", item).replace(f"&{{{name}}}", alphanumeric)
+    if isinstance(value, list):
+        return [_replaced(v, name, item) for v in value]
+    if isinstance(value, dict):
+        if value == {"Ref": name}:
+            return item
+        return {k: _replaced(v, name, item) for k, v in value.items()}
+    return value
 
 
 def table_definitions(template: Mapping[str, Any]) -> dict[str, dict[str, Any]]:

@@ -28,16 +28,18 @@ trap 'rm -rf "$work"' EXIT
 
 step() { printf '\n== %s\n' "$*"; }
 
+# --language-extensions: SAM CLI expands AWS::LanguageExtensions (the fleet's Fn::ForEach
+# of access entries) only when asked; CloudFormation always does.
 step "sam validate ($TEMPLATE): the SAM transform itself"
 # The real SAM translator (cfn-lint checks SAM resources against schemas without
 # transforming them). Credentials are fake so that nothing can reach an account.
 env -u AWS_PROFILE -u AWS_SESSION_TOKEN AWS_ACCESS_KEY_ID=validate AWS_SECRET_ACCESS_KEY=validate \
-  "$SAM" validate --template-file "$TEMPLATE" --region "$AWS_DEFAULT_REGION" \
+  "$SAM" validate --language-extensions --template-file "$TEMPLATE" --region "$AWS_DEFAULT_REGION" \
   > "$work/sam-validate.log" 2>&1 || { cat "$work/sam-validate.log" >&2; exit 1; }
 grep -v "not available in Feature Toggle Config" "$work/sam-validate.log" || true
 
 step "sam validate --lint ($TEMPLATE)"
-"$SAM" validate --lint --template-file "$TEMPLATE" --region "$AWS_DEFAULT_REGION"
+"$SAM" validate --lint --language-extensions --template-file "$TEMPLATE" --region "$AWS_DEFAULT_REGION"
 
 step "cfn-lint $TEMPLATE"
 .venv/bin/cfn-lint "$TEMPLATE"
@@ -107,7 +109,8 @@ def sample(value: object, key: str) -> str:
 
 substitutions: dict[str, dict[str, str]] = {}
 for name, resource in resources.items():
-    if resource.get("Type") != "AWS::Serverless::StateMachine":
+    # An Fn::ForEach (a list) makes access entries, never a state machine.
+    if not isinstance(resource, dict) or resource.get("Type") != "AWS::Serverless::StateMachine":
         continue
     props = resource.get("Properties", {})
     uri = props.get("DefinitionUri")

@@ -16,6 +16,8 @@ from typing import Any
 
 from cfnlint.decode import cfn_yaml
 
+from local.aws import expand_for_each
+
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = ROOT / "template.yaml"
 
@@ -33,9 +35,11 @@ _PLACEHOLDER = re.compile(r"\$\{([^}]+)\}")
 
 @cache
 def load_template() -> dict[str, Any]:
-    """template.yaml as plain data (loaded once per test session)."""
+    """template.yaml as plain data (loaded once per test session), each ``Fn::ForEach`` of
+    its resources made into the resources it makes with the parameters' defaults."""
     document = cfn_yaml.load(str(TEMPLATE))
     assert isinstance(document, dict), "template.yaml is not a mapping"
+    document["Resources"] = expand_for_each(document)
     return document
 
 
@@ -151,7 +155,7 @@ def statements(resource: Mapping[str, Any]) -> list[dict[str, Any]]:
     for policy in policies(resource):
         if isinstance(policy, dict) and "Statement" in policy:
             body = policy["Statement"]
-            found.extend(body if isinstance(body, list) else [body])
+            found.extend(_both_branches(body if isinstance(body, list) else [body]))
     return found
 
 

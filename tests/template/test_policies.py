@@ -56,6 +56,8 @@ FLEET_REPOSITORIES = {
 CLUSTER = {
     "Fn::Sub": "arn:${AWS::Partition}:eks:${AWS::Region}:${AWS::AccountId}:cluster/${ClusterName}"
 }
+FLEET_CLUSTERS = {"Fn::Sub": "arn:${AWS::Partition}:eks:${AWS::Region}:${AWS::AccountId}:cluster/*"}
+"""Describing the fleet's other clusters: only with FleetClusterNames given (see below)."""
 
 
 ELBV2_READS = {
@@ -144,7 +146,7 @@ def test_deploy_steps_reach_the_ledger_the_one_cluster_alarms_and_the_bus(
     )
     assert all(granted[action] == LEDGER for action in LEDGER_ACTIONS)
     assert granted["aps:QueryMetrics"] == [{"Ref": "PrometheusWorkspaceArn"}]
-    assert granted["eks:DescribeCluster"] == [CLUSTER]
+    assert granted["eks:DescribeCluster"] == [CLUSTER, FLEET_CLUSTERS]
     # The alb router's confirmation reads ELBv2, whose Describe actions cannot be scoped
     assert all(granted[action] == ["*"] for action in ELBV2_READS)
     assert granted["events:PutEvents"] == [
@@ -192,7 +194,7 @@ def test_services_api_reaches_the_ledger_the_flow_the_repository_and_the_cluster
     # The dashboard's timeline reads the histories of the same executions, no others.
     assert granted["states:GetExecutionHistory"] == granted["states:DescribeExecution"]
     assert granted["ecr:DescribeImages"] == [REPOSITORY, FLEET_REPOSITORIES]
-    assert granted["eks:DescribeCluster"] == [CLUSTER]
+    assert granted["eks:DescribeCluster"] == [CLUSTER, FLEET_CLUSTERS]
     assert all(granted[action] == ["*"] for action in ELBV2_READS)
     # a gate's callbacks name a task token, which IAM cannot scope
     for action in ("states:SendTaskSuccess", "states:SendTaskFailure", "states:SendTaskHeartbeat"):
@@ -374,3 +376,28 @@ def test_read_only_callers_cannot_change_anything(resources: dict[str, Any]) -> 
         "Statement"
     ]
     assert all("/GET/" in arn["Fn::Sub"] for arn in statement["Resource"])
+
+
+@pytest.mark.parametrize("role", ["ServicesApiFunctionRole", "DeployStepsFunctionRole"])
+def test_other_clusters_are_described_only_when_the_fleet_names_some(
+    resources: dict[str, Any], role: str
+) -> None:
+    # GIVEN the role's inline statements as written (both branches of a condition apart)
+    conditional = [
+        s["Fn::If"]
+        for policy in resources[role]["Properties"]["Policies"]
+        for s in policy.get("PolicyDocument", {}).get("Statement", [])
+        if set(s) == {"Fn::If"}
+    ]
+    # THEN the statement on every cluster of the account is there only under
+    # HasFleetClusters, and is eks:DescribeCluster alone (the access entries grant access)
+    fleet = [
+        branches
+        for branches in conditional
+        if branches[1].get("Sid") == "DescribeTheFleetsClusters"
+    ]
+    ((condition, statement, otherwise),) = fleet
+    assert condition == "HasFleetClusters"
+    assert otherwise == {"Ref": "AWS::NoValue"}
+    assert statement["Action"] == "eks:DescribeCluster"
+    assert statement["Resource"] == FLEET_CLUSTERS

@@ -16,6 +16,7 @@ from bluegreen.config import DEFAULT_HOOKS, EnvironmentPiece, Settings
 from functions.deploy_steps.dependencies import DeployStepsEnvironment
 from functions.ecr_push.dependencies import EcrPushEnvironment
 from functions.services_api.api.dependencies import ServicesApiEnvironment
+from local import aws as local_aws
 from tests.template.cfn import (
     ACCOUNT,
     REGION,
@@ -559,10 +560,43 @@ def test_the_functions_that_talk_to_the_cluster_have_access_entries_and_only_the
     assert mapped == {"ServicesApiFunctionRole", "DeployStepsFunctionRole"}
     for entry in entries.values():
         properties = entry["Properties"]
-        assert properties["ClusterName"] == {"Ref": "ClusterName"}
         assert properties["KubernetesGroups"] == [{"Ref": "KubernetesGroup"}]
         assert properties["Type"] == "STANDARD"
         assert "AccessPolicies" not in properties, "cluster-wide policies bypass the Role"
+    # AND in the stack's own cluster always; in the fleet's others (Fn::ForEach over
+    # FleetClusterNames, made here with its default: none) only when some are named
+    own = {
+        n for n, e in entries.items() if e["Properties"]["ClusterName"] == {"Ref": "ClusterName"}
+    }
+    assert own == {"ServicesApiAccessEntry", "DeployStepsAccessEntry"}
+    for name in set(entries) - own:
+        assert entries[name]["Condition"] == "HasFleetClusters"
+        assert entries[name]["Properties"]["ClusterName"] == ""
+
+
+def test_the_fleets_clusters_get_the_same_access_entries_one_per_cluster() -> None:
+    # GIVEN the template as written, its Fn::ForEach made with two more clusters
+    raw = local_aws.load_template(expand=False)
+    raw["Parameters"]["FleetClusterNames"]["Default"] = "shop-east,payments_2"
+    entries = {
+        name: resource
+        for name, resource in local_aws.expand_for_each(raw).items()
+        if resource.get("Type") == "AWS::EKS::AccessEntry"
+    }
+    # THEN each function's role has an entry in each named cluster, with its own logical id
+    clusters = {
+        (e["Properties"]["PrincipalArn"]["Fn::GetAtt"][0], str(e["Properties"]["ClusterName"]))
+        for name, e in entries.items()
+        if e.get("Condition") == "HasFleetClusters"
+    }
+    assert clusters == {
+        (role, cluster)
+        for role in ("ServicesApiFunctionRole", "DeployStepsFunctionRole")
+        for cluster in ("shop-east", "payments_2")
+    }
+    assert "ServicesApiFleetAccessshopeast" in entries
+    assert "DeployStepsFleetAccesspayments2" in entries
+    assert raw["Transform"][0] == "AWS::LanguageExtensions"
 
 
 @pytest.mark.parametrize("function", ["DeployStepsFunction", "ServicesApiFunction"])
