@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import argparse
+import copy
+import difflib
 import json
 import re
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, TextIO
 from urllib.parse import quote
 
-from bluegreen_cli.api import ApiClient, Response
+from bluegreen_cli.api import ApiClient, Response, check_app_name
 from bluegreen_cli.deployments import execution_of, progress_of, record_of, watch
-from bluegreen_cli.errors import EXIT_FAILED, EXIT_OK, CliError
+from bluegreen_cli.errors import EXIT_FAILED, EXIT_OK, EXIT_UNAVAILABLE, ApiError, CliError
 from bluegreen_cli.local_stack import LocalStackInfo
 from bluegreen_cli.tables import pairs, short_digest, table
 
@@ -447,6 +449,320 @@ def apps_delete(ctx: Context) -> int:
     return EXIT_OK
 
 
+def apps_apply(ctx: Context) -> int:
+    """``apps apply -f FILE``: the file's application against the registry's, the difference
+    printed, then ``PUT`` at the version read (If-Match), unless ``--dry-run`` or no change.
+
+    The file is read and checked before any request. A name the registry does not hold
+    (404) is registered: a ``PUT`` without If-Match, which only creates.
+    """
+    source = ctx.args.file
+    name, spec = read_app_file(source, getattr(ctx.args, "name", None))
+    path = _app_path(name)
+    try:
+        current: Response | None = ctx.client.call("GET", path)
+    except ApiError as exc:
+        if exc.status != 404 or exc.error == "RouteNotFound":
+            raise
+        current = None
+    version: int | None = None
+    before: dict[str, Any] | None = None
+    if current is not None:
+        read = _version_of(current)
+        if not isinstance(read, int):
+            raise CliError(
+                f"the API's answer for {name} carries no version: nothing written",
+                EXIT_UNAVAILABLE,
+            )
+        version, before = read, complete_spec(_mapping(_mapping(current.body).get("spec")))
+    after = complete_spec(spec)
+    changed = before != after
+    where = "standard input" if source == "-" else source
+    diff = spec_diff(before, after, f"{name} (version {version})" if version else name, where)
+    dry_run = bool(getattr(ctx.args, "dry_run", False))
+    answer: Response | None = None
+    if changed and not dry_run:
+        try:
+            answer = ctx.client.call("PUT", path, payload=spec, headers=_if_match(version))
+        except ApiError as exc:
+            if exc.status != 409 or exc.error != "AppVersionConflict":
+                raise
+            raise ApiError(
+                exc.status,
+                exc.error,
+                f"{exc.detail or 'the application changed'}; nothing was written: apply "
+                "again to see what changes from the version there now",
+                exc.body,
+            ) from None
+    if not changed:
+        text = f"{name}: no change" + (f" (version {version})" if version else "")
+    elif answer is None:
+        action = "register" if version is None else f"replace version {version} of"
+        text = f"{diff}\ndry run: nothing written (without --dry-run: {action} {name})"
+    else:
+        what = "registered" if answer.status == 201 else "replaced"
+        text = f"{diff}\n{name} {what}: version {_version_of(answer)}"
+    body = {
+        "name": name,
+        "changed": changed,
+        "written": answer is not None,
+        "dryRun": dry_run,
+        "version": version,
+        "diff": diff,
+        "app": answer.body if answer is not None else None,
+    }
+    ctx.emit(body, text)
+    return EXIT_OK
+
+
+SPEC_DEFAULTS: dict[str, Any] = {
+    "objects": {
+        "configMap": "canary-env",
+        "configMapKey": "canaryEnv",
+        "container": "web",
+        "deploymentPattern": "{colour}-deployment",
+        "canaryService": "canary-service",
+        "productionService": "production-service",
+    },
+    "router": {
+        "kind": "selector",
+        "colourServicePattern": "{colour}-service",
+        "colourServicePort": "80",
+        "ingress": {
+            "name": "web",
+            "productionAction": "production-weights",
+            "canaryAction": "canary-forward",
+        },
+        "httpRoute": {"name": "web", "productionRule": "production", "canaryRule": "canary"},
+    },
+    "promotion": {
+        "steps": [
+            {"weight": 10, "pause": 300},
+            {"weight": 50, "pause": 300},
+            {"weight": 100, "pause": None},
+        ],
+        "pauseSeconds": 300,
+        "gateTimeoutSeconds": 86_400,
+        "gateHeartbeatSeconds": 0,
+        "flipBackWindowSeconds": 3600,
+    },
+    "analysis": {
+        "intervalSeconds": 60,
+        "maxErrorPercent": 1.0,
+        "maxP99Seconds": 1.0,
+        "minRequests": 50,
+        "failureLimit": 0,
+        "inconclusiveLimit": 2,
+        "targetGroups": {"blue": None, "green": None},
+        "loadBalancer": "",
+    },
+    "deploy": {
+        "autoDeployTags": ["dev"],
+        "hooks": [
+            {
+                "name": "cache-flush",
+                "command": ["wp", "cache", "flush", "--allow-root"],
+                "onFailure": "rollback",
+                "timeoutSeconds": 300,
+            }
+        ],
+        "bakeSeconds": 0,
+        "failAfterRestarts": 2,
+        "failAfterSeconds": 60,
+        "unschedulableSeconds": 180,
+        "healthUrl": "",
+        "alarmNames": [],
+        "lockLeaseSeconds": 900,
+    },
+}
+"""What the registry fills in for each field a spec leaves out (the API's ``AppSpec``
+defaults; a test holds them equal): a file that leaves a field out asks for its default,
+so comparing a file with the registry's spec needs them."""
+
+SPEC_REQUIRED = ("cluster", "namespace", "repository")
+"""The fields of a spec that have no default."""
+
+SPEC_ITEMS: dict[str, tuple[frozenset[str], dict[str, Any]]] = {
+    "promotion.steps": (frozenset({"weight"}), {"pause": None}),
+    "deploy.hooks": (
+        frozenset({"name", "command"}),
+        {"onFailure": "rollback", "timeoutSeconds": 300},
+    ),
+}
+"""The lists of objects in a spec: each item's required fields, and its other fields'
+defaults."""
+
+ANSWER_FIELDS = frozenset(
+    {"version", "changedBy", "changedAt", "createdBy", "createdAt", "sourceIp", "release"}
+)
+"""What an ``apps show --json`` answer holds besides name and spec: read, never sent."""
+
+
+def complete_spec(spec: Mapping[str, Any]) -> dict[str, Any]:
+    """``spec`` with every field it leaves out at its default, as the registry keeps it."""
+    return _completed(spec, SPEC_DEFAULTS, "")
+
+
+def _completed(given: Mapping[str, Any], defaults: Mapping[str, Any], at: str) -> dict[str, Any]:
+    found = dict(given)
+    for key, default in defaults.items():
+        path = f"{at}.{key}" if at else key
+        if key not in given:
+            found[key] = copy.deepcopy(default)
+        elif isinstance(default, dict) and isinstance(given[key], Mapping):
+            found[key] = _completed(given[key], default, path)
+        elif path in SPEC_ITEMS and isinstance(given[key], list):
+            _, item_defaults = SPEC_ITEMS[path]
+            found[key] = [
+                {**item_defaults, **item} if isinstance(item, Mapping) else item
+                for item in given[key]
+            ]
+    return found
+
+
+def spec_problem(spec: Mapping[str, Any]) -> str | None:
+    """What makes ``spec`` no application spec at all (a missing or unknown field, a group
+    that is not a mapping), or None; the API judges the values."""
+    missing = [key for key in SPEC_REQUIRED if key not in spec]
+    if missing:
+        return f"the spec has no {', '.join(missing)} (required)"
+    return _unknown(spec, SPEC_DEFAULTS, "", SPEC_REQUIRED)
+
+
+def _unknown(
+    given: Mapping[str, Any], defaults: Mapping[str, Any], at: str, also: Iterable[str] = ()
+) -> str | None:
+    known = set(defaults) | set(also)
+    for key, value in given.items():
+        path = f"{at}.{key}" if at else str(key)
+        if key not in known:
+            return f"{path} is not a field of an application spec"
+        default = defaults.get(key)
+        if isinstance(default, dict):
+            if not isinstance(value, Mapping):
+                return f"{path} must be a mapping"
+            problem = _unknown(value, default, path)
+            if problem:
+                return problem
+        elif path in SPEC_ITEMS:
+            required, item_defaults = SPEC_ITEMS[path]
+            if not isinstance(value, list):
+                return f"{path} must be a list"
+            for index, item in enumerate(value):
+                if not isinstance(item, Mapping):
+                    return f"{path}[{index}] must be a mapping"
+                missing = sorted(required - set(item))
+                if missing:
+                    return f"{path}[{index}] has no {', '.join(missing)} (required)"
+                problem = _unknown(item, item_defaults, f"{path}[{index}]", required)
+                if problem:
+                    return problem
+    return None
+
+
+def read_app_file(source: str, name: str | None) -> tuple[str, dict[str, Any]]:
+    """The application ``-f`` names (YAML or JSON, ``-`` standard input): its name and spec.
+
+    Either ``{"name": ..., "spec": {...}}`` (an ``apps show --json`` answer too: its
+    version and change are left aside) or a bare spec, named by ``--name``. What is not
+    one application is a usage error, before any request is sent.
+    """
+    where = "standard input" if source == "-" else source
+    document = _document(_read_text(source, "-f"), where)
+    if not isinstance(document, dict):
+        raise CliError(
+            f"-f: {where} is not a mapping: expected one application, "
+            '{"name": ..., "spec": {...}}, or its spec with --name'
+        )
+    spec: Any = document
+    if "spec" in document:
+        spec = document["spec"]
+        extra = sorted(str(k) for k in set(document) - {"name", "spec"} - ANSWER_FIELDS)
+        if extra:
+            raise CliError(
+                f"-f: {where}: {extra[0]} is not a field of an application "
+                '(expected {"name": ..., "spec": {...}})'
+            )
+        if not isinstance(spec, dict):
+            raise CliError(f"-f: {where}: its spec is not a mapping")
+        named = document.get("name")
+        if named is not None and not isinstance(named, str):
+            raise CliError(f"-f: {where}: its name is not a string")
+        if name and named and named != name:
+            raise CliError(f"-f: {where} names application {named!r}, --name {name!r}")
+        name = name or named
+    if not name:
+        raise CliError(
+            f"-f: {where} names no application: pass --name NAME, or write it as "
+            '{"name": ..., "spec": {...}}'
+        )
+    try:
+        check_app_name(name)
+    except CliError as exc:
+        raise CliError(f"-f: {where}: {exc.message}") from None
+    problem = spec_problem(spec)
+    if problem:
+        raise CliError(f"-f: {where}: {problem}")
+    try:
+        json.dumps(spec, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise CliError(f"-f: {where}: a value is not JSON data ({exc})") from None
+    return name, spec
+
+
+def _document(text: str, where: str) -> Any:
+    """The one JSON value or YAML document of a file (None when it holds none)."""
+    try:
+        return json.loads(text)
+    except (ValueError, RecursionError):
+        pass  # not JSON: read as YAML, which says what is wrong
+    import yaml  # imported here: plain --help stays fast
+
+    try:
+        documents = list(yaml.safe_load_all(text))
+    except yaml.YAMLError as exc:
+        problem = " ".join(str(exc).split())
+        raise CliError(f"-f: {where} is neither JSON nor YAML: {problem}") from None
+    except RecursionError:
+        raise CliError(f"-f: {where} is nested too deeply") from None
+    if len(documents) > 1:
+        raise CliError(
+            f"-f: {where} holds {len(documents)} YAML documents: one application per file"
+        )
+    return documents[0] if documents else None
+
+
+def spec_diff(
+    before: Mapping[str, Any] | None, after: Mapping[str, Any], old: str, new: str
+) -> str:
+    """A unified diff of two specs as sorted YAML (from nothing when ``before`` is None)."""
+    import yaml
+
+    def lines(spec: Mapping[str, Any] | None) -> list[str]:
+        if spec is None:
+            return []
+        text = yaml.safe_dump(dict(spec), sort_keys=True, default_flow_style=False)
+        return text.splitlines(keepends=True)
+
+    diff = difflib.unified_diff(
+        lines(before), lines(after), fromfile=old if before is not None else "/dev/null", tofile=new
+    )
+    return "".join(diff)
+
+
+def _read_text(source: str, option: str) -> str:
+    """The text of a file, or of standard input for ``-``; a usage error when unreadable."""
+    where = "standard input" if source == "-" else source
+    try:
+        if source == "-":
+            return sys.stdin.read()
+        with open(source, encoding="utf-8") as file:
+            return file.read()
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise CliError(f"{option}: cannot read {where}: {reason}") from None
+
+
 def read_spec(source: str) -> dict[str, Any]:
     """The spec ``--spec`` names: a JSON object from a file, or from stdin for ``-``.
 
@@ -454,15 +770,7 @@ def read_spec(source: str) -> dict[str, Any]:
     Anything else is a usage error, before any request is sent.
     """
     where = "standard input" if source == "-" else source
-    try:
-        if source == "-":
-            text = sys.stdin.read()
-        else:
-            with open(source, encoding="utf-8") as file:
-                text = file.read()
-    except (OSError, UnicodeDecodeError) as exc:
-        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-        raise CliError(f"--spec: cannot read {where}: {reason}") from None
+    text = _read_text(source, "--spec")
     try:
         spec = json.loads(text)
     except (ValueError, RecursionError) as exc:

@@ -276,8 +276,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     apps = command(
         "apps",
-        "the fleet's registry: list, show, register, replace and delete applications "
-        "(--app does not apply: each names its application)",
+        "the fleet's registry: list, show, register, replace, apply from a file and delete "
+        "applications (--app does not apply: each names its application)",
         commands.apps_list,
     )
     apps_sub = apps.add_subparsers(
@@ -329,6 +329,34 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="V",
         help="replace the application at version V (sent as If-Match); without it the "
         "application is registered, and an existing one is a conflict (409)",
+    )
+
+    p = command(
+        "apply",
+        "register or replace an application from a file (YAML or JSON): print what changes, "
+        "then write it at the version read (a concurrent change is a 409, nothing written)",
+        commands.apps_apply,
+        apps_sub,
+    )
+    p.add_argument(
+        "-f",
+        "--file",
+        required=True,
+        metavar="FILE|-",
+        help='the application: {"name": ..., "spec": {...}} (an `apps show --json` answer '
+        "too), or its spec alone with --name; - reads standard input. What is not one "
+        "application is a usage error before any request",
+    )
+    p.add_argument(
+        "--name",
+        type=_app_name,
+        metavar="NAME",
+        help="the application's name, for a file holding its spec alone",
+    )
+    p.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="print what would change, write nothing",
     )
 
     p = command(

@@ -653,11 +653,11 @@ def subcommands_of(parser: argparse.ArgumentParser) -> dict[str, argparse.Argume
 APPS_COMMANDS = subcommands_of(subcommands_of(build_parser())["apps"])
 
 
-@pytest.mark.parametrize("command", ["list", "show", "put", "delete"])
+@pytest.mark.parametrize("command", ["list", "show", "put", "apply", "delete"])
 def test_every_apps_subcommand_has_help(
     command: str, bluegreen: Callable[..., Run], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert set(APPS_COMMANDS) == {"list", "show", "put", "delete"}
+    assert set(APPS_COMMANDS) == {"list", "show", "put", "apply", "delete"}
     with pytest.raises(SystemExit) as exit_info:
         bluegreen("apps", command, "--help")
     assert exit_info.value.code == 0
