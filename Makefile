@@ -11,7 +11,7 @@ export PYTHONPATH := $(CURDIR)/layers/bluegreen:$(CURDIR)
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export SAM_CLI_TELEMETRY := 0
 
-.PHONY: help venv test unit lint validate kube dataplane kube-gomod chromium demo bench build local push invoke execute lock openapi screenshot clean
+.PHONY: help venv test unit lint validate kube dataplane kube-gomod chromium demo bench build local push invoke execute lock openapi rbac screenshot clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s $$'\t'
@@ -98,6 +98,9 @@ lock: ## regenerate requirements-dev.txt from requirements-dev.in
 
 openapi: $(STAMP) ## regenerate docs/openapi.json from the services API code
 	$(PY) -m functions.services_api.openapi > docs/openapi.json
+
+rbac: $(STAMP) ## regenerate deploy/kubernetes/rbac.yaml from the CLI's Role (cli/bluegreen_cli/manifests.py)
+	$(PY) -m bluegreen_cli.manifests > deploy/kubernetes/rbac.yaml
 
 screenshot: $(STAMP) $(CHROMIUM) ## regenerate docs/dashboard.png: the dashboard while a deploy's rollout runs, on an in-process local stack
 	$(PY) -m scripts.dashboard_screenshot

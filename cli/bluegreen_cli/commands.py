@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any, TextIO
 from urllib.parse import quote
 
+from bluegreen_cli import manifests
 from bluegreen_cli.api import ApiClient, Response, check_app_name
 from bluegreen_cli.deployments import execution_of, progress_of, record_of, watch
 from bluegreen_cli.errors import EXIT_FAILED, EXIT_OK, EXIT_UNAVAILABLE, ApiError, CliError
@@ -380,6 +381,52 @@ def render_promotion(promotion: dict[str, Any]) -> str:
             ["weight %", "finding", "requests", "5xx %", "p99 s"], rows
         )
     return text
+
+
+# -- manifests: what an application's namespace needs -------------------------------
+
+
+def manifests_command(ctx: Context) -> int:
+    """``GET /apps/{app}``: the application's Role and RoleBinding (with ``--with-objects``,
+    the objects of a namespace that has none yet) as YAML for ``kubectl apply -f -``.
+
+    The application: APP, else ``--app`` or ``$BLUEGREEN_APP``, else the stack's default
+    application (the local stack's, else the template's default name).
+    """
+    named = getattr(ctx.args, "app_name", None) or ctx.client.app
+    app = named or default_app(ctx.local)
+    try:
+        body = ctx.client.get(_app_path(app))
+    except ApiError as exc:
+        if exc.status != 404 or named:
+            raise
+        raise ApiError(
+            exc.status,
+            exc.error,
+            f"{exc.detail or 'no such application'}; {app} is the default application's "
+            "name unless the stack's AppName says otherwise: name the application, "
+            "bluegreen manifests APP",
+            exc.body,
+        ) from None
+    spec = complete_spec(_mapping(_mapping(body).get("spec")))
+    group = ctx.args.group
+    with_objects = bool(getattr(ctx.args, "with_objects", False))
+    if ctx.as_json:
+        items = manifests.documents(spec, app=app, group=group, with_objects=with_objects)
+        ctx.emit({"apiVersion": "v1", "kind": "List", "items": items}, "")
+    else:
+        ctx.out.write(manifests.render(spec, app=app, group=group, with_objects=with_objects))
+    return EXIT_OK
+
+
+def default_app(local: LocalStackInfo | None) -> str:
+    """The stack's default application's name: the local stack says it; a deployed stack's
+    is its AppName parameter, which the API does not answer (the template's default)."""
+    if local is not None:
+        name = local.environment.get("BG_APP_NAME", "").strip()
+        if name:
+            return name
+    return manifests.STACK_APP
 
 
 # -- apps: the fleet's registry ----------------------------------------------------

@@ -13,7 +13,7 @@ import urllib.parse
 from collections.abc import Callable, Sequence
 from typing import TextIO
 
-from bluegreen_cli import __version__, commands
+from bluegreen_cli import __version__, commands, manifests
 from bluegreen_cli.api import ApiClient, Signer, check_app_name, region_of_endpoint
 from bluegreen_cli.dashboard import command as dashboard
 from bluegreen_cli.errors import (
@@ -81,6 +81,19 @@ def _app_name(text: str) -> str:
         return check_app_name(text)
     except CliError as exc:
         raise argparse.ArgumentTypeError(exc.message) from None
+
+
+_GROUP = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,61}[a-z0-9])?$")
+
+
+def _group(text: str) -> str:
+    """A Kubernetes group as the template's KubernetesGroup parameter allows it."""
+    if not _GROUP.match(text):
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a group the template's KubernetesGroup allows: lowercase "
+            "letters, digits, '-' and '.', at most 63"
+        )
+    return text
 
 
 _VERSION = re.compile(r'^(?:W/)?"?([1-9][0-9]{0,9})"?$')
@@ -372,6 +385,37 @@ def build_parser() -> argparse.ArgumentParser:
         type=_app_version,
         metavar="V",
         help="delete it only if it is still at version V (sent as If-Match)",
+    )
+
+    p = command(
+        "manifests",
+        "print an application's Role and RoleBinding for its namespace, from its spec, "
+        "for `kubectl apply -f -`",
+        commands.manifests_command,
+    )
+    p.add_argument(
+        "app_name",
+        nargs="?",
+        type=_app_name,
+        metavar="APP",
+        help="the application (else --app, $BLUEGREEN_APP, the stack's default application)",
+    )
+    p.add_argument(
+        "--group",
+        type=_group,
+        default=manifests.GROUP,
+        metavar="GROUP",
+        help="the Kubernetes group the stack's access entries give the functions' roles "
+        f"(template parameter KubernetesGroup; default {manifests.GROUP})",
+    )
+    p.add_argument(
+        "--with-objects",
+        action="store_true",
+        help="also what a new namespace lacks for the product to start: the Namespace, the "
+        "canaryEnv ConfigMap (blue the canary) and the canary, production (and, for alb and "
+        "gateway, colour) Services. ONLY FOR A NAMESPACE THAT HAS NONE YET: applied over "
+        "existing ones they reset canaryEnv and the Services' selectors. The Deployments "
+        "are the team's own and are not printed",
     )
 
     p = command(
