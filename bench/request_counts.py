@@ -31,6 +31,7 @@ import json
 import os
 import sys
 import threading
+import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
@@ -99,6 +100,8 @@ class Invocation:
     kube_writes: int = 0
     dynamodb: Counter[str] = field(default_factory=Counter)
     events: int = 0
+    seconds: float = 0.0
+    """How long the handler ran (in-process, on moto and the emulator)."""
 
     def figures(self) -> dict[str, float]:
         reads = sum(n for op, n in self.dynamodb.items() if op in DYNAMODB_READS)
@@ -141,9 +144,11 @@ class Counting:
         with self.quiet:
             before = len(self._emulator.requests)
             self._current.invocation = invocation
+            started = time.perf_counter()
             try:
                 return self._handler(event, context)
             finally:
+                invocation.seconds = time.perf_counter() - started
                 self._current.invocation = None
                 for request in self._emulator.requests[before:]:
                     if str(request.method).upper() in {"GET", "HEAD"}:
@@ -227,6 +232,10 @@ class Measured:
     deploy_by_state: dict[str, tuple[int, dict[str, float]]]
     """state -> (invocations, mean figures per invocation)."""
     promotion_by_state: dict[str, tuple[int, dict[str, float]]]
+    promotion_states: list[str] = field(default_factory=list)
+    deploy_tasks: list[Invocation] = field(default_factory=list)
+    """One deploy's Task invocations (what its Lambda bill is made of)."""
+    promotion_tasks: list[Invocation] = field(default_factory=list)
 
 
 def measure() -> Measured:
@@ -350,7 +359,7 @@ def measure() -> Measured:
             )
             promoting.enter_context(simulator)
             name = f"bench-promote-{uuid.uuid4().hex[:8]}"
-            run(counting, {"action": "promote", "strategy": STRATEGY}, name)
+            promoted = run(counting, {"action": "promote", "strategy": STRATEGY}, name)
             promotion_invocations = [i for i in counting.invocations if i.execution == name]
             dependencies.reset()
 
@@ -371,6 +380,9 @@ def measure() -> Measured:
         deploy_states=states,
         deploy_by_state=_by_state(deploy_invocations),
         promotion_by_state=_by_state(promotion_invocations),
+        promotion_states=promoted.states,
+        deploy_tasks=[i for i in deploy_invocations if i.execution == min(measured_deploys)],
+        promotion_tasks=promotion_invocations,
     )
 
 

@@ -1134,7 +1134,7 @@ class LocalStack:
         client = boto3.client("stepfunctions", region_name=settings.region)
         started: dict[str, dict[str, str]] = {}
         for app in applications_for(registry, settings, repository):
-            application = app or settings.application
+            application = app.name if app is not None else settings.application
             name = execution_name(application, "deploy", digest.hex)
             arn = execution_arn(settings.state_machine_arn, name)
             try:

@@ -29,6 +29,7 @@ from aws_lambda_powertools.utilities.data_classes import EventBridgeEvent
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from bluegreen.config import checked_environment
+from bluegreen.domain.apps import AppRecord
 from bluegreen.logic.pushes import IgnoredEvent, ImagePush, image_push
 from bluegreen.observability import logger, metrics, tracer
 
@@ -82,7 +83,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     return {"recorded": any(a["recorded"] for a in answers.values()), "applications": answers}
 
 
-def applications_of(event: object) -> list[str | None]:
+def applications_of(event: object) -> list[AppRecord | None]:
     """The applications (None: the stack's own) a push to the event's repository is for;
     the stack's own alone when the event names no repository or none of the fleet's."""
     from bluegreen.logic.apps import applications_for

@@ -9,6 +9,7 @@ the real adapters (``Stack.request_deploy``); a console run is a bare
 from __future__ import annotations
 
 import time
+import uuid
 from typing import Any
 
 import pytest
@@ -395,13 +396,18 @@ def test_a_push_deploy_is_recorded_as_the_push_with_its_tag_to_the_end(
     from local.lambdas import LambdaContext
     from tests.events import load_event
 
-    # GIVEN ecr_push wired to this stack's ledger and state machine, as deployed
+    # GIVEN ecr_push wired to this stack's ledger and state machine, as deployed, its
+    # application the only one naming its repository (the folder's stacks share a table,
+    # and a push is recorded for every application naming the repository)
+    repository = f"repo-{uuid.uuid4().hex[:8]}"
     monkeypatch.setenv("BG_STATE_MACHINE_ARN", stack.rig.machine.arn)
+    monkeypatch.setenv("BG_REPOSITORY_NAME", repository)
     ecr_push_dependencies.reset()
     settings = ecr_push_dependencies.settings()
     seam = on_recorded(settings, lambda: AutoDeployPorts(settings, stack.flow, stack.ledger))
     monkeypatch.setattr(ecr_push_dependencies, "auto_deploy", lambda: seam)
     event = load_event("ecr_push/tagged_push.json")
+    event["detail"]["repository-name"] = repository
     pushed = event["detail"]["image-digest"]
 
     # WHEN the README's tagged push sample arrives
@@ -422,4 +428,4 @@ def test_a_push_deploy_is_recorded_as_the_push_with_its_tag_to_the_end(
     record = stack.ledger.deployment(name)
     assert record is not None
     assert (record.trigger, record.actor, record.tag) == ("ecr-push", "ecr-push", "dev")
-    assert (record.outcome, record.reason) == (Outcome.SUCCEEDED, "push of rezfusion-cloud:dev")
+    assert (record.outcome, record.reason) == (Outcome.SUCCEEDED, f"push of {repository}:dev")

@@ -37,13 +37,14 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 from bluegreen.config import EnvironmentPiece, Settings
 
 if TYPE_CHECKING:
+    from bluegreen.domain.apps import AppRecord
     from bluegreen.domain.ports import AppRegistry, Cluster, FlowStarter, ImageRegistry, Ledger
 
 Environment = TypeVar("Environment", bound=EnvironmentPiece)
 Factory = TypeVar("Factory", bound=Callable[..., Any])
 Built = TypeVar("Built")
 
-PER_APP_CACHE = 32
+PER_APP_CACHE = 128
 """Applications whose adapters a warm function keeps at once (least recently used go)."""
 
 
@@ -192,22 +193,25 @@ class Wiring(Generic[Environment]):
             return found
 
         @contextmanager
-        def acting_for(app: str | None) -> Iterator[Settings]:
-            """Scope the block to application ``app`` (None or the default: the stack's own).
+        def acting_for(app: str | AppRecord | None) -> Iterator[Settings]:
+            """Scope the block to application ``app`` (None or the default: the stack's own;
+            a record already read from the registry is not read again).
 
             ``AppNotFound`` when the registry holds no such application; ``InvalidInput``
             when the name is not one.
             """
-            from bluegreen.domain.apps import app_settings
+            from bluegreen.domain.apps import AppRecord, app_settings
             from bluegreen.logic.apps import app as registered
 
             stack: Settings = sibling("stack_settings")()
-            if app is None or app == stack.application:
+            name = app.name if isinstance(app, AppRecord) else app
+            if name is None or name == stack.application:
                 token = _scope.set(None)
             else:
-                record = registered(sibling("app_registry")(), app)
-                scoped = app_settings(stack, app, record.spec)
-                token = _scope.set(Scope(f"{app}#{record.version}", scoped))
+                record = app if isinstance(app, AppRecord) else None
+                record = record or registered(sibling("app_registry")(), name)
+                scoped = app_settings(stack, name, record.spec)
+                token = _scope.set(Scope(f"{name}#{record.version}", scoped))
             try:
                 yield sibling("settings")()
             finally:

@@ -98,12 +98,14 @@ def delete_app(
     return registry.delete(_not_the_stacks(name, stack_app), editor, expected_version)
 
 
-def applications_for(registry: AppRegistry, stack: Settings, repository: str) -> list[str | None]:
+def applications_for(
+    registry: AppRegistry, stack: Settings, repository: str
+) -> list[AppRecord | None]:
     """The applications a push to ``repository`` is recorded for: the stack's default one
     (None) when its parameters name it, then every registered application whose spec
-    names it, by name. One Query of the registry's repository index."""
-    found: list[str | None] = [None] if stack.repository == repository else []
-    found += [r.name for r in registry.by_repository(repository) if r.name != stack.application]
+    names it, by name, as the registry holds them. One Query of its repository index."""
+    found: list[AppRecord | None] = [None] if stack.repository == repository else []
+    found += [r for r in registry.by_repository(repository) if r.name != stack.application]
     return found
 
 
