@@ -78,8 +78,8 @@ build: $(SAM_STAMP) ## sam build
 local: $(STAMP) $(if $(filter kube,$(CLUSTER)),kube,) ## run the local stack (moto, cluster, API endpoint) until Ctrl-C: make local [CLUSTER=kube] [ROUTER=alb|gateway]
 	$(PY) -m local.stack $(if $(CLUSTER),--cluster $(CLUSTER),) $(if $(ROUTER),--router $(ROUTER),) $(ARGS)
 
-push: $(STAMP) ## simulate an ECR push into the running local stack: make push TAG=dev [BROKEN=1 | ERRORS=1 | SLOW=1]
-	$(VENV)/bin/bluegreen push $(TAG) $(if $(BROKEN),--broken,) $(if $(ERRORS),--errors,) $(if $(SLOW),--slow,)
+push: $(STAMP) ## simulate an ECR push into the running local stack: make push TAG=dev [APP=payments] [BROKEN=1 | ERRORS=1 | SLOW=1]
+	$(VENV)/bin/bluegreen $(if $(APP),--app $(APP),) push $(TAG) $(if $(BROKEN),--broken,) $(if $(ERRORS),--errors,) $(if $(SLOW),--slow,)
 
 invoke: $(STAMP) ## invoke a handler against the running local stack: make invoke FN=ecr_push EVENT=events/x.json
 	$(PY) -m local.invoke $(FN) $(EVENT)
