@@ -68,10 +68,14 @@ def serving(fake: FakeApi, prefix: str = "") -> Iterator[FakeApi]:
             self.send_response(status)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(data)))
+            # The registry answers an application with its version as the ETag.
+            path = self.path.split("?")[0].removeprefix(prefix)
+            if path.startswith("/apps/") and isinstance(body, dict) and "version" in body:
+                self.send_header("ETag", f'"{body["version"]}"')
             self.end_headers()
             self.wfile.write(data)
 
-        do_GET = do_POST = _serve
+        do_GET = do_POST = do_PUT = do_DELETE = _serve
 
         def log_message(self, *_args: object) -> None:
             pass

@@ -16,8 +16,8 @@ from bluegreen_cli.commands import SPEC_DEFAULTS, complete_spec, spec_problem
 
 from bluegreen.domain.apps import AppSpec
 from tests.cli.conftest import Run
-from tests.cli.test_fleet_cli import app_body, serving_every_method
-from tests.fake_api import FakeApi
+from tests.cli.test_fleet_cli import app_body
+from tests.fake_api import FakeApi, serving
 
 MINIMAL = {"cluster": "fleet", "namespace": "checkout", "repository": "shop/checkout"}
 
@@ -32,7 +32,7 @@ def registered(version: int = 3, **spec: Any) -> dict[str, Any]:
 @pytest.fixture
 def api(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeApi]:
     monkeypatch.delenv("BLUEGREEN_APP", raising=False)
-    with serving_every_method(FakeApi()) as fake:
+    with serving(FakeApi()) as fake:
         yield fake
 
 

@@ -5,11 +5,8 @@ from __future__ import annotations
 import argparse
 import io
 import json
-import threading
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -20,7 +17,7 @@ from bluegreen_cli.main import MAX_PAGE, build_parser
 from local.apigw import HttpRequest, LocalCredential, verify_sigv4
 from tests.cli.conftest import Run
 from tests.cli.test_cli import HEX_A, STARTED, STATUS, deployment, use_local_stack_state
-from tests.fake_api import FakeApi, Seen
+from tests.fake_api import FakeApi, serving
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -46,51 +43,10 @@ def app_body(name: str = "checkout", version: int = 3, **spec: object) -> dict[s
     }
 
 
-@contextmanager
-def serving_every_method(fake: FakeApi) -> Iterator[FakeApi]:
-    """``tests.fake_api.serving`` with PUT and DELETE too, and the registry's ETag.
-
-    An answer to ``/apps/{app}`` carrying a ``version`` comes with ``ETag: "<version>"``,
-    as the services API sends it.
-    """
-
-    class Handler(BaseHTTPRequestHandler):
-        def _serve(self) -> None:
-            length = int(self.headers.get("Content-Length") or 0)
-            raw = self.rfile.read(length) if length else b""
-            request = Seen(self.command, self.path, dict(self.headers.items()), raw)
-            fake.seen.append(request)
-            status, body = fake.answer(request)
-            data = body if isinstance(body, bytes) else json.dumps(body).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            path = self.path.split("?")[0]
-            if path.startswith("/apps/") and isinstance(body, dict) and "version" in body:
-                self.send_header("ETag", f'"{body["version"]}"')
-            self.end_headers()
-            self.wfile.write(data)
-
-        do_GET = do_POST = do_PUT = do_DELETE = _serve
-
-        def log_message(self, *_args: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, args=(0.01,), daemon=True)
-    thread.start()
-    fake.url = f"http://127.0.0.1:{server.server_address[1]}"
-    try:
-        yield fake
-    finally:
-        server.shutdown()
-        server.server_close()
-
-
 @pytest.fixture
 def api(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeApi]:
     monkeypatch.delenv("BLUEGREEN_APP", raising=False)
-    with serving_every_method(FakeApi()) as fake:
+    with serving(FakeApi()) as fake:
         yield fake
 
 
