@@ -210,12 +210,9 @@ def _flow_cost(transitions: int, tasks: list[Any]) -> dict[str, float]:
 
 def main() -> None:
     """Measure and print the tables."""
-    os.environ.setdefault("AWS_DEFAULT_REGION", "us-west-2")
-    os.environ.setdefault("AWS_REGION", os.environ["AWS_DEFAULT_REGION"])
-    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
-        os.environ.setdefault(name, "testing")
-    os.environ.setdefault("POWERTOOLS_SERVICE_NAME", "bench")
-    os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
+    from bench import on_moto
+
+    on_moto()
 
     import boto3
     from moto import mock_aws

@@ -71,12 +71,9 @@ def _percentile(samples: list[float], fraction: float) -> float:
 
 def main() -> None:
     """Measure and print the table."""
-    os.environ.setdefault("AWS_DEFAULT_REGION", "us-west-2")
-    os.environ.setdefault("AWS_REGION", os.environ["AWS_DEFAULT_REGION"])
-    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
-        os.environ.setdefault(name, "testing")
-    os.environ.setdefault("POWERTOOLS_SERVICE_NAME", "bench")
-    os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
+    from bench import on_moto
+
+    on_moto()
     os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
     warnings.filterwarnings("ignore", message="No application metrics to publish")
 
