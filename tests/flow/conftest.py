@@ -85,6 +85,22 @@ class Stack:
     def push(self, digest: Digest, tag: str | None = "dev") -> None:
         self.ledger.record_push(digest, tag, datetime.now(UTC), f"evt-{uuid.uuid4().hex[:8]}")
 
+    def register_app(self, namespace: str) -> tuple[str, DynamoLedger]:
+        """Another application of the fleet, living in ``namespace`` (seeded in this
+        stack's emulator), registered with this stack's settings; its name and ledger."""
+        from bluegreen.adapters.apps import DynamoAppRegistry
+        from bluegreen.domain.apps import AppSpec, Editor, default_app_spec
+
+        self.emulator.seed_namespace(namespace)
+        name = f"shop-{uuid.uuid4().hex[:8]}"
+        spec = default_app_spec(self.settings).to_json()
+        spec["namespace"] = namespace
+        client = self.rig.clients["dynamodb"]
+        DynamoAppRegistry(self.settings.ledger_table, client).put(
+            name, AppSpec.parse(spec), Editor(actor="test"), None
+        )
+        return name, DynamoLedger(self.settings.ledger_table, client, name, repository=REPOSITORY)
+
     def run(self, flow_input: Any, name: str | None = None) -> Any:
         arn = self.rig.start(flow_input, name or f"run-{uuid.uuid4().hex[:12]}")
         return self.rig.wait(arn, timeout=self.timeout)

@@ -9,11 +9,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from bluegreen.adapters.apps import DynamoAppRegistry
-from bluegreen.adapters.ledger import DynamoLedger
-from bluegreen.domain.apps import AppSpec, Editor, default_app_spec
 from bluegreen.domain.models import Outcome, Verdict
-from tests.flow.conftest import REPOSITORY, SEED_BLUE, Stack
+from tests.flow.conftest import SEED_BLUE, Stack
 from tests.flow.fakes import digest
 
 pytestmark = pytest.mark.flow
@@ -21,23 +18,10 @@ pytestmark = pytest.mark.flow
 NEW = digest(0xB1)
 
 
-def register(stack: Stack, namespace: str) -> tuple[str, DynamoLedger]:
-    """An application living in ``namespace`` of the stack's emulator; its ledger."""
-    stack.emulator.seed_namespace(namespace)
-    name = f"shop-{uuid.uuid4().hex[:8]}"
-    spec = default_app_spec(stack.settings).to_json()
-    spec["namespace"] = namespace
-    client = stack.rig.clients["dynamodb"]
-    DynamoAppRegistry(stack.settings.ledger_table, client).put(
-        name, AppSpec.parse(spec), Editor(actor="test"), None
-    )
-    return name, DynamoLedger(stack.settings.ledger_table, client, name, repository=REPOSITORY)
-
-
 def test_a_console_deploy_naming_an_application_runs_for_it_alone(stack: Stack) -> None:
     # GIVEN a second application in its own namespace, with a pushed digest
     namespace = f"ns-{uuid.uuid4().hex[:6]}"
-    app, theirs = register(stack, namespace)
+    app, theirs = stack.register_app(namespace)
     theirs.record_push(NEW, "dev", datetime.now(UTC), "evt-shop")
     # AND a deployment of the stack's own application holding its lock
     assert stack.ledger.acquire_lock("own-deploy-running", 600)

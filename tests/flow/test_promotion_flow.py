@@ -18,7 +18,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import boto3
@@ -30,7 +30,7 @@ from bluegreen.adapters.kube.cluster import KubernetesCluster
 from bluegreen.adapters.promotions import DynamoPromotions
 from bluegreen.adapters.stepfunctions import StepFunctionsFlow, StepFunctionsTaskTokens
 from bluegreen.config import Settings
-from bluegreen.domain.models import Outcome, Role, Verdict
+from bluegreen.domain.models import Digest, Outcome, Role, Verdict
 from bluegreen.domain.promotion import NotWaiting
 from bluegreen.logic import routing
 from bluegreen.logic.history import HistoryPorts
@@ -413,6 +413,41 @@ def test_a_manual_gate_waits_for_a_person_and_resume_carries_it_to_100(
     assert (gate.step, gate.decision, gate.actor) == (1, "resume", ALICE.actor)
     with pytest.raises(NotWaiting, match="has ended"):
         routing.resume(_gates(stack, promotions), ALICE, promotion.name)
+
+
+def test_another_applications_deploy_runs_while_a_promotion_waits_at_its_gate(
+    promotion: Promotion,
+) -> None:
+    # GIVEN the stack's application waiting at the 10 % gate of a promotion (its lock held)
+    stack = promotion.stack
+    arn, sampler = _started(
+        promotion, {"steps": [{"weight": 10, "pause": "manual"}, {"weight": 100}]}
+    )
+    _waiting(promotion)
+    # AND a second application of the fleet with a pushed digest
+    namespace = f"ns-{uuid.uuid4().hex[:6]}"
+    app, theirs = stack.register_app(namespace)
+    pushed = Digest.parse("b2" * 32)
+    theirs.record_push(pushed, "dev", datetime.now(UTC), "evt-shop")
+
+    # WHEN the second application is deployed meanwhile
+    other = stack.rig.wait(
+        stack.rig.start({"app": app, "action": "deploy", "image": str(pushed)}, f"{app}-d"), 40
+    )
+
+    # THEN it ran to the end, not waiting for the other's lock
+    assert other.status == "SUCCEEDED", other.cause
+    assert "WaitForLock" not in other.states
+    assert theirs.verdict(pushed) is Verdict.HEALTHY
+    # AND the promotion still waits at its gate, its weights and lock untouched
+    assert stack.rig.sfn.describe_execution(executionArn=arn)["status"] == "RUNNING"
+    assert _weights(stack.emulator, promotion.router)[0] == (10, 90)
+    assert stack.ledger.lock_holder() == promotion.name
+    promotions, _ = promotion.progress()
+    routing.resume(_gates(stack, promotions), ALICE, promotion.name)
+    run = stack.rig.wait(arn, 40)
+    sampler.__exit__()
+    assert run.status == "SUCCEEDED", run.cause
 
 
 def test_a_resume_for_a_promotion_that_waits_for_nothing_is_refused_and_changes_nothing(
