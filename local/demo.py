@@ -618,6 +618,8 @@ class Story:
             stack.listener_weights if stack.load_balancers is not None else None
         )
         self.production_host = stack.data_plane.get("production_host", "")
+        self.gate_weights: dict[str, int] = {}
+        """Production's weights while the fleet step's promotion waits at its gate."""
         self.real: dict[str, LoadTally] = {}
         """The real requests of each traffic step (kube, gateway), by step title."""
         self.real_records: dict[str, tuple[LoadGenerator, WeightTimeline]] = {}
@@ -1425,6 +1427,9 @@ class Story:
         _require(own in listed and app in listed, f"bluegreen apps list shows neither {own}/{app}")
         theirs = KubernetesApi(self.api.url, app, self.api.context)
         canary = self.cli.json("--app", app, "status").get("canary")
+        # Under a weighted router, the seed's application waits at a promotion's gate
+        # meanwhile: its lock is held, and the other application's deploy must not care.
+        gate = self._promotion_at_a_gate() if self.weighted else ""
         ours_before = {c: self._running(self.api, c) for c in ("blue", "green")}
 
         shown = f"bluegreen --app {app} push dev --wait"
@@ -1455,6 +1460,8 @@ class Story:
         ours_after = {c: self._running(self.api, c) for c in ("blue", "green")}
         _require(ours_after == ours_before, f"{own}'s Deployments changed: {ours_after}")
         self.console.checked(f"{own}: both colours run what they ran before")
+        if gate:
+            self._still_at_its_gate_then_aborted(gate)
 
         alice = self._as_fleet_operator()
         other = "blue" if canary == "green" else "green"
@@ -1483,10 +1490,61 @@ class Story:
             "",
             digest=short(digest),
             where=f"{app} {canary} (canary)",
-            outcome=f"deployed to {app} only; alice refused on {own}",
+            outcome=f"deployed to {app} only"
+            + (f" while {own} waited at a gate" if gate else "")
+            + f"; alice refused on {own}",
             verified=True,
             facts={"app": app, "digest": digest},
         )
+
+    def _promotion_at_a_gate(self) -> str:
+        """A fresh digest on the seed's canary, promoted to 10 %, waiting there for a
+        person; the promotion's id."""
+        canary_env, _ = self._roles_by_kubectl()
+        colour = str(canary_env.get("selector"))
+        body = self._waiting(("push", "dev"), colour, expect=0)
+        _require(
+            (body.get("execution") or {}).get("status") == "SUCCEEDED",
+            f"the push of dev did not deploy: {(body.get('execution') or {}).get('cause')}",
+        )
+        steps = "10:manual,100"
+        started = self.cli.json("promote", "--steps", steps)
+        promotion_id = str(started.get("deploymentId"))
+        self.console.command(f"bluegreen promote --steps {steps}", pairs_of(started))
+        self._until(
+            "the promotion waits at its 10 % gate",
+            lambda: self._promotion(promotion_id).get("waitingForPerson"),
+        )
+        weights, _ = self._router_weights()
+        self.gate_weights = weights
+        self.console.checked(
+            f"{self.settings.application}'s promotion {promotion_id} waits for a person at "
+            f"10 % (production {weights}), holding its lock"
+        )
+        return promotion_id
+
+    def _still_at_its_gate_then_aborted(self, promotion_id: str) -> None:
+        """The promotion waited through the other application's deploy; aborted, it backs
+        out to where production was."""
+        waiting = self._promotion(promotion_id).get("waitingForPerson")
+        weights, _ = self._router_weights()
+        _require(
+            waiting and weights == self.gate_weights,
+            f"the promotion's gate moved while {self.state.fleet_app} deployed: {weights}",
+        )
+        self.console.checked(f"the promotion still waits at its gate, production {weights}")
+        self.console.command(
+            f"bluegreen abort {promotion_id}", self.cli.text("abort", promotion_id)
+        )
+        code, out, _ = self.cli.run("--json", "watch", promotion_id, "--interval", "0.2")
+        final = json.loads(out) if out.strip().startswith("{") else {}
+        execution = final.get("execution") or {}
+        _require(
+            code == 1 and execution.get("error") == "PromotionAborted",
+            f"the aborted promotion ended {execution.get('status')} {execution.get('error')} "
+            f"(watch exited {code})",
+        )
+        self.console.checked(f"aborted: {execution.get('error')}, production backed out")
 
     def _running(self, api: KubernetesApi, colour: str) -> str:
         return _container_image(
