@@ -113,7 +113,7 @@ def _register(count: int, spec: dict[str, Any], table: str, client: Any) -> list
 
 
 def _pages(limit: int) -> tuple[float, float, int]:
-    """Median ms of ``GET /apps?limit=<limit>``, DynamoDB requests per page, pages."""
+    """Median ms of ``GET /apps?limit=<limit>``, DynamoDB requests of a full page, pages."""
     from functions.services_api import app
     from functions.services_api.api import dependencies
 
@@ -145,7 +145,8 @@ def _pages(limit: int) -> tuple[float, float, int]:
             cursor = body.get("nextCursor")
             if not cursor:
                 break
-    return statistics.median(samples) * 1000, statistics.median(requests), pages
+    # A full page is the bound: 1 + 2 per application on it (its lock, its newest record).
+    return statistics.median(samples) * 1000, max(requests), pages
 
 
 def _pushes(repositories: list[str]) -> tuple[float, float, float]:
@@ -256,11 +257,13 @@ def main() -> None:
 
     print("$ make bench   # or: python -m bench fleet")
     print(f"GET /apps with {APPS} applications registered (warm, on moto, in-process)")
-    header = f"{'page size':>9} {'pages':>6} {'median ms/page':>15} {'DynamoDB requests/page':>23}"
+    header = (
+        f"{'page size':>9} {'pages':>6} {'median ms/page':>15} {'DynamoDB requests, full page':>29}"
+    )
     print(header)
     print("-" * len(header))
     for limit, (median, requests, count) in pages.items():
-        print(f"{limit:>9} {count:>6} {median:>15.1f} {requests:>23.0f}")
+        print(f"{limit:>9} {count:>6} {median:>15.1f} {requests:>29.0f}")
     print()
     print(f"ecr_push, {PUSHES} tagged pushes (warm, on moto)")
     header = f"{'pushes spread over':<34} {'events/s':>9} {'DynamoDB reads/writes per push':>31}"
