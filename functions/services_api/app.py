@@ -87,7 +87,11 @@ def environment_checked(
             HTTPStatus.UNPROCESSABLE_ENTITY, "ValidationError", f"path.app: {APP_NAME_RULE}"
         )
     with dependencies.acting_for(requested):
-        return next_middleware(resolver)
+        try:
+            return next_middleware(resolver)
+        except BlueGreenError as exc:
+            # Answered inside the scope: the answer may depend on whose request it was.
+            return answer_error(exc)
 
 
 app.use(middlewares=[environment_checked])

@@ -62,11 +62,19 @@ def document() -> dict[str, Any]:
     (app_parameter,) = (p for p in registry_read["parameters"] if p["name"] == "app")
     document["paths"] = fleet.fleet_paths(paths, app_parameter)
     not_found = registry_read["responses"]["404"]
+    not_set_up = {
+        "description": "`ClusterObjectMissing`: the application's namespace lacks an object "
+        "its spec names (`bluegreen manifests <app> --with-objects` prints what it needs); "
+        "nothing was changed",
+        "content": not_found["content"],
+    }
     for path, item in document["paths"].items():
         if path.startswith(fleet.PREFIX + "/"):
             for operation in item.values():
-                # Every operation of an application answers 404 when the registry has none.
+                # Every operation of an application answers 404 when the registry has none,
+                # and 409 when the application is not set up in its cluster.
                 operation["responses"].setdefault("404", not_found)
+                operation["responses"].setdefault("409", not_set_up)
     return document
 
 

@@ -153,3 +153,25 @@ def test_the_fleet_view_shows_each_applications_running_and_latest_release(
     assert found[other]["latest"]["action"] == "switch"
     assert found[stack.application]["running"] == holder
     assert found[stack.application]["latest"] is None
+
+
+def test_an_application_whose_namespace_lacks_its_objects_is_a_409_naming_them(
+    stack: Stack, emu: ClusterEmulator
+) -> None:
+    # GIVEN an application registered before its namespace was set up
+    name = f"shop-{uuid.uuid4().hex[:8]}"
+    spec = default_app_spec(dependencies.stack_settings()).to_json()
+    spec["namespace"] = f"nowhere-{uuid.uuid4().hex[:6]}"
+    registered = call(
+        dict(event("put_app", body=spec), path=f"/apps/{name}", pathParameters={"app": name})
+    )
+    assert registered.status == 201
+    before = versions(emu)
+    # WHEN it is switched
+    answer = call(scoped(name, "switch_to_green"))
+    # THEN a 409 says what is missing, where the names come from and how to set it up
+    assert (answer.status, answer.body["error"]) == (409, "ClusterObjectMissing")
+    assert spec["namespace"] in answer.body["detail"]
+    assert f"application {name}'s spec" in answer.body["detail"]
+    assert f"bluegreen manifests {name} --with-objects" in answer.body["detail"]
+    assert versions(emu) == before

@@ -13,6 +13,7 @@ from http import HTTPStatus
 
 from aws_lambda_powertools.event_handler import Response, content_types
 
+from bluegreen.adapters.wiring import current_scope
 from bluegreen.domain.canary_env import CanaryEnvMalformed
 from bluegreen.domain.errors import (
     AppInUse,
@@ -103,6 +104,16 @@ def answer_error(exc: BlueGreenError) -> Response[dict[str, str]]:
     detail = str(exc) or next(
         (text for kind, text in _EMPTY_DETAIL.items() if isinstance(exc, kind)), exc.name
     )
+    scope = current_scope()
+    if isinstance(exc, ClusterObjectMissing) and scope is not None:
+        # The stack's own objects missing is the stack's fault (502); an application of the
+        # registry whose namespace lacks them is that application not set up yet.
+        app = scope.settings.application
+        answer = ErrorAnswer(HTTPStatus.CONFLICT)
+        detail = (
+            detail.replace("the BG_* settings of the stack", f"application {app}'s spec")
+            + f"; `bluegreen manifests {app} --with-objects` prints what a new namespace needs"
+        )
     what = (
         "request refused" if answer.status < HTTPStatus.INTERNAL_SERVER_ERROR else "request failed"
     )
