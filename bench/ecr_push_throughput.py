@@ -23,8 +23,9 @@ import time
 import uuid
 import warnings
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
+
+from bench import lambda_context
 
 ROOT = Path(__file__).resolve().parent.parent
 EVENTS = int(os.environ.get("BENCH_EVENTS", "400"))
@@ -62,13 +63,7 @@ def main() -> None:
     from local.aws import create_tables
 
     template = json.loads((ROOT / "events" / "ecr_push" / "tagged_push.json").read_text())
-    context = SimpleNamespace(
-        function_name="ecr-push",
-        memory_limit_in_mb=256,
-        invoked_function_arn="arn:aws:lambda:us-west-2:123456789012:function:ecr-push",
-        aws_request_id="bench",
-        get_remaining_time_in_millis=lambda: 30_000,
-    )
+    context = lambda_context("ecr-push", 256)
     # The handler's log lines and metric flushes are not the figures: keep them off the table.
     quiet = io.StringIO()
     with mock_aws(), contextlib.redirect_stdout(quiet), warnings.catch_warnings():

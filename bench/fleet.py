@@ -39,8 +39,9 @@ import warnings
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
+
+from bench import lambda_context
 
 ROOT = Path(__file__).resolve().parent.parent
 APPS = int(os.environ.get("BENCH_APPS", "100"))
@@ -68,18 +69,6 @@ PRICES = {
 """AWS list prices, us-east-1, on-demand (USD)."""
 HOURS_PER_MONTH = 730
 DYNAMODB_READS = frozenset({"GetItem", "Query", "Scan", "BatchGetItem", "TransactGetItems"})
-
-
-class _Context:
-    function_name = "bench"
-    function_version = "$LATEST"
-    invoked_function_arn = "arn:aws:lambda:us-west-2:123456789012:function:bench"
-    memory_limit_in_mb = 512
-    aws_request_id = "bench"
-
-    @staticmethod
-    def get_remaining_time_in_millis() -> int:
-        return 29_000
 
 
 @contextlib.contextmanager
@@ -117,12 +106,14 @@ def _pages(limit: int) -> tuple[float, float, int]:
     from functions.services_api import app
     from functions.services_api.api import dependencies
 
+    context = lambda_context("services-api")
+
     def call(cursor: str | None) -> dict[str, Any]:
         event = json.loads((ROOT / "events" / "services_api" / "get_apps.json").read_text())
         query = {"limit": str(limit), **({"cursor": cursor} if cursor else {})}
         event["queryStringParameters"] = query
         event["multiValueQueryStringParameters"] = {k: [v] for k, v in query.items()}
-        answer = app.lambda_handler(event, _Context())
+        answer = app.lambda_handler(event, context)
         if answer["statusCode"] != 200:
             raise SystemExit(f"GET /apps answered {answer['statusCode']}: {answer['body']}")
         body: dict[str, Any] = json.loads(answer["body"])
@@ -164,13 +155,7 @@ def _pushes(repositories: list[str]) -> tuple[float, float, float]:
         made["detail"]["repository-name"] = repositories[n % len(repositories)]
         return made
 
-    context = SimpleNamespace(
-        function_name="ecr-push",
-        memory_limit_in_mb=256,
-        invoked_function_arn="arn:aws:lambda:us-west-2:123456789012:function:ecr-push",
-        aws_request_id="bench",
-        get_remaining_time_in_millis=lambda: 30_000,
-    )
+    context = lambda_context("ecr-push", 256)
     app.lambda_handler(event(0), context)  # warm
     stream = [event(n) for n in range(1, PUSHES + 1)]
     with _counted(dependencies.aws_client("dynamodb")) as seen:

@@ -27,6 +27,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from bench import lambda_context
+
 ROOT = Path(__file__).resolve().parent.parent
 CALLS = max(20, int(os.environ.get("BENCH_CALLS", "100")))
 KNOWN = "216c0204fa1e71f93603c0d5087ef16d6b2ba5bce9084874bf9b2aebcddebc77"
@@ -37,18 +39,6 @@ TARGETS = {
     "POST /services selector (already so)": 2,
     "POST /services imageTag": 2,
 }
-
-
-class _Context:
-    function_name = "services-api"
-    function_version = "$LATEST"
-    invoked_function_arn = "arn:aws:lambda:us-west-2:123456789012:function:services-api"
-    memory_limit_in_mb = 512
-    aws_request_id = "bench"
-
-    @staticmethod
-    def get_remaining_time_in_millis() -> int:
-        return 29_000
 
 
 def _event(name: str) -> dict[str, Any]:
@@ -111,8 +101,10 @@ def main() -> None:
         ledger.record_push(Digest(OLDER), "release-1.3", datetime(2026, 11, 20, tzinfo=UTC), "b1")
         ledger.record_push(Digest(KNOWN), "release-1.4", datetime(2026, 11, 26, tzinfo=UTC), "b2")
 
+        context = lambda_context("services-api")
+
         def call(event: dict[str, Any]) -> dict[str, Any]:
-            answer: dict[str, Any] = app.lambda_handler(event, _Context())
+            answer: dict[str, Any] = app.lambda_handler(event, context)
             return answer
 
         def counted(event: dict[str, Any]) -> tuple[int, int]:

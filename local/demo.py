@@ -1536,15 +1536,20 @@ class Story:
         self.console.command(
             f"bluegreen abort {promotion_id}", self.cli.text("abort", promotion_id)
         )
-        code, out, _ = self.cli.run("--json", "watch", promotion_id, "--interval", "0.2")
-        final = json.loads(out) if out.strip().startswith("{") else {}
-        execution = final.get("execution") or {}
+        code, execution, _ = self._watched(promotion_id)
         _require(
             code == 1 and execution.get("error") == "PromotionAborted",
             f"the aborted promotion ended {execution.get('status')} {execution.get('error')} "
             f"(watch exited {code})",
         )
         self.console.checked(f"aborted: {execution.get('error')}, production backed out")
+
+    def _watched(self, deployment_id: str) -> tuple[int, dict[str, Any], str]:
+        """``bluegreen watch`` until the deployment ends: its exit code, the execution as
+        the answer shows it, and its standard error."""
+        code, out, err = self.cli.run("--json", "watch", deployment_id, "--interval", "0.2")
+        final = json.loads(out) if out.strip().startswith("{") else {}
+        return code, dict(final.get("execution") or {}), err
 
     def _running(self, api: KubernetesApi, colour: str) -> str:
         return _container_image(
@@ -1644,12 +1649,11 @@ class Story:
         self.console.command(
             f"bluegreen resume {promotion_id}", self.cli.text("resume", promotion_id)
         )
-        code, out, err = self.cli.run("--json", "watch", promotion_id, "--interval", "0.2")
-        final = json.loads(out) if out.strip().startswith("{") else {}
+        code, execution, err = self._watched(promotion_id)
         _require(
-            code == 0 and (final.get("execution") or {}).get("status") == "SUCCEEDED",
-            f"the promotion ended {(final.get('execution') or {}).get('status')}: "
-            f"{(final.get('execution') or {}).get('cause') or err.strip()}",
+            code == 0 and execution.get("status") == "SUCCEEDED",
+            f"the promotion ended {execution.get('status')}: "
+            f"{execution.get('cause') or err.strip()}",
         )
         self._check_roles("green", "blue")
         self.console.checked(

@@ -120,6 +120,18 @@ class _Parser(argparse.ArgumentParser):
         raise CliError(f"{message} (see: {self.prog} --help)")
 
 
+def paged(parser: argparse.ArgumentParser, *, default: int) -> None:
+    """``--limit`` and ``--cursor``: a page of a listing, and where the next one starts."""
+    parser.add_argument(
+        "--limit",
+        type=_page_size,
+        default=default,
+        metavar="N",
+        help=f"how many, 1 to {MAX_PAGE} (default {default}); more with --cursor",
+    )
+    parser.add_argument("--cursor", help="the cursor printed at the end of the previous page")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The whole command line; every subcommand has ``--help``."""
     root = _Parser(
@@ -251,15 +263,7 @@ def build_parser() -> argparse.ArgumentParser:
         ),
         ("deployments", "deployments and rollbacks, newest first", commands.deployments),
     ):
-        p = command(name, help_text, run)
-        p.add_argument(
-            "--limit",
-            type=_page_size,
-            default=20,
-            metavar="N",
-            help=f"how many, 1 to {MAX_PAGE} (default 20); more with --cursor",
-        )
-        p.add_argument("--cursor", help="the cursor printed at the end of the previous page")
+        paged(command(name, help_text, run), default=20)
 
     p = command("show", "one deployment: its record and live execution status", commands.show)
     p.add_argument("id", help="deployment id (the execution name)")
@@ -304,14 +308,7 @@ def build_parser() -> argparse.ArgumentParser:
         commands.apps_list,
         apps_sub,
     )
-    p.add_argument(
-        "--limit",
-        type=_page_size,
-        default=50,
-        metavar="N",
-        help=f"how many, 1 to {MAX_PAGE} (default 50); more with --cursor",
-    )
-    p.add_argument("--cursor", help="the cursor printed at the end of the previous page")
+    paged(p, default=50)
 
     p = command(
         "show",

@@ -20,15 +20,12 @@ Lambda runtime reports its class name and Step Functions uses it as the Error.
 
 from __future__ import annotations
 
-import json
-import re
 from contextlib import ExitStack
 from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from bluegreen.config import checked_environment
-from bluegreen.domain.apps import APP_NAME_PATTERN, APP_NAME_RULE
 from bluegreen.domain.errors import AppNotFound, InvalidInput
 from bluegreen.logic.steps import run_step
 from bluegreen.observability import logger, tracer
@@ -43,17 +40,12 @@ LAST_RESORT = "abort"
 """The step every failed path ends in (release, record, explain)."""
 
 
-def application_of(event: dict[str, Any]) -> str | None:
+def application_of(event: dict[str, Any]) -> Any:
     """The application the execution acts for: its input's ``"app"`` (every Task is given
-    the execution's input), None for the stack's default application. A name that is no
-    application's, or one the registry does not hold, is a bad input (``InvalidInput``)."""
+    the execution's input), None for the stack's default application. Checked when the
+    step is scoped to it (``dependencies.acting_for``)."""
     flow_input = event.get("input")
-    app = flow_input.get("app") if isinstance(flow_input, dict) else None
-    if app is None:
-        return None
-    if not isinstance(app, str) or not re.fullmatch(APP_NAME_PATTERN, app):
-        raise InvalidInput("app", f"{APP_NAME_RULE}, got {json.dumps(app)[:60]}")
-    return app
+    return flow_input.get("app") if isinstance(flow_input, dict) else None
 
 
 @checked_environment(dependencies.environment)
@@ -69,11 +61,12 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         with ExitStack() as scope:
             try:
                 scope.enter_context(dependencies.acting_for(application_of(event)))
-            except AppNotFound as exc:
-                # Only a console run can name an application the registry does not hold
-                # (the API and pushes name registered ones, and one cannot be deleted while
-                # it runs): nothing of it was locked or recorded; the last resort says so.
-                problem = InvalidInput("app", str(exc))
+            except (AppNotFound, InvalidInput) as exc:
+                # Only a console run can name no application, or one the registry does not
+                # hold (the API and pushes name registered ones, and one cannot be deleted
+                # while it runs): nothing of it was locked or recorded; the last resort
+                # says so.
+                problem = exc if isinstance(exc, InvalidInput) else InvalidInput("app", str(exc))
                 if event.get("step") == LAST_RESORT:
                     return {"Error": type(problem).__name__, "Cause": str(problem)}
                 raise problem from None

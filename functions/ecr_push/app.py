@@ -22,16 +22,18 @@ the X-Ray SDK; boto3 clients are created on the first push to record.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.data_classes import EventBridgeEvent
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from bluegreen.config import checked_environment
-from bluegreen.domain.apps import AppRecord
 from bluegreen.logic.pushes import IgnoredEvent, ImagePush, image_push
 from bluegreen.observability import logger, metrics, tracer
+
+if TYPE_CHECKING:
+    from bluegreen.domain.apps import AppRecord
 
 if __package__:  # imported as functions.ecr_push.app (tests, the local stack)
     from . import dependencies

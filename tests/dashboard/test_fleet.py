@@ -6,7 +6,6 @@ and what the dashboard forwards of the registry (reads only)."""
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qs, quote, urlsplit
@@ -18,6 +17,7 @@ from tests.dashboard import answers
 from tests.dashboard.conftest import Tab
 from tests.dashboard.test_server import request
 from tests.fake_api import FakeApi, Seen
+from tests.waiting import eventually
 
 Start = Callable[[str], DashboardServer]
 
@@ -146,13 +146,6 @@ def posts(api: FakeApi) -> list[tuple[str, object]]:
     return [(seen.path, seen.body) for seen in api.seen if seen.method == "POST"]
 
 
-def wait_until(check: Callable[[], bool], what: str, seconds: float = 15) -> None:
-    deadline = time.monotonic() + seconds
-    while not check():
-        assert time.monotonic() < deadline, f"waited {seconds} s for {what}"
-        time.sleep(0.05)
-
-
 def colours_shown(tab: Tab) -> dict[str, tuple[str | None, str]]:
     """The colour cards drawn: colour -> (role, its text)."""
     return {
@@ -250,7 +243,8 @@ def test_choosing_an_application_switches_every_view_and_action_to_its_routes(
     assert "No image pushed yet" in page.locator("#images-rows").inner_text()
     checkout = "/v1/apps/checkout"
     deployment = f"{checkout}/deployments/{CHECKOUT_DEPLOYMENT}"
-    wait_until(
+    eventually(
+        "the views' calls under /apps/checkout",
         lambda: (
             {
                 f"{checkout}/services",
@@ -261,13 +255,16 @@ def test_choosing_an_application_switches_every_view_and_action_to_its_routes(
             }
             <= set(gets(fake_api))
         ),
-        "the views' calls under /apps/checkout",
+        15,
+        0.05,
     )
     # AND once it is shown, no call asks for the default application any more
     since = len(fake_api.seen)
-    wait_until(
-        lambda: gets(fake_api, since).count(f"{checkout}/services") >= 2,
+    eventually(
         "two more refreshes of checkout",
+        lambda: gets(fake_api, since).count(f"{checkout}/services") >= 2,
+        15,
+        0.05,
     )
     release = ("/v1/services", "/v1/images", "/v1/deployments", "/v1/rollback", "/v1/promote")
     assert not [path for path in gets(fake_api, since) if path.startswith(release)]
@@ -284,7 +281,7 @@ def test_choosing_an_application_switches_every_view_and_action_to_its_routes(
     assert "checkout's error rate ok" in page.locator("#deployment .gate").inner_text()
     page.get_by_role("button", name="Resume…").click()
     dialog.get_by_role("button", name="Resume the promotion").click()
-    wait_until(lambda: len(posts(fake_api)) == 3, "the resume")
+    eventually("the resume", lambda: len(posts(fake_api)) == 3, 15, 0.05)
     assert posts(fake_api) == [
         (f"{checkout}/services", {"selector": "blue"}),
         (f"{checkout}/promote", {}),

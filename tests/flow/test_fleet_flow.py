@@ -50,10 +50,14 @@ def test_a_console_deploy_naming_an_application_runs_for_it_alone(stack: Stack) 
     assert stack.ledger.lock_holder() == "own-deploy-running"
 
 
-def test_a_console_run_naming_no_registered_application_is_a_bad_input(stack: Stack) -> None:
-    run = stack.run({"app": "nobody-here", "action": "deploy", "image": str(NEW)})
+@pytest.mark.parametrize("app", ["nobody-here", "Not A Name", 7])
+def test_a_console_run_naming_no_registered_application_is_a_bad_input(
+    stack: Stack, app: object
+) -> None:
+    run = stack.run({"app": app, "action": "deploy", "image": str(NEW)})
     assert run.status == "FAILED"
     assert run.error == "InvalidInput"
+    assert run.states == ["Begin", "ReleaseAndFail", "AppliedBeforeFailing?", "DeploymentFailed"]
     assert "app:" in (run.cause or "")
     assert stack.running("blue") == stack.image(SEED_BLUE)
     assert stack.jobs() == []

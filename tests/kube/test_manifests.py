@@ -14,7 +14,6 @@ import os
 import subprocess
 import sys
 import tempfile
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -30,6 +29,7 @@ from bluegreen.domain.apps import AppSpec, app_settings
 from bluegreen.domain.models import Colour, Role
 from local.kube.controlplane import ControlPlane, api_client_from
 from tests.fake_api import FakeApi, serving
+from tests.waiting import eventually
 
 pytestmark = pytest.mark.kube
 
@@ -103,16 +103,17 @@ def test_applied_to_a_new_namespace_the_product_starts_there_with_its_role_only(
 
     with api_client_from(control_plane.product_kubeconfig) as product:
         core = CoreV1Api(product)
+
         # THEN the product may read canaryEnv (once the authorizer has seen the new Role)
-        deadline = time.monotonic() + 10
-        while True:
+        def readable() -> Any:
             try:
-                config_map = core.read_namespaced_config_map("cart-state", new_namespace)
-                break
+                return core.read_namespaced_config_map("cart-state", new_namespace)
             except ApiException as exc:
-                if exc.status != 403 or time.monotonic() > deadline:
+                if exc.status != 403:
                     raise
-                time.sleep(0.1)
+                return None
+
+        config_map = eventually("the product reading canaryEnv", readable, 10, 0.1)
         assert config_map.data == {"state": '{"selector":"blue","image":""}'}
         # AND list the Services there
         services = core.list_namespaced_service(new_namespace)

@@ -10,9 +10,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
-from bluegreen.domain.apps import AppChange, AppRecord, AppSpec, Editor
 from bluegreen.domain.flow_events import FlowEvent
 from bluegreen.domain.models import (
     AlarmStates,
@@ -38,6 +37,11 @@ from bluegreen.domain.traffic import (
     Traffic,
     Weights,
 )
+
+if TYPE_CHECKING:
+    # The registry's types, for its port's signatures only: a cold start that never reads
+    # the registry does not build its models.
+    from bluegreen.domain.apps import AppChange, AppRecord, AppSpec, Editor
 
 
 class Ledger(Protocol):
